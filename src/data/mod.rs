@@ -1,0 +1,7 @@
+//! Event files (HDF5) and the on-disk cache of per-event ratios.
+
+pub mod cache;
+pub mod events;
+
+pub use cache::{CacheKey, CachedRatios, RatioCache};
+pub use events::Events;

@@ -1,0 +1,14 @@
+//! nsbi — unbinned likelihood fits with per-event neural density ratios.
+//!
+//! Data flows downward through the modules, one stage each (see `DESIGN.md` §6):
+//! `workspace` (YAML schema, validation) → `data` (HDF5 events, ratio cache) →
+//! `ratio` (ONNX ensembles) → later stages (likelihood, fit, inference).
+
+pub mod data;
+pub mod error;
+pub mod ratio;
+pub mod report;
+pub mod validate;
+pub mod workspace;
+
+pub use error::{Error, Result};

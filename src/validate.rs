@@ -1,0 +1,93 @@
+//! `nsbi validate`: everything that can be checked without running a network — the YAML is
+//! consistent, event files, groups and columns exist and hold finite numbers, model files
+//! exist and take as many features as the channel lists, standardisation files match. Every
+//! problem is reported (not just the first), each at the YAML line it comes from.
+
+use serde_saphyr::Spanned;
+
+use crate::error::{Diagnostic, Error, Result};
+use crate::ratio::{self, ensemble, Standardisation};
+use crate::workspace::Workspace;
+
+/// What a successful validation looked at.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ValidationSummary {
+    pub channels: usize,
+    pub event_files: usize,
+    pub events: usize,
+    pub ensembles: usize,
+    pub models: usize,
+}
+
+/// Validates the workspace at `path`. Returns what was checked, or every problem found.
+pub fn validate(path: &std::path::Path) -> Result<ValidationSummary> {
+    let ws = Workspace::load(path)?;
+    let mut problems = Vec::new();
+    let mut summary = ValidationSummary {
+        channels: ws.spec.channels.len(),
+        ..Default::default()
+    };
+    for channel in &ws.spec.channels {
+        for (role, source) in ws.event_sources(channel) {
+            match ratio::read_events(&ws, channel, source) {
+                Ok(events) => {
+                    summary.event_files += 1;
+                    summary.events += events.len();
+                    if events.is_empty() {
+                        problems.push(at(&ws, &source.file, format!("{role} file holds no events")));
+                    }
+                }
+                Err(e) => problems.push(at(&ws, &source.file, format!("{role}: {e}"))),
+            }
+        }
+    }
+    let n_features_of = |name: &str| {
+        ws.spec
+            .channels
+            .iter()
+            .find(|c| c.name.value == name)
+            .map_or(0, |c| c.features.value.len())
+    };
+    for eref in ws.ensembles() {
+        summary.ensembles += 1;
+        let features = ratio::feature_names(eref.channel);
+        let label = eref.label();
+        if let Some(file) = &eref.spec.standardisation {
+            if let Err(e) = Standardisation::read(&ws.resolve(&file.value), &features) {
+                problems.push(at(&ws, file, format!("ensemble {label}: {e}")));
+            }
+        }
+        let paths = match ws.model_paths(eref.spec) {
+            Ok(paths) => paths,
+            Err(d) => {
+                problems.push(d);
+                continue;
+            }
+        };
+        let spec = ratio::output_spec(eref.spec);
+        let n_features = n_features_of(&eref.channel.name.value);
+        for model in paths {
+            summary.models += 1;
+            if let Err(e) = ensemble::inspect_model(&model, n_features, &spec) {
+                let location = match (&e, &eref.spec.output) {
+                    (Error::Model { message, .. }, Some(output)) if message.contains("output") => {
+                        ws.location(output)
+                    }
+                    _ => ws.location(&eref.spec.models),
+                };
+                problems.push(Diagnostic {
+                    location,
+                    message: format!("ensemble {label}: {e}"),
+                });
+            }
+        }
+    }
+    match problems.is_empty() {
+        true => Ok(summary),
+        false => Err(Error::Workspace(problems)),
+    }
+}
+
+fn at<T>(ws: &Workspace, value: &Spanned<T>, message: String) -> Diagnostic {
+    ws.diagnostic(value, message)
+}

@@ -1,0 +1,351 @@
+//! Workspaces: the YAML file a physicist writes, parsed ([`schema`]) and checked for internal
+//! consistency. Checks that need the file system or a network (files exist, columns exist,
+//! ONNX widths match) live in [`crate::validate`].
+
+pub mod expr;
+pub mod schema;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use serde_saphyr::Spanned;
+
+use crate::error::{Diagnostic, Error, Result, SourceLocation};
+use schema::{ChannelSpec, ConstraintKind, EventSourceSpec, RatioSpec, WorkspaceSpec};
+
+/// A parsed workspace and where it came from (relative paths resolve against its folder).
+#[derive(Debug)]
+pub struct Workspace {
+    pub path: PathBuf,
+    pub spec: WorkspaceSpec,
+}
+
+/// One ratio ensemble of a workspace, with a label saying where it sits
+/// (`channel/process` or `channel/process/systematic:up`).
+#[derive(Debug, Clone, Copy)]
+pub struct EnsembleRef<'w> {
+    pub channel: &'w ChannelSpec,
+    pub process: &'w str,
+    pub variation: Option<(&'w str, Direction)>,
+    pub spec: &'w RatioSpec,
+}
+
+impl EnsembleRef<'_> {
+    /// `channel/process` for nominal ratios, `channel/process/systematic:up|down` for shapes.
+    pub fn label(&self) -> String {
+        let base = format!("{}/{}", self.channel.name.value, self.process);
+        match self.variation {
+            None => base,
+            Some((syst, dir)) => format!("{base}/{syst}:{dir}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Up,
+    Down,
+}
+
+impl std::fmt::Display for Direction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Direction::Up => "up",
+            Direction::Down => "down",
+        })
+    }
+}
+
+/// The role of an event file in a channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventRole {
+    Observed,
+    Reference,
+    Process(String),
+}
+
+impl std::fmt::Display for EventRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EventRole::Observed => f.write_str("observed data"),
+            EventRole::Reference => f.write_str("reference sample"),
+            EventRole::Process(p) => write!(f, "{p} sample"),
+        }
+    }
+}
+
+impl Workspace {
+    /// Reads and parses `path`, then runs the internal-consistency checks; every problem found
+    /// is reported at once, each with its line and column.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| Error::io(format!("cannot read workspace {}", path.display()), e))?;
+        let spec: WorkspaceSpec =
+            serde_saphyr::from_str(&text).map_err(|e| Error::YamlSyntax {
+                file: path.clone(),
+                message: e.to_string(),
+            })?;
+        let workspace = Workspace { path, spec };
+        let problems = workspace.consistency_problems();
+        if problems.is_empty() {
+            Ok(workspace)
+        } else {
+            Err(Error::Workspace(problems))
+        }
+    }
+
+    /// The folder relative paths are taken from.
+    pub fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+
+    pub fn resolve(&self, relative: &str) -> PathBuf {
+        self.dir().join(relative)
+    }
+
+    /// Where a spanned value came from in the YAML (None for defaults that were not written).
+    pub fn location<T>(&self, value: &Spanned<T>) -> Option<SourceLocation> {
+        let loc = value.referenced;
+        (loc != serde_saphyr::Location::UNKNOWN).then(|| SourceLocation {
+            file: self.path.clone(),
+            line: loc.line(),
+            column: loc.column(),
+        })
+    }
+
+    pub fn diagnostic<T>(&self, at: &Spanned<T>, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            location: self.location(at),
+            message: message.into(),
+        }
+    }
+
+    pub fn parameter_names(&self) -> Vec<&str> {
+        self.spec.parameters.iter().map(|p| p.name.value.as_str()).collect()
+    }
+
+    /// Every ratio ensemble of every channel, nominal ones first within a process.
+    pub fn ensembles(&self) -> Vec<EnsembleRef<'_>> {
+        let mut out = Vec::new();
+        for channel in &self.spec.channels {
+            for process in &channel.processes {
+                out.push(EnsembleRef {
+                    channel,
+                    process: &process.name.value,
+                    variation: None,
+                    spec: &process.ratio,
+                });
+                for syst in &process.systematics {
+                    if let Some(shape) = &syst.shape {
+                        for (dir, spec) in [(Direction::Up, &shape.up), (Direction::Down, &shape.down)] {
+                            out.push(EnsembleRef {
+                                channel,
+                                            process: &process.name.value,
+                                variation: Some((&syst.name.value, dir)),
+                                spec,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Every event file of a channel with its role: observed data, reference, process samples.
+    pub fn event_sources<'c>(&self, channel: &'c ChannelSpec) -> Vec<(EventRole, &'c EventSourceSpec)> {
+        let mut out = vec![(EventRole::Observed, &channel.data)];
+        if let Some(reference) = &channel.reference {
+            out.push((EventRole::Reference, reference));
+        }
+        for process in &channel.processes {
+            out.push((EventRole::Process(process.name.value.clone()), &process.samples));
+        }
+        out
+    }
+
+    /// The model files of an ensemble: each pattern is a path or a glob relative to the
+    /// workspace; a pattern that matches nothing is an error at its YAML position.
+    pub fn model_paths(&self, spec: &RatioSpec) -> std::result::Result<Vec<PathBuf>, Diagnostic> {
+        let mut paths = Vec::new();
+        for pattern in spec.models.value.patterns() {
+            let full = self.resolve(pattern);
+            let full_text = full.to_string_lossy().into_owned();
+            let matched: Vec<PathBuf> = match glob::glob(&full_text) {
+                Ok(found) => found.filter_map(|p| p.ok()).collect(),
+                Err(e) => {
+                    return Err(self.diagnostic(
+                        &spec.models,
+                        format!("invalid model pattern '{pattern}': {e}"),
+                    ))
+                }
+            };
+            if matched.is_empty() {
+                return Err(self.diagnostic(
+                    &spec.models,
+                    format!("model file '{pattern}' not found (looked for {full_text})"),
+                ));
+            }
+            paths.extend(matched);
+        }
+        Ok(paths)
+    }
+
+    fn consistency_problems(&self) -> Vec<Diagnostic> {
+        let mut problems = self.parameter_problems();
+        let names = self.parameter_names();
+        let mut channel_names = HashSet::new();
+        for channel in &self.spec.channels {
+            if !channel_names.insert(channel.name.value.as_str()) {
+                problems.push(self.diagnostic(
+                    &channel.name,
+                    format!("channel '{}' is declared twice", channel.name.value),
+                ));
+            }
+            problems.extend(self.channel_problems(channel, &names));
+        }
+        if self.spec.channels.is_empty() {
+            problems.push(Diagnostic {
+                location: Some(SourceLocation { file: self.path.clone(), line: 1, column: 1 }),
+                message: "the workspace declares no channels".into(),
+            });
+        }
+        problems
+    }
+
+    fn parameter_problems(&self) -> Vec<Diagnostic> {
+        let mut problems = Vec::new();
+        let mut seen = HashSet::new();
+        for p in &self.spec.parameters {
+            let name = &p.name.value;
+            if !seen.insert(name.as_str()) {
+                problems.push(self.diagnostic(&p.name, format!("parameter '{name}' is declared twice")));
+            }
+            if !is_identifier(name) {
+                problems.push(self.diagnostic(
+                    &p.name,
+                    format!("parameter name '{name}' must be letters, digits and '_' and start with a letter"),
+                ));
+            }
+            if let Some(bounds) = &p.bounds {
+                match bounds.value.as_slice() {
+                    [lo, hi] if lo < hi => {
+                        if let Some(init) = &p.init {
+                            if !(*lo..=*hi).contains(&init.value) {
+                                problems.push(self.diagnostic(
+                                    init,
+                                    format!("init {} of '{name}' lies outside its bounds [{lo}, {hi}]", init.value),
+                                ));
+                            }
+                        }
+                    }
+                    _ => problems.push(self.diagnostic(
+                        bounds,
+                        format!("bounds of '{name}' must be [low, high] with low < high, got {:?}", bounds.value),
+                    )),
+                }
+            }
+            if p.poi && p.constraint.as_ref().is_some_and(|c| c.value == ConstraintKind::Gaussian) {
+                problems.push(self.diagnostic(
+                    &p.name,
+                    format!("parameter of interest '{name}' cannot carry a constraint"),
+                ));
+            }
+        }
+        if !self.spec.parameters.iter().any(|p| p.poi) {
+            problems.push(Diagnostic {
+                location: Some(SourceLocation { file: self.path.clone(), line: 1, column: 1 }),
+                message: "no parameter of interest: mark one parameter with `poi: true`".into(),
+            });
+        }
+        problems
+    }
+
+    fn channel_problems(&self, channel: &ChannelSpec, names: &[&str]) -> Vec<Diagnostic> {
+        let mut problems = Vec::new();
+        if channel.kind.value != "unbinned" {
+            problems.push(self.diagnostic(
+                &channel.kind,
+                format!("channel type '{}' is not supported (expected 'unbinned')", channel.kind.value),
+            ));
+        }
+        let mut features = HashSet::new();
+        for f in &channel.features.value {
+            if !features.insert(f.value.as_str()) {
+                problems.push(self.diagnostic(f, format!("feature '{}' is listed twice", f.value)));
+            }
+        }
+        if channel.features.value.is_empty() {
+            problems.push(self.diagnostic(&channel.features, "a channel needs at least one feature"));
+        }
+        if channel.processes.is_empty() {
+            problems.push(self.diagnostic(&channel.name, "a channel needs at least one process"));
+        }
+        let mut process_names = HashSet::new();
+        for process in &channel.processes {
+            if !process_names.insert(process.name.value.as_str()) {
+                problems.push(self.diagnostic(
+                    &process.name,
+                    format!("process '{}' is declared twice in channel '{}'", process.name.value, channel.name.value),
+                ));
+            }
+            if let Err(e) = expr::Expr::parse(&process.coefficient.value, names) {
+                problems.push(self.diagnostic(
+                    &process.coefficient,
+                    format!("in coefficient '{}' of process '{}': {e}", process.coefficient.value, process.name.value),
+                ));
+            }
+            if let Some(y) = &process.nominal_yield {
+                if !(y.value.is_finite() && y.value >= 0.0) {
+                    problems.push(self.diagnostic(y, format!("yield must be a finite number ≥ 0, got {}", y.value)));
+                }
+            }
+            problems.extend(self.systematic_problems(process));
+        }
+        problems
+    }
+
+    fn systematic_problems(&self, process: &schema::ProcessSpec) -> Vec<Diagnostic> {
+        let mut problems = Vec::new();
+        for syst in &process.systematics {
+            let name = &syst.name.value;
+            match self.spec.parameters.iter().find(|p| &p.name.value == name) {
+                None => problems.push(self.diagnostic(
+                    &syst.name,
+                    format!("systematic '{name}' of process '{}' has no parameter: declare '{name}' under `parameters`", process.name.value),
+                )),
+                Some(p) if p.poi => problems.push(self.diagnostic(
+                    &syst.name,
+                    format!("systematic '{name}' is driven by a parameter of interest; it needs a nuisance parameter"),
+                )),
+                Some(_) => {}
+            }
+            if syst.yield_factors.is_none() && syst.shape.is_none() {
+                problems.push(self.diagnostic(&syst.name, format!("systematic '{name}' has neither `yield` nor `shape`")));
+            }
+            if let Some(y) = &syst.yield_factors {
+                let (up, down) = (y.value.up, y.value.down);
+                if !(up.is_finite() && down.is_finite() && up > 0.0 && down > 0.0) {
+                    problems.push(self.diagnostic(
+                        y,
+                        format!("yield factors of '{name}' must be finite and > 0, got up={up}, down={down}"),
+                    ));
+                }
+            }
+        }
+        problems
+    }
+}
+
+/// The default starting value of a parameter: 0 for constrained nuisances, 1 otherwise.
+pub fn default_init(p: &schema::ParameterSpec) -> f64 {
+    let constrained = !p.poi && p.constraint.as_ref().is_none_or(|c| c.value == ConstraintKind::Gaussian);
+    if constrained { 0.0 } else { 1.0 }
+}
+
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_alphabetic())
+        && chars.all(|c| c.is_alphanumeric() || c == '_')
+}
