@@ -38,6 +38,10 @@ pub enum Error {
     #[error("model {model}: {message}")]
     Model { model: PathBuf, message: String },
 
+    /// A per-feature standardisation file is missing or does not match the channel.
+    #[error("standardisation file {file}: {message}")]
+    Standardisation { file: PathBuf, message: String },
+
     /// ONNX Runtime itself could not be found or started.
     #[error("ONNX Runtime: {0}")]
     Runtime(String),

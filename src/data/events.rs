@@ -70,6 +70,17 @@ impl Events {
         })
     }
 
+    /// The first `n` events (all of them if there are fewer): for quick looks and benchmarks.
+    pub fn head(&self, n: usize) -> Events {
+        let n = n.min(self.len());
+        Events {
+            file: self.file.clone(),
+            features: self.features.clone(),
+            values: self.values.slice(ndarray::s![..n, ..]).to_owned(),
+            weights: self.weights[..n].to_vec(),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.weights.len()
     }

@@ -45,11 +45,10 @@ impl Standardisation {
     /// Reads the JSON file `{"mean": [...], "std": [...], "features": [...]?}` and checks it
     /// against the channel's feature list.
     pub fn read(path: &Path, features: &[String]) -> Result<Standardisation> {
-        let fail = |message: String| Error::model(path, message);
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| fail(format!("cannot read standardisation file: {e}")))?;
+        let fail = |message: String| Error::Standardisation { file: path.to_path_buf(), message };
+        let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
         let s: Standardisation = serde_json::from_str(&text)
-            .map_err(|e| fail(format!("standardisation file is not valid (expected {{\"mean\": [...], \"std\": [...]}}): {e}")))?;
+            .map_err(|e| fail(format!("not valid (expected {{\"mean\": [...], \"std\": [...]}}): {e}")))?;
         if s.mean.len() != features.len() || s.std.len() != features.len() {
             return Err(fail(format!(
                 "standardisation has {} means and {} stds but the channel has {} features",

@@ -14,6 +14,9 @@ pub struct WorkspaceSpec {
     /// Free-text name of the analysis.
     #[serde(default)]
     pub name: Option<String>,
+    /// Free-form YAML to hold anchors (`&name`) for `<<: *name` merges; ignored otherwise.
+    #[serde(default)]
+    pub templates: Option<serde::de::IgnoredAny>,
     pub parameters: Vec<ParameterSpec>,
     pub channels: Vec<ChannelSpec>,
 }

@@ -1,0 +1,23 @@
+# The two commands of the README: `make demo` runs the main job on the example workspace,
+# `make test` runs the whole test suite. Both install what is missing first.
+WORKSPACE ?= workspaces/offshell_toy/workspace.yaml
+CARGO ?= cargo
+
+.PHONY: setup demo test bench fixtures
+
+setup:
+	bash .ci/setup.sh
+
+demo: setup
+	$(CARGO) run --release --quiet -- validate $(WORKSPACE)
+	$(CARGO) run --release --quiet -- ratios $(WORKSPACE)
+
+test: setup
+	$(CARGO) test --release
+
+bench: setup
+	$(CARGO) bench
+
+# Regenerate the example workspace's data and models (deterministic for a given seed).
+fixtures: setup
+	.venv/bin/python validation/make_offshell_toy.py --out workspaces/offshell_toy

@@ -1,0 +1,105 @@
+//! Shared helpers for the integration tests: paths into the example workspace, the project's
+//! Python (for independent reference numbers), and small workspaces written on the fly.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn example() -> PathBuf {
+    root().join("workspaces/offshell_toy")
+}
+
+/// The project's Python environment, made by `make setup` (which `make test` runs first).
+pub fn python() -> PathBuf {
+    let python = root().join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} missing: run `make setup` (or `make test`) first",
+        python.display()
+    );
+    python
+}
+
+/// Runs a script from `validation/` and returns its stdout; panics with its stderr on failure.
+pub fn run_validation_script(script: &str, args: &[&str]) -> String {
+    let output = Command::new(python())
+        .arg(root().join("validation").join(script))
+        .args(args)
+        .output()
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "{script} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8 output")
+}
+
+/// Writes `yaml` as `workspace.yaml` in `dir` and returns its path.
+pub fn write_workspace(dir: &Path, yaml: &str) -> PathBuf {
+    let path = dir.join("workspace.yaml");
+    std::fs::write(&path, yaml).expect("write workspace");
+    path
+}
+
+/// Runs the `nsbi` binary.
+pub fn nsbi(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nsbi"))
+        .args(args)
+        .output()
+        .expect("nsbi runs")
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A one-process workspace over example files, with `ratio_block` as the process's ratio
+/// (indented for the `ratio:` key) and `samples` as its MC file; all paths absolute.
+pub fn single_process_workspace(samples: &str, ratio_block: &str) -> String {
+    let ex = example();
+    format!(
+        r#"parameters:
+  - {{name: mu, poi: true, init: 1.0, bounds: [0, 10]}}
+channels:
+  - name: SR
+    features: [m4l, cos_theta1, cos_theta2]
+    data: {{file: {data}, group: events}}
+    processes:
+      - name: S
+        coefficient: mu
+        samples: {{file: {samples}, group: events, weight: weight}}
+        ratio:
+{ratio_block}
+"#,
+        data = ex.join("data/observed.h5").display(),
+    )
+}
+
+/// Relative agreement |a − b| ≤ tol · max(|a|, |b|), with the worst offender in the message.
+pub fn assert_close(label: &str, engine: &[f64], reference: &[f64], tol: f64) {
+    assert_eq!(engine.len(), reference.len(), "{label}: lengths differ");
+    let mut worst = (0.0f64, 0usize);
+    for (i, (a, b)) in engine.iter().zip(reference).enumerate() {
+        let rel = (a - b).abs() / a.abs().max(b.abs()).max(1e-300);
+        if rel > worst.0 {
+            worst = (rel, i);
+        }
+    }
+    let i = worst.1;
+    assert!(
+        worst.0 <= tol,
+        "{label}: event {i}: engine {} vs reference {} (relative {:.3e} > {tol:.1e})",
+        engine[i],
+        reference[i],
+        worst.0
+    );
+}
