@@ -6,6 +6,8 @@
 
 pub mod data;
 pub mod error;
+pub mod likelihood;
+pub mod model;
 pub mod ratio;
 pub mod report;
 pub mod validate;

@@ -7,28 +7,33 @@ the truth. Everything here is float64 numpy and vectorised.
 Physics model
 -------------
 Features x = (m4l, cos_theta1, cos_theta2) with m4l in [220, 1000] GeV and both cosines in
-[-1, 1]. Two *real* amplitudes, each factorising into a mass part and an angular part:
+[-1, 1]. Two amplitudes, each factorising into a mass part and an angular part, the signal with a
+mass-dependent phase φ(m) relative to the background:
 
-    A_B(x) = a_B(m) u_B(c1, c2)        continuum gg -> ZZ background
-    A_S(x) = a_S(m) u_S(c1, c2)        off-shell Higgs signal
+    A_B(x) = a_B(m) u_B(c1, c2)               continuum gg -> ZZ background
+    A_S(x) = a_S(m) u_S(c1, c2) e^{iφ(m)}     off-shell Higgs signal
+    φ(m)   = 0.35 + 0.6 / (1 + exp(-(m - 350)/20))   (absorptive top loop above 2 m_top)
 
     a_B(m) = (m/220)^-2.5
     a_S(m) = -g (220/m) (1 + 1.0 / (1 + exp(-(m - 350)/20)))      g = 0.30
     u_B    = 1 + 0.3 (c1^2 + c2^2)
-    u_S    = 1 - 1.2 (c1^2 + c2^2) + 0.5 c1 c2
+    u_S    = 1 - 1.15 (c1^2 + c2^2) + 0.5 c1 c2
 
-The signal amplitude is negative where u_S > 0 (about two thirds of the angular square), so the
-interference I = 2 A_S A_B is destructive there and constructive near the corners; the factor
+The signal amplitude is negative where u_S > 0 (about 70 % of the angular square) and
+cos φ > 0 everywhere (0.35 <= φ <= 0.95), so the interference I = 2 Re(A_S A_B*) =
+2 a_S u_S a_B u_B cos φ is destructive there and constructive near the corners; the factor
 (1 + sigmoid) doubles the signal amplitude above the 2 m_top threshold (~350 GeV), like the top
 loop does in the real process. The signal-strength model is
 
     p(x|mu) ∝ |sqrt(mu) A_S + A_B|^2 = mu S + sqrt(mu) I + B,
-    S = A_S^2,  B = A_B^2,  SBI = (A_S + A_B)^2,  I = 2 A_S A_B = SBI - S - B,
+    S = |A_S|^2,  B = |A_B|^2,  SBI = |A_S + A_B|^2,  I = 2 Re(A_S A_B*) = SBI - S - B,
 
-which is a square, hence non-negative for every mu >= 0 (it vanishes only on the measure-zero
-surface sqrt(mu) A_S = -A_B). In the ATLAS (S, SBI, B) basis the same thing reads
+which is a squared modulus, strictly positive for every mu >= 0 because the phase φ never
+vanishes (|.|^2 >= mu |A_S|^2 sin^2 φ). In the ATLAS (S, SBI, B) basis the same thing reads
 (mu - sqrt(mu)) S + sqrt(mu) SBI + (1 - sqrt(mu)) B, which is how the engine models it with three
 positive, learnable densities.
+
+With g = 0.30 the integrated yields are S/B ~ 0.157 and I/B ~ -0.147.
 
 The normalisation integrals factorise (mass x angles) except for SBI, which is the sum of
 factorised pieces. The mass integrals use composite Gauss-Legendre (78 panels of 10 GeV, 40
@@ -60,13 +65,15 @@ C_LO, C_HI = -1.0, 1.0  # both cosines
 
 M_REF = 220.0  # GeV, mass scale of the power laws
 B_POWER = -2.5  # a_B = (m/M_REF)^B_POWER
-G_SIGNAL = 0.30  # signal coupling g: S/B ~ 0.16, I/B ~ -0.15
+G_SIGNAL = 0.30  # signal coupling g: S/B ~ 0.157, I/B ~ -0.147
 TOP_THRESHOLD = 350.0  # GeV, ~2 m_top: centre of the off-shell enhancement
 TOP_WIDTH = 20.0  # GeV, width of the threshold turn-on
 TOP_ENHANCEMENT = 1.0  # a_S doubles above threshold
+PHASE_0 = 0.35  # rad: strong phase of the signal amplitude relative to the background below threshold
+PHASE_TOP = 0.6  # rad: extra phase above threshold (absorptive part of the top loop)
 
 UB_Q = 0.3  # u_B = 1 + UB_Q (c1^2 + c2^2)
-US_Q = -1.2  # u_S = 1 + US_Q (c1^2 + c2^2) + US_X c1 c2
+US_Q = -1.15  # u_S = 1 + US_Q (c1^2 + c2^2) + US_X c1 c2
 US_X = 0.5
 
 SHAPE_SIZE = 0.15  # k_pm(m) = 1 +- SHAPE_SIZE tanh((m - SHAPE_CENTRE)/SHAPE_WIDTH)
@@ -81,10 +88,13 @@ PROCESSES = ("S", "SBI", "B")
 SHAPE_VARIATIONS = ("B_shape_up", "B_shape_down")
 
 # Upper bounds of the angular factors on [-1,1]^2, used by the exact rejection samplers:
-# |u_B| <= 1 + 2*0.3 = 1.6 (at the corners); |u_S| <= 1.9, reached at (1,-1) and (-1,1), where
-# u_S = 1 - 2.4 - 0.5 (on the rest of the square u_S >= 1 - 1.2 q - 0.25 q >= -1.9 and <= 1).
-U_B_MAX = 1.0 + 2.0 * UB_Q
-U_S_MAX = 1.9
+# |u_B| <= 1 + 2*0.3 = 1.6 (at the corners). With US_Q < 0 and |US_X| <= 2|US_Q|,
+# u_S <= 1 - (|US_Q| - |US_X|/2) q <= 1 (maximum at the centre) and u_S >= 1 + 2 US_Q - |US_X|
+# (at the anti-diagonal corners (1,-1), (-1,1) for US_X > 0): |u_S| <= 1.8. `self_check` verifies
+# both on a dense grid.
+# A 1e-12 margin keeps the bounds valid against rounding (a looser envelope is still exact).
+U_B_MAX = (1.0 + 2.0 * UB_Q) * (1.0 + 1e-12)
+U_S_MAX = max(1.0, -(1.0 + 2.0 * US_Q - abs(US_X))) * (1.0 + 1e-12)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -101,6 +111,14 @@ def split(x):
 def top_turn_on(m):
     """Logistic turn-on of the off-shell signal enhancement at ~2 m_top."""
     return 1.0 / (1.0 + np.exp((TOP_THRESHOLD - m) / TOP_WIDTH))
+
+
+def phase(m):
+    """Relative phase φ(m) of the signal amplitude: A_S = a_S u_S e^{iφ}. It keeps the density
+    |sqrt(mu) A_S + A_B|^2 >= (sqrt(mu) |A_S| sin φ)^2 strictly positive — as in the real
+    process, whose signal and continuum amplitudes are never exactly in phase — so the
+    likelihood has no exact zeros, and systematic variations do not immediately drive it negative."""
+    return PHASE_0 + PHASE_TOP * top_turn_on(m)
 
 
 def a_B(m):
@@ -132,7 +150,8 @@ def amp_B(x):
 
 
 def amp_S(x):
-    """Signal amplitude A_S(x) (real, signed)."""
+    """Signed modulus a_S u_S of the signal amplitude; the full amplitude is this times e^{iφ(m)}
+    (see `phase`). S = amp_S^2, and the interference with A_B carries cos φ."""
     m, c1, c2 = split(x)
     return a_S(m) * u_S(c1, c2)
 
@@ -144,32 +163,32 @@ def shape_factor(sign, m):
 
 
 def dens_S(x):
-    """Unnormalised signal density S = A_S^2."""
+    """Unnormalised signal density S = |A_S|^2."""
     a = amp_S(x)
     return a * a
 
 
 def dens_B(x):
-    """Unnormalised background density B = A_B^2."""
+    """Unnormalised background density B = |A_B|^2."""
     a = amp_B(x)
     return a * a
 
 
 def dens_SBI(x):
-    """Unnormalised mu = 1 density SBI = (A_S + A_B)^2."""
-    a = amp_S(x) + amp_B(x)
-    return a * a
+    """Unnormalised mu = 1 density SBI = |A_S + A_B|^2 = S + B + I."""
+    return dens_S(x) + dens_B(x) + dens_I(x)
 
 
 def dens_I(x):
-    """Unnormalised, signed interference I = 2 A_S A_B = SBI - S - B."""
-    return 2.0 * amp_S(x) * amp_B(x)
+    """Unnormalised, signed interference I = 2 Re(A_S A_B*) = 2 |A_S| |A_B| cos φ (signs kept)."""
+    m, _, _ = split(x)
+    return 2.0 * amp_S(x) * amp_B(x) * np.cos(phase(m))
 
 
 def dens_mu(x, mu):
-    """Unnormalised density at signal strength mu: (sqrt(mu) A_S + A_B)^2 = mu S + sqrt(mu) I + B."""
-    a = np.sqrt(float(mu)) * amp_S(x) + amp_B(x)
-    return a * a
+    """Unnormalised density at signal strength mu: |sqrt(mu) A_S + A_B|^2 = mu S + sqrt(mu) I + B."""
+    mu = float(mu)
+    return mu * dens_S(x) + np.sqrt(mu) * dens_I(x) + dens_B(x)
 
 
 def dens_B_shape(sign, x):
@@ -216,7 +235,7 @@ def _compute_integrals():
     mass = {
         "SS": float(np.sum(wm * aS * aS)),
         "BB": float(np.sum(wm * aB * aB)),
-        "SB": float(np.sum(wm * aS * aB)),
+        "SB": float(np.sum(wm * aS * aB * np.cos(phase(m)))),
         "BB_up": float(np.sum(wm * aB * aB * shape_factor(+1, m))),
         "BB_down": float(np.sum(wm * aB * aB * shape_factor(-1, m))),
     }
@@ -315,8 +334,9 @@ def ratio(process, x):
     # Same operation order as the exact ONNX graph (see make_offshell_toy.exact_ratio_model).
     aB = a_B(m) * u_B(c1, c2)
     aS = a_S(m) * u_S(c1, c2)
-    aSBI = aS + aB
-    f = {"S": aS * aS, "SBI": aSBI * aSBI, "B": aB * aB}
+    S, B = aS * aS, aB * aB
+    I = 2.0 * (aS * aB) * np.cos(PHASE_0 + PHASE_TOP * top_turn_on(m))
+    f = {"S": S, "SBI": (S + B) + I, "B": B}
     ref = f["S"] * REF_WEIGHT["S"] + f["SBI"] * REF_WEIGHT["SBI"] + f["B"] * REF_WEIGHT["B"]
     return (f[process] * INV_INTEGRAL[process]) / ref
 
@@ -431,16 +451,16 @@ def _stack(m, c):
 
 
 def sample_mu(mu, n, rng):
-    """n events exactly from p(x|mu) ∝ (sqrt(mu) A_S + A_B)^2.
+    """n events exactly from p(x|mu) ∝ |sqrt(mu) A_S + A_B|^2 = mu S + sqrt(mu) I + B.
 
-    Envelope: (sqrt(mu) A_S + A_B)^2 <= 2 (mu a_S^2 U_S^2 + a_B^2 U_B^2) with U the bounds of |u|.
+    Envelope: |sqrt(mu) A_S + A_B|^2 <= (sqrt(mu) |A_S| + |A_B|)^2 <= 2 (mu a_S^2 U_S^2 + a_B^2 U_B^2)
+    with U the bounds of |u| (the phase only lowers the target).
     Proposal: m from the mixture ∝ mu a_S^2 U_S^2 + a_B^2 U_B^2 (each component sampled exactly),
     angles uniform; accept with target/envelope."""
     mu = float(mu)
     ms, mb = INTEGRALS["mass"]["SS"], INTEGRALS["mass"]["BB"]
     w_s = mu * ms * U_S_MAX**2
     frac_s = w_s / (w_s + mb * U_B_MAX**2)
-    rmu = np.sqrt(mu)
 
     def draw(k, rng):
         k_s = rng.binomial(k, frac_s)
@@ -487,7 +507,7 @@ def self_check():
     for key, f in {
         "SS": lambda m: a_S(m) ** 2,
         "BB": lambda m: a_B(m) ** 2,
-        "SB": lambda m: a_S(m) * a_B(m),
+        "SB": lambda m: a_S(m) * a_B(m) * np.cos(phase(m)),
         "BB_up": lambda m: a_B(m) ** 2 * shape_factor(+1, m),
     }.items():
         ref, _ = integrate.quad(f, M_LO, M_HI, epsabs=0, epsrel=1e-13, limit=500, points=[TOP_THRESHOLD])

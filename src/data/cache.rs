@@ -86,7 +86,7 @@ impl RatioCache {
         std::fs::create_dir_all(&self.dir)
             .map_err(|e| Error::io(format!("cannot create cache folder {}", self.dir.display()), e))?;
         let path = self.entry_path(key);
-        let tmp = self.dir.join(format!(".{}.{}.tmp", key.0, std::process::id()));
+        let tmp = self.dir.join(format!(".{}.{}.tmp", key.0, crate::report::unique_suffix()));
         let cache_error = |e: hdf5::Error| Error::Cache {
             path: tmp.clone(),
             message: e.to_string(),

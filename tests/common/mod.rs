@@ -103,3 +103,16 @@ pub fn assert_close(label: &str, engine: &[f64], reference: &[f64], tol: f64) {
         worst.0
     );
 }
+
+/// A ratio cache shared by the tests (entries are written atomically, so tests may race).
+pub fn test_cache() -> nsbi::data::RatioCache {
+    nsbi::data::RatioCache::new(root().join("target/test-ratio-cache"))
+}
+
+/// Loads an example workspace, its model and its (cached) ratios.
+pub fn load_example(file: &str) -> (nsbi::workspace::Workspace, nsbi::model::Model, Vec<nsbi::ratio::ChannelRatios>) {
+    let ws = nsbi::workspace::Workspace::load(example().join(file)).unwrap();
+    let model = nsbi::model::Model::from_workspace(&ws).unwrap();
+    let ratios = nsbi::ratio::evaluate_workspace(&ws, &test_cache(), false).unwrap().channels;
+    (ws, model, ratios)
+}

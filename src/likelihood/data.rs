@@ -1,0 +1,136 @@
+//! Per-event inputs of the likelihood: weights, cached ratios, shape variations — for the
+//! observed data or for an Asimov set built from the weighted MC.
+
+use crate::error::{Error, Result};
+use crate::model::interpolation::Variation;
+use crate::model::{process_yield, Channel, Model, CODE4_ALPHA0};
+use crate::ratio::ChannelRatios;
+use crate::workspace::EventRole;
+
+/// One process's per-event inputs on a dataset.
+#[derive(Clone, Debug)]
+pub struct ProcessData {
+    /// ν_c⁰: the workspace's yield, or the sum of the process's MC weights.
+    pub nominal_yield: f64,
+    /// r_c(x_i) for every event of the dataset.
+    pub ratio: Vec<f64>,
+    pub shapes: Vec<ShapeData>,
+}
+
+/// Per-event interpolation of one shape systematic (code4 coefficients solved once per event).
+#[derive(Clone, Debug)]
+pub struct ShapeData {
+    pub parameter: usize,
+    pub variations: Vec<Variation>,
+}
+
+/// A dataset of one unbinned channel, ready for the likelihood.
+#[derive(Clone, Debug)]
+pub struct ChannelData {
+    pub name: String,
+    pub weights: Vec<f64>,
+    pub processes: Vec<ProcessData>,
+}
+
+fn source_index(ratios: &ChannelRatios, role: &EventRole) -> Result<usize> {
+    ratios.sources.iter().position(|(r, _)| r == role).ok_or_else(|| Error::Runtime(format!("channel {}: no {role} among its event files", ratios.channel)))
+}
+
+fn lookup<'a>(ratios: &'a ChannelRatios, label: &str, source: usize) -> Result<&'a [f64]> {
+    ratios
+        .ratios
+        .get(&(label.to_string(), source))
+        .map(|r| r.ratio.as_slice())
+        .ok_or_else(|| Error::Runtime(format!("ratios of ensemble {label} on event file {source} of channel {} are missing", ratios.channel)))
+}
+
+/// ν_c⁰ of every process of `channel`.
+pub fn nominal_yields(channel: &Channel, ratios: &ChannelRatios) -> Result<Vec<f64>> {
+    channel
+        .processes
+        .iter()
+        .map(|p| match p.nominal_yield {
+            Some(y) => Ok(y),
+            None => {
+                let idx = source_index(ratios, &EventRole::Process(p.name.clone()))?;
+                Ok(ratios.sources[idx].1.total_weight())
+            }
+        })
+        .collect()
+}
+
+/// Per-process inputs for the events of source `source` (in order).
+fn processes_on(channel: &Channel, ratios: &ChannelRatios, source: usize, yields: &[f64]) -> Result<Vec<ProcessData>> {
+    let mut out = Vec::new();
+    for (p, &nominal_yield) in channel.processes.iter().zip(yields) {
+        let ratio = lookup(ratios, &p.ratio, source)?.to_vec();
+        let mut shapes = Vec::new();
+        for s in &p.shape_systematics {
+            let (up, down) = (lookup(ratios, &s.up, source)?, lookup(ratios, &s.down, source)?);
+            let variations = up.iter().zip(down).map(|(&u, &d)| Variation::new(s.code, u, d, CODE4_ALPHA0)).collect();
+            shapes.push(ShapeData { parameter: s.parameter, variations });
+        }
+        out.push(ProcessData { nominal_yield, ratio, shapes });
+    }
+    Ok(out)
+}
+
+impl ChannelData {
+    /// The observed events of a channel, each with its weight (1 unless the file gives one).
+    pub fn observed(channel: &Channel, ratios: &ChannelRatios) -> Result<ChannelData> {
+        let source = source_index(ratios, &EventRole::Observed)?;
+        let yields = nominal_yields(channel, ratios)?;
+        Ok(ChannelData {
+            name: channel.name.clone(),
+            weights: ratios.sources[source].1.weights.clone(),
+            processes: processes_on(channel, ratios, source, &yields)?,
+        })
+    }
+
+    /// The Asimov set at `theta`: every process's MC events pooled, event i of process c
+    /// weighted by w_i ν_c(θ,α)/Σ_i w_i · g_c(x_i|α), so the weights sum to ν(θ,α) and their
+    /// distribution is the model's at θ. Weights are negative where a coefficient is
+    /// (interference); the likelihood sums them as they are.
+    pub fn asimov(channel: &Channel, ratios: &ChannelRatios, theta: &[f64]) -> Result<ChannelData> {
+        let yields = nominal_yields(channel, ratios)?;
+        let n = theta.len();
+        let (mut grad, mut hess) = (vec![0.0; n], vec![0.0; n * n]);
+        let mut weights = Vec::new();
+        let mut pooled: Option<Vec<ProcessData>> = None;
+        for (c, process) in channel.processes.iter().enumerate() {
+            let source = source_index(ratios, &EventRole::Process(process.name.clone()))?;
+            let events = &ratios.sources[source].1;
+            let nu_c = process_yield(process, yields[c], theta, &mut grad, &mut hess);
+            let scale = nu_c / events.total_weight();
+            let on_source = processes_on(channel, ratios, source, &yields)?;
+            let own = &on_source[c];
+            for (i, w) in events.weights.iter().enumerate() {
+                let shape: f64 = own.shapes.iter().map(|s| s.variations[i].eval(theta[s.parameter]).value).product();
+                weights.push(w * scale * shape);
+            }
+            pooled = Some(match pooled {
+                None => on_source,
+                Some(mut acc) => {
+                    for (a, b) in acc.iter_mut().zip(on_source) {
+                        a.ratio.extend(b.ratio);
+                        for (sa, sb) in a.shapes.iter_mut().zip(b.shapes) {
+                            sa.variations.extend(sb.variations);
+                        }
+                    }
+                    acc
+                }
+            });
+        }
+        Ok(ChannelData { name: channel.name.clone(), weights, processes: pooled.unwrap_or_default() })
+    }
+}
+
+/// Observed datasets of every channel of `model`.
+pub fn observed(model: &Model, ratios: &[ChannelRatios]) -> Result<Vec<ChannelData>> {
+    model.channels.iter().zip(ratios).map(|(c, r)| ChannelData::observed(c, r)).collect()
+}
+
+/// Asimov datasets of every channel at `theta`.
+pub fn asimov(model: &Model, ratios: &[ChannelRatios], theta: &[f64]) -> Result<Vec<ChannelData>> {
+    model.channels.iter().zip(ratios).map(|(c, r)| ChannelData::asimov(c, r, theta)).collect()
+}

@@ -1,0 +1,203 @@
+//! Interpolation between the nominal and the ±1σ variations of a systematic, for yields
+//! (G_ck(α)) and for per-event shape ratios (g_c(x|α)), with the codes of ROOT's
+//! HistFactory and pyhf. Everything here is multiplicative around a nominal of 1: a variation
+//! is the pair of factors δ± = up/nominal, down/nominal, so additive codes act on (δ − 1).
+//!
+//! Each evaluation returns the value and its first and second derivatives in α, which the
+//! likelihood needs for analytic gradients and Hessians.
+
+pub use crate::workspace::schema::InterpolationCode;
+
+/// Value, dI/dα and d²I/dα² of an interpolated factor.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Interpolated {
+    pub value: f64,
+    pub d1: f64,
+    pub d2: f64,
+}
+
+/// A variation ready for repeated evaluation: code4's polynomial coefficients are solved once.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Variation {
+    /// code0: 1 + α(δ⁺ − 1) for α ≥ 0, 1 + α(1 − δ⁻) below.
+    Linear { up: f64, down: f64 },
+    /// code1: (δ⁺)^α for α ≥ 0, (δ⁻)^(−α) below.
+    Exponential { ln_up: f64, ln_down: f64 },
+    /// code2: quadratic inside |α| ≤ 1, linear outside with matching slope (ROOT's continuous form).
+    Quadratic { up: f64, down: f64 },
+    /// code4p: additive 6th-order polynomial inside |α| ≤ 1, linear outside.
+    Polynomial6Additive { up: f64, down: f64 },
+    /// code4: exponential outside |α| > α₀, 1 + Σ a_n αⁿ inside, matching value, first and
+    /// second derivatives at ±α₀. The ATLAS NSBI choice and the default.
+    Polynomial6Exponential { ln_up: f64, ln_down: f64, alpha0: f64, a: [f64; 6] },
+}
+
+impl Variation {
+    /// Prepares the interpolation of factors (δ⁺, δ⁻) with `code`; `alpha0` is code4's boundary.
+    pub fn new(code: InterpolationCode, up: f64, down: f64, alpha0: f64) -> Variation {
+        match code {
+            InterpolationCode::Code0 => Variation::Linear { up, down },
+            InterpolationCode::Code1 => Variation::Exponential { ln_up: up.ln(), ln_down: down.ln() },
+            InterpolationCode::Code2 => Variation::Quadratic { up, down },
+            InterpolationCode::Code4p => Variation::Polynomial6Additive { up, down },
+            InterpolationCode::Code4 => {
+                let (ln_up, ln_down) = (up.ln(), down.ln());
+                Variation::Polynomial6Exponential { ln_up, ln_down, alpha0, a: code4_coefficients(ln_up, ln_down, alpha0) }
+            }
+        }
+    }
+
+    pub fn eval(&self, alpha: f64) -> Interpolated {
+        match *self {
+            Variation::Linear { up, down } => {
+                let slope = if alpha >= 0.0 { up - 1.0 } else { 1.0 - down };
+                Interpolated { value: 1.0 + alpha * slope, d1: slope, d2: 0.0 }
+            }
+            Variation::Exponential { ln_up, ln_down } => exponential(alpha, ln_up, ln_down),
+            Variation::Quadratic { up, down } => {
+                let a = 0.5 * (up + down) - 1.0;
+                let b = 0.5 * (up - down);
+                if alpha > 1.0 {
+                    let slope = b + 2.0 * a;
+                    Interpolated { value: up + slope * (alpha - 1.0), d1: slope, d2: 0.0 }
+                } else if alpha < -1.0 {
+                    let slope = b - 2.0 * a;
+                    Interpolated { value: down + slope * (alpha + 1.0), d1: slope, d2: 0.0 }
+                } else {
+                    Interpolated { value: 1.0 + a * alpha * alpha + b * alpha, d1: 2.0 * a * alpha + b, d2: 2.0 * a }
+                }
+            }
+            Variation::Polynomial6Additive { up, down } => {
+                let (delta_up, delta_down) = (up - 1.0, 1.0 - down);
+                if alpha > 1.0 {
+                    Interpolated { value: 1.0 + alpha * delta_up, d1: delta_up, d2: 0.0 }
+                } else if alpha < -1.0 {
+                    Interpolated { value: 1.0 + alpha * delta_down, d1: delta_down, d2: 0.0 }
+                } else {
+                    // α S + α² A (15 − 10α² + 3α⁴), S = (Δ⁺ + Δ⁻)/2, A = (Δ⁺ − Δ⁻)/16
+                    let s = 0.5 * (delta_up + delta_down);
+                    let a = 0.0625 * (delta_up - delta_down);
+                    let a2 = alpha * alpha;
+                    let value = 1.0 + alpha * s + a * a2 * (15.0 - 10.0 * a2 + 3.0 * a2 * a2);
+                    let d1 = s + a * alpha * (30.0 - 40.0 * a2 + 18.0 * a2 * a2);
+                    let d2 = a * (30.0 - 120.0 * a2 + 90.0 * a2 * a2);
+                    Interpolated { value, d1, d2 }
+                }
+            }
+            Variation::Polynomial6Exponential { ln_up, ln_down, alpha0, a } => {
+                if alpha.abs() >= alpha0 {
+                    exponential(alpha, ln_up, ln_down)
+                } else {
+                    let mut value = 1.0;
+                    let (mut d1, mut d2) = (0.0, 0.0);
+                    let mut power = 1.0; // alpha^(n-1)
+                    let mut power_below = 0.0; // alpha^(n-2)
+                    for (i, an) in a.iter().enumerate() {
+                        let n = (i + 1) as f64;
+                        d2 += an * n * (n - 1.0) * power_below;
+                        d1 += an * n * power;
+                        power_below = power;
+                        power *= alpha;
+                        value += an * power;
+                    }
+                    Interpolated { value, d1, d2 }
+                }
+            }
+        }
+    }
+}
+
+fn exponential(alpha: f64, ln_up: f64, ln_down: f64) -> Interpolated {
+    // δ⁺^α = exp(α ln δ⁺); δ⁻^(−α) = exp(−α ln δ⁻)
+    let rate = if alpha >= 0.0 { ln_up } else { -ln_down };
+    let value = (alpha * rate).exp();
+    Interpolated { value, d1: rate * value, d2: rate * rate * value }
+}
+
+/// Coefficients a₁…a₆ of code4's inner polynomial 1 + Σ aₙ αⁿ, so that value, first and
+/// second derivative match δ⁺^α at +α₀ and δ⁻^(−α) at −α₀. Solved in t = α/α₀ by splitting
+/// into even (t², t⁴, t⁶) and odd (t, t³, t⁵) parts, two 3×3 systems with closed-form solutions.
+pub fn code4_coefficients(ln_up: f64, ln_down: f64, alpha0: f64) -> [f64; 6] {
+    let value_up = (alpha0 * ln_up).exp();
+    let value_down = (alpha0 * ln_down).exp();
+    // Derivatives in t at t = ±1 (chain rule brings powers of α₀).
+    let d_up = alpha0 * ln_up * value_up;
+    let d_down = -alpha0 * ln_down * value_down;
+    let c_up = alpha0 * alpha0 * ln_up * ln_up * value_up;
+    let c_down = alpha0 * alpha0 * ln_down * ln_down * value_down;
+    // Even part E: E(1), E'(1), E''(1); odd part O likewise.
+    let (e0, e1, e2) = (0.5 * (value_up + value_down) - 1.0, 0.5 * (d_up - d_down), 0.5 * (c_up + c_down));
+    let (o0, o1, o2) = (0.5 * (value_up - value_down), 0.5 * (d_up + d_down), 0.5 * (c_up - c_down));
+    let b6 = (8.0 * e0 - 5.0 * e1 + e2) / 8.0;
+    let b4 = 0.5 * (e1 - 2.0 * e0) - 2.0 * b6;
+    let b2 = e0 - b4 - b6;
+    let b5 = (3.0 * o0 - 3.0 * o1 + o2) / 8.0;
+    let b3 = 0.5 * (o1 - o0) - 2.0 * b5;
+    let b1 = o0 - b3 - b5;
+    let b = [b1, b2, b3, b4, b5, b6];
+    let mut a = [0.0; 6];
+    for (n, (an, bn)) in a.iter_mut().zip(b).enumerate() {
+        *an = bn / alpha0.powi(n as i32 + 1);
+    }
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(code: InterpolationCode, up: f64, down: f64, alpha: f64) -> f64 {
+        Variation::new(code, up, down, 1.0).eval(alpha).value
+    }
+
+    #[test]
+    fn design_reference_values() {
+        // DESIGN.md §2: code4 with (δ⁻, δ⁺) = (0.9, 1.1)
+        assert!((value(InterpolationCode::Code4, 1.1, 0.9, 0.5) - 1.049314915427).abs() < 1e-12);
+        assert!((value(InterpolationCode::Code4, 1.1, 0.9, -0.5) - 0.949216905778).abs() < 1e-12);
+        // code4p with (lo, nom, hi) = (9, 10, 12): factors 0.9 and 1.2 around nominal 10
+        let code4p = |alpha: f64| 10.0 * value(InterpolationCode::Code4p, 1.2, 0.9, alpha);
+        assert!((code4p(0.5) - 10.9482421875).abs() < 1e-12);
+        assert!((code4p(-0.5) - 9.4482421875).abs() < 1e-12);
+        assert!((code4p(2.0) - 14.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn every_code_passes_through_the_variations() {
+        use InterpolationCode::*;
+        for code in [Code0, Code1, Code2, Code4p, Code4] {
+            assert!((value(code, 1.3, 0.8, 1.0) - 1.3).abs() < 1e-12, "{code:?} at +1");
+            assert!((value(code, 1.3, 0.8, -1.0) - 0.8).abs() < 1e-12, "{code:?} at -1");
+            assert!((value(code, 1.3, 0.8, 0.0) - 1.0).abs() < 1e-12, "{code:?} at 0");
+        }
+    }
+
+    #[test]
+    fn derivatives_match_finite_differences_inside_and_outside() {
+        use InterpolationCode::*;
+        for code in [Code0, Code1, Code2, Code4p, Code4] {
+            let v = Variation::new(code, 1.25, 0.85, 1.0);
+            for alpha in [-2.3, -0.7, -0.2, 0.3, 0.9, 1.7] {
+                let h = 1e-6;
+                let at = v.eval(alpha);
+                let d1 = (v.eval(alpha + h).value - v.eval(alpha - h).value) / (2.0 * h);
+                let d2 = (v.eval(alpha + h).d1 - v.eval(alpha - h).d1) / (2.0 * h);
+                assert!((at.d1 - d1).abs() < 1e-7, "{code:?} d1 at {alpha}: {} vs {d1}", at.d1);
+                assert!((at.d2 - d2).abs() < 1e-6, "{code:?} d2 at {alpha}: {} vs {d2}", at.d2);
+            }
+        }
+    }
+
+    #[test]
+    fn code4_is_twice_continuously_differentiable_at_the_boundary() {
+        for alpha0 in [1.0, 0.5] {
+            let v = Variation::new(InterpolationCode::Code4, 1.4, 0.7, alpha0);
+            for edge in [alpha0, -alpha0] {
+                let (inside, outside) = (v.eval(edge * (1.0 - 1e-12)), v.eval(edge * (1.0 + 1e-12)));
+                assert!((inside.value - outside.value).abs() < 1e-9);
+                assert!((inside.d1 - outside.d1).abs() < 1e-8);
+                assert!((inside.d2 - outside.d2).abs() < 1e-7);
+            }
+        }
+    }
+}
