@@ -6,6 +6,7 @@
 
 pub mod data;
 pub mod error;
+pub mod fit;
 pub mod likelihood;
 pub mod model;
 pub mod ratio;
