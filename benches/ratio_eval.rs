@@ -19,7 +19,10 @@ fn root() -> PathBuf {
 }
 
 fn features() -> Vec<String> {
-    ["m4l", "cos_theta1", "cos_theta2"].iter().map(|s| s.to_string()).collect()
+    ["m4l", "cos_theta1", "cos_theta2"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
 
 fn models() -> Vec<PathBuf> {
@@ -51,37 +54,62 @@ fn load_ensemble() -> RatioEnsemble {
 fn python_baseline(threads: usize) -> f64 {
     let python = root().join(".venv/bin/python");
     let mut cmd = Command::new(python);
-    cmd.arg(root().join("validation/bench_ratio_python.py")).arg("--models");
+    cmd.arg(root().join("validation/bench_ratio_python.py"))
+        .arg("--models");
     cmd.args(models());
     cmd.arg("--standardisation").arg(standardisation_path());
     cmd.arg("--events").arg(events_path());
-    cmd.args(["--n", &N_EVENTS.to_string(), "--threads", &threads.to_string()]);
-    let out = cmd.output().expect("run the Python baseline (make setup first)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    cmd.args([
+        "--n",
+        &N_EVENTS.to_string(),
+        "--threads",
+        &threads.to_string(),
+    ]);
+    let out = cmd
+        .output()
+        .expect("run the Python baseline (make setup first)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     report["events_per_s"].as_f64().unwrap()
 }
 
 /// Criterion's mean time per iteration (seconds) for `group/id`, from its estimates file.
 fn criterion_mean_seconds(group: &str, id: &str) -> Option<f64> {
-    let path = root().join("target/criterion").join(group).join(id).join("new/estimates.json");
+    let path = root()
+        .join("target/criterion")
+        .join(group)
+        .join(id)
+        .join("new/estimates.json");
     let text = std::fs::read_to_string(path).ok()?;
     let json: serde_json::Value = serde_json::from_str(&text).ok()?;
     json["mean"]["point_estimate"].as_f64().map(|ns| ns * 1e-9)
 }
 
 fn bench(c: &mut Criterion) {
-    let events = Events::read(&events_path(), "events", &features(), Some("weight")).unwrap().head(N_EVENTS);
+    let events = Events::read(&events_path(), "events", &features(), Some("weight"))
+        .unwrap()
+        .head(N_EVENTS);
     let threads_all = rayon::current_num_threads();
-    let single = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let single = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
 
     let mut group = c.benchmark_group("ratio_eval");
     group.throughput(Throughput::Elements(events.len() as u64));
     group.sample_size(10);
     let ensemble_1 = single.install(load_ensemble);
-    group.bench_function("rust_1_thread", |b| b.iter(|| single.install(|| ensemble_1.evaluate(&events, None).unwrap())));
+    group.bench_function("rust_1_thread", |b| {
+        b.iter(|| single.install(|| ensemble_1.evaluate(&events, None).unwrap()))
+    });
     let ensemble_all = load_ensemble();
-    group.bench_function("rust_all_threads", |b| b.iter(|| ensemble_all.evaluate(&events, None).unwrap()));
+    group.bench_function("rust_all_threads", |b| {
+        b.iter(|| ensemble_all.evaluate(&events, None).unwrap())
+    });
     group.finish();
 
     let python_1 = python_baseline(1);

@@ -4,6 +4,7 @@
 //! `workspace` (YAML schema, validation) → `data` (HDF5 events, ratio cache) →
 //! `ratio` (ONNX ensembles) → later stages (likelihood, fit, inference).
 
+pub mod analysis;
 pub mod data;
 pub mod error;
 pub mod fit;

@@ -34,7 +34,11 @@ pub fn validate(path: &std::path::Path) -> Result<ValidationSummary> {
                     summary.event_files += 1;
                     summary.events += events.len();
                     if events.is_empty() {
-                        problems.push(at(&ws, &source.file, format!("{role} file holds no events")));
+                        problems.push(at(
+                            &ws,
+                            &source.file,
+                            format!("{role} file holds no events"),
+                        ));
                     }
                 }
                 Err(e) => problems.push(at(&ws, &source.file, format!("{role}: {e}"))),

@@ -19,7 +19,11 @@ fn from_cache(result: &WorkspaceRatios) -> Vec<bool> {
 }
 
 fn all_ratios(result: &WorkspaceRatios) -> Vec<Vec<f64>> {
-    result.channels[0].ratios.values().map(|r| r.ratio.clone()).collect()
+    result.channels[0]
+        .ratios
+        .values()
+        .map(|r| r.ratio.clone())
+        .collect()
 }
 
 /// A small workspace: the example's observed data, and a copy (in `dir`) of its SBI sample as
@@ -27,8 +31,14 @@ fn all_ratios(result: &WorkspaceRatios) -> Vec<Vec<f64>> {
 fn setup(dir: &Path, model: &Path) -> std::path::PathBuf {
     let sample = dir.join("sample.h5");
     std::fs::copy(example().join("data/mc_SBI.h5"), &sample).unwrap();
-    let block = format!("          models: {}\n          output: ratio\n          convention: ratio", model.display());
-    write_workspace(dir, &single_process_workspace(&sample.display().to_string(), &block))
+    let block = format!(
+        "          models: {}\n          output: ratio\n          convention: ratio",
+        model.display()
+    );
+    write_workspace(
+        dir,
+        &single_process_workspace(&sample.display().to_string(), &block),
+    )
 }
 
 #[test]
@@ -63,7 +73,9 @@ fn changed_events_model_or_settings_are_reevaluated() {
     let after_events = run(&path, &cache);
     assert_eq!(from_cache(&after_events), vec![true, false]);
     let (base, changed) = (&all_ratios(&baseline), &all_ratios(&after_events));
-    let differing: Vec<usize> = (0..base[1].len()).filter(|&i| base[1][i] != changed[1][i]).collect();
+    let differing: Vec<usize> = (0..base[1].len())
+        .filter(|&i| base[1][i] != changed[1][i])
+        .collect();
     assert_eq!(differing, vec![3], "exactly the edited event changes");
 
     // A different model under the same file name: everything is recomputed.
@@ -73,11 +85,17 @@ fn changed_events_model_or_settings_are_reevaluated() {
     assert_ne!(all_ratios(&after_model)[0], all_ratios(&after_events)[0]);
 
     // A setting (which output tensor is read): recomputed, though the numbers agree.
-    let yaml = std::fs::read_to_string(&path).unwrap().replace("output: ratio\n          convention: ratio", "output: log_ratio\n          convention: log_ratio");
+    let yaml = std::fs::read_to_string(&path).unwrap().replace(
+        "output: ratio\n          convention: ratio",
+        "output: log_ratio\n          convention: log_ratio",
+    );
     std::fs::write(&path, yaml).unwrap();
     let after_setting = run(&path, &cache);
     assert_eq!(from_cache(&after_setting), vec![false, false]);
-    for (a, b) in all_ratios(&after_setting)[0].iter().zip(&all_ratios(&after_model)[0]) {
+    for (a, b) in all_ratios(&after_setting)[0]
+        .iter()
+        .zip(&all_ratios(&after_model)[0])
+    {
         assert!((a / b - 1.0).abs() < 1e-12);
     }
 }
@@ -90,7 +108,10 @@ fn identical_content_under_another_name_hits_the_cache() {
     run(&path, &cache);
     let copy = dir.path().join("renamed.onnx");
     std::fs::copy(example().join("models/S/exact.onnx"), &copy).unwrap();
-    let yaml = std::fs::read_to_string(&path).unwrap().replace(&example().join("models/S/exact.onnx").display().to_string(), &copy.display().to_string());
+    let yaml = std::fs::read_to_string(&path).unwrap().replace(
+        &example().join("models/S/exact.onnx").display().to_string(),
+        &copy.display().to_string(),
+    );
     std::fs::write(&path, yaml).unwrap();
     assert_eq!(from_cache(&run(&path, &cache)), vec![true, true]);
 }
@@ -108,7 +129,11 @@ fn damaged_entry_is_recomputed_not_trusted() {
     assert_eq!(from_cache(&second), vec![false, true]);
     assert_eq!(all_ratios(&first), all_ratios(&second));
     // No temporary files are left behind.
-    let leftovers: Vec<_> = std::fs::read_dir(cache.dir()).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().ends_with(".tmp")).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(cache.dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
     assert!(leftovers.is_empty());
 }
 
@@ -118,15 +143,28 @@ fn cli_ratios_twice_reports_cache_use_in_json() {
     let path = setup(dir.path(), &example().join("models/S/exact.onnx"));
     let cache_dir = dir.path().join("cache");
     let json = dir.path().join("ratios.json");
-    let args = ["ratios", path.to_str().unwrap(), "--cache-dir", cache_dir.to_str().unwrap(), "--json", json.to_str().unwrap(), "--quiet"];
+    let args = [
+        "ratios",
+        path.to_str().unwrap(),
+        "--cache-dir",
+        cache_dir.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+        "--quiet",
+    ];
     for expect_cached in [false, true] {
         let out = nsbi(&args);
         assert!(out.status.success(), "{}", stderr(&out));
-        let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
         let rows = report["ratios"].as_array().unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0]["n_events"].as_u64(), Some(2023), "observed events");
-        assert_eq!(rows[1]["n_events"].as_u64(), Some(100_000), "SBI sample events");
+        assert_eq!(
+            rows[1]["n_events"].as_u64(),
+            Some(100_000),
+            "SBI sample events"
+        );
         for row in rows {
             assert_eq!(row["from_cache"].as_bool(), Some(expect_cached));
             assert!(row["n_events"].as_u64().unwrap() > 0);

@@ -82,11 +82,22 @@ impl RatioCache {
 
     /// Writes an entry atomically: to a temporary file in the cache folder, then renamed, so a
     /// killed process never leaves a half-written entry under the real name.
-    pub fn store(&self, key: &CacheKey, ratios: &CachedRatios, description: &str) -> Result<PathBuf> {
-        std::fs::create_dir_all(&self.dir)
-            .map_err(|e| Error::io(format!("cannot create cache folder {}", self.dir.display()), e))?;
+    pub fn store(
+        &self,
+        key: &CacheKey,
+        ratios: &CachedRatios,
+        description: &str,
+    ) -> Result<PathBuf> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| {
+            Error::io(
+                format!("cannot create cache folder {}", self.dir.display()),
+                e,
+            )
+        })?;
         let path = self.entry_path(key);
-        let tmp = self.dir.join(format!(".{}.{}.tmp", key.0, crate::report::unique_suffix()));
+        let tmp = self
+            .dir
+            .join(format!(".{}.{}.tmp", key.0, crate::report::unique_suffix()));
         let cache_error = |e: hdf5::Error| Error::Cache {
             path: tmp.clone(),
             message: e.to_string(),
@@ -109,8 +120,12 @@ impl RatioCache {
                 .and_then(|a| a.write_scalar(&text))
                 .map_err(cache_error)?;
         }
-        std::fs::rename(&tmp, &path)
-            .map_err(|e| Error::io(format!("cannot move cache entry into place at {}", path.display()), e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| {
+            Error::io(
+                format!("cannot move cache entry into place at {}", path.display()),
+                e,
+            )
+        })?;
         Ok(path)
     }
 }

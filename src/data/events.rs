@@ -23,7 +23,12 @@ impl Events {
     /// Reads `features` (and the optional `weight` column) from `group` of `file`. Every value
     /// must be finite: a NaN in an event is reported with its column and event index, because
     /// it would otherwise silently poison every likelihood it enters.
-    pub fn read(file: &Path, group: &str, features: &[String], weight: Option<&str>) -> Result<Events> {
+    pub fn read(
+        file: &Path,
+        group: &str,
+        features: &[String],
+        weight: Option<&str>,
+    ) -> Result<Events> {
         let group = open_group(file, group)?;
         let mut columns = Vec::with_capacity(features.len());
         for name in features {
@@ -52,7 +57,10 @@ impl Events {
             if let Some(i) = column.iter().position(|x| !x.is_finite()) {
                 return Err(Error::event_file(
                     file,
-                    format!("column '{name}' holds a non-finite value ({}) at event {i}", column[i]),
+                    format!(
+                        "column '{name}' holds a non-finite value ({}) at event {i}",
+                        column[i]
+                    ),
                 ));
             }
         }
@@ -115,16 +123,25 @@ fn read_column(file: &Path, group: &hdf5::Group, name: &str) -> Result<Vec<f64>>
         let available = group.member_names().unwrap_or_default().join(", ");
         Error::event_file(
             file,
-            format!("missing column '{name}' in group '{}' (available: {available})", group.name()),
+            format!(
+                "missing column '{name}' in group '{}' (available: {available})",
+                group.name()
+            ),
         )
     })?;
     if dataset.ndim() != 1 {
         return Err(Error::event_file(
             file,
-            format!("column '{name}' must be a 1-D dataset, found shape {:?}", dataset.shape()),
+            format!(
+                "column '{name}' must be a 1-D dataset, found shape {:?}",
+                dataset.shape()
+            ),
         ));
     }
     dataset.read_raw::<f64>().map_err(|e| {
-        Error::event_file(file, format!("column '{name}' cannot be read as numbers: {e}"))
+        Error::event_file(
+            file,
+            format!("column '{name}' cannot be read as numbers: {e}"),
+        )
     })
 }

@@ -77,9 +77,15 @@ pub fn minimise(like: &Likelihood, options: &FitOptions) -> FitResult {
     let mut retry = newton(like, options, 1.0);
     retry.n_eval += first.n_eval;
     if !retry.converged {
-        retry.message = format!("did not converge: Newton ({}); damped Newton ({})", first.message, retry.message);
+        retry.message = format!(
+            "did not converge: Newton ({}); damped Newton ({})",
+            first.message, retry.message
+        );
     } else {
-        retry.message = format!("converged on retry with damped Newton (first attempt: {})", first.message);
+        retry.message = format!(
+            "converged on retry with damped Newton (first attempt: {})",
+            first.message
+        );
     }
     if first.nll < retry.nll && !retry.converged {
         let mut best = first;
@@ -92,13 +98,32 @@ pub fn minimise(like: &Likelihood, options: &FitOptions) -> FitResult {
 
 fn newton(like: &Likelihood, options: &FitOptions, initial_damping: f64) -> FitResult {
     let n = like.n_parameters();
-    let bounds: Vec<(f64, f64)> = like.model.parameters.iter().map(|p| inner_bounds(p.bounds)).collect();
-    let mut x: Vec<f64> = options.init.iter().zip(&bounds).map(|(v, b)| v.clamp(b.0, b.1)).collect();
+    let bounds: Vec<(f64, f64)> = like
+        .model
+        .parameters
+        .iter()
+        .map(|p| inner_bounds(p.bounds))
+        .collect();
+    let mut x: Vec<f64> = options
+        .init
+        .iter()
+        .zip(&bounds)
+        .map(|(v, b)| v.clamp(b.0, b.1))
+        .collect();
     let mut n_eval = 1;
     let mut at = like.evaluate(&x, Order::Hessian);
     if !at.nll.is_finite() {
-        let why = at.invalid.as_ref().map_or("NLL is not finite".to_string(), |i| i.to_string());
-        return failed(x, at, n_eval, format!("the starting point has no likelihood: {why}"), options);
+        let why = at
+            .invalid
+            .as_ref()
+            .map_or("NLL is not finite".to_string(), |i| i.to_string());
+        return failed(
+            x,
+            at,
+            n_eval,
+            format!("the starting point has no likelihood: {why}"),
+            options,
+        );
     }
     let mut damping = initial_damping;
     let mut edm = f64::INFINITY;
@@ -112,23 +137,52 @@ fn newton(like: &Likelihood, options: &FitOptions, initial_damping: f64) -> FitR
             .collect();
         let free: Vec<usize> = (0..n).filter(|&i| !active[i]).collect();
         if free.is_empty() {
-            return finish(x, at, n_eval, iteration, 0.0, true, "all parameters fixed or at bounds".into(), options, &bounds);
+            return finish(
+                x,
+                at,
+                n_eval,
+                iteration,
+                0.0,
+                true,
+                "all parameters fixed or at bounds".into(),
+                options,
+                &bounds,
+            );
         }
         let Some((step, step_edm)) = damped_step(&at, &free, n, damping) else {
-            return failed(x, at, n_eval, "gradient or Hessian not finite".into(), options);
+            return failed(
+                x,
+                at,
+                n_eval,
+                "gradient or Hessian not finite".into(),
+                options,
+            );
         };
         edm = step_edm;
         if edm < options.edm_tolerance && damping <= 1e-6 {
-            return finish(x, at, n_eval, iteration, edm, true, "converged".into(), options, &bounds);
+            return finish(
+                x,
+                at,
+                n_eval,
+                iteration,
+                edm,
+                true,
+                "converged".into(),
+                options,
+                &bounds,
+            );
         }
         // Backtracking line search on the projected step.
         let mut t = 1.0;
         let mut accepted = None;
         for _ in 0..40 {
-            let trial: Vec<f64> = (0..n).map(|i| (x[i] + t * step[i]).clamp(bounds[i].0, bounds[i].1)).collect();
+            let trial: Vec<f64> = (0..n)
+                .map(|i| (x[i] + t * step[i]).clamp(bounds[i].0, bounds[i].1))
+                .collect();
             let ev = like.evaluate(&trial, Order::Hessian);
             n_eval += 1;
-            if ev.nll.is_finite() && ev.nll <= at.nll + 1e-4 * t * dot(&at.gradient, &step).min(0.0) {
+            if ev.nll.is_finite() && ev.nll <= at.nll + 1e-4 * t * dot(&at.gradient, &step).min(0.0)
+            {
                 accepted = Some((trial, ev));
                 break;
             }
@@ -139,21 +193,57 @@ fn newton(like: &Likelihood, options: &FitOptions, initial_damping: f64) -> FitR
                 let decrease = at.nll - ev.nll;
                 x = trial;
                 at = ev;
-                damping = if t == 1.0 { (damping * 0.1).max(1e-8) } else { damping };
-                if decrease.abs() < 1e-13 * (1.0 + at.nll.abs()) && edm < 1e3 * options.edm_tolerance {
-                    return finish(x, at, n_eval, iteration + 1, edm, true, "converged (no further decrease)".into(), options, &bounds);
+                damping = if t == 1.0 {
+                    (damping * 0.1).max(1e-8)
+                } else {
+                    damping
+                };
+                if decrease.abs() < 1e-13 * (1.0 + at.nll.abs())
+                    && edm < 1e3 * options.edm_tolerance
+                {
+                    return finish(
+                        x,
+                        at,
+                        n_eval,
+                        iteration + 1,
+                        edm,
+                        true,
+                        "converged (no further decrease)".into(),
+                        options,
+                        &bounds,
+                    );
                 }
             }
             None => {
                 damping = (damping * 100.0).max(1e-4);
                 if damping > 1e12 {
-                    return finish(x, at, n_eval, iteration + 1, edm, edm < 1e3 * options.edm_tolerance, "line search failed".into(), options, &bounds);
+                    return finish(
+                        x,
+                        at,
+                        n_eval,
+                        iteration + 1,
+                        edm,
+                        edm < 1e3 * options.edm_tolerance,
+                        "line search failed".into(),
+                        options,
+                        &bounds,
+                    );
                 }
             }
         }
     }
     let message = format!("no convergence in {} iterations", options.max_iterations);
-    finish(x, at, n_eval, options.max_iterations, edm, false, message, options, &bounds)
+    finish(
+        x,
+        at,
+        n_eval,
+        options.max_iterations,
+        edm,
+        false,
+        message,
+        options,
+        &bounds,
+    )
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
@@ -169,11 +259,16 @@ fn damped_step(at: &Evaluation, free: &[usize], n: usize, damping: f64) -> Optio
         return None;
     }
     let hessian = &at.hessian;
-    let h: Vec<f64> = free.iter().flat_map(|&i| free.iter().map(move |&j| hessian[i * n + j])).collect();
+    let h: Vec<f64> = free
+        .iter()
+        .flat_map(|&i| free.iter().map(move |&j| hessian[i * n + j]))
+        .collect();
     if h.iter().any(|v| !v.is_finite()) {
         return None;
     }
-    let edm = linalg::cholesky(&h, m).map_or(f64::INFINITY, |l| 0.5 * dot(&g, &linalg::cholesky_solve(&l, m, &g)));
+    let edm = linalg::cholesky(&h, m).map_or(f64::INFINITY, |l| {
+        0.5 * dot(&g, &linalg::cholesky_solve(&l, m, &g))
+    });
     let mut lambda = damping;
     for _ in 0..60 {
         let mut damped = h.clone();
@@ -207,12 +302,18 @@ fn finish(
 ) -> FitResult {
     let n = theta.len();
     let at_bound: Vec<bool> = (0..n)
-        .map(|i| (theta[i] <= bounds[i].0 && at.gradient[i] > 0.0) || (theta[i] >= bounds[i].1 && at.gradient[i] < 0.0))
+        .map(|i| {
+            (theta[i] <= bounds[i].0 && at.gradient[i] > 0.0)
+                || (theta[i] >= bounds[i].1 && at.gradient[i] < 0.0)
+        })
         .collect();
     let free: Vec<usize> = (0..n).filter(|&i| !options.fixed[i]).collect();
     let m = free.len();
     let hessian = &at.hessian;
-    let h: Vec<f64> = free.iter().flat_map(|&i| free.iter().map(move |&j| hessian[i * n + j])).collect();
+    let h: Vec<f64> = free
+        .iter()
+        .flat_map(|&i| free.iter().map(move |&j| hessian[i * n + j]))
+        .collect();
     let mut covariance = vec![0.0; n * n];
     let mut message = message;
     match linalg::spd_inverse(&h, m) {
@@ -226,10 +327,27 @@ fn finish(
         None if m > 0 => message.push_str("; Hessian not positive definite, no covariance"),
         None => {}
     }
-    FitResult { theta, nll: at.nll, converged, message, n_eval, iterations, edm, at_bound, covariance, fixed: options.fixed.clone() }
+    FitResult {
+        theta,
+        nll: at.nll,
+        converged,
+        message,
+        n_eval,
+        iterations,
+        edm,
+        at_bound,
+        covariance,
+        fixed: options.fixed.clone(),
+    }
 }
 
-fn failed(theta: Vec<f64>, at: Evaluation, n_eval: usize, message: String, options: &FitOptions) -> FitResult {
+fn failed(
+    theta: Vec<f64>,
+    at: Evaluation,
+    n_eval: usize,
+    message: String,
+    options: &FitOptions,
+) -> FitResult {
     let n = theta.len();
     FitResult {
         theta,
@@ -257,7 +375,12 @@ pub fn conditional(like: &Likelihood, start: &[f64], index: usize, value: f64) -
 /// Profile-likelihood interval of parameter `index` at ΔNLL = `delta` (½ for 68.27 %):
 /// solves NLL(θ_i, profiled) − NLL_min = delta on each side by bracketing and bisection on
 /// conditional fits. An end that reaches the bound before crossing is the bound.
-pub fn profile_interval(like: &Likelihood, best: &FitResult, index: usize, delta: f64) -> (f64, f64) {
+pub fn profile_interval(
+    like: &Likelihood,
+    best: &FitResult,
+    index: usize,
+    delta: f64,
+) -> (f64, f64) {
     let (lo_bound, hi_bound) = inner_bounds(like.model.parameters[index].bounds);
     let centre = best.theta[index];
     let sigma = best.error(index).max(1e-3 * (1.0 + centre.abs()));
@@ -270,7 +393,11 @@ pub fn profile_interval(like: &Likelihood, best: &FitResult, index: usize, delta
         let mut width = sigma;
         let mut outside = loop {
             let candidate = centre + direction * width;
-            let candidate = if direction > 0.0 { candidate.min(bound) } else { candidate.max(bound) };
+            let candidate = if direction > 0.0 {
+                candidate.min(bound)
+            } else {
+                candidate.max(bound)
+            };
             if excess(candidate) > 0.0 {
                 break candidate;
             }

@@ -33,7 +33,16 @@ pub struct ChannelData {
 }
 
 fn source_index(ratios: &ChannelRatios, role: &EventRole) -> Result<usize> {
-    ratios.sources.iter().position(|(r, _)| r == role).ok_or_else(|| Error::Runtime(format!("channel {}: no {role} among its event files", ratios.channel)))
+    ratios
+        .sources
+        .iter()
+        .position(|(r, _)| r == role)
+        .ok_or_else(|| {
+            Error::Runtime(format!(
+                "channel {}: no {role} among its event files",
+                ratios.channel
+            ))
+        })
 }
 
 fn lookup<'a>(ratios: &'a ChannelRatios, label: &str, source: usize) -> Result<&'a [f64]> {
@@ -41,7 +50,12 @@ fn lookup<'a>(ratios: &'a ChannelRatios, label: &str, source: usize) -> Result<&
         .ratios
         .get(&(label.to_string(), source))
         .map(|r| r.ratio.as_slice())
-        .ok_or_else(|| Error::Runtime(format!("ratios of ensemble {label} on event file {source} of channel {} are missing", ratios.channel)))
+        .ok_or_else(|| {
+            Error::Runtime(format!(
+                "ratios of ensemble {label} on event file {source} of channel {} are missing",
+                ratios.channel
+            ))
+        })
 }
 
 /// ν_c⁰ of every process of `channel`.
@@ -60,17 +74,36 @@ pub fn nominal_yields(channel: &Channel, ratios: &ChannelRatios) -> Result<Vec<f
 }
 
 /// Per-process inputs for the events of source `source` (in order).
-fn processes_on(channel: &Channel, ratios: &ChannelRatios, source: usize, yields: &[f64]) -> Result<Vec<ProcessData>> {
+fn processes_on(
+    channel: &Channel,
+    ratios: &ChannelRatios,
+    source: usize,
+    yields: &[f64],
+) -> Result<Vec<ProcessData>> {
     let mut out = Vec::new();
     for (p, &nominal_yield) in channel.processes.iter().zip(yields) {
         let ratio = lookup(ratios, &p.ratio, source)?.to_vec();
         let mut shapes = Vec::new();
         for s in &p.shape_systematics {
-            let (up, down) = (lookup(ratios, &s.up, source)?, lookup(ratios, &s.down, source)?);
-            let variations = up.iter().zip(down).map(|(&u, &d)| Variation::new(s.code, u, d, CODE4_ALPHA0)).collect();
-            shapes.push(ShapeData { parameter: s.parameter, variations });
+            let (up, down) = (
+                lookup(ratios, &s.up, source)?,
+                lookup(ratios, &s.down, source)?,
+            );
+            let variations = up
+                .iter()
+                .zip(down)
+                .map(|(&u, &d)| Variation::new(s.code, u, d, CODE4_ALPHA0))
+                .collect();
+            shapes.push(ShapeData {
+                parameter: s.parameter,
+                variations,
+            });
         }
-        out.push(ProcessData { nominal_yield, ratio, shapes });
+        out.push(ProcessData {
+            nominal_yield,
+            ratio,
+            shapes,
+        });
     }
     Ok(out)
 }
@@ -105,7 +138,11 @@ impl ChannelData {
             let on_source = processes_on(channel, ratios, source, &yields)?;
             let own = &on_source[c];
             for (i, w) in events.weights.iter().enumerate() {
-                let shape: f64 = own.shapes.iter().map(|s| s.variations[i].eval(theta[s.parameter]).value).product();
+                let shape: f64 = own
+                    .shapes
+                    .iter()
+                    .map(|s| s.variations[i].eval(theta[s.parameter]).value)
+                    .product();
                 weights.push(w * scale * shape);
             }
             pooled = Some(match pooled {
@@ -121,16 +158,30 @@ impl ChannelData {
                 }
             });
         }
-        Ok(ChannelData { name: channel.name.clone(), weights, processes: pooled.unwrap_or_default() })
+        Ok(ChannelData {
+            name: channel.name.clone(),
+            weights,
+            processes: pooled.unwrap_or_default(),
+        })
     }
 }
 
 /// Observed datasets of every channel of `model`.
 pub fn observed(model: &Model, ratios: &[ChannelRatios]) -> Result<Vec<ChannelData>> {
-    model.channels.iter().zip(ratios).map(|(c, r)| ChannelData::observed(c, r)).collect()
+    model
+        .channels
+        .iter()
+        .zip(ratios)
+        .map(|(c, r)| ChannelData::observed(c, r))
+        .collect()
 }
 
 /// Asimov datasets of every channel at `theta`.
 pub fn asimov(model: &Model, ratios: &[ChannelRatios], theta: &[f64]) -> Result<Vec<ChannelData>> {
-    model.channels.iter().zip(ratios).map(|(c, r)| ChannelData::asimov(c, r, theta)).collect()
+    model
+        .channels
+        .iter()
+        .zip(ratios)
+        .map(|(c, r)| ChannelData::asimov(c, r, theta))
+        .collect()
 }

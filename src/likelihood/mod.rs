@@ -65,7 +65,11 @@ pub struct Likelihood<'m> {
 
 impl<'m> Likelihood<'m> {
     pub fn new(model: &'m Model, channels: Vec<ChannelData>) -> Likelihood<'m> {
-        Likelihood { model, channels, global_observables: vec![0.0; model.n_parameters()] }
+        Likelihood {
+            model,
+            channels,
+            global_observables: vec![0.0; model.n_parameters()],
+        }
     }
 
     pub fn n_parameters(&self) -> usize {
@@ -139,7 +143,13 @@ impl Layout {
             dim += p.shapes.len();
             n_second += p.shapes.len() * p.shapes.len();
         }
-        Layout { n_processes, shape_offset, second_offset, dim, n_second }
+        Layout {
+            n_processes,
+            shape_offset,
+            second_offset,
+            dim,
+            n_second,
+        }
     }
 
     /// Accumulator slots: [Σ w ln s | Σ w q/s (dim) | Σ w ∂²t/s (n_second) | Σ w q qᵀ/s² (dim²)]
@@ -157,7 +167,12 @@ struct BlockSums {
     invalid: Option<(usize, f64)>,
 }
 
-fn channel_nll(channel: &crate::model::Channel, data: &ChannelData, theta: &[f64], order: Order) -> Evaluation {
+fn channel_nll(
+    channel: &crate::model::Channel,
+    data: &ChannelData,
+    theta: &[f64],
+    order: Order,
+) -> Evaluation {
     let n = theta.len();
     let layout = Layout::new(data);
     // Yields and their derivatives.
@@ -166,11 +181,27 @@ fn channel_nll(channel: &crate::model::Channel, data: &ChannelData, theta: &[f64
     let mut nu_grad = vec![0.0; c * n];
     let mut nu_hess = vec![0.0; c * n * n];
     for (i, (process, pdata)) in channel.processes.iter().zip(&data.processes).enumerate() {
-        nu[i] = process_yield(process, pdata.nominal_yield, theta, &mut nu_grad[i * n..(i + 1) * n], &mut nu_hess[i * n * n..(i + 1) * n * n]);
+        nu[i] = process_yield(
+            process,
+            pdata.nominal_yield,
+            theta,
+            &mut nu_grad[i * n..(i + 1) * n],
+            &mut nu_hess[i * n * n..(i + 1) * n * n],
+        );
     }
     let n_events = data.weights.len();
     let n_blocks = n_events.div_ceil(BLOCK);
-    let block = |b: usize| event_block(data, &layout, &nu, theta, order, b * BLOCK, ((b + 1) * BLOCK).min(n_events));
+    let block = |b: usize| {
+        event_block(
+            data,
+            &layout,
+            &nu,
+            theta,
+            order,
+            b * BLOCK,
+            ((b + 1) * BLOCK).min(n_events),
+        )
+    };
     let blocks: Vec<BlockSums> = if n_blocks <= 1 {
         (0..n_blocks).map(block).collect()
     } else {
@@ -183,7 +214,13 @@ fn channel_nll(channel: &crate::model::Channel, data: &ChannelData, theta: &[f64
             *s += x;
         }
         if invalid.is_none() {
-            invalid = b.invalid.map(|(event, density)| crate::likelihood::InvalidDensity { channel: data.name.clone(), event, density });
+            invalid = b
+                .invalid
+                .map(|(event, density)| crate::likelihood::InvalidDensity {
+                    channel: data.name.clone(),
+                    event,
+                    density,
+                });
         }
     }
     let mut out = Evaluation {
@@ -232,7 +269,8 @@ fn channel_nll(channel: &crate::model::Channel, data: &ChannelData, theta: &[f64
                         }
                         for (s2, shape2) in shapes.iter().enumerate() {
                             if shape.parameter == j && shape2.parameter == k {
-                                h -= nu[ci] * second[layout.second_offset[ci] + s * shapes.len() + s2];
+                                h -= nu[ci]
+                                    * second[layout.second_offset[ci] + s * shapes.len() + s2];
                             }
                         }
                     }
@@ -254,7 +292,15 @@ fn channel_nll(channel: &crate::model::Channel, data: &ChannelData, theta: &[f64
 }
 
 /// Weighted sums over events `start..end`. Shape factors per event: t_c = r_c Π_k I_k.
-fn event_block(data: &ChannelData, layout: &Layout, nu: &[f64], theta: &[f64], order: Order, start: usize, end: usize) -> BlockSums {
+fn event_block(
+    data: &ChannelData,
+    layout: &Layout,
+    nu: &[f64],
+    theta: &[f64],
+    order: Order,
+    start: usize,
+    end: usize,
+) -> BlockSums {
     let dim = layout.dim;
     let mut sums = vec![0.0; layout.size(order)];
     let mut q = vec![0.0; dim];
@@ -271,7 +317,11 @@ fn event_block(data: &ChannelData, layout: &Layout, nu: &[f64], theta: &[f64], o
                 continue;
             }
             factors.clear();
-            factors.extend(p.shapes.iter().map(|sh| sh.variations[i].eval(theta[sh.parameter])));
+            factors.extend(
+                p.shapes
+                    .iter()
+                    .map(|sh| sh.variations[i].eval(theta[sh.parameter])),
+            );
             let t = r * factors.iter().map(|f| f.value).product::<f64>();
             q[ci] = t;
             s += nu[ci] * t;
@@ -279,7 +329,12 @@ fn event_block(data: &ChannelData, layout: &Layout, nu: &[f64], theta: &[f64], o
                 continue;
             }
             let product_except = |skip: &[usize]| -> f64 {
-                factors.iter().enumerate().filter(|(m, _)| !skip.contains(m)).map(|(_, f)| f.value).product()
+                factors
+                    .iter()
+                    .enumerate()
+                    .filter(|(m, _)| !skip.contains(m))
+                    .map(|(_, f)| f.value)
+                    .product()
             };
             let k_c = factors.len();
             for k in 0..k_c {

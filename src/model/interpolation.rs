@@ -29,7 +29,12 @@ pub enum Variation {
     Polynomial6Additive { up: f64, down: f64 },
     /// code4: exponential outside |α| > α₀, 1 + Σ a_n αⁿ inside, matching value, first and
     /// second derivatives at ±α₀. The ATLAS NSBI choice and the default.
-    Polynomial6Exponential { ln_up: f64, ln_down: f64, alpha0: f64, a: [f64; 6] },
+    Polynomial6Exponential {
+        ln_up: f64,
+        ln_down: f64,
+        alpha0: f64,
+        a: [f64; 6],
+    },
 }
 
 impl Variation {
@@ -37,12 +42,20 @@ impl Variation {
     pub fn new(code: InterpolationCode, up: f64, down: f64, alpha0: f64) -> Variation {
         match code {
             InterpolationCode::Code0 => Variation::Linear { up, down },
-            InterpolationCode::Code1 => Variation::Exponential { ln_up: up.ln(), ln_down: down.ln() },
+            InterpolationCode::Code1 => Variation::Exponential {
+                ln_up: up.ln(),
+                ln_down: down.ln(),
+            },
             InterpolationCode::Code2 => Variation::Quadratic { up, down },
             InterpolationCode::Code4p => Variation::Polynomial6Additive { up, down },
             InterpolationCode::Code4 => {
                 let (ln_up, ln_down) = (up.ln(), down.ln());
-                Variation::Polynomial6Exponential { ln_up, ln_down, alpha0, a: code4_coefficients(ln_up, ln_down, alpha0) }
+                Variation::Polynomial6Exponential {
+                    ln_up,
+                    ln_down,
+                    alpha0,
+                    a: code4_coefficients(ln_up, ln_down, alpha0),
+                }
             }
         }
     }
@@ -51,7 +64,11 @@ impl Variation {
         match *self {
             Variation::Linear { up, down } => {
                 let slope = if alpha >= 0.0 { up - 1.0 } else { 1.0 - down };
-                Interpolated { value: 1.0 + alpha * slope, d1: slope, d2: 0.0 }
+                Interpolated {
+                    value: 1.0 + alpha * slope,
+                    d1: slope,
+                    d2: 0.0,
+                }
             }
             Variation::Exponential { ln_up, ln_down } => exponential(alpha, ln_up, ln_down),
             Variation::Quadratic { up, down } => {
@@ -59,20 +76,40 @@ impl Variation {
                 let b = 0.5 * (up - down);
                 if alpha > 1.0 {
                     let slope = b + 2.0 * a;
-                    Interpolated { value: up + slope * (alpha - 1.0), d1: slope, d2: 0.0 }
+                    Interpolated {
+                        value: up + slope * (alpha - 1.0),
+                        d1: slope,
+                        d2: 0.0,
+                    }
                 } else if alpha < -1.0 {
                     let slope = b - 2.0 * a;
-                    Interpolated { value: down + slope * (alpha + 1.0), d1: slope, d2: 0.0 }
+                    Interpolated {
+                        value: down + slope * (alpha + 1.0),
+                        d1: slope,
+                        d2: 0.0,
+                    }
                 } else {
-                    Interpolated { value: 1.0 + a * alpha * alpha + b * alpha, d1: 2.0 * a * alpha + b, d2: 2.0 * a }
+                    Interpolated {
+                        value: 1.0 + a * alpha * alpha + b * alpha,
+                        d1: 2.0 * a * alpha + b,
+                        d2: 2.0 * a,
+                    }
                 }
             }
             Variation::Polynomial6Additive { up, down } => {
                 let (delta_up, delta_down) = (up - 1.0, 1.0 - down);
                 if alpha > 1.0 {
-                    Interpolated { value: 1.0 + alpha * delta_up, d1: delta_up, d2: 0.0 }
+                    Interpolated {
+                        value: 1.0 + alpha * delta_up,
+                        d1: delta_up,
+                        d2: 0.0,
+                    }
                 } else if alpha < -1.0 {
-                    Interpolated { value: 1.0 + alpha * delta_down, d1: delta_down, d2: 0.0 }
+                    Interpolated {
+                        value: 1.0 + alpha * delta_down,
+                        d1: delta_down,
+                        d2: 0.0,
+                    }
                 } else {
                     // α S + α² A (15 − 10α² + 3α⁴), S = (Δ⁺ + Δ⁻)/2, A = (Δ⁺ − Δ⁻)/16
                     let s = 0.5 * (delta_up + delta_down);
@@ -84,7 +121,12 @@ impl Variation {
                     Interpolated { value, d1, d2 }
                 }
             }
-            Variation::Polynomial6Exponential { ln_up, ln_down, alpha0, a } => {
+            Variation::Polynomial6Exponential {
+                ln_up,
+                ln_down,
+                alpha0,
+                a,
+            } => {
                 if alpha.abs() >= alpha0 {
                     exponential(alpha, ln_up, ln_down)
                 } else {
@@ -111,7 +153,11 @@ fn exponential(alpha: f64, ln_up: f64, ln_down: f64) -> Interpolated {
     // δ⁺^α = exp(α ln δ⁺); δ⁻^(−α) = exp(−α ln δ⁻)
     let rate = if alpha >= 0.0 { ln_up } else { -ln_down };
     let value = (alpha * rate).exp();
-    Interpolated { value, d1: rate * value, d2: rate * rate * value }
+    Interpolated {
+        value,
+        d1: rate * value,
+        d2: rate * rate * value,
+    }
 }
 
 /// Coefficients a₁…a₆ of code4's inner polynomial 1 + Σ aₙ αⁿ, so that value, first and
@@ -126,8 +172,16 @@ pub fn code4_coefficients(ln_up: f64, ln_down: f64, alpha0: f64) -> [f64; 6] {
     let c_up = alpha0 * alpha0 * ln_up * ln_up * value_up;
     let c_down = alpha0 * alpha0 * ln_down * ln_down * value_down;
     // Even part E: E(1), E'(1), E''(1); odd part O likewise.
-    let (e0, e1, e2) = (0.5 * (value_up + value_down) - 1.0, 0.5 * (d_up - d_down), 0.5 * (c_up + c_down));
-    let (o0, o1, o2) = (0.5 * (value_up - value_down), 0.5 * (d_up + d_down), 0.5 * (c_up - c_down));
+    let (e0, e1, e2) = (
+        0.5 * (value_up + value_down) - 1.0,
+        0.5 * (d_up - d_down),
+        0.5 * (c_up + c_down),
+    );
+    let (o0, o1, o2) = (
+        0.5 * (value_up - value_down),
+        0.5 * (d_up + d_down),
+        0.5 * (c_up - c_down),
+    );
     let b6 = (8.0 * e0 - 5.0 * e1 + e2) / 8.0;
     let b4 = 0.5 * (e1 - 2.0 * e0) - 2.0 * b6;
     let b2 = e0 - b4 - b6;
@@ -166,9 +220,18 @@ mod tests {
     fn every_code_passes_through_the_variations() {
         use InterpolationCode::*;
         for code in [Code0, Code1, Code2, Code4p, Code4] {
-            assert!((value(code, 1.3, 0.8, 1.0) - 1.3).abs() < 1e-12, "{code:?} at +1");
-            assert!((value(code, 1.3, 0.8, -1.0) - 0.8).abs() < 1e-12, "{code:?} at -1");
-            assert!((value(code, 1.3, 0.8, 0.0) - 1.0).abs() < 1e-12, "{code:?} at 0");
+            assert!(
+                (value(code, 1.3, 0.8, 1.0) - 1.3).abs() < 1e-12,
+                "{code:?} at +1"
+            );
+            assert!(
+                (value(code, 1.3, 0.8, -1.0) - 0.8).abs() < 1e-12,
+                "{code:?} at -1"
+            );
+            assert!(
+                (value(code, 1.3, 0.8, 0.0) - 1.0).abs() < 1e-12,
+                "{code:?} at 0"
+            );
         }
     }
 
@@ -182,8 +245,16 @@ mod tests {
                 let at = v.eval(alpha);
                 let d1 = (v.eval(alpha + h).value - v.eval(alpha - h).value) / (2.0 * h);
                 let d2 = (v.eval(alpha + h).d1 - v.eval(alpha - h).d1) / (2.0 * h);
-                assert!((at.d1 - d1).abs() < 1e-7, "{code:?} d1 at {alpha}: {} vs {d1}", at.d1);
-                assert!((at.d2 - d2).abs() < 1e-6, "{code:?} d2 at {alpha}: {} vs {d2}", at.d2);
+                assert!(
+                    (at.d1 - d1).abs() < 1e-7,
+                    "{code:?} d1 at {alpha}: {} vs {d1}",
+                    at.d1
+                );
+                assert!(
+                    (at.d2 - d2).abs() < 1e-6,
+                    "{code:?} d2 at {alpha}: {} vs {d2}",
+                    at.d2
+                );
             }
         }
     }
@@ -193,7 +264,8 @@ mod tests {
         for alpha0 in [1.0, 0.5] {
             let v = Variation::new(InterpolationCode::Code4, 1.4, 0.7, alpha0);
             for edge in [alpha0, -alpha0] {
-                let (inside, outside) = (v.eval(edge * (1.0 - 1e-12)), v.eval(edge * (1.0 + 1e-12)));
+                let (inside, outside) =
+                    (v.eval(edge * (1.0 - 1e-12)), v.eval(edge * (1.0 + 1e-12)));
                 assert!((inside.value - outside.value).abs() < 1e-9);
                 assert!((inside.d1 - outside.d1).abs() < 1e-8);
                 assert!((inside.d2 - outside.d2).abs() < 1e-7);

@@ -36,7 +36,8 @@ pub struct Coefficient {
 impl Coefficient {
     pub fn new(text: &str, expr: Expr) -> Coefficient {
         let params = expr.parameters();
-        let gradient: Vec<(usize, Expr)> = params.iter().map(|&j| (j, expr.derivative(j))).collect();
+        let gradient: Vec<(usize, Expr)> =
+            params.iter().map(|&j| (j, expr.derivative(j))).collect();
         let mut hessian = Vec::new();
         for (j, dj) in &gradient {
             for &l in &params {
@@ -46,7 +47,12 @@ impl Coefficient {
                 }
             }
         }
-        Coefficient { text: text.to_string(), expr, gradient, hessian }
+        Coefficient {
+            text: text.to_string(),
+            expr,
+            gradient,
+            hessian,
+        }
     }
 }
 
@@ -102,29 +108,56 @@ impl Model {
                 name: p.name.value.clone(),
                 poi: p.poi,
                 init: p.init.as_ref().map_or_else(|| default_init(p), |i| i.value),
-                bounds: p.bounds.as_ref().map_or((f64::NEG_INFINITY, f64::INFINITY), |b| (b.value[0], b.value[1])),
-                constrained: !p.poi && p.constraint.as_ref().is_none_or(|c| c.value == ConstraintKind::Gaussian),
+                bounds: p
+                    .bounds
+                    .as_ref()
+                    .map_or((f64::NEG_INFINITY, f64::INFINITY), |b| {
+                        (b.value[0], b.value[1])
+                    }),
+                constrained: !p.poi
+                    && p.constraint
+                        .as_ref()
+                        .is_none_or(|c| c.value == ConstraintKind::Gaussian),
                 fixed: p.fixed,
             })
             .collect();
-        let index = |name: &str| names.iter().position(|n| *n == name).expect("validated parameter");
+        let index = |name: &str| {
+            names
+                .iter()
+                .position(|n| *n == name)
+                .expect("validated parameter")
+        };
         let mut channels = Vec::new();
         for channel in &ws.spec.channels {
             let mut processes = Vec::new();
             for p in &channel.processes {
-                let expr = Expr::parse(&p.coefficient.value, &names).map_err(|e| Error::Workspace(vec![ws.diagnostic(&p.coefficient, e.to_string())]))?;
+                let expr = Expr::parse(&p.coefficient.value, &names).map_err(|e| {
+                    Error::Workspace(vec![ws.diagnostic(&p.coefficient, e.to_string())])
+                })?;
                 let label = format!("{}/{}", channel.name.value, p.name.value);
                 let mut yield_systematics = Vec::new();
                 let mut shape_systematics = Vec::new();
                 for s in &p.systematics {
-                    let code = s.interpolation.as_ref().map(|c| c.value).unwrap_or_default();
+                    let code = s
+                        .interpolation
+                        .as_ref()
+                        .map(|c| c.value)
+                        .unwrap_or_default();
                     let parameter = index(&s.name.value);
                     if let Some(y) = &s.yield_factors {
-                        yield_systematics.push(YieldSystematic { parameter, variation: Variation::new(code, y.value.up, y.value.down, CODE4_ALPHA0) });
+                        yield_systematics.push(YieldSystematic {
+                            parameter,
+                            variation: Variation::new(code, y.value.up, y.value.down, CODE4_ALPHA0),
+                        });
                     }
                     if s.shape.is_some() {
                         let variant = |d: Direction| format!("{label}/{}:{d}", s.name.value);
-                        shape_systematics.push(ShapeSystematic { parameter, code, up: variant(Direction::Up), down: variant(Direction::Down) });
+                        shape_systematics.push(ShapeSystematic {
+                            parameter,
+                            code,
+                            up: variant(Direction::Up),
+                            down: variant(Direction::Down),
+                        });
                     }
                 }
                 processes.push(Process {
@@ -136,9 +169,15 @@ impl Model {
                     shape_systematics,
                 });
             }
-            channels.push(Channel { name: channel.name.value.clone(), processes });
+            channels.push(Channel {
+                name: channel.name.value.clone(),
+                processes,
+            });
         }
-        Ok(Model { parameters, channels })
+        Ok(Model {
+            parameters,
+            channels,
+        })
     }
 
     pub fn n_parameters(&self) -> usize {
@@ -155,12 +194,20 @@ impl Model {
     }
 
     pub fn pois(&self) -> Vec<usize> {
-        (0..self.parameters.len()).filter(|&i| self.parameters[i].poi).collect()
+        (0..self.parameters.len())
+            .filter(|&i| self.parameters[i].poi)
+            .collect()
     }
 }
 
 /// ν_c(θ) = f_c(θ) ν_c⁰ Π_k G_ck(α_k) with its gradient and (dense, row-major) Hessian.
-pub fn process_yield(process: &Process, nominal: f64, theta: &[f64], grad: &mut [f64], hess: &mut [f64]) -> f64 {
+pub fn process_yield(
+    process: &Process,
+    nominal: f64,
+    theta: &[f64],
+    grad: &mut [f64],
+    hess: &mut [f64],
+) -> f64 {
     let n = theta.len();
     grad.fill(0.0);
     hess.fill(0.0);
@@ -209,7 +256,8 @@ pub fn process_yield(process: &Process, nominal: f64, theta: &[f64], grad: &mut 
     }
     for a in 0..n {
         for b in 0..n {
-            hess[a * n + b] += nominal * (f_grad[a] * g_grad[b] + g_grad[a] * f_grad[b] + f * g_hess[a * n + b]);
+            hess[a * n + b] +=
+                nominal * (f_grad[a] * g_grad[b] + g_grad[a] * f_grad[b] + f * g_hess[a * n + b]);
         }
     }
     nominal * f * g

@@ -64,12 +64,19 @@ mod tests {
     fn aggregations_by_hand() {
         let members = [1.0, 3.0, 0.5, 2.0];
         let mut scratch = Vec::new();
-        assert_eq!(aggregate(Aggregation::MeanRatio, &members, &mut scratch), 1.625);
+        assert_eq!(
+            aggregate(Aggregation::MeanRatio, &members, &mut scratch),
+            1.625
+        );
         let geometric = (1.0f64 * 3.0 * 0.5 * 2.0).powf(0.25);
-        assert!((aggregate(Aggregation::MeanLogit, &members, &mut scratch) - geometric).abs() < 1e-14);
+        assert!(
+            (aggregate(Aggregation::MeanLogit, &members, &mut scratch) - geometric).abs() < 1e-14
+        );
         // scores 1/3, 1/2, 2/3, 3/4 → median (1/2 + 2/3)/2 = 7/12 → r = 7/5
         assert!((aggregate(Aggregation::MedianScore, &members, &mut scratch) - 1.4).abs() < 1e-14);
-        assert!((aggregate(Aggregation::MedianScore, &members[..3], &mut scratch) - 1.0).abs() < 1e-14);
+        assert!(
+            (aggregate(Aggregation::MedianScore, &members[..3], &mut scratch) - 1.0).abs() < 1e-14
+        );
     }
 
     #[test]

@@ -45,10 +45,16 @@ impl Standardisation {
     /// Reads the JSON file `{"mean": [...], "std": [...], "features": [...]?}` and checks it
     /// against the channel's feature list.
     pub fn read(path: &Path, features: &[String]) -> Result<Standardisation> {
-        let fail = |message: String| Error::Standardisation { file: path.to_path_buf(), message };
+        let fail = |message: String| Error::Standardisation {
+            file: path.to_path_buf(),
+            message,
+        };
         let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
-        let s: Standardisation = serde_json::from_str(&text)
-            .map_err(|e| fail(format!("not valid (expected {{\"mean\": [...], \"std\": [...]}}): {e}")))?;
+        let s: Standardisation = serde_json::from_str(&text).map_err(|e| {
+            fail(format!(
+                "not valid (expected {{\"mean\": [...], \"std\": [...]}}): {e}"
+            ))
+        })?;
         if s.mean.len() != features.len() || s.std.len() != features.len() {
             return Err(fail(format!(
                 "standardisation has {} means and {} stds but the channel has {} features",
@@ -65,10 +71,16 @@ impl Standardisation {
             }
         }
         if let Some(i) = s.std.iter().position(|x| !(x.is_finite() && *x > 0.0)) {
-            return Err(fail(format!("std of feature {} must be finite and > 0, got {}", features[i], s.std[i])));
+            return Err(fail(format!(
+                "std of feature {} must be finite and > 0, got {}",
+                features[i], s.std[i]
+            )));
         }
         if let Some(i) = s.mean.iter().position(|x| !x.is_finite()) {
-            return Err(fail(format!("mean of feature {} is not finite", features[i])));
+            return Err(fail(format!(
+                "mean of feature {} is not finite",
+                features[i]
+            )));
         }
         Ok(s)
     }
@@ -102,7 +114,11 @@ pub struct ModelInterface {
 
 /// Opens `path` in ONNX Runtime and checks that it takes one float32 input of width
 /// `n_features` and has the requested output (and column). Nothing is run.
-pub fn inspect_model(path: &Path, n_features: usize, spec: &OutputSpec) -> Result<(Session, ModelInterface)> {
+pub fn inspect_model(
+    path: &Path,
+    n_features: usize,
+    spec: &OutputSpec,
+) -> Result<(Session, ModelInterface)> {
     let session = open_session(path)?;
     let interface = check_interface(path, &session, n_features, spec)?;
     Ok((session, interface))
@@ -119,7 +135,12 @@ fn open_session(path: &Path) -> Result<Session> {
         .map_err(|e| Error::model(path, format!("ONNX Runtime cannot load it: {e}")))
 }
 
-fn check_interface(path: &Path, session: &Session, n_features: usize, spec: &OutputSpec) -> Result<ModelInterface> {
+fn check_interface(
+    path: &Path,
+    session: &Session,
+    n_features: usize,
+    spec: &OutputSpec,
+) -> Result<ModelInterface> {
     let fail = |message: String| Error::model(path, message);
     let [input] = session.inputs() else {
         return Err(fail(format!(
@@ -128,7 +149,11 @@ fn check_interface(path: &Path, session: &Session, n_features: usize, spec: &Out
         )));
     };
     match input.dtype() {
-        ValueType::Tensor { ty: TensorElementType::Float32, shape, .. } => {
+        ValueType::Tensor {
+            ty: TensorElementType::Float32,
+            shape,
+            ..
+        } => {
             let width = shape.get(1).copied();
             if shape.len() != 2 || width.is_some_and(|w| w >= 0 && w as usize != n_features) {
                 return Err(fail(format!(
@@ -138,18 +163,35 @@ fn check_interface(path: &Path, session: &Session, n_features: usize, spec: &Out
             }
         }
         other => {
-            return Err(fail(format!("input '{}' must be a float32 tensor, found {other:?}", input.name())));
+            return Err(fail(format!(
+                "input '{}' must be a float32 tensor, found {other:?}",
+                input.name()
+            )));
         }
     }
     let output = match &spec.name {
-        Some(name) => session.outputs().iter().find(|o| o.name() == name).ok_or_else(|| {
-            let names: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
-            fail(format!("has no output '{name}' (outputs: {})", names.join(", ")))
-        })?,
-        None => session.outputs().first().ok_or_else(|| fail("has no outputs".into()))?,
+        Some(name) => session
+            .outputs()
+            .iter()
+            .find(|o| o.name() == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
+                fail(format!(
+                    "has no output '{name}' (outputs: {})",
+                    names.join(", ")
+                ))
+            })?,
+        None => session
+            .outputs()
+            .first()
+            .ok_or_else(|| fail("has no outputs".into()))?,
     };
     match output.dtype() {
-        ValueType::Tensor { ty: TensorElementType::Float32 | TensorElementType::Float64, shape, .. } => {
+        ValueType::Tensor {
+            ty: TensorElementType::Float32 | TensorElementType::Float64,
+            shape,
+            ..
+        } => {
             let width = if shape.len() == 2 { shape[1] } else { 1 };
             if shape.len() > 2 || (width >= 0 && spec.column >= width as usize) {
                 return Err(fail(format!(
@@ -186,7 +228,8 @@ impl RatioEnsemble {
         let mut members = Vec::with_capacity(paths.len());
         for path in paths {
             let (first, interface) = inspect_model(path, n_features, &spec)?;
-            let bytes = std::fs::read(path).map_err(|e| Error::model(path, format!("cannot read: {e}")))?;
+            let bytes =
+                std::fs::read(path).map_err(|e| Error::model(path, format!("cannot read: {e}")))?;
             let mut sessions = vec![Mutex::new(first)];
             for _ in 1..workers {
                 sessions.push(Mutex::new(open_session(path)?));
@@ -236,7 +279,10 @@ impl RatioEnsemble {
             runtime::ORT_VERSION
         );
         key.bytes("settings", settings.as_bytes());
-        let values = events.values.as_slice().expect("event matrices are contiguous");
+        let values = events
+            .values
+            .as_slice()
+            .expect("event matrices are contiguous");
         let bytes: Vec<u8> = values.iter().flat_map(|x| x.to_le_bytes()).collect();
         key.bytes("features", &bytes);
         key.finish()
@@ -244,15 +290,27 @@ impl RatioEnsemble {
 
     /// Per-event ratios and ensemble spreads for `events`. A member output that is not finite,
     /// or a ratio that is not positive, is an error naming the model, the file and the event.
-    pub fn evaluate(&self, events: &Events, progress: Option<&ProgressBar>) -> Result<CachedRatios> {
+    pub fn evaluate(
+        &self,
+        events: &Events,
+        progress: Option<&ProgressBar>,
+    ) -> Result<CachedRatios> {
         if events.features.len() != self.n_features {
             return Err(Error::event_file(
                 &events.file,
-                format!("has {} feature columns but ensemble {} takes {}", events.features.len(), self.label, self.n_features),
+                format!(
+                    "has {} feature columns but ensemble {} takes {}",
+                    events.features.len(),
+                    self.label,
+                    self.n_features
+                ),
             ));
         }
         let n = events.len();
-        let batches: Vec<(usize, usize)> = (0..n).step_by(BATCH_SIZE).map(|s| (s, (s + BATCH_SIZE).min(n))).collect();
+        let batches: Vec<(usize, usize)> = (0..n)
+            .step_by(BATCH_SIZE)
+            .map(|s| (s, (s + BATCH_SIZE).min(n)))
+            .collect();
         let results: Vec<Result<CachedRatios>> = batches
             .par_iter()
             .map(|&(start, end)| {
@@ -263,7 +321,10 @@ impl RatioEnsemble {
                 out
             })
             .collect();
-        let mut all = CachedRatios { ratio: Vec::with_capacity(n), spread: Vec::with_capacity(n) };
+        let mut all = CachedRatios {
+            ratio: Vec::with_capacity(n),
+            spread: Vec::with_capacity(n),
+        };
         for batch in results {
             let batch = batch?;
             all.ratio.extend(batch.ratio);
@@ -334,20 +395,32 @@ impl RatioEnsemble {
     ) -> Result<()> {
         let fail = |message: String| Error::model(&member.path, message);
         let slot = rayon::current_thread_index().unwrap_or(0) % member.sessions.len();
-        let mut session = member.sessions[slot].lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut session = member.sessions[slot]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let tensor = TensorRef::from_array_view(([len, self.n_features], input))
             .map_err(|e| fail(format!("cannot build input tensor: {e}")))?;
         let outputs = session
             .run(ort::inputs![member.input.as_str() => tensor])
-            .map_err(|e| fail(format!("failed on events {start}..{} of {}: {e}", start + len, events.file.display())))?;
+            .map_err(|e| {
+                fail(format!(
+                    "failed on events {start}..{} of {}: {e}",
+                    start + len,
+                    events.file.display()
+                ))
+            })?;
         let value = &outputs[member.output.as_str()];
         let raw: Vec<f64> = match value.dtype().tensor_type() {
             Some(TensorElementType::Float64) => {
-                let (shape, data) = value.try_extract_tensor::<f64>().map_err(|e| fail(e.to_string()))?;
+                let (shape, data) = value
+                    .try_extract_tensor::<f64>()
+                    .map_err(|e| fail(e.to_string()))?;
                 select_column(shape, data, member.column, len).map_err(fail)?
             }
             _ => {
-                let (shape, data) = value.try_extract_tensor::<f32>().map_err(|e| fail(e.to_string()))?;
+                let (shape, data) = value
+                    .try_extract_tensor::<f32>()
+                    .map_err(|e| fail(e.to_string()))?;
                 let wide: Vec<f64> = data.iter().map(|&x| x as f64).collect();
                 select_column(shape, &wide, member.column, len).map_err(fail)?
             }
@@ -369,13 +442,20 @@ impl RatioEnsemble {
 }
 
 /// Column `column` of an output of shape [len] or [len, k].
-fn select_column(shape: &[i64], data: &[f64], column: usize, len: usize) -> std::result::Result<Vec<f64>, String> {
+fn select_column(
+    shape: &[i64],
+    data: &[f64],
+    column: usize,
+    len: usize,
+) -> std::result::Result<Vec<f64>, String> {
     match shape {
         [n] if *n as usize == len => Ok(data.to_vec()),
         [n, k] if *n as usize == len && column < *k as usize => {
             let k = *k as usize;
             Ok((0..len).map(|i| data[i * k + column]).collect())
         }
-        _ => Err(format!("output has shape {shape:?}, expected [{len}] or [{len}, k > {column}]")),
+        _ => Err(format!(
+            "output has shape {shape:?}, expected [{len}] or [{len}, k > {column}]"
+        )),
     }
 }

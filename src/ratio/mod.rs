@@ -17,14 +17,27 @@ use crate::workspace::{EnsembleRef, EventRole, Workspace};
 pub use ensemble::{OutputSpec, RatioEnsemble, Standardisation};
 
 /// Builds the ensemble a workspace entry describes (resolving globs and standardisation).
-pub fn load_ensemble(ws: &Workspace, channel: &ChannelSpec, label: &str, spec: &RatioSpec) -> Result<RatioEnsemble> {
-    let paths = ws.model_paths(spec).map_err(|d| Error::Workspace(vec![d]))?;
+pub fn load_ensemble(
+    ws: &Workspace,
+    channel: &ChannelSpec,
+    label: &str,
+    spec: &RatioSpec,
+) -> Result<RatioEnsemble> {
+    let paths = ws
+        .model_paths(spec)
+        .map_err(|d| Error::Workspace(vec![d]))?;
     let features = feature_names(channel);
     let standardisation = match &spec.standardisation {
         Some(file) => Some(Standardisation::read(&ws.resolve(&file.value), &features)?),
         None => None,
     };
-    RatioEnsemble::load(label, &paths, output_spec(spec), standardisation, features.len())
+    RatioEnsemble::load(
+        label,
+        &paths,
+        output_spec(spec),
+        standardisation,
+        features.len(),
+    )
 }
 
 pub fn output_spec(spec: &RatioSpec) -> OutputSpec {
@@ -32,16 +45,29 @@ pub fn output_spec(spec: &RatioSpec) -> OutputSpec {
         name: spec.output.as_ref().map(|o| o.value.clone()),
         column: spec.column.as_ref().map_or(0, |c| c.value),
         convention: spec.convention.value,
-        aggregation: spec.aggregation.as_ref().map(|a| a.value).unwrap_or_default(),
+        aggregation: spec
+            .aggregation
+            .as_ref()
+            .map(|a| a.value)
+            .unwrap_or_default(),
     }
 }
 
 pub fn feature_names(channel: &ChannelSpec) -> Vec<String> {
-    channel.features.value.iter().map(|f| f.value.clone()).collect()
+    channel
+        .features
+        .value
+        .iter()
+        .map(|f| f.value.clone())
+        .collect()
 }
 
 /// Reads the events of one source of a channel.
-pub fn read_events(ws: &Workspace, channel: &ChannelSpec, source: &EventSourceSpec) -> Result<Events> {
+pub fn read_events(
+    ws: &Workspace,
+    channel: &ChannelSpec,
+    source: &EventSourceSpec,
+) -> Result<Events> {
     Events::read(
         &ws.resolve(&source.file.value),
         &source.group.value,
@@ -82,7 +108,11 @@ pub struct WorkspaceRatios {
 
 /// Evaluates (or loads from `cache`) every ensemble of `ws` over every event file of its
 /// channel: observed data, the reference sample, and every process's MC.
-pub fn evaluate_workspace(ws: &Workspace, cache: &RatioCache, show_progress: bool) -> Result<WorkspaceRatios> {
+pub fn evaluate_workspace(
+    ws: &Workspace,
+    cache: &RatioCache,
+    show_progress: bool,
+) -> Result<WorkspaceRatios> {
     let mut channels = Vec::new();
     let mut records = Vec::new();
     let ensembles = ws.ensembles();
@@ -93,11 +123,15 @@ pub fn evaluate_workspace(ws: &Workspace, cache: &RatioCache, show_progress: boo
             .map(|(role, spec)| read_events(ws, channel, spec).map(|events| (role, events)))
             .collect::<Result<_>>()?;
         let mut ratios = BTreeMap::new();
-        for eref in ensembles.iter().filter(|e| std::ptr::eq(e.channel, channel)) {
+        for eref in ensembles
+            .iter()
+            .filter(|e| std::ptr::eq(e.channel, channel))
+        {
             let label = eref.label();
             let ensemble = load_ensemble(ws, channel, &label, eref.spec)?;
             for (index, (role, events)) in sources.iter().enumerate() {
-                let (values, record) = ratios_for(&ensemble, eref, role, events, cache, show_progress)?;
+                let (values, record) =
+                    ratios_for(&ensemble, eref, role, events, cache, show_progress)?;
                 records.push(record);
                 ratios.insert((label.clone(), index), values);
             }
@@ -123,7 +157,8 @@ fn ratios_for(
     let (values, from_cache) = match cache.load(&key, events.len()) {
         Some(hit) => (hit, true),
         None => {
-            let bar = show_progress.then(|| progress_bar(events.len(), &format!("{} on {role}", eref.label())));
+            let bar = show_progress
+                .then(|| progress_bar(events.len(), &format!("{} on {role}", eref.label())));
             let values = ensemble.evaluate(events, bar.as_ref())?;
             if let Some(bar) = bar {
                 bar.finish_and_clear();
@@ -139,7 +174,14 @@ fn ratios_for(
             (values, false)
         }
     };
-    let record = summarise(ensemble, role, events, &values, from_cache, cache.entry_path(&key));
+    let record = summarise(
+        ensemble,
+        role,
+        events,
+        &values,
+        from_cache,
+        cache.entry_path(&key),
+    );
     Ok((values, record))
 }
 
@@ -162,16 +204,21 @@ fn summarise(
         cache_entry,
         mean_ratio: values.ratio.iter().sum::<f64>() / n,
         min_ratio: values.ratio.iter().copied().fold(f64::INFINITY, f64::min),
-        max_ratio: values.ratio.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        max_ratio: values
+            .ratio
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max),
         mean_spread: values.spread.iter().sum::<f64>() / n,
     }
 }
 
 fn progress_bar(len: usize, message: &str) -> ProgressBar {
     let bar = ProgressBar::new(len as u64);
-    let style = ProgressStyle::with_template("{msg:40} [{bar:30}] {pos}/{len} events ({per_sec}, {eta})")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
+    let style =
+        ProgressStyle::with_template("{msg:40} [{bar:30}] {pos}/{len} events ({per_sec}, {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
     bar.set_style(style);
     bar.set_message(message.to_string());
     bar

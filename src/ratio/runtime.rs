@@ -16,7 +16,8 @@ const INSTALL_HINT: &str = "install it with `make setup` in the nsbi source fold
 (or: python3 -m venv .venv && .venv/bin/pip install onnxruntime==1.31.1), \
 or point ORT_DYLIB_PATH at libonnxruntime.so.1.31.1";
 
-static ENVIRONMENT: OnceLock<std::result::Result<ort::environment::Environment, String>> = OnceLock::new();
+static ENVIRONMENT: OnceLock<std::result::Result<ort::environment::Environment, String>> =
+    OnceLock::new();
 
 /// The process-wide ONNX Runtime environment (ONNX Runtime allows only one), started on first
 /// use from the library [`locate_library`] finds.
@@ -50,13 +51,19 @@ pub fn locate_library() -> Result<PathBuf> {
             ))),
         };
     }
-    let exe_dir = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf));
+    let exe_dir = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf));
     let project_venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv");
     exe_dir
         .and_then(|dir| library_in(&dir))
         .or_else(|| venv_library(&project_venv))
         .or_else(python_library)
-        .ok_or_else(|| Error::Runtime(format!("shared library libonnxruntime not found; {INSTALL_HINT}")))
+        .ok_or_else(|| {
+            Error::Runtime(format!(
+                "shared library libonnxruntime not found; {INSTALL_HINT}"
+            ))
+        })
 }
 
 /// `libonnxruntime.so*` in `dir`, preferring the exact version the engine is built for.
@@ -80,7 +87,10 @@ fn library_in(dir: &Path) -> Option<PathBuf> {
 
 fn venv_library(venv: &Path) -> Option<PathBuf> {
     let lib = venv.join("lib");
-    let mut pythons: Vec<PathBuf> = std::fs::read_dir(&lib).ok()?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let mut pythons: Vec<PathBuf> = std::fs::read_dir(&lib)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
     pythons.sort();
     pythons
         .iter()
@@ -89,7 +99,10 @@ fn venv_library(venv: &Path) -> Option<PathBuf> {
 
 fn python_library() -> Option<PathBuf> {
     let output = Command::new("python3")
-        .args(["-c", "import onnxruntime, os; print(os.path.dirname(onnxruntime.__file__))"])
+        .args([
+            "-c",
+            "import onnxruntime, os; print(os.path.dirname(onnxruntime.__file__))",
+        ])
         .output()
         .ok()?;
     if !output.status.success() {

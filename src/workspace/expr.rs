@@ -430,7 +430,10 @@ mod tests {
                 down[k] -= h;
                 let numeric = (e.eval(&up) - e.eval(&down)) / (2.0 * h);
                 let exact = e.derivative(k).eval(&point);
-                assert!((numeric - exact).abs() < 1e-7, "{text} d/d{k}: {numeric} vs {exact}");
+                assert!(
+                    (numeric - exact).abs() < 1e-7,
+                    "{text} d/d{k}: {numeric} vs {exact}"
+                );
             }
         }
     }
@@ -439,13 +442,28 @@ mod tests {
     fn unknown_parameter_names_position() {
         let err = Expr::parse("mu - sqrt(mu2)", &PARAMS).unwrap_err();
         assert_eq!(err.position, 10);
-        assert!(err.message.contains("unknown parameter 'mu2'"), "{}", err.message);
+        assert!(
+            err.message.contains("unknown parameter 'mu2'"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
     fn malformed_expressions_are_errors() {
-        for text in ["mu -", "sqrt mu", "(mu", "mu mu", "mu ^ theta", "2 $ mu", ""] {
-            assert!(Expr::parse(text, &PARAMS).is_err(), "{text} should not parse");
+        for text in [
+            "mu -",
+            "sqrt mu",
+            "(mu",
+            "mu mu",
+            "mu ^ theta",
+            "2 $ mu",
+            "",
+        ] {
+            assert!(
+                Expr::parse(text, &PARAMS).is_err(),
+                "{text} should not parse"
+            );
         }
     }
 }

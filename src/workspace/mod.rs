@@ -81,11 +81,10 @@ impl Workspace {
         let path = path.as_ref().to_path_buf();
         let text = std::fs::read_to_string(&path)
             .map_err(|e| Error::io(format!("cannot read workspace {}", path.display()), e))?;
-        let spec: WorkspaceSpec =
-            serde_saphyr::from_str(&text).map_err(|e| Error::YamlSyntax {
-                file: path.clone(),
-                message: e.to_string(),
-            })?;
+        let spec: WorkspaceSpec = serde_saphyr::from_str(&text).map_err(|e| Error::YamlSyntax {
+            file: path.clone(),
+            message: e.to_string(),
+        })?;
         let workspace = Workspace { path, spec };
         let problems = workspace.consistency_problems();
         if problems.is_empty() {
@@ -122,7 +121,11 @@ impl Workspace {
     }
 
     pub fn parameter_names(&self) -> Vec<&str> {
-        self.spec.parameters.iter().map(|p| p.name.value.as_str()).collect()
+        self.spec
+            .parameters
+            .iter()
+            .map(|p| p.name.value.as_str())
+            .collect()
     }
 
     /// Every ratio ensemble of every channel, nominal ones first within a process.
@@ -138,10 +141,12 @@ impl Workspace {
                 });
                 for syst in &process.systematics {
                     if let Some(shape) = &syst.shape {
-                        for (dir, spec) in [(Direction::Up, &shape.up), (Direction::Down, &shape.down)] {
+                        for (dir, spec) in
+                            [(Direction::Up, &shape.up), (Direction::Down, &shape.down)]
+                        {
                             out.push(EnsembleRef {
                                 channel,
-                                            process: &process.name.value,
+                                process: &process.name.value,
                                 variation: Some((&syst.name.value, dir)),
                                 spec,
                             });
@@ -154,13 +159,19 @@ impl Workspace {
     }
 
     /// Every event file of a channel with its role: observed data, reference, process samples.
-    pub fn event_sources<'c>(&self, channel: &'c ChannelSpec) -> Vec<(EventRole, &'c EventSourceSpec)> {
+    pub fn event_sources<'c>(
+        &self,
+        channel: &'c ChannelSpec,
+    ) -> Vec<(EventRole, &'c EventSourceSpec)> {
         let mut out = vec![(EventRole::Observed, &channel.data)];
         if let Some(reference) = &channel.reference {
             out.push((EventRole::Reference, reference));
         }
         for process in &channel.processes {
-            out.push((EventRole::Process(process.name.value.clone()), &process.samples));
+            out.push((
+                EventRole::Process(process.name.value.clone()),
+                &process.samples,
+            ));
         }
         out
     }
@@ -207,7 +218,11 @@ impl Workspace {
         }
         if self.spec.channels.is_empty() {
             problems.push(Diagnostic {
-                location: Some(SourceLocation { file: self.path.clone(), line: 1, column: 1 }),
+                location: Some(SourceLocation {
+                    file: self.path.clone(),
+                    line: 1,
+                    column: 1,
+                }),
                 message: "the workspace declares no channels".into(),
             });
         }
@@ -220,7 +235,9 @@ impl Workspace {
         for p in &self.spec.parameters {
             let name = &p.name.value;
             if !seen.insert(name.as_str()) {
-                problems.push(self.diagnostic(&p.name, format!("parameter '{name}' is declared twice")));
+                problems.push(
+                    self.diagnostic(&p.name, format!("parameter '{name}' is declared twice")),
+                );
             }
             if !is_identifier(name) {
                 problems.push(self.diagnostic(
@@ -235,18 +252,28 @@ impl Workspace {
                             if !(*lo..=*hi).contains(&init.value) {
                                 problems.push(self.diagnostic(
                                     init,
-                                    format!("init {} of '{name}' lies outside its bounds [{lo}, {hi}]", init.value),
+                                    format!(
+                                        "init {} of '{name}' lies outside its bounds [{lo}, {hi}]",
+                                        init.value
+                                    ),
                                 ));
                             }
                         }
                     }
                     _ => problems.push(self.diagnostic(
                         bounds,
-                        format!("bounds of '{name}' must be [low, high] with low < high, got {:?}", bounds.value),
+                        format!(
+                            "bounds of '{name}' must be [low, high] with low < high, got {:?}",
+                            bounds.value
+                        ),
                     )),
                 }
             }
-            if p.poi && p.constraint.as_ref().is_some_and(|c| c.value == ConstraintKind::Gaussian) {
+            if p.poi
+                && p.constraint
+                    .as_ref()
+                    .is_some_and(|c| c.value == ConstraintKind::Gaussian)
+            {
                 problems.push(self.diagnostic(
                     &p.name,
                     format!("parameter of interest '{name}' cannot carry a constraint"),
@@ -255,7 +282,11 @@ impl Workspace {
         }
         if !self.spec.parameters.iter().any(|p| p.poi) {
             problems.push(Diagnostic {
-                location: Some(SourceLocation { file: self.path.clone(), line: 1, column: 1 }),
+                location: Some(SourceLocation {
+                    file: self.path.clone(),
+                    line: 1,
+                    column: 1,
+                }),
                 message: "no parameter of interest: mark one parameter with `poi: true`".into(),
             });
         }
@@ -267,7 +298,10 @@ impl Workspace {
         if channel.kind.value != "unbinned" {
             problems.push(self.diagnostic(
                 &channel.kind,
-                format!("channel type '{}' is not supported (expected 'unbinned')", channel.kind.value),
+                format!(
+                    "channel type '{}' is not supported (expected 'unbinned')",
+                    channel.kind.value
+                ),
             ));
         }
         let mut features = HashSet::new();
@@ -277,7 +311,8 @@ impl Workspace {
             }
         }
         if channel.features.value.is_empty() {
-            problems.push(self.diagnostic(&channel.features, "a channel needs at least one feature"));
+            problems
+                .push(self.diagnostic(&channel.features, "a channel needs at least one feature"));
         }
         if channel.processes.is_empty() {
             problems.push(self.diagnostic(&channel.name, "a channel needs at least one process"));
@@ -287,18 +322,27 @@ impl Workspace {
             if !process_names.insert(process.name.value.as_str()) {
                 problems.push(self.diagnostic(
                     &process.name,
-                    format!("process '{}' is declared twice in channel '{}'", process.name.value, channel.name.value),
+                    format!(
+                        "process '{}' is declared twice in channel '{}'",
+                        process.name.value, channel.name.value
+                    ),
                 ));
             }
             if let Err(e) = expr::Expr::parse(&process.coefficient.value, names) {
                 problems.push(self.diagnostic(
                     &process.coefficient,
-                    format!("in coefficient '{}' of process '{}': {e}", process.coefficient.value, process.name.value),
+                    format!(
+                        "in coefficient '{}' of process '{}': {e}",
+                        process.coefficient.value, process.name.value
+                    ),
                 ));
             }
             if let Some(y) = &process.nominal_yield {
                 if !(y.value.is_finite() && y.value >= 0.0) {
-                    problems.push(self.diagnostic(y, format!("yield must be a finite number ≥ 0, got {}", y.value)));
+                    problems.push(self.diagnostic(
+                        y,
+                        format!("yield must be a finite number ≥ 0, got {}", y.value),
+                    ));
                 }
             }
             problems.extend(self.systematic_problems(process));
@@ -322,7 +366,10 @@ impl Workspace {
                 Some(_) => {}
             }
             if syst.yield_factors.is_none() && syst.shape.is_none() {
-                problems.push(self.diagnostic(&syst.name, format!("systematic '{name}' has neither `yield` nor `shape`")));
+                problems.push(self.diagnostic(
+                    &syst.name,
+                    format!("systematic '{name}' has neither `yield` nor `shape`"),
+                ));
             }
             if let Some(y) = &syst.yield_factors {
                 let (up, down) = (y.value.up, y.value.down);
@@ -340,8 +387,15 @@ impl Workspace {
 
 /// The default starting value of a parameter: 0 for constrained nuisances, 1 otherwise.
 pub fn default_init(p: &schema::ParameterSpec) -> f64 {
-    let constrained = !p.poi && p.constraint.as_ref().is_none_or(|c| c.value == ConstraintKind::Gaussian);
-    if constrained { 0.0 } else { 1.0 }
+    let constrained = !p.poi
+        && p.constraint
+            .as_ref()
+            .is_none_or(|c| c.value == ConstraintKind::Gaussian);
+    if constrained {
+        0.0
+    } else {
+        1.0
+    }
 }
 
 fn is_identifier(name: &str) -> bool {

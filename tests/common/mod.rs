@@ -110,9 +110,17 @@ pub fn test_cache() -> nsbi::data::RatioCache {
 }
 
 /// Loads an example workspace, its model and its (cached) ratios.
-pub fn load_example(file: &str) -> (nsbi::workspace::Workspace, nsbi::model::Model, Vec<nsbi::ratio::ChannelRatios>) {
+pub fn load_example(
+    file: &str,
+) -> (
+    nsbi::workspace::Workspace,
+    nsbi::model::Model,
+    Vec<nsbi::ratio::ChannelRatios>,
+) {
     let ws = nsbi::workspace::Workspace::load(example().join(file)).unwrap();
     let model = nsbi::model::Model::from_workspace(&ws).unwrap();
-    let ratios = nsbi::ratio::evaluate_workspace(&ws, &test_cache(), false).unwrap().channels;
+    let ratios = nsbi::ratio::evaluate_workspace(&ws, &test_cache(), false)
+        .unwrap()
+        .channels;
     (ws, model, ratios)
 }

@@ -1,0 +1,168 @@
+//! The steps every command shares, from a workspace path to a likelihood: load and check the
+//! workspace, build the model, get the cached ratios, pick the dataset (observed or Asimov).
+//! Kept here so the CLI stays a thin layer.
+
+use serde_json::{json, Map, Value};
+
+use crate::data::RatioCache;
+use crate::error::{Error, Result};
+use crate::fit::{self, FitOptions, FitResult};
+use crate::likelihood::{data, ChannelData, Likelihood};
+use crate::model::Model;
+use crate::ratio::{self, ChannelRatios};
+use crate::workspace::Workspace;
+
+/// A workspace with its model and per-event ratios, ready to build likelihoods.
+pub struct Analysis {
+    pub workspace: Workspace,
+    pub model: Model,
+    pub ratios: Vec<ChannelRatios>,
+}
+
+/// Which events the likelihood is built on.
+#[derive(Clone, Debug)]
+pub enum Dataset {
+    Observed,
+    /// The weighted MC at this full parameter point.
+    Asimov(Vec<f64>),
+}
+
+impl Analysis {
+    pub fn load(
+        path: &std::path::Path,
+        cache: &RatioCache,
+        show_progress: bool,
+    ) -> Result<Analysis> {
+        let workspace = Workspace::load(path)?;
+        let model = Model::from_workspace(&workspace)?;
+        let ratios = ratio::evaluate_workspace(&workspace, cache, show_progress)?.channels;
+        Ok(Analysis {
+            workspace,
+            model,
+            ratios,
+        })
+    }
+
+    pub fn datasets(&self, dataset: &Dataset) -> Result<Vec<ChannelData>> {
+        match dataset {
+            Dataset::Observed => data::observed(&self.model, &self.ratios),
+            Dataset::Asimov(theta) => data::asimov(&self.model, &self.ratios, theta),
+        }
+    }
+
+    pub fn likelihood(&self, dataset: &Dataset) -> Result<Likelihood<'_>> {
+        Ok(Likelihood::new(&self.model, self.datasets(dataset)?))
+    }
+
+    /// Parses `name=value,name=value` assignments against the model's parameters.
+    pub fn assignments(&self, text: &str, what: &str) -> Result<Vec<(usize, f64)>> {
+        let mut out = Vec::new();
+        for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (name, value) = item.split_once('=').ok_or_else(|| {
+                Error::Runtime(format!("{what}: expected name=value, got '{item}'"))
+            })?;
+            let index = self.model.parameter_index(name.trim()).ok_or_else(|| {
+                let known: Vec<&str> = self
+                    .model
+                    .parameters
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect();
+                Error::Runtime(format!(
+                    "{what}: unknown parameter '{}' (parameters: {})",
+                    name.trim(),
+                    known.join(", ")
+                ))
+            })?;
+            let value: f64 = value.trim().parse().map_err(|_| {
+                Error::Runtime(format!("{what}: '{}' is not a number", value.trim()))
+            })?;
+            let (lo, hi) = self.model.parameters[index].bounds;
+            if !(lo..=hi).contains(&value) {
+                return Err(Error::Runtime(format!(
+                    "{what}: {name}={value} lies outside its bounds [{lo}, {hi}]"
+                )));
+            }
+            out.push((index, value));
+        }
+        Ok(out)
+    }
+}
+
+/// A fit with its profile-likelihood intervals for the POIs, as the `--json` report.
+pub struct FitReport {
+    pub result: FitResult,
+    /// (parameter index, low, high) of the ΔNLL = ½ profile interval of each free POI.
+    pub intervals: Vec<(usize, f64, f64)>,
+}
+
+/// Fits `like` from `options` and profiles every free POI.
+pub fn fit_with_intervals(like: &Likelihood, options: &FitOptions, minos: bool) -> FitReport {
+    let result = fit::minimise(like, options);
+    let mut intervals = Vec::new();
+    if minos && result.converged {
+        for poi in like.model.pois() {
+            if !options.fixed[poi] {
+                let (lo, hi) = fit::profile_interval(like, &result, poi, 0.5);
+                intervals.push((poi, lo, hi));
+            }
+        }
+    }
+    FitReport { result, intervals }
+}
+
+impl FitReport {
+    /// The documented JSON schema of `nsbi fit --json` (see README).
+    pub fn to_json(&self, model: &Model) -> Value {
+        let r = &self.result;
+        let n = r.theta.len();
+        let mut parameters = Map::new();
+        for (i, p) in model.parameters.iter().enumerate() {
+            let (low, high) = self
+                .intervals
+                .iter()
+                .find(|(k, _, _)| *k == i)
+                .map_or((r.error(i), r.error(i)), |(_, lo, hi)| {
+                    (r.theta[i] - lo, hi - r.theta[i])
+                });
+            parameters.insert(
+                p.name.clone(),
+                json!({
+                    "value": r.theta[i], "error": r.error(i), "error_low": low, "error_high": high,
+                    "bounds": [finite_or_null(p.bounds.0), finite_or_null(p.bounds.1)],
+                    "fixed": r.fixed[i], "poi": p.poi, "constrained": p.constrained, "at_bound": r.at_bound[i],
+                }),
+            );
+        }
+        let mut correlation = Map::new();
+        for (i, p) in model.parameters.iter().enumerate() {
+            let mut row = Map::new();
+            for (j, q) in model.parameters.iter().enumerate() {
+                let denom = r.error(i) * r.error(j);
+                let c = if denom > 0.0 {
+                    r.covariance[i * n + j] / denom
+                } else if i == j {
+                    1.0
+                } else {
+                    0.0
+                };
+                row.insert(q.name.clone(), json!(c));
+            }
+            correlation.insert(p.name.clone(), Value::Object(row));
+        }
+        json!({
+            "status": {"converged": r.converged, "message": r.message, "n_eval": r.n_eval, "iterations": r.iterations, "edm": r.edm},
+            "nll": r.nll, "twice_nll": 2.0 * r.nll,
+            "parameters": parameters,
+            "correlation": correlation,
+        })
+    }
+}
+
+fn finite_or_null(x: f64) -> Value {
+    if x.is_finite() {
+        json!(x)
+    } else {
+        Value::Null
+    }
+}
