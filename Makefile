@@ -11,6 +11,7 @@ setup:
 demo: setup
 	$(CARGO) run --release --quiet -- validate $(WORKSPACE)
 	$(CARGO) run --release --quiet -- ratios $(WORKSPACE)
+	$(CARGO) run --release --quiet -- fit $(WORKSPACE)
 
 test: setup
 	$(CARGO) test --release
