@@ -2,6 +2,7 @@
 //! workspace, build the model, get the cached ratios, pick the dataset (observed or Asimov).
 //! Kept here so the CLI stays a thin layer.
 
+use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Map, Value};
 
 use crate::data::RatioCache;
@@ -165,4 +166,141 @@ fn finite_or_null(x: f64) -> Value {
     } else {
         Value::Null
     }
+}
+
+/// What `nsbi scan` was asked for.
+pub struct ScanRequest {
+    pub parameters: Vec<usize>,
+    pub ranges: Vec<(f64, f64)>,
+    pub points: Vec<usize>,
+    /// Also scan with the nuisance parameters frozen at their best-fit values.
+    pub stat_only: bool,
+}
+
+/// Runs a 1-D or 2-D profile scan (and its stat-only twin) and returns the JSON report.
+pub fn run_scan(
+    like: &Likelihood,
+    options: &FitOptions,
+    request: &ScanRequest,
+    progress: bool,
+) -> Result<(Value, Vec<fit::scan::Scan>)> {
+    use fit::scan::{intervals_1d, linspace, scan, THRESHOLDS_1D, THRESHOLDS_2D};
+    let best = fit::minimise(like, options);
+    if !best.converged {
+        return Err(Error::Runtime(format!(
+            "the global fit before the scan did not converge: {}",
+            best.message
+        )));
+    }
+    let axes: Vec<Vec<f64>> = request
+        .ranges
+        .iter()
+        .zip(&request.points)
+        .map(|(r, n)| linspace(r.0, r.1, *n))
+        .collect();
+    let grid: Vec<Vec<f64>> = match axes.as_slice() {
+        [x] => x.iter().map(|v| vec![*v]).collect(),
+        [x, y] => x
+            .iter()
+            .flat_map(|a| y.iter().map(move |b| vec![*a, *b]))
+            .collect(),
+        _ => {
+            return Err(Error::Runtime(
+                "scans take one or two parameters (--poi)".into(),
+            ))
+        }
+    };
+    let names: Vec<&str> = request
+        .parameters
+        .iter()
+        .map(|&p| like.model.parameters[p].name.as_str())
+        .collect();
+    let nuisances: Vec<usize> = (0..like.n_parameters())
+        .filter(|i| !request.parameters.contains(i) && !like.model.parameters[*i].poi)
+        .collect();
+    let variants: Vec<(&str, Vec<usize>)> = if request.stat_only {
+        vec![("stat+syst", vec![]), ("stat-only", nuisances)]
+    } else {
+        vec![("stat+syst", vec![])]
+    };
+    let mut scans = Vec::new();
+    let mut reports = Vec::new();
+    for (label, frozen) in &variants {
+        let bar = progress.then(|| {
+            let bar = ProgressBar::new(grid.len() as u64);
+            bar.set_style(
+                ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} points ({eta})")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            bar.set_message(format!("scan {} ({label})", names.join(", ")));
+            bar
+        });
+        let result = scan(
+            like,
+            &best,
+            &request.parameters,
+            &grid,
+            frozen,
+            bar.as_ref(),
+        )?;
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        let points: Vec<Value> = result
+            .points
+            .iter()
+            .map(|p| {
+                let mut row = Map::new();
+                for (name, v) in names.iter().zip(&p.values) {
+                    row.insert(name.to_string(), json!(v));
+                }
+                row.insert("t".into(), json!(p.t));
+                row.insert("nll".into(), json!(p.nll));
+                row.insert("converged".into(), json!(p.converged));
+                Value::Object(row)
+            })
+            .collect();
+        let mut report = Map::new();
+        report.insert("points".into(), Value::Array(points));
+        report.insert("best_fit_from_scan".into(), json!(result.best_from_scan));
+        if request.parameters.len() == 1 {
+            let xs: Vec<f64> = result.points.iter().map(|p| p.values[0]).collect();
+            let ts: Vec<f64> = result.points.iter().map(|p| p.t).collect();
+            let intervals: Map<String, Value> = THRESHOLDS_1D
+                .iter()
+                .map(|(cl, level)| (cl.to_string(), json!(intervals_1d(&xs, &ts, *level))))
+                .collect();
+            report.insert("intervals".into(), Value::Object(intervals));
+        } else {
+            report.insert(
+                "thresholds".into(),
+                json!(THRESHOLDS_2D
+                    .iter()
+                    .map(|(cl, t)| (cl.to_string(), json!(t)))
+                    .collect::<Map<String, Value>>()),
+            );
+        }
+        reports.push((label.to_string(), report));
+        scans.push(result);
+    }
+    let best_fit: Map<String, Value> = request
+        .parameters
+        .iter()
+        .map(|&p| (like.model.parameters[p].name.clone(), json!(best.theta[p])))
+        .collect();
+    let (main_label, mut main) = reports.remove(0);
+    debug_assert_eq!(main_label, "stat+syst");
+    if request.parameters.len() == 1 {
+        main.insert("poi".into(), json!(names[0]));
+        main.insert("best_fit".into(), json!(best.theta[request.parameters[0]]));
+    } else {
+        main.insert("pois".into(), json!(names));
+        main.insert("best_fit".into(), Value::Object(best_fit));
+    }
+    main.insert("best_nll".into(), json!(best.nll));
+    if let Some((_, stat)) = reports.pop() {
+        main.insert("stat_only".into(), Value::Object(stat));
+    }
+    Ok((Value::Object(main), scans))
 }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod fit;
 pub mod likelihood;
 pub mod model;
+pub mod plot;
 pub mod ratio;
 pub mod report;
 pub mod validate;

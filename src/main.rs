@@ -77,6 +77,39 @@ enum Command {
         #[arg(long)]
         cache_dir: Option<PathBuf>,
     },
+    /// Profile-likelihood scan of t = 2ΔNLL in one or two parameters (all others profiled),
+    /// with asymptotic 68.27 % / 95.45 % intervals (1-D) or regions (2-D), JSON and plots.
+    Scan {
+        /// The workspace YAML file.
+        workspace: PathBuf,
+        /// Parameter to scan; give twice for a 2-D scan.
+        #[arg(long, required = true)]
+        poi: Vec<String>,
+        /// Range low:high, one per --poi (e.g. 0:3, or -2:2).
+        #[arg(long, required = true, allow_hyphen_values = true)]
+        range: Vec<String>,
+        /// Grid points per parameter (one value for all, or one per --poi).
+        #[arg(long, default_value = "31")]
+        points: Vec<usize>,
+        /// Also scan with the nuisances frozen at their best-fit values (both curves in the plot).
+        #[arg(long)]
+        stat_only: bool,
+        /// Scan the Asimov set at these values instead of the observed data.
+        #[arg(long)]
+        asimov: Option<String>,
+        /// Hold parameters constant, e.g. `alpha_shape=0`.
+        #[arg(long)]
+        fix: Option<String>,
+        /// Write the scan as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Plot file stem: writes STEM.png and STEM.svg.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+        /// Cache folder (default: `.nsbi-cache` beside the workspace, or $NSBI_CACHE_DIR).
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -101,6 +134,31 @@ fn main() -> ExitCode {
         } => run_fit(
             &workspace, asimov, fix, set_init, !no_minos, json, cache_dir,
         ),
+        Command::Scan {
+            workspace,
+            poi,
+            range,
+            points,
+            stat_only,
+            asimov,
+            fix,
+            json,
+            plot,
+            cache_dir,
+        } => {
+            let args = ScanArgs {
+                poi,
+                range,
+                points,
+                stat_only,
+                asimov,
+                fix,
+                json,
+                plot,
+                cache_dir,
+            };
+            run_scan(&workspace, args)
+        }
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -196,6 +254,163 @@ fn run_fit(
         anyhow::bail!("fit did not converge: {}", report.result.message);
     }
     Ok(())
+}
+
+struct ScanArgs {
+    poi: Vec<String>,
+    range: Vec<String>,
+    points: Vec<usize>,
+    stat_only: bool,
+    asimov: Option<String>,
+    fix: Option<String>,
+    json: Option<PathBuf>,
+    plot: Option<PathBuf>,
+    cache_dir: Option<PathBuf>,
+}
+
+fn run_scan(workspace: &Path, args: ScanArgs) -> anyhow::Result<()> {
+    if args.poi.len() != args.range.len() {
+        anyhow::bail!(
+            "give one --range per --poi ({} --poi, {} --range)",
+            args.poi.len(),
+            args.range.len()
+        );
+    }
+    let ws = Workspace::load(workspace)?;
+    let cache = RatioCache::new(
+        args.cache_dir
+            .clone()
+            .unwrap_or_else(|| default_cache_dir(&ws)),
+    );
+    let analysis = Analysis::load(workspace, &cache, true)?;
+    let mut parameters = Vec::new();
+    let mut ranges = Vec::new();
+    for (name, range) in args.poi.iter().zip(&args.range) {
+        let index = analysis
+            .model
+            .parameter_index(name)
+            .ok_or_else(|| anyhow::anyhow!("--poi: unknown parameter '{name}'"))?;
+        let (lo, hi) = nsbi::fit::scan::parse_range(range)?;
+        let (blo, bhi) = analysis.model.parameters[index].bounds;
+        if lo < blo || hi > bhi {
+            anyhow::bail!("--range {range} of '{name}' lies outside its bounds [{blo}, {bhi}]");
+        }
+        parameters.push(index);
+        ranges.push((lo, hi));
+    }
+    let points: Vec<usize> = match args.points.as_slice() {
+        [n] => vec![*n; parameters.len()],
+        many if many.len() == parameters.len() => many.to_vec(),
+        _ => anyhow::bail!("give one --points, or one per --poi"),
+    };
+    if points.iter().any(|&n| n < 2) {
+        anyhow::bail!("--points must be at least 2");
+    }
+    let dataset = dataset_from(&analysis, args.asimov.as_deref())?;
+    let like = analysis.likelihood(&dataset)?;
+    let mut options = FitOptions::new(&like);
+    for (i, v) in analysis.assignments(args.fix.as_deref().unwrap_or(""), "--fix")? {
+        options.init[i] = v;
+        options.fixed[i] = true;
+    }
+    let request = nsbi::analysis::ScanRequest {
+        parameters: parameters.clone(),
+        ranges,
+        points,
+        stat_only: args.stat_only,
+    };
+    let (report, scans) = nsbi::analysis::run_scan(&like, &options, &request, true)?;
+    print_scan(&report);
+    if let Some(path) = &args.json {
+        nsbi::report::write_json_atomic(path, &report)?;
+    }
+    if let Some(stem) = &args.plot {
+        let names: Vec<&str> = args.poi.iter().map(String::as_str).collect();
+        let written = if parameters.len() == 1 {
+            let curves: Vec<nsbi::plot::Curve> = scans
+                .iter()
+                .zip(["stat+syst", "stat-only"])
+                .map(|(s, label)| nsbi::plot::Curve {
+                    label: label.into(),
+                    points: s.points.iter().map(|p| (p.values[0], p.t)).collect(),
+                    dashed: label == "stat-only",
+                })
+                .collect();
+            nsbi::plot::scan_1d(stem, names[0], &curves, &nsbi::fit::scan::THRESHOLDS_1D)?
+        } else {
+            let s = &scans[0];
+            let cells: Vec<(f64, f64, f64)> = s
+                .points
+                .iter()
+                .map(|p| (p.values[0], p.values[1], p.t))
+                .collect();
+            let step = |k: usize| {
+                (request.ranges[k].1 - request.ranges[k].0) / (request.points[k] - 1) as f64
+            };
+            let best = (s.best.theta[parameters[0]], s.best.theta[parameters[1]]);
+            nsbi::plot::scan_2d(
+                stem,
+                (names[0], names[1]),
+                &cells,
+                (step(0), step(1)),
+                best,
+                &nsbi::fit::scan::THRESHOLDS_2D,
+            )?
+        };
+        for path in written {
+            println!("wrote {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+fn dataset_from(analysis: &Analysis, asimov: Option<&str>) -> anyhow::Result<Dataset> {
+    Ok(match asimov {
+        None => Dataset::Observed,
+        Some(text) => {
+            let mut theta = analysis.model.init();
+            for (i, v) in analysis.assignments(text, "--asimov")? {
+                theta[i] = v;
+            }
+            Dataset::Asimov(theta)
+        }
+    })
+}
+
+fn print_scan(report: &serde_json::Value) {
+    if let Some(poi) = report["poi"].as_str() {
+        println!(
+            "scan of {poi}: best fit {:.6}",
+            report["best_fit"].as_f64().unwrap_or(f64::NAN)
+        );
+        for (label, part) in [("stat+syst", report), ("stat-only", &report["stat_only"])] {
+            if let Some(intervals) = part["intervals"].as_object() {
+                for (cl, list) in intervals {
+                    let text: Vec<String> = list
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|iv| {
+                            format!(
+                                "[{:.4}, {:.4}]",
+                                iv[0].as_f64().unwrap_or(f64::NAN),
+                                iv[1].as_f64().unwrap_or(f64::NAN)
+                            )
+                        })
+                        .collect();
+                    println!(
+                        "  {label:<10} {cl:>6} % CL (asymptotic): {}",
+                        text.join(" ∪ ")
+                    );
+                }
+            }
+        }
+    } else {
+        println!(
+            "2-D scan of {}: best fit {}",
+            report["pois"], report["best_fit"]
+        );
+    }
 }
 
 fn print_fit(value: &serde_json::Value, dataset: &Dataset) {

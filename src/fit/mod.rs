@@ -9,6 +9,7 @@
 //! search, so the minimiser never steps into them.
 
 pub mod linalg;
+pub mod scan;
 
 use crate::likelihood::{Evaluation, Likelihood, Order};
 

@@ -1,7 +1,9 @@
 //! The extended unbinned negative log-likelihood (DESIGN.md §2), its analytic gradient and
 //! Hessian:
 //!
-//!     NLL = Σ_c ν_c(θ,α) − Σ_i w_i ln( Σ_c ν_c(θ,α) r_c(x_i) g_c(x_i|α) ) + ½ Σ_k (α_k − a_k)²
+//! ```text
+//! NLL = Σ_c ν_c(θ,α) − Σ_i w_i ln( Σ_c ν_c(θ,α) r_c(x_i) g_c(x_i|α) ) + ½ Σ_k (α_k − a_k)²
+//! ```
 //!
 //! Event sums run over fixed blocks of events, in parallel, and the block results are added in
 //! block order, so the value is the same to the last bit whatever the thread count.

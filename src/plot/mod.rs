@@ -1,0 +1,249 @@
+//! Figures (PNG and SVG) with an embedded font, so no system font libraries are needed.
+
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+use crate::error::{Error, Result};
+
+fn register_fonts() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            dejavu::sans::regular(),
+        );
+    });
+}
+
+/// A curve: label, points, and whether to draw it dashed.
+pub struct Curve {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+    pub dashed: bool,
+}
+
+/// `path` with its extension replaced, for writing the PNG and SVG twins.
+pub fn with_extension(path: &Path, ext: &str) -> PathBuf {
+    path.with_extension(ext)
+}
+
+/// A 1-D scan plot: t against the parameter, with horizontal threshold lines; written as PNG
+/// and SVG next to each other (`stem.png`, `stem.svg`), each atomically.
+pub fn scan_1d(
+    stem: &Path,
+    x_label: &str,
+    curves: &[Curve],
+    thresholds: &[(&str, f64)],
+) -> Result<Vec<PathBuf>> {
+    register_fonts();
+    let mut written = Vec::new();
+    for ext in ["png", "svg"] {
+        let path = with_extension(stem, ext);
+        let tmp = path.with_file_name(format!(
+            ".{}.{}.tmp.{ext}",
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("plot"),
+            crate::report::unique_suffix()
+        ));
+        let result = match ext {
+            "png" => draw_scan(
+                BitMapBackend::new(&tmp, (800, 600)).into_drawing_area(),
+                x_label,
+                curves,
+                thresholds,
+            ),
+            _ => draw_scan(
+                SVGBackend::new(&tmp, (800, 600)).into_drawing_area(),
+                x_label,
+                curves,
+                thresholds,
+            ),
+        };
+        result.map_err(|e| Error::Runtime(format!("cannot draw {}: {e}", path.display())))?;
+        std::fs::rename(&tmp, &path)
+            .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+fn draw_scan<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    x_label: &str,
+    curves: &[Curve],
+    thresholds: &[(&str, f64)],
+) -> std::result::Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let all = curves.iter().flat_map(|c| c.points.iter());
+    let (mut x0, mut x1, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, 0.0f64);
+    for (x, y) in all {
+        x0 = x0.min(*x);
+        x1 = x1.max(*x);
+        y1 = y1.max(*y);
+    }
+    let y1 = y1.clamp(5.0, 25.0) * 1.05;
+    let mut chart = ChartBuilder::on(&root)
+        .margin(20)
+        .x_label_area_size(45)
+        .y_label_area_size(55)
+        .build_cartesian_2d(x0..x1, 0.0..y1)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc("t = 2 ΔNLL")
+        .label_style(("sans-serif", 16))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    for (label, level) in thresholds {
+        chart
+            .draw_series(LineSeries::new(
+                [(x0, *level), (x1, *level)],
+                BLACK.mix(0.4),
+            ))
+            .map_err(|e| e.to_string())?
+            .label(format!("{label} % (asymptotic)"))
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.4)));
+    }
+    let colours = [BLUE, RED, GREEN, MAGENTA];
+    for (curve, colour) in curves.iter().zip(colours.iter().cycle()) {
+        let style = colour.stroke_width(2);
+        let clipped: Vec<(f64, f64)> = curve.points.iter().map(|&(x, y)| (x, y.min(y1))).collect();
+        if curve.dashed {
+            chart
+                .draw_series(DashedLineSeries::new(clipped, 8, 5, style))
+                .map_err(|e| e.to_string())?
+                .label(curve.label.clone())
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
+        } else {
+            chart
+                .draw_series(LineSeries::new(clipped, style))
+                .map_err(|e| e.to_string())?
+                .label(curve.label.clone())
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
+        }
+    }
+    chart
+        .configure_series_labels()
+        .label_font(("sans-serif", 16))
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperMiddle)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())
+}
+
+/// A 2-D scan: grid cells shaded by the region of t (inside 68 %, inside 95 %, outside) and the
+/// best fit marked; PNG and SVG.
+pub fn scan_2d(
+    stem: &Path,
+    labels: (&str, &str),
+    cells: &[(f64, f64, f64)],
+    steps: (f64, f64),
+    best: (f64, f64),
+    thresholds: &[(&str, f64)],
+) -> Result<Vec<PathBuf>> {
+    register_fonts();
+    let mut written = Vec::new();
+    for ext in ["png", "svg"] {
+        let path = with_extension(stem, ext);
+        let tmp = path.with_file_name(format!(
+            ".{}.{}.tmp.{ext}",
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("plot"),
+            crate::report::unique_suffix()
+        ));
+        let result = match ext {
+            "png" => draw_2d(
+                BitMapBackend::new(&tmp, (800, 700)).into_drawing_area(),
+                labels,
+                cells,
+                steps,
+                best,
+                thresholds,
+            ),
+            _ => draw_2d(
+                SVGBackend::new(&tmp, (800, 700)).into_drawing_area(),
+                labels,
+                cells,
+                steps,
+                best,
+                thresholds,
+            ),
+        };
+        result.map_err(|e| Error::Runtime(format!("cannot draw {}: {e}", path.display())))?;
+        std::fs::rename(&tmp, &path)
+            .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+fn draw_2d<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    labels: (&str, &str),
+    cells: &[(f64, f64, f64)],
+    steps: (f64, f64),
+    best: (f64, f64),
+    thresholds: &[(&str, f64)],
+) -> std::result::Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let (hx, hy) = (0.5 * steps.0, 0.5 * steps.1);
+    let x0 = cells.iter().map(|c| c.0).fold(f64::INFINITY, f64::min) - hx;
+    let x1 = cells.iter().map(|c| c.0).fold(f64::NEG_INFINITY, f64::max) + hx;
+    let y0 = cells.iter().map(|c| c.1).fold(f64::INFINITY, f64::min) - hy;
+    let y1 = cells.iter().map(|c| c.1).fold(f64::NEG_INFINITY, f64::max) + hy;
+    let mut chart = ChartBuilder::on(&root)
+        .margin(20)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc(labels.0)
+        .y_desc(labels.1)
+        .label_style(("sans-serif", 16))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    let shades = [RGBColor(70, 110, 220), RGBColor(170, 200, 250)];
+    chart
+        .draw_series(cells.iter().filter_map(|&(x, y, t)| {
+            let region = thresholds.iter().position(|(_, level)| t <= *level)?;
+            Some(Rectangle::new(
+                [(x - hx, y - hy), (x + hx, y + hy)],
+                shades[region.min(1)].filled(),
+            ))
+        }))
+        .map_err(|e| e.to_string())?;
+    for (i, (label, _)) in thresholds.iter().enumerate() {
+        let colour = shades[i.min(1)];
+        chart
+            .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
+            .map_err(|e| e.to_string())?
+            .label(format!("{label} % region (asymptotic)"))
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], colour.filled()));
+    }
+    chart
+        .draw_series(std::iter::once(Cross::new(best, 8, BLACK.stroke_width(2))))
+        .map_err(|e| e.to_string())?
+        .label("best fit")
+        .legend(|(x, y)| Cross::new((x + 7, y), 6, BLACK.stroke_width(2)));
+    chart
+        .configure_series_labels()
+        .label_font(("sans-serif", 16))
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())
+}
