@@ -2,8 +2,10 @@
 //! observed data or for an Asimov set built from the weighted MC.
 
 use crate::error::{Error, Result};
-use crate::model::interpolation::Variation;
-use crate::model::{process_yield, Channel, Model, CODE4_ALPHA0};
+use crate::model::interpolation::{
+    event_variation, EventVariation, InterpolationCode, ShapeKernel,
+};
+use crate::model::{process_yield, Channel, Model};
 use crate::ratio::ChannelRatios;
 use crate::workspace::EventRole;
 
@@ -17,11 +19,13 @@ pub struct ProcessData {
     pub shapes: Vec<ShapeData>,
 }
 
-/// Per-event interpolation of one shape systematic (code4 coefficients solved once per event).
+/// Per-event inputs of one shape systematic: the ±1σ shape ratios r±(x).
 #[derive(Clone, Debug)]
 pub struct ShapeData {
     pub parameter: usize,
-    pub variations: Vec<Variation>,
+    pub code: InterpolationCode,
+    /// Per event: δ⁺(x), δ⁻(x) and their logarithms.
+    pub variations: Vec<EventVariation>,
 }
 
 /// A dataset of one unbinned channel, ready for the likelihood.
@@ -92,10 +96,11 @@ fn processes_on(
             let variations = up
                 .iter()
                 .zip(down)
-                .map(|(&u, &d)| Variation::new(s.code, u, d, CODE4_ALPHA0))
+                .map(|(&u, &d)| event_variation(u, d))
                 .collect();
             shapes.push(ShapeData {
                 parameter: s.parameter,
+                code: s.code,
                 variations,
             });
         }
@@ -141,7 +146,7 @@ impl ChannelData {
                 let shape: f64 = own
                     .shapes
                     .iter()
-                    .map(|s| s.variations[i].eval(theta[s.parameter]).value)
+                    .map(|s| ShapeKernel::new(s.code, theta[s.parameter]).value(&s.variations[i]))
                     .product();
                 weights.push(w * scale * shape);
             }

@@ -17,6 +17,7 @@ pub use data::{ChannelData, ProcessData};
 
 use rayon::prelude::*;
 
+use crate::model::interpolation::{Interpolated, ShapeKernel};
 use crate::model::{process_yield, Model};
 
 /// Events per block of the parallel event sums (fixed: it defines the summation order).
@@ -293,7 +294,9 @@ fn channel_nll(
     out
 }
 
-/// Weighted sums over events `start..end`. Shape factors per event: t_c = r_c Π_k I_k.
+/// Weighted sums over events `start..end`. Shape factors per event: t_c = r_c Π_k I_k, with
+/// the interpolation prepared once per evaluation ([`ShapeKernel`]) for each α_k.
+#[allow(clippy::too_many_arguments)]
 fn event_block(
     data: &ChannelData,
     layout: &Layout,
@@ -307,46 +310,77 @@ fn event_block(
     let mut sums = vec![0.0; layout.size(order)];
     let mut q = vec![0.0; dim];
     let mut second = vec![0.0; layout.n_second];
-    let mut factors: Vec<crate::model::interpolation::Interpolated> = Vec::new();
+    let kernels: Vec<Vec<ShapeKernel>> = data
+        .processes
+        .iter()
+        .map(|p| {
+            p.shapes
+                .iter()
+                .map(|sh| ShapeKernel::new(sh.code, theta[sh.parameter]))
+                .collect()
+        })
+        .collect();
+    let max_k = kernels.iter().map(Vec::len).max().unwrap_or(0);
+    let mut factors = vec![
+        Interpolated {
+            value: 1.0,
+            d1: 0.0,
+            d2: 0.0
+        };
+        max_k
+    ];
+    // prefix[k] = Π_{m<k} I_m, suffix[k] = Π_{m≥k} I_m: products of all factors but one.
+    let mut prefix = vec![1.0; max_k + 1];
+    let mut suffix = vec![1.0; max_k + 1];
     let mut invalid = None;
     for i in start..end {
         let mut s = 0.0;
         for (ci, p) in data.processes.iter().enumerate() {
             let r = p.ratio[i];
-            if p.shapes.is_empty() {
+            let k_c = p.shapes.len();
+            if k_c == 0 {
                 q[ci] = r;
                 s += nu[ci] * r;
                 continue;
             }
-            factors.clear();
-            factors.extend(
-                p.shapes
-                    .iter()
-                    .map(|sh| sh.variations[i].eval(theta[sh.parameter])),
-            );
-            let t = r * factors.iter().map(|f| f.value).product::<f64>();
-            q[ci] = t;
-            s += nu[ci] * t;
             if order == Order::Value {
+                let g: f64 = p
+                    .shapes
+                    .iter()
+                    .zip(&kernels[ci])
+                    .map(|(sh, k)| k.value(&sh.variations[i]))
+                    .product();
+                s += nu[ci] * r * g;
                 continue;
             }
-            let product_except = |skip: &[usize]| -> f64 {
-                factors
-                    .iter()
-                    .enumerate()
-                    .filter(|(m, _)| !skip.contains(m))
-                    .map(|(_, f)| f.value)
-                    .product()
-            };
-            let k_c = factors.len();
+            for (k, (sh, kernel)) in p.shapes.iter().zip(&kernels[ci]).enumerate() {
+                factors[k] = kernel.eval(&sh.variations[i]);
+            }
             for k in 0..k_c {
-                q[layout.shape_offset[ci] + k] = r * factors[k].d1 * product_except(&[k]);
-                if order == Order::Hessian {
+                prefix[k + 1] = prefix[k] * factors[k].value;
+            }
+            suffix[k_c] = 1.0;
+            for k in (0..k_c).rev() {
+                suffix[k] = suffix[k + 1] * factors[k].value;
+            }
+            let t = r * prefix[k_c];
+            q[ci] = t;
+            s += nu[ci] * t;
+            let offset = layout.shape_offset[ci];
+            for k in 0..k_c {
+                q[offset + k] = r * factors[k].d1 * prefix[k] * suffix[k + 1];
+            }
+            if order == Order::Hessian {
+                for k in 0..k_c {
                     for k2 in 0..k_c {
                         let v = if k == k2 {
-                            r * factors[k].d2 * product_except(&[k])
+                            r * factors[k].d2 * prefix[k] * suffix[k + 1]
                         } else {
-                            r * factors[k].d1 * factors[k2].d1 * product_except(&[k, k2])
+                            let others: f64 = (0..k_c)
+                                .filter(|m| *m != k && *m != k2)
+                                .map(|m| factors[m].value)
+                                .product();
+                            r * factors[k].d1 * factors[k2].d1 * others
                         };
                         second[layout.second_offset[ci] + k * k_c + k2] = v;
                     }
@@ -365,8 +399,8 @@ fn event_block(
             continue;
         }
         let ws = w / s;
-        for a in 0..dim {
-            sums[1 + a] += ws * q[a];
+        for (acc, qa) in sums[1..1 + dim].iter_mut().zip(&q) {
+            *acc += ws * qa;
         }
         if order == Order::Hessian {
             let base = 1 + dim;

@@ -160,6 +160,153 @@ fn exponential(alpha: f64, ln_up: f64, ln_down: f64) -> Interpolated {
     }
 }
 
+/// Per-event inputs of a shape interpolation: δ⁺, δ⁻ and their logarithms (stored so that no
+/// logarithm is taken inside the likelihood's event loop).
+pub type EventVariation = [f64; 4];
+
+pub fn event_variation(up: f64, down: f64) -> EventVariation {
+    [up, down, up.ln(), down.ln()]
+}
+
+/// A shape interpolation prepared for one value of α, applied to every event.
+///
+/// For code 4 inside |α| < 1 the interpolated factor is linear in six per-event quantities
+/// (the even and odd parts of value, slope and curvature at ±1), so the α-dependent polynomial
+/// weights are computed once per evaluation and each event costs a few multiply-adds, with
+/// no branch, no exp and no log. Other codes fall back to [`Variation`].
+#[derive(Clone, Copy, Debug)]
+pub enum ShapeKernel {
+    Code4Inside {
+        value: [f64; 6],
+        d1: [f64; 6],
+        d2: [f64; 6],
+    },
+    Exponential {
+        alpha: f64,
+    },
+    Other {
+        code: InterpolationCode,
+        alpha: f64,
+    },
+}
+
+impl ShapeKernel {
+    pub fn new(code: InterpolationCode, alpha: f64) -> ShapeKernel {
+        match code {
+            InterpolationCode::Code4 if alpha.abs() < CODE4_SHAPE_ALPHA0 => {
+                // Weights of (e0, e1, e2, o0, o1, o2) in value − 1, and in its derivatives.
+                let mut value = [0.0; 6];
+                let mut d1 = [0.0; 6];
+                let mut d2 = [0.0; 6];
+                for j in 0..6 {
+                    let mut unit = [0.0; 6];
+                    unit[j] = 1.0;
+                    let b = code4_polynomial(unit);
+                    let (v, g, h) = polynomial(&b, alpha);
+                    value[j] = v;
+                    d1[j] = g;
+                    d2[j] = h;
+                }
+                ShapeKernel::Code4Inside { value, d1, d2 }
+            }
+            InterpolationCode::Code4 | InterpolationCode::Code1 => {
+                ShapeKernel::Exponential { alpha }
+            }
+            code => ShapeKernel::Other { code, alpha },
+        }
+    }
+
+    #[inline]
+    pub fn eval(&self, v: &EventVariation) -> Interpolated {
+        let [up, down, ln_up, ln_down] = *v;
+        match self {
+            ShapeKernel::Code4Inside { value, d1, d2 } => {
+                let q = parts(up, down, ln_up, ln_down);
+                let dot = |w: &[f64; 6]| {
+                    w[0] * q[0]
+                        + w[1] * q[1]
+                        + w[2] * q[2]
+                        + w[3] * q[3]
+                        + w[4] * q[4]
+                        + w[5] * q[5]
+                };
+                Interpolated {
+                    value: 1.0 + dot(value),
+                    d1: dot(d1),
+                    d2: dot(d2),
+                }
+            }
+            ShapeKernel::Exponential { alpha } => exponential(*alpha, ln_up, ln_down),
+            ShapeKernel::Other { code, alpha } => {
+                Variation::new(*code, up, down, CODE4_SHAPE_ALPHA0).eval(*alpha)
+            }
+        }
+    }
+
+    /// Only the value (the likelihood's value-only path).
+    #[inline]
+    pub fn value(&self, v: &EventVariation) -> f64 {
+        match self {
+            ShapeKernel::Code4Inside { value, .. } => {
+                let q = parts(v[0], v[1], v[2], v[3]);
+                1.0 + (value[0] * q[0]
+                    + value[1] * q[1]
+                    + value[2] * q[2]
+                    + value[3] * q[3]
+                    + value[4] * q[4]
+                    + value[5] * q[5])
+            }
+            _ => self.eval(v).value,
+        }
+    }
+}
+
+/// Boundary of code 4 for per-event shapes (α₀ = 1, as in the ATLAS NSBI analysis).
+pub const CODE4_SHAPE_ALPHA0: f64 = 1.0;
+
+/// (e0, e1, e2, o0, o1, o2): even and odd parts of value − 1, slope and curvature of the
+/// exponential extrapolation at α = ±1.
+#[inline]
+fn parts(up: f64, down: f64, ln_up: f64, ln_down: f64) -> [f64; 6] {
+    let (slope_up, slope_down) = (ln_up * up, ln_down * down);
+    let (curv_up, curv_down) = (ln_up * slope_up, ln_down * slope_down);
+    [
+        0.5 * (up + down) - 1.0,
+        0.5 * (slope_up + slope_down),
+        0.5 * (curv_up + curv_down),
+        0.5 * (up - down),
+        0.5 * (slope_up - slope_down),
+        0.5 * (curv_up - curv_down),
+    ]
+}
+
+/// b₁…b₆ of 1 + Σ bₙ tⁿ on [−1, 1] from the even/odd boundary data (e0, e1, e2, o0, o1, o2):
+/// two 3×3 systems with closed-form solutions.
+fn code4_polynomial(eo: [f64; 6]) -> [f64; 6] {
+    let [e0, e1, e2, o0, o1, o2] = eo;
+    let b6 = (8.0 * e0 - 5.0 * e1 + e2) / 8.0;
+    let b4 = 0.5 * (e1 - 2.0 * e0) - 2.0 * b6;
+    let b2 = e0 - b4 - b6;
+    let b5 = (3.0 * o0 - 3.0 * o1 + o2) / 8.0;
+    let b3 = 0.5 * (o1 - o0) - 2.0 * b5;
+    let b1 = o0 - b3 - b5;
+    [b1, b2, b3, b4, b5, b6]
+}
+
+/// Σ bₙ αⁿ (n = 1..6) with first and second derivatives.
+fn polynomial(b: &[f64; 6], alpha: f64) -> (f64, f64, f64) {
+    let (mut value, mut d1, mut d2) = (0.0, 0.0, 0.0);
+    for (i, bn) in b.iter().enumerate() {
+        let n = (i + 1) as i32;
+        value += bn * alpha.powi(n);
+        d1 += bn * n as f64 * alpha.powi(n - 1);
+        if n >= 2 {
+            d2 += bn * (n * (n - 1)) as f64 * alpha.powi(n - 2);
+        }
+    }
+    (value, d1, d2)
+}
+
 /// Coefficients a₁…a₆ of code4's inner polynomial 1 + Σ aₙ αⁿ, so that value, first and
 /// second derivative match δ⁺^α at +α₀ and δ⁻^(−α) at −α₀. Solved in t = α/α₀ by splitting
 /// into even (t², t⁴, t⁶) and odd (t, t³, t⁵) parts, two 3×3 systems with closed-form solutions.
@@ -172,23 +319,15 @@ pub fn code4_coefficients(ln_up: f64, ln_down: f64, alpha0: f64) -> [f64; 6] {
     let c_up = alpha0 * alpha0 * ln_up * ln_up * value_up;
     let c_down = alpha0 * alpha0 * ln_down * ln_down * value_down;
     // Even part E: E(1), E'(1), E''(1); odd part O likewise.
-    let (e0, e1, e2) = (
+    let eo = [
         0.5 * (value_up + value_down) - 1.0,
         0.5 * (d_up - d_down),
         0.5 * (c_up + c_down),
-    );
-    let (o0, o1, o2) = (
         0.5 * (value_up - value_down),
         0.5 * (d_up + d_down),
         0.5 * (c_up - c_down),
-    );
-    let b6 = (8.0 * e0 - 5.0 * e1 + e2) / 8.0;
-    let b4 = 0.5 * (e1 - 2.0 * e0) - 2.0 * b6;
-    let b2 = e0 - b4 - b6;
-    let b5 = (3.0 * o0 - 3.0 * o1 + o2) / 8.0;
-    let b3 = 0.5 * (o1 - o0) - 2.0 * b5;
-    let b1 = o0 - b3 - b5;
-    let b = [b1, b2, b3, b4, b5, b6];
+    ];
+    let b = code4_polynomial(eo);
     let mut a = [0.0; 6];
     for (n, (an, bn)) in a.iter_mut().zip(b).enumerate() {
         *an = bn / alpha0.powi(n as i32 + 1);
@@ -255,6 +394,34 @@ mod tests {
                     "{code:?} d2 at {alpha}: {} vs {d2}",
                     at.d2
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn shape_kernel_matches_variation_for_every_code() {
+        use InterpolationCode::*;
+        for code in [Code0, Code1, Code2, Code4p, Code4] {
+            for (up, down) in [(1.25, 0.85), (0.9, 1.07), (1.02, 1.01)] {
+                let ev = event_variation(up, down);
+                let reference = Variation::new(code, up, down, 1.0);
+                for alpha in [-2.5, -1.0, -0.6, 0.0, 0.2, 0.99, 1.3] {
+                    let (k, r) = (
+                        ShapeKernel::new(code, alpha).eval(&ev),
+                        reference.eval(alpha),
+                    );
+                    assert!(
+                        (k.value - r.value).abs() < 1e-13,
+                        "{code:?} {alpha}: {} vs {}",
+                        k.value,
+                        r.value
+                    );
+                    assert!(
+                        (k.d1 - r.d1).abs() < 1e-12 && (k.d2 - r.d2).abs() < 1e-11,
+                        "{code:?} {alpha}"
+                    );
+                    assert_eq!(ShapeKernel::new(code, alpha).value(&ev), k.value);
+                }
             }
         }
     }
