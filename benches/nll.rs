@@ -97,7 +97,7 @@ fn data(path: &PathBuf) -> ChannelData {
     let file = hdf5::File::create(path).unwrap();
     let weights = vec![1.0; N_EVENTS];
     let mut processes = Vec::new();
-    for c in 0..3 {
+    for (c, &nu0) in NU0.iter().enumerate() {
         let ratio: Vec<f64> = (0..N_EVENTS).map(|_| 0.2 + 1.6 * rng.next()).collect();
         file.new_dataset_builder()
             .with_data(ratio.as_slice())
@@ -131,7 +131,7 @@ fn data(path: &PathBuf) -> ChannelData {
             });
         }
         processes.push(ProcessData {
-            nominal_yield: NU0[c],
+            nominal_yield: nu0,
             ratio,
             shapes,
         });
