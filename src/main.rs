@@ -79,37 +79,40 @@ enum Command {
     },
     /// Profile-likelihood scan of t = 2ΔNLL in one or two parameters (all others profiled),
     /// with asymptotic 68.27 % / 95.45 % intervals (1-D) or regions (2-D), JSON and plots.
-    Scan {
-        /// The workspace YAML file.
-        workspace: PathBuf,
-        /// Parameter to scan; give twice for a 2-D scan.
-        #[arg(long, required = true)]
-        poi: Vec<String>,
-        /// Range low:high, one per --poi (e.g. 0:3, or -2:2).
-        #[arg(long, required = true, allow_hyphen_values = true)]
-        range: Vec<String>,
-        /// Grid points per parameter (one value for all, or one per --poi).
-        #[arg(long, default_value = "31")]
-        points: Vec<usize>,
-        /// Also scan with the nuisances frozen at their best-fit values (both curves in the plot).
-        #[arg(long)]
-        stat_only: bool,
-        /// Scan the Asimov set at these values instead of the observed data.
-        #[arg(long)]
-        asimov: Option<String>,
-        /// Hold parameters constant, e.g. `alpha_shape=0`.
-        #[arg(long)]
-        fix: Option<String>,
-        /// Write the scan as JSON.
-        #[arg(long)]
-        json: Option<PathBuf>,
-        /// Plot file stem: writes STEM.png and STEM.svg.
-        #[arg(long)]
-        plot: Option<PathBuf>,
-        /// Cache folder (default: `.nsbi-cache` beside the workspace, or $NSBI_CACHE_DIR).
-        #[arg(long)]
-        cache_dir: Option<PathBuf>,
-    },
+    Scan(ScanArgs),
+}
+
+#[derive(clap::Args)]
+struct ScanArgs {
+    /// The workspace YAML file.
+    workspace: PathBuf,
+    /// Parameter to scan; give twice for a 2-D scan.
+    #[arg(long, required = true)]
+    poi: Vec<String>,
+    /// Range low:high, one per --poi (e.g. 0:3, or -2:2).
+    #[arg(long, required = true, allow_hyphen_values = true)]
+    range: Vec<String>,
+    /// Grid points per parameter (one value for all, or one per --poi).
+    #[arg(long, default_value = "31")]
+    points: Vec<usize>,
+    /// Also scan with the nuisances frozen at their best-fit values (both curves in the plot).
+    #[arg(long)]
+    stat_only: bool,
+    /// Scan the Asimov set at these values instead of the observed data.
+    #[arg(long)]
+    asimov: Option<String>,
+    /// Hold parameters constant, e.g. `alpha_shape=0`.
+    #[arg(long)]
+    fix: Option<String>,
+    /// Write the scan as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Plot file stem: writes STEM.png and STEM.svg.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Cache folder (default: `.nsbi-cache` beside the workspace, or $NSBI_CACHE_DIR).
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -134,31 +137,7 @@ fn main() -> ExitCode {
         } => run_fit(
             &workspace, asimov, fix, set_init, !no_minos, json, cache_dir,
         ),
-        Command::Scan {
-            workspace,
-            poi,
-            range,
-            points,
-            stat_only,
-            asimov,
-            fix,
-            json,
-            plot,
-            cache_dir,
-        } => {
-            let args = ScanArgs {
-                poi,
-                range,
-                points,
-                stat_only,
-                asimov,
-                fix,
-                json,
-                plot,
-                cache_dir,
-            };
-            run_scan(&workspace, args)
-        }
+        Command::Scan(args) => run_scan(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -222,19 +201,8 @@ fn run_fit(
     json: Option<PathBuf>,
     cache_dir: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    let ws = Workspace::load(workspace)?;
-    let cache = RatioCache::new(cache_dir.unwrap_or_else(|| default_cache_dir(&ws)));
-    let analysis = Analysis::load(workspace, &cache, true)?;
-    let dataset = match &asimov {
-        None => Dataset::Observed,
-        Some(text) => {
-            let mut theta = analysis.model.init();
-            for (i, v) in analysis.assignments(text, "--asimov")? {
-                theta[i] = v;
-            }
-            Dataset::Asimov(theta)
-        }
-    };
+    let analysis = load_analysis(workspace, cache_dir)?;
+    let dataset = dataset_from(&analysis, asimov.as_deref())?;
     let like = analysis.likelihood(&dataset)?;
     let mut options = FitOptions::new(&like);
     for (i, v) in analysis.assignments(set_init.as_deref().unwrap_or(""), "--set-init")? {
@@ -256,19 +224,8 @@ fn run_fit(
     Ok(())
 }
 
-struct ScanArgs {
-    poi: Vec<String>,
-    range: Vec<String>,
-    points: Vec<usize>,
-    stat_only: bool,
-    asimov: Option<String>,
-    fix: Option<String>,
-    json: Option<PathBuf>,
-    plot: Option<PathBuf>,
-    cache_dir: Option<PathBuf>,
-}
-
-fn run_scan(workspace: &Path, args: ScanArgs) -> anyhow::Result<()> {
+fn run_scan(args: ScanArgs) -> anyhow::Result<()> {
+    let workspace = args.workspace.as_path();
     if args.poi.len() != args.range.len() {
         anyhow::bail!(
             "give one --range per --poi ({} --poi, {} --range)",
@@ -276,13 +233,7 @@ fn run_scan(workspace: &Path, args: ScanArgs) -> anyhow::Result<()> {
             args.range.len()
         );
     }
-    let ws = Workspace::load(workspace)?;
-    let cache = RatioCache::new(
-        args.cache_dir
-            .clone()
-            .unwrap_or_else(|| default_cache_dir(&ws)),
-    );
-    let analysis = Analysis::load(workspace, &cache, true)?;
+    let analysis = load_analysis(workspace, args.cache_dir.clone())?;
     let mut parameters = Vec::new();
     let mut ranges = Vec::new();
     for (name, range) in args.poi.iter().zip(&args.range) {
@@ -453,6 +404,13 @@ fn print_fit(value: &serde_json::Value, dataset: &Dataset) {
             p["error_high"].as_f64().unwrap_or(f64::NAN),
         );
     }
+}
+
+/// Loads a workspace with its model and cached ratios (evaluating what is not cached yet).
+fn load_analysis(workspace: &Path, cache_dir: Option<PathBuf>) -> anyhow::Result<Analysis> {
+    let ws = Workspace::load(workspace)?;
+    let cache = RatioCache::new(cache_dir.unwrap_or_else(|| default_cache_dir(&ws)));
+    Ok(Analysis::load(workspace, &cache, true)?)
 }
 
 fn default_cache_dir(ws: &Workspace) -> PathBuf {

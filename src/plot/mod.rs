@@ -31,6 +31,41 @@ pub fn with_extension(path: &Path, ext: &str) -> PathBuf {
     path.with_extension(ext)
 }
 
+/// Draws a figure into the file at the given path.
+type DrawInto<'a> = dyn FnOnce(&Path) -> std::result::Result<(), String> + 'a;
+
+/// Draws one figure twice — `stem.png` and `stem.svg` — each to a temporary file renamed into
+/// place, so a reader never sees half a picture.
+fn write_png_and_svg(
+    stem: &Path,
+    png: impl FnOnce(&Path) -> std::result::Result<(), String>,
+    svg: impl FnOnce(&Path) -> std::result::Result<(), String>,
+) -> Result<Vec<PathBuf>> {
+    register_fonts();
+    let mut written = Vec::new();
+    let draws: [(&str, Box<DrawInto<'_>>); 2] = [("png", Box::new(png)), ("svg", Box::new(svg))];
+    for (ext, draw) in draws {
+        let path = with_extension(stem, ext);
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("plot")
+            .to_string();
+        let tmp = path.with_file_name(format!(
+            ".{name}.{}.tmp.{ext}",
+            crate::report::unique_suffix()
+        ));
+        draw(&tmp).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::Runtime(format!("cannot draw {}: {e}", path.display()))
+        })?;
+        std::fs::rename(&tmp, &path)
+            .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
 /// A 1-D scan plot: t against the parameter, with horizontal threshold lines; written as PNG
 /// and SVG next to each other (`stem.png`, `stem.svg`), each atomically.
 pub fn scan_1d(
@@ -39,35 +74,25 @@ pub fn scan_1d(
     curves: &[Curve],
     thresholds: &[(&str, f64)],
 ) -> Result<Vec<PathBuf>> {
-    register_fonts();
-    let mut written = Vec::new();
-    for ext in ["png", "svg"] {
-        let path = with_extension(stem, ext);
-        let tmp = path.with_file_name(format!(
-            ".{}.{}.tmp.{ext}",
-            path.file_name().and_then(|n| n.to_str()).unwrap_or("plot"),
-            crate::report::unique_suffix()
-        ));
-        let result = match ext {
-            "png" => draw_scan(
-                BitMapBackend::new(&tmp, (800, 600)).into_drawing_area(),
+    write_png_and_svg(
+        stem,
+        |tmp| {
+            draw_scan(
+                BitMapBackend::new(tmp, (800, 600)).into_drawing_area(),
                 x_label,
                 curves,
                 thresholds,
-            ),
-            _ => draw_scan(
-                SVGBackend::new(&tmp, (800, 600)).into_drawing_area(),
+            )
+        },
+        |tmp| {
+            draw_scan(
+                SVGBackend::new(tmp, (800, 600)).into_drawing_area(),
                 x_label,
                 curves,
                 thresholds,
-            ),
-        };
-        result.map_err(|e| Error::Runtime(format!("cannot draw {}: {e}", path.display())))?;
-        std::fs::rename(&tmp, &path)
-            .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
-        written.push(path);
-    }
-    Ok(written)
+            )
+        },
+    )
 }
 
 fn draw_scan<DB: DrawingBackend>(
@@ -150,39 +175,29 @@ pub fn scan_2d(
     best: (f64, f64),
     thresholds: &[(&str, f64)],
 ) -> Result<Vec<PathBuf>> {
-    register_fonts();
-    let mut written = Vec::new();
-    for ext in ["png", "svg"] {
-        let path = with_extension(stem, ext);
-        let tmp = path.with_file_name(format!(
-            ".{}.{}.tmp.{ext}",
-            path.file_name().and_then(|n| n.to_str()).unwrap_or("plot"),
-            crate::report::unique_suffix()
-        ));
-        let result = match ext {
-            "png" => draw_2d(
-                BitMapBackend::new(&tmp, (800, 700)).into_drawing_area(),
+    write_png_and_svg(
+        stem,
+        |tmp| {
+            draw_2d(
+                BitMapBackend::new(tmp, (800, 700)).into_drawing_area(),
                 labels,
                 cells,
                 steps,
                 best,
                 thresholds,
-            ),
-            _ => draw_2d(
-                SVGBackend::new(&tmp, (800, 700)).into_drawing_area(),
+            )
+        },
+        |tmp| {
+            draw_2d(
+                SVGBackend::new(tmp, (800, 700)).into_drawing_area(),
                 labels,
                 cells,
                 steps,
                 best,
                 thresholds,
-            ),
-        };
-        result.map_err(|e| Error::Runtime(format!("cannot draw {}: {e}", path.display())))?;
-        std::fs::rename(&tmp, &path)
-            .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
-        written.push(path);
-    }
-    Ok(written)
+            )
+        },
+    )
 }
 
 fn draw_2d<DB: DrawingBackend>(
