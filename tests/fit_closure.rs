@@ -181,3 +181,38 @@ fn cli_fit_json_schema_and_bad_parameters() {
         stderr(&out)
     );
 }
+
+#[test]
+fn every_strategy_reaches_the_same_minimum() {
+    use nsbi::fit::{minimise_with, Strategy};
+    let analysis = Analysis::load(&example().join("workspace.yaml"), &test_cache(), false).unwrap();
+    let like = analysis.likelihood(&Dataset::Observed).unwrap();
+    let mut options = FitOptions::new(&like);
+    options.init = vec![3.0, -1.0, 1.0];
+    let results: Vec<_> = [
+        Strategy::Newton,
+        Strategy::QuasiNewton,
+        Strategy::DampedNewton,
+    ]
+    .iter()
+    .map(|&s| (s, minimise_with(&like, &options, s)))
+    .collect();
+    let reference = &results[0].1;
+    for (strategy, r) in &results {
+        assert!(r.converged, "{strategy:?}: {}", r.message);
+        assert!(
+            (r.nll - reference.nll).abs() < 1e-7,
+            "{strategy:?}: NLL {} vs {}",
+            r.nll,
+            reference.nll
+        );
+        for (a, b) in r.theta.iter().zip(&reference.theta) {
+            assert!(
+                (a - b).abs() < 1e-5,
+                "{strategy:?}: {:?} vs {:?}",
+                r.theta,
+                reference.theta
+            );
+        }
+    }
+}

@@ -1,13 +1,15 @@
 //! Maximum-likelihood fits: bounded Newton minimisation with the analytic Hessian, covariance
 //! from the inverse Hessian, profile-likelihood (MINOS-like) intervals.
 //!
-//! The minimiser is a projected, Levenberg-damped Newton method: the likelihoods here are
+//! The main minimiser is a projected, Levenberg-damped Newton method: the likelihoods here are
 //! smooth, low-dimensional and come with exact second derivatives, so Newton steps converge in
 //! a handful of evaluations (what toys need). Parameters at a bound whose gradient points
 //! outward are held there (the active set), which is how μ̂ = 0 at the physical boundary is
 //! found. Points where the density is not positive evaluate to +∞ and are rejected by the line
-//! search, so the minimiser never steps into them.
+//! search, so the minimiser never steps into them. If Newton fails, argmin's L-BFGS (in
+//! MINUIT's bound transformation) and then a strongly damped Newton start are tried.
 
+pub mod lbfgs;
 pub mod linalg;
 pub mod scan;
 
@@ -68,33 +70,102 @@ fn inner_bounds(bounds: (f64, f64)) -> (f64, f64) {
     (bounds.0 + margin(bounds.0), bounds.1 - margin(bounds.1))
 }
 
-/// Minimises `like` from `options.init`; on failure, retries once from the start with a
-/// more strongly damped, gradient-led strategy before reporting non-convergence.
+/// A minimisation strategy; [`minimise`] tries them in this order until one converges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    /// Newton steps with the analytic Hessian, barely damped: the fast path.
+    Newton,
+    /// argmin's L-BFGS in MINUIT's bound transformation, then a Newton polish.
+    QuasiNewton,
+    /// Newton with strong initial Levenberg damping (starts like gradient descent).
+    DampedNewton,
+}
+
+/// Minimises `like` from `options.init`, retrying with the other strategies before reporting
+/// non-convergence (then the lowest point found is returned, flagged as not converged).
 pub fn minimise(like: &Likelihood, options: &FitOptions) -> FitResult {
-    let first = newton(like, options, 1e-8);
-    if first.converged {
-        return first;
+    let mut tried: Vec<String> = Vec::new();
+    let mut n_eval = 0;
+    let mut best: Option<FitResult> = None;
+    for strategy in [
+        Strategy::Newton,
+        Strategy::QuasiNewton,
+        Strategy::DampedNewton,
+    ] {
+        let mut result = minimise_with(like, options, strategy);
+        n_eval += result.n_eval;
+        result.n_eval = n_eval;
+        if result.converged {
+            if !tried.is_empty() {
+                result.message = format!(
+                    "{} with {strategy:?} after: {}",
+                    result.message,
+                    tried.join("; ")
+                );
+            }
+            return result;
+        }
+        tried.push(format!("{strategy:?}: {}", result.message));
+        if best.as_ref().is_none_or(|b| !(b.nll <= result.nll)) {
+            best = Some(result);
+        }
     }
-    let mut retry = newton(like, options, 1.0);
-    retry.n_eval += first.n_eval;
-    if !retry.converged {
-        retry.message = format!(
-            "did not converge: Newton ({}); damped Newton ({})",
-            first.message, retry.message
-        );
-    } else {
-        retry.message = format!(
-            "converged on retry with damped Newton (first attempt: {})",
-            first.message
-        );
+    let mut best = best.expect("at least one strategy ran");
+    best.message = format!("did not converge: {}", tried.join("; "));
+    best.n_eval = n_eval;
+    best
+}
+
+/// One minimisation with one strategy.
+pub fn minimise_with(like: &Likelihood, options: &FitOptions, strategy: Strategy) -> FitResult {
+    match strategy {
+        Strategy::Newton => newton(like, options, 1e-8),
+        Strategy::DampedNewton => newton(like, options, 1.0),
+        Strategy::QuasiNewton => {
+            let bounds: Vec<(f64, f64)> = like
+                .model
+                .parameters
+                .iter()
+                .map(|p| inner_bounds(p.bounds))
+                .collect();
+            let start: Vec<f64> = options
+                .init
+                .iter()
+                .zip(&bounds)
+                .map(|(v, b)| v.clamp(b.0, b.1))
+                .collect();
+            match lbfgs::lbfgs(
+                like,
+                &start,
+                &options.fixed,
+                &bounds,
+                options.max_iterations as u64,
+            ) {
+                Ok((point, evaluations)) => {
+                    let polish = FitOptions {
+                        init: point,
+                        ..options.clone()
+                    };
+                    let mut result = newton(like, &polish, 1e-8);
+                    result.n_eval += evaluations;
+                    result
+                }
+                Err(why) => {
+                    let mut result = newton(
+                        like,
+                        &FitOptions {
+                            max_iterations: 0,
+                            ..options.clone()
+                        },
+                        1e-8,
+                    );
+                    result.converged = false;
+                    result.message = why;
+                    result
+                }
+            }
+        }
     }
-    if first.nll < retry.nll && !retry.converged {
-        let mut best = first;
-        best.message = retry.message;
-        best.n_eval = retry.n_eval;
-        return best;
-    }
-    retry
 }
 
 fn newton(like: &Likelihood, options: &FitOptions, initial_damping: f64) -> FitResult {

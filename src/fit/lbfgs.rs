@@ -1,0 +1,148 @@
+//! The quasi-Newton fallback: argmin's L-BFGS (Moré–Thuente line search) in MINUIT's
+//! bound-removing transformation of the free parameters. It needs only gradients, so it can
+//! walk through regions where the Hessian is indefinite and the Newton step is poor; the
+//! Newton method then polishes its result (and provides the covariance).
+
+use std::cell::Cell;
+
+use argmin::core::{CostFunction, Error as ArgminError, Executor, Gradient, State};
+use argmin::solver::linesearch::MoreThuenteLineSearch;
+use argmin::solver::quasinewton::LBFGS;
+
+use crate::likelihood::{Likelihood, Order};
+
+/// The NLL as a function of unbounded internal coordinates of the free parameters.
+struct Internal<'l, 'm> {
+    like: &'l Likelihood<'m>,
+    free: Vec<usize>,
+    base: Vec<f64>,
+    bounds: Vec<(f64, f64)>,
+    n_eval: &'l Cell<usize>,
+}
+
+/// External value and dx/du of internal coordinate `u` for bounds (lo, hi) (MINUIT's choice:
+/// sine for two bounds, square roots for one).
+fn external(u: f64, (lo, hi): (f64, f64)) -> (f64, f64) {
+    match (lo.is_finite(), hi.is_finite()) {
+        (true, true) => (
+            lo + 0.5 * (hi - lo) * (u.sin() + 1.0),
+            0.5 * (hi - lo) * u.cos(),
+        ),
+        (true, false) => (lo - 1.0 + (u * u + 1.0).sqrt(), u / (u * u + 1.0).sqrt()),
+        (false, true) => (hi + 1.0 - (u * u + 1.0).sqrt(), -u / (u * u + 1.0).sqrt()),
+        (false, false) => (u, 1.0),
+    }
+}
+
+fn internal(x: f64, (lo, hi): (f64, f64)) -> f64 {
+    match (lo.is_finite(), hi.is_finite()) {
+        (true, true) => (2.0 * (x - lo) / (hi - lo) - 1.0).clamp(-1.0, 1.0).asin(),
+        (true, false) => ((x - lo + 1.0).powi(2) - 1.0).max(0.0).sqrt(),
+        (false, true) => ((hi - x + 1.0).powi(2) - 1.0).max(0.0).sqrt(),
+        (false, false) => x,
+    }
+}
+
+impl Internal<'_, '_> {
+    fn point(&self, u: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        let mut x = self.base.clone();
+        let mut jacobian = vec![0.0; u.len()];
+        for (k, (&i, &ui)) in self.free.iter().zip(u).enumerate() {
+            let (xi, dx) = external(ui, self.bounds[i]);
+            x[i] = xi;
+            jacobian[k] = dx;
+        }
+        (x, jacobian)
+    }
+}
+
+impl CostFunction for Internal<'_, '_> {
+    type Param = Vec<f64>;
+    type Output = f64;
+    fn cost(&self, u: &Vec<f64>) -> Result<f64, ArgminError> {
+        self.n_eval.set(self.n_eval.get() + 1);
+        Ok(self.like.evaluate(&self.point(u).0, Order::Value).nll)
+    }
+}
+
+impl Gradient for Internal<'_, '_> {
+    type Param = Vec<f64>;
+    type Gradient = Vec<f64>;
+    fn gradient(&self, u: &Vec<f64>) -> Result<Vec<f64>, ArgminError> {
+        self.n_eval.set(self.n_eval.get() + 1);
+        let (x, jacobian) = self.point(u);
+        let ev = self.like.evaluate(&x, Order::Gradient);
+        Ok(self
+            .free
+            .iter()
+            .zip(&jacobian)
+            .map(|(&i, dx)| ev.gradient[i] * dx)
+            .collect())
+    }
+}
+
+/// Minimises with L-BFGS from `init` over the parameters not in `fixed`; returns the external
+/// point reached and the number of NLL evaluations, or why it stopped.
+pub fn lbfgs(
+    like: &Likelihood,
+    init: &[f64],
+    fixed: &[bool],
+    bounds: &[(f64, f64)],
+    max_iterations: u64,
+) -> Result<(Vec<f64>, usize), String> {
+    let free: Vec<usize> = (0..init.len()).filter(|&i| !fixed[i]).collect();
+    let count = Cell::new(0);
+    let problem = Internal {
+        like,
+        free: free.clone(),
+        base: init.to_vec(),
+        bounds: bounds.to_vec(),
+        n_eval: &count,
+    };
+    let map_back = Internal {
+        like,
+        free: free.clone(),
+        base: init.to_vec(),
+        bounds: bounds.to_vec(),
+        n_eval: &count,
+    };
+    let start: Vec<f64> = free.iter().map(|&i| internal(init[i], bounds[i])).collect();
+    let solver = LBFGS::new(MoreThuenteLineSearch::new(), 7)
+        .with_tolerance_grad(1e-9)
+        .and_then(|s| s.with_tolerance_cost(1e-14))
+        .map_err(|e| e.to_string())?;
+    let result = Executor::new(problem, solver)
+        .configure(|state| state.param(start).max_iters(max_iterations))
+        .run()
+        .map_err(|e| format!("L-BFGS stopped: {e}"))?;
+    let best = result
+        .state()
+        .get_best_param()
+        .cloned()
+        .ok_or("L-BFGS found no point")?;
+    Ok((map_back.point(&best).0, count.get()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transformations_invert_and_differentiate() {
+        for bounds in [
+            (0.0, 20.0),
+            (0.0, f64::INFINITY),
+            (f64::NEG_INFINITY, 3.0),
+            (f64::NEG_INFINITY, f64::INFINITY),
+        ] {
+            for x in [0.3, 1.0, 2.5] {
+                let u = internal(x, bounds);
+                let (back, dx) = external(u, bounds);
+                assert!((back - x).abs() < 1e-12, "{bounds:?} {x}");
+                let h = 1e-6;
+                let numeric = (external(u + h, bounds).0 - external(u - h, bounds).0) / (2.0 * h);
+                assert!((numeric - dx).abs() < 1e-6);
+            }
+        }
+    }
+}
