@@ -9,9 +9,12 @@ setup:
 	bash .ci/setup.sh
 
 demo: setup
+	mkdir -p target/demo
 	$(CARGO) run --release --quiet -- validate $(WORKSPACE)
 	$(CARGO) run --release --quiet -- ratios $(WORKSPACE)
-	$(CARGO) run --release --quiet -- fit $(WORKSPACE)
+	$(CARGO) run --release --quiet -- fit $(WORKSPACE) --json target/demo/fit.json
+	$(CARGO) run --release --quiet -- scan $(WORKSPACE) --poi mu --range 0:3 --points 61 --stat-only \
+		--json target/demo/scan.json --plot target/demo/scan_mu
 
 test: setup
 	$(CARGO) test --release
