@@ -102,9 +102,11 @@ def member_seed(seed, ensemble, member):
 # ----------------------------------------------------------------------------------------------
 
 
-def write_events(path, x, weight, attrs):
+def write_events(path, x, weight, attrs, weight_variations=None):
     """Write events to HDF5: group `events` with float32 m4l, cos_theta1, cos_theta2 and float64
-    weight, plain contiguous datasets, no timestamps (byte-reproducible)."""
+    weight, plain contiguous datasets, no timestamps (byte-reproducible). `weight_variations`
+    maps extra weight-column names to factors on the nominal weight (yield-only systematics are
+    stored the way analysis ntuples store them: as varied event weights)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     x32 = np.ascontiguousarray(x, dtype=np.float32)
     with h5py.File(path, "w") as f:
@@ -114,6 +116,8 @@ def write_events(path, x, weight, attrs):
         for j, name in enumerate(T.FEATURES):
             g.create_dataset(name, data=np.ascontiguousarray(x32[:, j]), track_times=False)
         g.create_dataset("weight", data=np.full(len(x32), weight, dtype=np.float64), track_times=False)
+        for name, factor in (weight_variations or {}).items():
+            g.create_dataset(name, data=np.full(len(x32), weight * factor, dtype=np.float64), track_times=False)
     return x32
 
 
@@ -365,8 +369,10 @@ def main(argv=None):
     for proc in ("S", "SBI", "B", "ref", "B_shape_up", "B_shape_down"):
         n = N_SHAPE if proc.startswith("B_shape") else N_MC
         x = T.sample(proc, n, stream(seed, f"mc_{proc}"))
+        eff = {"weight_alpha_eff_up": T.ALPHA_EFF_UP, "weight_alpha_eff_down": T.ALPHA_EFF_DOWN}
         shipped[f"mc_{proc}"] = write_events(out / "data" / f"mc_{proc}.h5", x, weights[proc],
-                                             {"process": proc, "seed": np.int64(seed)})
+                                             {"process": proc, "seed": np.int64(seed)},
+                                             eff if proc in T.PROCESSES else None)
     rng_obs = stream(seed, "observed")
     n_obs = int(rng_obs.poisson(T.nu_mu(1.0)))
     shipped["observed"] = write_events(out / "data" / "observed.h5", T.sample("SBI", n_obs, rng_obs), 1.0,

@@ -106,7 +106,10 @@ pub fn minimise(like: &Likelihood, options: &FitOptions) -> FitResult {
             return result;
         }
         tried.push(format!("{strategy:?}: {}", result.message));
-        if best.as_ref().is_none_or(|b| result.nll < b.nll || b.nll.is_nan()) {
+        if best
+            .as_ref()
+            .is_none_or(|b| result.nll < b.nll || b.nll.is_nan())
+        {
             best = Some(result);
         }
     }
