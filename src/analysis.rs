@@ -60,7 +60,7 @@ impl Analysis {
         let mut out = Vec::new();
         for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let (name, value) = item.split_once('=').ok_or_else(|| {
-                Error::Runtime(format!("{what}: expected name=value, got '{item}'"))
+                Error::Analysis(format!("{what}: expected name=value, got '{item}'"))
             })?;
             let index = self.model.parameter_index(name.trim()).ok_or_else(|| {
                 let known: Vec<&str> = self
@@ -69,18 +69,18 @@ impl Analysis {
                     .iter()
                     .map(|p| p.name.as_str())
                     .collect();
-                Error::Runtime(format!(
+                Error::Analysis(format!(
                     "{what}: unknown parameter '{}' (parameters: {})",
                     name.trim(),
                     known.join(", ")
                 ))
             })?;
             let value: f64 = value.trim().parse().map_err(|_| {
-                Error::Runtime(format!("{what}: '{}' is not a number", value.trim()))
+                Error::Analysis(format!("{what}: '{}' is not a number", value.trim()))
             })?;
             let (lo, hi) = self.model.parameters[index].bounds;
             if !(lo..=hi).contains(&value) {
-                return Err(Error::Runtime(format!(
+                return Err(Error::Analysis(format!(
                     "{what}: {name}={value} lies outside its bounds [{lo}, {hi}]"
                 )));
             }
@@ -187,7 +187,7 @@ pub fn run_scan(
     use fit::scan::{intervals_1d, linspace, scan, THRESHOLDS_1D, THRESHOLDS_2D};
     let best = fit::minimise(like, options);
     if !best.converged {
-        return Err(Error::Runtime(format!(
+        return Err(Error::Analysis(format!(
             "the global fit before the scan did not converge: {}",
             best.message
         )));
@@ -205,7 +205,7 @@ pub fn run_scan(
             .flat_map(|a| y.iter().map(move |b| vec![*a, *b]))
             .collect(),
         _ => {
-            return Err(Error::Runtime(
+            return Err(Error::Analysis(
                 "scans take one or two parameters (--poi)".into(),
             ))
         }

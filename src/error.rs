@@ -42,6 +42,11 @@ pub enum Error {
     #[error("standardisation file {file}: {message}")]
     Standardisation { file: PathBuf, message: String },
 
+    /// A request that cannot be carried out on this model or data (unknown parameter, value
+    /// outside bounds, a scan through a region without likelihood, ...).
+    #[error("{0}")]
+    Analysis(String),
+
     /// ONNX Runtime itself could not be found or started.
     #[error("ONNX Runtime: {0}")]
     Runtime(String),

@@ -3,8 +3,6 @@
 //! exist and take as many features as the channel lists, standardisation files match. Every
 //! problem is reported (not just the first), each at the YAML line it comes from.
 
-use serde_saphyr::Spanned;
-
 use crate::error::{Diagnostic, Error, Result};
 use crate::ratio::{self, ensemble, Standardisation};
 use crate::workspace::Workspace;
@@ -34,14 +32,12 @@ pub fn validate(path: &std::path::Path) -> Result<ValidationSummary> {
                     summary.event_files += 1;
                     summary.events += events.len();
                     if events.is_empty() {
-                        problems.push(at(
-                            &ws,
-                            &source.file,
-                            format!("{role} file holds no events"),
-                        ));
+                        problems.push(
+                            ws.diagnostic(&source.file, format!("{role} file holds no events")),
+                        );
                     }
                 }
-                Err(e) => problems.push(at(&ws, &source.file, format!("{role}: {e}"))),
+                Err(e) => problems.push(ws.diagnostic(&source.file, format!("{role}: {e}"))),
             }
         }
     }
@@ -58,7 +54,7 @@ pub fn validate(path: &std::path::Path) -> Result<ValidationSummary> {
         let label = eref.label();
         if let Some(file) = &eref.spec.standardisation {
             if let Err(e) = Standardisation::read(&ws.resolve(&file.value), &features) {
-                problems.push(at(&ws, file, format!("ensemble {label}: {e}")));
+                problems.push(ws.diagnostic(file, format!("ensemble {label}: {e}")));
             }
         }
         let paths = match ws.model_paths(eref.spec) {
@@ -90,8 +86,4 @@ pub fn validate(path: &std::path::Path) -> Result<ValidationSummary> {
         true => Ok(summary),
         false => Err(Error::Workspace(problems)),
     }
-}
-
-fn at<T>(ws: &Workspace, value: &Spanned<T>, message: String) -> Diagnostic {
-    ws.diagnostic(value, message)
 }

@@ -54,7 +54,7 @@ pub fn scan(
         for point in grid {
             let v = point[parameters.iter().position(|&q| q == p).expect("scanned")];
             if !(lo..=hi).contains(&v) {
-                return Err(Error::Runtime(format!(
+                return Err(Error::Analysis(format!(
                     "scan value {}={v} lies outside its bounds [{lo}, {hi}]",
                     param.name
                 )));
@@ -96,7 +96,7 @@ pub fn scan(
             .iter()
             .map(|&p| like.model.parameters[p].name.as_str())
             .collect();
-        return Err(Error::Runtime(format!(
+        return Err(Error::Analysis(format!(
             "the scan of {} crosses a region where the per-event density Σ_c ν_c r_c g_c is ≤ 0 (no likelihood) at {} point(s): {}; narrow the range",
             names.join(", "),
             invalid.len(),
@@ -154,7 +154,7 @@ pub fn intervals_1d(xs: &[f64], ts: &[f64], threshold: f64) -> Vec<[f64; 2]> {
 
 /// Parses `lo:hi` into a pair.
 pub fn parse_range(text: &str) -> Result<(f64, f64)> {
-    let bad = || Error::Runtime(format!("--range '{text}': expected low:high, e.g. 0:3"));
+    let bad = || Error::Analysis(format!("--range '{text}': expected low:high, e.g. 0:3"));
     let (a, b) = text.split_once(':').ok_or_else(bad)?;
     let (lo, hi): (f64, f64) = (
         a.trim().parse().map_err(|_| bad())?,

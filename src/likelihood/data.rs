@@ -42,7 +42,7 @@ fn source_index(ratios: &ChannelRatios, role: &EventRole) -> Result<usize> {
         .iter()
         .position(|(r, _)| r == role)
         .ok_or_else(|| {
-            Error::Runtime(format!(
+            Error::Analysis(format!(
                 "channel {}: no {role} among its event files",
                 ratios.channel
             ))
@@ -55,7 +55,7 @@ fn lookup<'a>(ratios: &'a ChannelRatios, label: &str, source: usize) -> Result<&
         .get(&(label.to_string(), source))
         .map(|r| r.ratio.as_slice())
         .ok_or_else(|| {
-            Error::Runtime(format!(
+            Error::Analysis(format!(
                 "ratios of ensemble {label} on event file {source} of channel {} are missing",
                 ratios.channel
             ))

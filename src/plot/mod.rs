@@ -26,11 +26,6 @@ pub struct Curve {
     pub dashed: bool,
 }
 
-/// `path` with its extension replaced, for writing the PNG and SVG twins.
-pub fn with_extension(path: &Path, ext: &str) -> PathBuf {
-    path.with_extension(ext)
-}
-
 /// Draws a figure into the file at the given path.
 type DrawInto<'a> = dyn FnOnce(&Path) -> std::result::Result<(), String> + 'a;
 
@@ -45,7 +40,7 @@ fn write_png_and_svg(
     let mut written = Vec::new();
     let draws: [(&str, Box<DrawInto<'_>>); 2] = [("png", Box::new(png)), ("svg", Box::new(svg))];
     for (ext, draw) in draws {
-        let path = with_extension(stem, ext);
+        let path = stem.with_extension(ext);
         let name = path
             .file_name()
             .and_then(|n| n.to_str())
@@ -57,7 +52,7 @@ fn write_png_and_svg(
         ));
         draw(&tmp).map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
-            Error::Runtime(format!("cannot draw {}: {e}", path.display()))
+            Error::Analysis(format!("cannot draw {}: {e}", path.display()))
         })?;
         std::fs::rename(&tmp, &path)
             .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
