@@ -7,6 +7,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+mod common;
+
+use common::{criterion_mean_seconds, root};
 use criterion::{criterion_group, criterion_main, Criterion};
 use nsbi::fit::{minimise, FitOptions};
 use nsbi::likelihood::data::ShapeData;
@@ -18,10 +21,6 @@ use nsbi::workspace::expr::Expr;
 const N_EVENTS: usize = 1_000_000;
 const NU0: [f64; 3] = [1.0e5, 6.0e5, 3.0e5];
 const POINT: [f64; 3] = [1.1, 0.3, -0.4];
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// Deterministic pseudo-random numbers in (0, 1) (a 64-bit LCG; quality is irrelevant here).
 struct Lcg(u64);
@@ -172,16 +171,6 @@ fn numpy_baseline(path: &PathBuf) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn criterion_mean_seconds(id: &str) -> Option<f64> {
-    let path = root()
-        .join("target/criterion/nll")
-        .join(id)
-        .join("new/estimates.json");
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
-    json["mean"]["point_estimate"].as_f64().map(|ns| ns * 1e-9)
-}
-
 fn bench(c: &mut Criterion) {
     let path = root().join("target/bench-nll-events.h5");
     let model = model();
@@ -225,10 +214,10 @@ fn bench(c: &mut Criterion) {
     group.finish();
 
     let fit = single.install(|| minimise(&like, &FitOptions::new(&like)));
-    let per_s = |id: &str| criterion_mean_seconds(id).map(|s| 1.0 / s);
+    let per_s = |id: &str| criterion_mean_seconds("nll", id).map(|s| 1.0 / s);
     let numpy_rate = numpy["evals_per_s"].as_f64().unwrap();
     let engine_rate = per_s("nll_gradient_1_thread");
-    let fit_seconds = criterion_mean_seconds("profile_fit_1_thread");
+    let fit_seconds = criterion_mean_seconds("nll", "profile_fit_1_thread");
     let numpy_fit = numpy["fit_seconds"].as_f64().unwrap();
     let summary = serde_json::json!({
         "events": N_EVENTS, "processes": 3, "shape_systematics": 2, "threads": 1,

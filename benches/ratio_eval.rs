@@ -7,16 +7,15 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod common;
+
+use common::{criterion_mean_seconds, root};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use nsbi::data::Events;
 use nsbi::ratio::{OutputSpec, RatioEnsemble, Standardisation};
 use nsbi::workspace::schema::{Aggregation, OutputConvention};
 
 const N_EVENTS: usize = 20_000;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn features() -> Vec<String> {
     ["m4l", "cos_theta1", "cos_theta2"]
@@ -75,18 +74,6 @@ fn python_baseline(threads: usize) -> f64 {
     );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     report["events_per_s"].as_f64().unwrap()
-}
-
-/// Criterion's mean time per iteration (seconds) for `group/id`, from its estimates file.
-fn criterion_mean_seconds(group: &str, id: &str) -> Option<f64> {
-    let path = root()
-        .join("target/criterion")
-        .join(group)
-        .join(id)
-        .join("new/estimates.json");
-    let text = std::fs::read_to_string(path).ok()?;
-    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-    json["mean"]["point_estimate"].as_f64().map(|ns| ns * 1e-9)
 }
 
 fn bench(c: &mut Criterion) {

@@ -34,7 +34,16 @@ impl Analysis {
         cache: &RatioCache,
         show_progress: bool,
     ) -> Result<Analysis> {
-        let workspace = Workspace::load(path)?;
+        Analysis::from_workspace(Workspace::load(path)?, cache, show_progress)
+    }
+
+    /// Builds the model of an already loaded workspace and gets its ratios (from `cache` or
+    /// evaluated now).
+    pub fn from_workspace(
+        workspace: Workspace,
+        cache: &RatioCache,
+        show_progress: bool,
+    ) -> Result<Analysis> {
         let model = Model::from_workspace(&workspace)?;
         let ratios = ratio::evaluate_workspace(&workspace, cache, show_progress)?.channels;
         Ok(Analysis {

@@ -410,7 +410,7 @@ fn print_fit(value: &serde_json::Value, dataset: &Dataset) {
 fn load_analysis(workspace: &Path, cache_dir: Option<PathBuf>) -> anyhow::Result<Analysis> {
     let ws = Workspace::load(workspace)?;
     let cache = RatioCache::new(cache_dir.unwrap_or_else(|| default_cache_dir(&ws)));
-    Ok(Analysis::load(workspace, &cache, true)?)
+    Ok(Analysis::from_workspace(ws, &cache, true)?)
 }
 
 fn default_cache_dir(ws: &Workspace) -> PathBuf {

@@ -5,17 +5,12 @@
 mod common;
 
 use common::*;
-use nsbi::analysis::{fit_with_intervals, Analysis, Dataset};
+use nsbi::analysis::{fit_with_intervals, Dataset};
 use nsbi::fit::FitOptions;
 
 #[test]
 fn nll_and_fit_agree_with_closed_form_and_iminuit() {
-    let analysis = Analysis::load(
-        &example().join("workspace_exact.yaml"),
-        &test_cache(),
-        false,
-    )
-    .unwrap();
+    let analysis = example_analysis("workspace_exact.yaml");
     let like = analysis.likelihood(&Dataset::Observed).unwrap();
     let points = [
         [1.0, 0.0, 0.0],
@@ -88,7 +83,7 @@ fn nll_and_fit_agree_with_closed_form_and_iminuit() {
 
 #[test]
 fn trained_ensembles_recover_mu_on_the_asimov_set() {
-    let analysis = Analysis::load(&example().join("workspace.yaml"), &test_cache(), false).unwrap();
+    let analysis = example_analysis("workspace.yaml");
     let like = analysis
         .likelihood(&Dataset::Asimov(vec![1.0, 0.0, 0.0]))
         .unwrap();
@@ -104,12 +99,7 @@ fn trained_ensembles_recover_mu_on_the_asimov_set() {
 #[test]
 fn best_fit_at_the_boundary_mu_zero() {
     // Asimov data at mu = 0 fitted with the POI bounded at 0: converges at (or within 1e-6 of) the bound.
-    let analysis = Analysis::load(
-        &example().join("workspace_exact.yaml"),
-        &test_cache(),
-        false,
-    )
-    .unwrap();
+    let analysis = example_analysis("workspace_exact.yaml");
     let like = analysis
         .likelihood(&Dataset::Asimov(vec![0.0, 0.0, 0.0]))
         .unwrap();
@@ -185,7 +175,7 @@ fn cli_fit_json_schema_and_bad_parameters() {
 #[test]
 fn every_strategy_reaches_the_same_minimum() {
     use nsbi::fit::{minimise_with, Strategy};
-    let analysis = Analysis::load(&example().join("workspace.yaml"), &test_cache(), false).unwrap();
+    let analysis = example_analysis("workspace.yaml");
     let like = analysis.likelihood(&Dataset::Observed).unwrap();
     let mut options = FitOptions::new(&like);
     options.init = vec![3.0, -1.0, 1.0];

@@ -39,24 +39,26 @@ fn check_derivatives(like: &Likelihood, theta: &[f64]) {
 
 #[test]
 fn gradient_and_hessian_match_finite_differences() {
-    let (_, model, ratios) = load_example("workspace_exact.yaml");
-    let observed = Likelihood::new(&model, data::observed(&model, &ratios).unwrap());
+    let analysis = example_analysis("workspace_exact.yaml");
+    let (model, ratios) = (&analysis.model, &analysis.ratios);
+    let observed = Likelihood::new(model, data::observed(model, ratios).unwrap());
     for theta in [[1.3, 0.2, -0.4], [0.6, -1.7, 1.4], [2.5, 0.0, 0.5]] {
         check_derivatives(&observed, &theta);
     }
     let asimov = Likelihood::new(
-        &model,
-        data::asimov(&model, &ratios, &[1.0, 0.0, 0.0]).unwrap(),
+        model,
+        data::asimov(model, ratios, &[1.0, 0.0, 0.0]).unwrap(),
     );
     check_derivatives(&asimov, &[1.2, 0.3, -0.2]);
 }
 
 #[test]
 fn same_bits_whatever_the_thread_count() {
-    let (_, model, ratios) = load_example("workspace_exact.yaml");
+    let analysis = example_analysis("workspace_exact.yaml");
+    let (model, ratios) = (&analysis.model, &analysis.ratios);
     let like = Likelihood::new(
-        &model,
-        data::asimov(&model, &ratios, &[1.0, 0.0, 0.0]).unwrap(),
+        model,
+        data::asimov(model, ratios, &[1.0, 0.0, 0.0]).unwrap(),
     );
     let theta = [1.37, 0.21, -0.66];
     let run = |threads: usize| {
@@ -74,7 +76,8 @@ fn same_bits_whatever_the_thread_count() {
 
 #[test]
 fn asimov_weights_sum_to_the_expected_yield_with_negative_weights() {
-    let (_, model, ratios) = load_example("workspace_exact.yaml");
+    let analysis = example_analysis("workspace_exact.yaml");
+    let (model, ratios) = (&analysis.model, &analysis.ratios);
     let truth: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(example().join("truth.json")).unwrap())
             .unwrap();
@@ -85,7 +88,7 @@ fn asimov_weights_sum_to_the_expected_yield_with_negative_weights() {
         y["nu_B"].as_f64().unwrap(),
     );
     for mu in [0.0f64, 0.5, 1.0, 2.0] {
-        let sets = data::asimov(&model, &ratios, &[mu, 0.0, 0.0]).unwrap();
+        let sets = data::asimov(model, ratios, &[mu, 0.0, 0.0]).unwrap();
         let total: f64 = sets[0].weights.iter().sum();
         let expected = (mu - mu.sqrt()) * s + mu.sqrt() * sbi + (1.0 - mu.sqrt()) * b;
         assert!(
@@ -103,8 +106,9 @@ fn asimov_weights_sum_to_the_expected_yield_with_negative_weights() {
 
 #[test]
 fn negative_density_is_reported_not_logged() {
-    let (_, model, ratios) = load_example("workspace_exact.yaml");
-    let like = Likelihood::new(&model, data::observed(&model, &ratios).unwrap());
+    let analysis = example_analysis("workspace_exact.yaml");
+    let (model, ratios) = (&analysis.model, &analysis.ratios);
+    let like = Likelihood::new(model, data::observed(model, ratios).unwrap());
     for mu in [0.0, 1e-12, 1.0, 3.0] {
         let ev = like.evaluate(&[mu, 0.0, 0.0], Order::Gradient);
         assert!(

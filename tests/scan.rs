@@ -4,17 +4,12 @@
 mod common;
 
 use common::*;
-use nsbi::analysis::{fit_with_intervals, run_scan, Analysis, Dataset, ScanRequest};
+use nsbi::analysis::{fit_with_intervals, run_scan, Dataset, ScanRequest};
 use nsbi::fit::FitOptions;
 
 #[test]
 fn scan_interval_matches_the_profile_interval_and_stat_only_is_narrower() {
-    let analysis = Analysis::load(
-        &example().join("workspace_exact.yaml"),
-        &test_cache(),
-        false,
-    )
-    .unwrap();
+    let analysis = example_analysis("workspace_exact.yaml");
     let like = analysis.likelihood(&Dataset::Observed).unwrap();
     let options = FitOptions::new(&like);
     let request = ScanRequest {

@@ -125,18 +125,7 @@ pub fn minimise_with(like: &Likelihood, options: &FitOptions, strategy: Strategy
         Strategy::Newton => newton(like, options, 1e-8),
         Strategy::DampedNewton => newton(like, options, 1.0),
         Strategy::QuasiNewton => {
-            let bounds: Vec<(f64, f64)> = like
-                .model
-                .parameters
-                .iter()
-                .map(|p| inner_bounds(p.bounds))
-                .collect();
-            let start: Vec<f64> = options
-                .init
-                .iter()
-                .zip(&bounds)
-                .map(|(v, b)| v.clamp(b.0, b.1))
-                .collect();
+            let (bounds, start) = bounded_start(like, options);
             match lbfgs::lbfgs(
                 like,
                 &start,
@@ -154,37 +143,35 @@ pub fn minimise_with(like: &Likelihood, options: &FitOptions, strategy: Strategy
                     result
                 }
                 Err(why) => {
-                    let mut result = newton(
-                        like,
-                        &FitOptions {
-                            max_iterations: 0,
-                            ..options.clone()
-                        },
-                        1e-8,
-                    );
-                    result.converged = false;
-                    result.message = why;
-                    result
+                    let at = like.evaluate(&start, Order::Hessian);
+                    failed(start, at, 1, why, options)
                 }
             }
         }
     }
 }
 
-fn newton(like: &Likelihood, options: &FitOptions, initial_damping: f64) -> FitResult {
-    let n = like.n_parameters();
+/// The parameters' bounds pulled in by the boundary margin, and the starting point clamped
+/// into them.
+fn bounded_start(like: &Likelihood, options: &FitOptions) -> (Vec<(f64, f64)>, Vec<f64>) {
     let bounds: Vec<(f64, f64)> = like
         .model
         .parameters
         .iter()
         .map(|p| inner_bounds(p.bounds))
         .collect();
-    let mut x: Vec<f64> = options
+    let start = options
         .init
         .iter()
         .zip(&bounds)
         .map(|(v, b)| v.clamp(b.0, b.1))
         .collect();
+    (bounds, start)
+}
+
+fn newton(like: &Likelihood, options: &FitOptions, initial_damping: f64) -> FitResult {
+    let n = like.n_parameters();
+    let (bounds, mut x) = bounded_start(like, options);
     let mut n_eval = 1;
     let mut at = like.evaluate(&x, Order::Hessian);
     if !at.nll.is_finite() {

@@ -369,19 +369,15 @@ impl RatioEnsemble {
     /// The float32 input matrix of one batch, standardised if the ensemble asks for it.
     fn network_input(&self, events: &Events, start: usize, end: usize) -> Vec<f32> {
         let rows = events.values.slice(ndarray::s![start..end, ..]);
-        match &self.standardisation {
-            None => rows.iter().copied().collect(),
-            Some(s) => rows
-                .rows()
-                .into_iter()
-                .flat_map(|row| {
-                    row.iter()
-                        .enumerate()
-                        .map(|(j, x)| ((*x as f64 - s.mean[j]) / s.std[j]) as f32)
-                        .collect::<Vec<f32>>()
-                })
-                .collect(),
+        let mut input: Vec<f32> = rows.iter().copied().collect();
+        if let Some(s) = &self.standardisation {
+            let n_features = s.mean.len();
+            for (k, x) in input.iter_mut().enumerate() {
+                let j = k % n_features;
+                *x = ((*x as f64 - s.mean[j]) / s.std[j]) as f32;
+            }
         }
+        input
     }
 
     fn run_member(

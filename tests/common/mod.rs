@@ -109,18 +109,7 @@ pub fn test_cache() -> nsbi::data::RatioCache {
     nsbi::data::RatioCache::new(root().join("target/test-ratio-cache"))
 }
 
-/// Loads an example workspace, its model and its (cached) ratios.
-pub fn load_example(
-    file: &str,
-) -> (
-    nsbi::workspace::Workspace,
-    nsbi::model::Model,
-    Vec<nsbi::ratio::ChannelRatios>,
-) {
-    let ws = nsbi::workspace::Workspace::load(example().join(file)).unwrap();
-    let model = nsbi::model::Model::from_workspace(&ws).unwrap();
-    let ratios = nsbi::ratio::evaluate_workspace(&ws, &test_cache(), false)
-        .unwrap()
-        .channels;
-    (ws, model, ratios)
+/// Loads an example workspace with its model and (cached) ratios.
+pub fn example_analysis(file: &str) -> nsbi::analysis::Analysis {
+    nsbi::analysis::Analysis::load(&example().join(file), &test_cache(), false).unwrap()
 }
