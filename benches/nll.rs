@@ -14,7 +14,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use nsbi::fit::{minimise, FitOptions};
 use nsbi::likelihood::data::ShapeData;
 use nsbi::likelihood::{ChannelData, Likelihood, Order, ProcessData};
-use nsbi::model::interpolation::{event_variation, InterpolationCode};
+use nsbi::model::interpolation::{InterpolationCode, ShapeVariations};
 use nsbi::model::{Channel, Coefficient, Model, Parameter, Process, ShapeSystematic};
 use nsbi::workspace::expr::Expr;
 
@@ -118,11 +118,7 @@ fn data(path: &PathBuf) -> ChannelData {
                 .with_data(down.as_slice())
                 .create(format!("r{c}_{k}_down").as_str())
                 .unwrap();
-            let variations = up
-                .iter()
-                .zip(&down)
-                .map(|(&u, &d)| event_variation(u, d))
-                .collect();
+            let variations = ShapeVariations::from_ratios(&up, &down);
             shapes.push(ShapeData {
                 parameter: 1 + k,
                 code: InterpolationCode::Code4,

@@ -149,10 +149,11 @@ impl FitReport {
             let mut row = Map::new();
             for (j, q) in model.parameters.iter().enumerate() {
                 let denom = r.error(i) * r.error(j);
-                let c = if denom > 0.0 {
-                    r.covariance[i * n + j] / denom
-                } else if i == j {
+                // The diagonal is 1 by definition (cov_ii / σ_i² can round to 1 ± 1 ulp).
+                let c = if i == j {
                     1.0
+                } else if denom > 0.0 {
+                    r.covariance[i * n + j] / denom
                 } else {
                     0.0
                 };

@@ -69,6 +69,9 @@ fn changed_events_model_or_settings_are_reevaluated() {
         let mut m4l = ds.read_raw::<f32>().unwrap();
         m4l[3] += 10.0;
         ds.write_raw(&m4l).unwrap();
+        drop(ds);
+        // Closed explicitly, so that HDF5's file lock is gone before the file is read again.
+        h5.close().unwrap();
     }
     let after_events = run(&path, &cache);
     assert_eq!(from_cache(&after_events), vec![true, false]);

@@ -2,9 +2,7 @@
 //! observed data or for an Asimov set built from the weighted MC.
 
 use crate::error::{Error, Result};
-use crate::model::interpolation::{
-    event_variation, EventVariation, InterpolationCode, ShapeKernel,
-};
+use crate::model::interpolation::{InterpolationCode, ShapeKernel, ShapeVariations};
 use crate::model::{process_yield, Channel, Model};
 use crate::ratio::ChannelRatios;
 use crate::workspace::EventRole;
@@ -25,7 +23,7 @@ pub struct ShapeData {
     pub parameter: usize,
     pub code: InterpolationCode,
     /// Per event: δ⁺(x), δ⁻(x) and their logarithms.
-    pub variations: Vec<EventVariation>,
+    pub variations: ShapeVariations,
 }
 
 /// A dataset of one unbinned channel, ready for the likelihood.
@@ -93,15 +91,10 @@ fn processes_on(
                 lookup(ratios, &s.up, source)?,
                 lookup(ratios, &s.down, source)?,
             );
-            let variations = up
-                .iter()
-                .zip(down)
-                .map(|(&u, &d)| event_variation(u, d))
-                .collect();
             shapes.push(ShapeData {
                 parameter: s.parameter,
                 code: s.code,
-                variations,
+                variations: ShapeVariations::from_ratios(up, down),
             });
         }
         out.push(ProcessData {
@@ -142,11 +135,17 @@ impl ChannelData {
             let scale = nu_c / events.total_weight();
             let on_source = processes_on(channel, ratios, source, &yields)?;
             let own = &on_source[c];
+            let kernels: Vec<ShapeKernel> = own
+                .shapes
+                .iter()
+                .map(|s| ShapeKernel::new(s.code, theta[s.parameter]))
+                .collect();
             for (i, w) in events.weights.iter().enumerate() {
                 let shape: f64 = own
                     .shapes
                     .iter()
-                    .map(|s| ShapeKernel::new(s.code, theta[s.parameter]).value(&s.variations[i]))
+                    .zip(&kernels)
+                    .map(|(s, k)| k.eval(&s.variations.event(i)).value)
                     .product();
                 weights.push(w * scale * shape);
             }
@@ -156,7 +155,7 @@ impl ChannelData {
                     for (a, b) in acc.iter_mut().zip(on_source) {
                         a.ratio.extend(b.ratio);
                         for (sa, sb) in a.shapes.iter_mut().zip(b.shapes) {
-                            sa.variations.extend(sb.variations);
+                            sa.variations.extend(&sb.variations);
                         }
                     }
                     acc

@@ -12,13 +12,15 @@
 //! returns +∞ instead of taking the log of a non-positive number.
 
 pub mod data;
+mod events;
 
 pub use data::{ChannelData, ProcessData};
 
 use rayon::prelude::*;
 
-use crate::model::interpolation::{Interpolated, ShapeKernel};
+use crate::model::interpolation::ShapeKernel;
 use crate::model::{process_yield, Model};
+use events::{event_block, BlockInput, BlockSums, Layout};
 
 /// Events per block of the parallel event sums (fixed: it defines the summation order).
 const BLOCK: usize = 4096;
@@ -123,53 +125,6 @@ impl<'m> Likelihood<'m> {
     }
 }
 
-/// Layout of the per-event basis q = (t_c for each process; ∂t_c/∂α_k for each shape
-/// systematic of each process), whose weighted sums give gradient and Hessian.
-struct Layout {
-    n_processes: usize,
-    /// Offset in q of process c's shape derivatives.
-    shape_offset: Vec<usize>,
-    /// Offset of process c's block of second derivatives (K_c × K_c).
-    second_offset: Vec<usize>,
-    dim: usize,
-    n_second: usize,
-}
-
-impl Layout {
-    fn new(data: &ChannelData) -> Layout {
-        let n_processes = data.processes.len();
-        let (mut shape_offset, mut second_offset) = (Vec::new(), Vec::new());
-        let (mut dim, mut n_second) = (n_processes, 0);
-        for p in &data.processes {
-            shape_offset.push(dim);
-            second_offset.push(n_second);
-            dim += p.shapes.len();
-            n_second += p.shapes.len() * p.shapes.len();
-        }
-        Layout {
-            n_processes,
-            shape_offset,
-            second_offset,
-            dim,
-            n_second,
-        }
-    }
-
-    /// Accumulator slots: [Σ w ln s | Σ w q/s (dim) | Σ w ∂²t/s (n_second) | Σ w q qᵀ/s² (dim²)]
-    fn size(&self, order: Order) -> usize {
-        match order {
-            Order::Value => 1,
-            Order::Gradient => 1 + self.dim,
-            Order::Hessian => 1 + self.dim + self.n_second + self.dim * self.dim,
-        }
-    }
-}
-
-struct BlockSums {
-    sums: Vec<f64>,
-    invalid: Option<(usize, f64)>,
-}
-
 fn channel_nll(
     channel: &crate::model::Channel,
     data: &ChannelData,
@@ -192,19 +147,27 @@ fn channel_nll(
             &mut nu_hess[i * n * n..(i + 1) * n * n],
         );
     }
+    // Shape interpolations prepared once per evaluation, at this α.
+    let kernels: Vec<Vec<ShapeKernel>> = data
+        .processes
+        .iter()
+        .map(|p| {
+            p.shapes
+                .iter()
+                .map(|sh| ShapeKernel::new(sh.code, theta[sh.parameter]))
+                .collect()
+        })
+        .collect();
     let n_events = data.weights.len();
     let n_blocks = n_events.div_ceil(BLOCK);
-    let block = |b: usize| {
-        event_block(
-            data,
-            &layout,
-            &nu,
-            theta,
-            order,
-            b * BLOCK,
-            ((b + 1) * BLOCK).min(n_events),
-        )
+    let input = BlockInput {
+        data,
+        layout: &layout,
+        nu: &nu,
+        kernels: &kernels,
+        order,
     };
+    let block = |b: usize| event_block(&input, (b * BLOCK, ((b + 1) * BLOCK).min(n_events)));
     let blocks: Vec<BlockSums> = if n_blocks <= 1 {
         (0..n_blocks).map(block).collect()
     } else {
@@ -292,130 +255,4 @@ fn channel_nll(
         }
     }
     out
-}
-
-/// Weighted sums over events `start..end`. Shape factors per event: t_c = r_c Π_k I_k, with
-/// the interpolation prepared once per evaluation ([`ShapeKernel`]) for each α_k.
-#[allow(clippy::too_many_arguments)]
-fn event_block(
-    data: &ChannelData,
-    layout: &Layout,
-    nu: &[f64],
-    theta: &[f64],
-    order: Order,
-    start: usize,
-    end: usize,
-) -> BlockSums {
-    let dim = layout.dim;
-    let mut sums = vec![0.0; layout.size(order)];
-    let mut q = vec![0.0; dim];
-    let mut second = vec![0.0; layout.n_second];
-    let kernels: Vec<Vec<ShapeKernel>> = data
-        .processes
-        .iter()
-        .map(|p| {
-            p.shapes
-                .iter()
-                .map(|sh| ShapeKernel::new(sh.code, theta[sh.parameter]))
-                .collect()
-        })
-        .collect();
-    let max_k = kernels.iter().map(Vec::len).max().unwrap_or(0);
-    let mut factors = vec![
-        Interpolated {
-            value: 1.0,
-            d1: 0.0,
-            d2: 0.0
-        };
-        max_k
-    ];
-    // prefix[k] = Π_{m<k} I_m, suffix[k] = Π_{m≥k} I_m: products of all factors but one.
-    let mut prefix = vec![1.0; max_k + 1];
-    let mut suffix = vec![1.0; max_k + 1];
-    let mut invalid = None;
-    for i in start..end {
-        let mut s = 0.0;
-        for (ci, p) in data.processes.iter().enumerate() {
-            let r = p.ratio[i];
-            let k_c = p.shapes.len();
-            if k_c == 0 {
-                q[ci] = r;
-                s += nu[ci] * r;
-                continue;
-            }
-            if order == Order::Value {
-                let g: f64 = p
-                    .shapes
-                    .iter()
-                    .zip(&kernels[ci])
-                    .map(|(sh, k)| k.value(&sh.variations[i]))
-                    .product();
-                s += nu[ci] * r * g;
-                continue;
-            }
-            for (k, (sh, kernel)) in p.shapes.iter().zip(&kernels[ci]).enumerate() {
-                factors[k] = kernel.eval(&sh.variations[i]);
-            }
-            for k in 0..k_c {
-                prefix[k + 1] = prefix[k] * factors[k].value;
-            }
-            suffix[k_c] = 1.0;
-            for k in (0..k_c).rev() {
-                suffix[k] = suffix[k + 1] * factors[k].value;
-            }
-            let t = r * prefix[k_c];
-            q[ci] = t;
-            s += nu[ci] * t;
-            let offset = layout.shape_offset[ci];
-            for k in 0..k_c {
-                q[offset + k] = r * factors[k].d1 * prefix[k] * suffix[k + 1];
-            }
-            if order == Order::Hessian {
-                for k in 0..k_c {
-                    for k2 in 0..k_c {
-                        let v = if k == k2 {
-                            r * factors[k].d2 * prefix[k] * suffix[k + 1]
-                        } else {
-                            let others: f64 = (0..k_c)
-                                .filter(|m| *m != k && *m != k2)
-                                .map(|m| factors[m].value)
-                                .product();
-                            r * factors[k].d1 * factors[k2].d1 * others
-                        };
-                        second[layout.second_offset[ci] + k * k_c + k2] = v;
-                    }
-                }
-            }
-        }
-        if !(s > 0.0 && s.is_finite()) {
-            if invalid.is_none() {
-                invalid = Some((i, s));
-            }
-            continue;
-        }
-        let w = data.weights[i];
-        sums[0] += w * s.ln();
-        if order == Order::Value {
-            continue;
-        }
-        let ws = w / s;
-        for (acc, qa) in sums[1..1 + dim].iter_mut().zip(&q) {
-            *acc += ws * qa;
-        }
-        if order == Order::Hessian {
-            let base = 1 + dim;
-            for (a, v) in second.iter().enumerate() {
-                sums[base + a] += ws * v;
-            }
-            let base = 1 + dim + layout.n_second;
-            let ws2 = ws / s;
-            for a in 0..dim {
-                let wa = ws2 * q[a];
-                for b in 0..dim {
-                    sums[base + a * dim + b] += wa * q[b];
-                }
-            }
-        }
-    }
-    BlockSums { sums, invalid }
 }
