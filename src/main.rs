@@ -523,7 +523,7 @@ fn run_closure(args: &ClosureArgs) -> anyhow::Result<bool> {
     nsbi::report::write_json_atomic(&json, &report.to_json())?;
     println!("wrote {}", json.display());
     for test in &report.tests {
-        let stem = out.join(format!("closure_{}", test.name));
+        let stem = out.join(format!("closure_{}", diagnostics::file_stem(&test.name)));
         for path in nsbi::plot::diagnostics::closure(&stem, test)? {
             println!("wrote {}", path.display());
         }

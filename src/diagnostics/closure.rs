@@ -48,7 +48,7 @@ impl FeatureClosure {
 /// One closure test: a named comparison over every feature.
 #[derive(Clone, Debug)]
 pub struct ClosureTest {
-    /// Short name, also the plot's file stem (e.g. `SR_S`, `SR_mu_1.7`).
+    /// Short name: the ratio model's label (`SR/S`) or the parameter point (`SR/mu=1.7`).
     pub name: String,
     pub description: String,
     pub target_total: f64,

@@ -232,13 +232,16 @@ pub fn bonferroni(p_threshold: f64, n: usize) -> f64 {
     p_threshold / n.max(1) as f64
 }
 
-/// `SR/B/alpha_shape:up` → `SR_B_alpha_shape_up`: a file stem.
+/// `SR/B/alpha_shape:up` → `SR_B_alpha_shape_up`, `SR/mu=1.7` → `SR_mu_1p7`: a file stem
+/// (no dot, which would read as an extension).
 pub fn file_stem(label: &str) -> String {
     label
         .chars()
         .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+            if c.is_ascii_alphanumeric() || c == '-' {
                 c
+            } else if c == '.' {
+                'p'
             } else {
                 '_'
             }
@@ -421,7 +424,7 @@ pub fn ratio_closures(
             ratio::cached_or_evaluated(&ensemble, &classes.denominator, cache, None)?;
         let segments = ratio_closure(&classes.numerator, &classes.denominator, &ratios.ratio);
         tests.push(ClosureTest::new(
-            file_stem(&classes.label),
+            classes.label.clone(),
             format!(
                 "{} reweighted by r = {} against {}",
                 classes.denominator.file.display(),
@@ -532,7 +535,7 @@ pub fn parameter_closure(
             .map(|s| s.events.features.clone())
             .unwrap_or_default();
         tests.push(ClosureTest::new(
-            file_stem(&format!("{}/{name}", channel.name)),
+            format!("{}/{name}", channel.name),
             format!(
                 "weighted MC mixture at the reference point reweighted by p(x|{name})/p(x|reference) against the MC mixture at {name} (channel {})",
                 channel.name

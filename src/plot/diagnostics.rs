@@ -58,15 +58,22 @@ where
     root.fill(&WHITE).map_err(err)?;
     let (top, bottom) = root.split_vertically(560);
     let caption = format!(
-        "{title}: ECE {:.4}, χ²/ndf {:.1}/{}, max |pull| {:.1}",
-        ensemble.ece, ensemble.chi2, ensemble.ndf, ensemble.max_abs_pull
+        "{title}: ECE {:.4}, χ²/ndf {:.1}/{} (p {:.2e})",
+        ensemble.ece, ensemble.chi2, ensemble.ndf, ensemble.p_value
     );
+    // The range of s the model predicts (narrow for a weak classifier), on both axes.
+    let (lo, hi) = match (ensemble.bins.first(), ensemble.bins.last()) {
+        (Some(first), Some(last)) => (first.low, last.high),
+        _ => (0.0, 1.0),
+    };
+    let pad = 0.03 * (hi - lo);
+    let (lo, hi) = ((lo - pad).max(0.0), (hi + pad).min(1.0));
     let mut chart = ChartBuilder::on(&top)
         .caption(caption, ("sans-serif", 18))
         .margin(15)
         .x_label_area_size(35)
         .y_label_area_size(60)
-        .build_cartesian_2d(0.0..1.0, 0.0..1.0)
+        .build_cartesian_2d(lo..hi, lo..hi)
         .map_err(err)?;
     chart
         .configure_mesh()
@@ -76,7 +83,7 @@ where
         .map_err(err)?;
     chart
         .draw_series(DashedLineSeries::new(
-            [(0.0, 0.0), (1.0, 1.0)],
+            [(lo, lo), (hi, hi)],
             6,
             4,
             BLACK.mix(0.6).stroke_width(1),
@@ -146,7 +153,7 @@ where
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d(0.0..1.0, -span..span)
+        .build_cartesian_2d(lo..hi, -span..span)
         .map_err(err)?;
     lower
         .configure_mesh()
@@ -158,7 +165,7 @@ where
     for level in [-3.0, 0.0, 3.0] {
         lower
             .draw_series(LineSeries::new(
-                [(0.0, level), (1.0, level)],
+                [(lo, level), (hi, level)],
                 BLACK.mix(if level == 0.0 { 0.6 } else { 0.3 }),
             ))
             .map_err(err)?;
