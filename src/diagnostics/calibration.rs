@@ -73,7 +73,8 @@ impl ScoreBins {
             low = low.min(*s);
             high = high.max(*s);
         }
-        if !(high > low) {
+        // No scores, or all equal (NaN-free: scores are finite): fall back to [0, 1].
+        if high.partial_cmp(&low) != Some(std::cmp::Ordering::Greater) {
             (low, high) = (0.0, 1.0);
         }
         ScoreBins { low, high, bins }

@@ -202,7 +202,7 @@ mod tests {
         let test = ClosureTest::new("t".into(), String::new(), &num.features, &segments, 3);
         let h = &test.features[0].histogram;
         // Two distinct values: one bin, its top edge included.
-        assert_eq!(h.edges, vec![0.1, 0.9]);
+        assert_eq!(h.edges, vec![0.1f32 as f64, 0.9f32 as f64]);
         assert!((test.reweighted_total - 3.0).abs() < 1e-12);
         for b in 0..h.target.len() {
             assert!((h.target[b] - h.reweighted[b]).abs() < 1e-12);
