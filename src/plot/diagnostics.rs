@@ -77,6 +77,7 @@ where
         .map_err(err)?;
     chart
         .configure_mesh()
+        .light_line_style(TRANSPARENT)
         .y_desc("observed fraction of numerator-class events")
         .label_style(("sans-serif", 14))
         .draw()
@@ -157,6 +158,7 @@ where
         .map_err(err)?;
     lower
         .configure_mesh()
+        .light_line_style(TRANSPARENT)
         .x_desc("mean predicted probability s = r/(1+r)")
         .y_desc("pull")
         .label_style(("sans-serif", 14))
@@ -226,6 +228,8 @@ where
             .map_err(err)?;
         chart
             .configure_mesh()
+            .light_line_style(TRANSPARENT)
+            .light_line_style(TRANSPARENT)
             .y_desc("weighted events per bin")
             .label_style(("sans-serif", 12))
             .draw()
@@ -306,6 +310,8 @@ where
             .map_err(err)?;
         lower
             .configure_mesh()
+            .light_line_style(TRANSPARENT)
+            .light_line_style(TRANSPARENT)
             .x_desc(feature.feature.as_str())
             .y_desc("reweighted / target")
             .label_style(("sans-serif", 12))
