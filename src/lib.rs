@@ -6,6 +6,7 @@
 
 pub mod analysis;
 pub mod data;
+pub mod diagnostics;
 pub mod error;
 pub mod fit;
 pub mod likelihood;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use nsbi::analysis::{Analysis, Dataset};
 use nsbi::data::RatioCache;
+use nsbi::diagnostics;
 use nsbi::fit::FitOptions;
 use nsbi::ratio;
 use nsbi::workspace::Workspace;
@@ -18,7 +19,9 @@ use nsbi::workspace::Workspace;
     long_about = "nsbi builds unbinned likelihoods from a YAML workspace, HDF5 event files and \
 ONNX classifier ensembles that learn per-event density ratios r_c(x) = p_c(x)/p_ref(x).\n\n\
 Typical session:\n  nsbi validate workspace.yaml   # check files, columns, models without running them\n  \
-nsbi ratios workspace.yaml     # evaluate and cache every ensemble over every event file"
+nsbi ratios workspace.yaml     # evaluate and cache every ensemble over every event file\n  \
+nsbi calibrate workspace.yaml  # reliability curves of the ratio models on held-out events\n  \
+nsbi closure workspace.yaml    # reweighting closure per ratio model and per parameter point"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -80,6 +83,101 @@ enum Command {
     /// Profile-likelihood scan of t = 2ΔNLL in one or two parameters (all others profiled),
     /// with asymptotic 68.27 % / 95.45 % intervals (1-D) or regions (2-D), JSON and plots.
     Scan(ScanArgs),
+    /// Calibration of every ratio model on held-out events: reliability curve of the predicted
+    /// class probability s = r/(1+r) against the observed fraction of numerator-class events
+    /// (classes balanced), for the ensemble and each member, with ECE, pulls and a χ² test.
+    #[command(long_about = CALIBRATE_ABOUT)]
+    Calibrate(CalibrateArgs),
+    /// Reweighting closure: per ratio model, the reference (denominator) sample reweighted by
+    /// r(x) against the process sample; per --mu, the MC mixture at --mu-ref reweighted by
+    /// p(x|μ)/p(x|μ_ref) against the MC mixture at μ. Per-feature histograms, χ²/ndf, p-values.
+    #[command(long_about = CLOSURE_ABOUT)]
+    Closure(ClosureArgs),
+}
+
+const CALIBRATE_ABOUT: &str = "Calibration of every ratio model on held-out events.
+
+For the ratio r_c = p_c/p_ref of process c, the numerator class is the process's MC sample and \
+the denominator class the channel's reference sample; for a shape variation r = p_c(x|α=±1)/p_c(x) \
+they are the varied sample (from --holdout) and the nominal process sample. The example \
+workspace's MC samples are statistically independent of the training samples, so they are \
+held-out events; --holdout replaces any of them.
+
+Both classes are weighted to equal totals (balanced priors); then a perfect ratio makes the \
+fraction of numerator events in each bin of s = r/(1+r) equal the mean s in the bin. Errors are \
+sum-of-w² errors of the per-event residuals (binomial for unit weights); bins with fewer than \
+20 effective entries are drawn but left out of the test. Reported per ensemble and per member: \
+ECE (weighted mean |observed - predicted|), max |pull|, χ²/ndf and its p-value, and the \
+members' spread of s.
+
+Writes OUT/calibration.json and OUT/calibration_<model>.png/.svg.";
+
+const CLOSURE_ABOUT: &str = "Reweighting closure tests.
+
+1. Per ratio model: the denominator sample (the reference; the nominal process sample for a \
+   shape variation given with --holdout) reweighted event by event by r(x), scaled to the \
+   numerator's total weight, against the numerator (process) sample.
+2. Per --mu value: the weighted MC mixture (the Asimov set) at --mu-ref reweighted by \
+   p(x|μ)/p(x|μ_ref)·ν(μ)/ν(μ_ref) from the full model, against the MC mixture at μ. The \
+   mixture has negative weights where a coefficient is negative (interference).
+
+Per feature: histograms in bins at the quantiles of the weighted events, with the error of \
+target − reweighted in each bin sqrt(Σ (t−u)²) over events with target weight t and \
+reweighted weight u (negative weights and events shared by both histograms included), \
+χ² = Σ pull², ndf = number of filled bins (nothing is fitted: normalisation is tested too).
+
+Writes OUT/closure.json and OUT/closure_<test>.png/.svg.";
+
+/// Options shared by `calibrate` and `closure`.
+#[derive(clap::Args)]
+struct DiagnosticArgs {
+    /// The workspace YAML file.
+    workspace: PathBuf,
+    /// Only the ratio models of this process (repeatable; default: all).
+    #[arg(long)]
+    process: Vec<String>,
+    /// Held-out events NAME=FILE (repeatable), NAME being `reference`, a process (e.g. `S`) or
+    /// a shape variation (`B/alpha_shape:up`), optionally prefixed by `CHANNEL/`. The file's
+    /// group and weight column are those of the workspace sample it replaces (for a shape
+    /// variation: of its process's sample).
+    #[arg(long)]
+    holdout: Vec<String>,
+    /// Bins (of s for calibration, per feature for closure).
+    #[arg(long, default_value_t = 20)]
+    bins: usize,
+    /// Family-wise p-value threshold of the run: with N tests (one per reliability curve, or
+    /// per feature histogram) each test fails when its p-value is below p-threshold / N
+    /// (Bonferroni), so a perfect model fails a run with probability at most p-threshold.
+    #[arg(long, default_value_t = 0.01)]
+    p_threshold: f64,
+    /// Output folder for JSON and plots (default: nsbi-diagnostics/<workspace stem> beside the
+    /// workspace).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Exit with status 2 when any test fails (for CI).
+    #[arg(long)]
+    strict: bool,
+    /// Cache folder (default: `.nsbi-cache` beside the workspace, or $NSBI_CACHE_DIR).
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct CalibrateArgs {
+    #[command(flatten)]
+    common: DiagnosticArgs,
+}
+
+#[derive(clap::Args)]
+struct ClosureArgs {
+    #[command(flatten)]
+    common: DiagnosticArgs,
+    /// Values of the POI for the parameter-point test (repeatable; 1.7 as in the ATLAS seeds).
+    #[arg(long, default_values_t = [1.7])]
+    mu: Vec<f64>,
+    /// The POI value of the MC mixture that is reweighted.
+    #[arg(long, default_value_t = 1.0)]
+    mu_ref: f64,
 }
 
 #[derive(clap::Args)]
@@ -117,15 +215,15 @@ struct ScanArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let outcome = match cli.command {
-        Command::Validate { workspace } => run_validate(&workspace),
+    let outcome: anyhow::Result<(bool, bool)> = match cli.command {
+        Command::Validate { workspace } => run_validate(&workspace).map(passed),
         Command::Ratios {
             workspace,
             cache_dir,
             json,
             threads,
             quiet,
-        } => run_ratios(&workspace, cache_dir, json, threads, quiet),
+        } => run_ratios(&workspace, cache_dir, json, threads, quiet).map(passed),
         Command::Fit {
             workspace,
             asimov,
@@ -136,16 +234,30 @@ fn main() -> ExitCode {
             cache_dir,
         } => run_fit(
             &workspace, asimov, fix, set_init, !no_minos, json, cache_dir,
-        ),
-        Command::Scan(args) => run_scan(args),
+        )
+        .map(passed),
+        Command::Scan(args) => run_scan(args).map(passed),
+        Command::Calibrate(args) => {
+            run_calibrate(&args.common).map(|pass| (pass, args.common.strict))
+        }
+        Command::Closure(args) => run_closure(&args).map(|pass| (pass, args.common.strict)),
     };
     match outcome {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok((true, _)) | Ok((false, false)) => ExitCode::SUCCESS,
+        Ok((false, true)) => {
+            eprintln!("some diagnostic tests failed (--strict)");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("{e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// (all tests passed, strict): commands without tests always pass.
+fn passed(_: ()) -> (bool, bool) {
+    (true, false)
 }
 
 fn run_validate(workspace: &Path) -> anyhow::Result<()> {
@@ -313,6 +425,228 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The workspace, what to look at, and where the outputs go.
+fn prepare_diagnostics(
+    args: &DiagnosticArgs,
+) -> anyhow::Result<(Workspace, Vec<diagnostics::Holdout>, PathBuf)> {
+    if args.bins < 2 {
+        anyhow::bail!("--bins must be at least 2");
+    }
+    if !(args.p_threshold > 0.0 && args.p_threshold < 1.0) {
+        anyhow::bail!("--p-threshold must lie in (0, 1), got {}", args.p_threshold);
+    }
+    let ws = Workspace::load(&args.workspace)?;
+    let holdouts = args
+        .holdout
+        .iter()
+        .map(|h| diagnostics::Holdout::parse(h))
+        .collect::<Result<Vec<_>, _>>()?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| diagnostics::default_output_dir(&args.workspace));
+    std::fs::create_dir_all(&out)
+        .map_err(|e| anyhow::anyhow!("cannot create output folder {}: {e}", out.display()))?;
+    Ok((ws, holdouts, out))
+}
+
+fn run_calibrate(args: &DiagnosticArgs) -> anyhow::Result<bool> {
+    let (ws, holdouts, out) = prepare_diagnostics(args)?;
+    let selection = diagnostics::select(&ws, &args.process, &holdouts)?;
+    let report = diagnostics::calibrate(&ws, &selection, args.bins, args.p_threshold)?;
+    print_calibration(&report);
+    let json = out.join("calibration.json");
+    nsbi::report::write_json_atomic(&json, &report.to_json())?;
+    println!("wrote {}", json.display());
+    for m in &report.models {
+        let stem = out.join(format!("calibration_{}", diagnostics::file_stem(&m.label)));
+        for path in nsbi::plot::diagnostics::reliability(&stem, &m.label, &m.ensemble, &m.members)?
+        {
+            println!("wrote {}", path.display());
+        }
+    }
+    Ok(report.all_pass())
+}
+
+fn run_closure(args: &ClosureArgs) -> anyhow::Result<bool> {
+    let common = &args.common;
+    let (ws, holdouts, out) = prepare_diagnostics(common)?;
+    let cache = RatioCache::new(
+        common
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| default_cache_dir(&ws)),
+    );
+    let mut tests = {
+        let selection = diagnostics::select(&ws, &common.process, &holdouts)?;
+        let tests = diagnostics::ratio_closures(&ws, &selection, &cache, common.bins)?;
+        (tests, selection.skipped)
+    };
+    let analysis = Analysis::from_workspace(ws, &cache, true)?;
+    let pois = analysis.model.pois();
+    if !args.mu.is_empty() {
+        let [poi] = pois.as_slice() else {
+            anyhow::bail!(
+                "--mu needs a model with exactly one POI (this one has {})",
+                pois.len()
+            );
+        };
+        let name = analysis.model.parameters[*poi].name.clone();
+        let point = |value: f64| -> anyhow::Result<Vec<f64>> {
+            let mut theta = analysis.model.init();
+            for (i, v) in analysis.assignments(&format!("{name}={value}"), "--mu")? {
+                theta[i] = v;
+            }
+            Ok(theta)
+        };
+        let reference = point(args.mu_ref)?;
+        for &mu in &args.mu {
+            tests.0.extend(diagnostics::parameter_closure(
+                &analysis,
+                &reference,
+                &point(mu)?,
+                &format!("{name}={mu}"),
+                common.bins,
+            )?);
+        }
+    }
+    let report = diagnostics::ClosureReport {
+        tests: tests.0,
+        skipped: tests.1,
+        bins: common.bins,
+        p_threshold: common.p_threshold,
+    };
+    print_closure(&report);
+    let json = out.join("closure.json");
+    nsbi::report::write_json_atomic(&json, &report.to_json())?;
+    println!("wrote {}", json.display());
+    for test in &report.tests {
+        let stem = out.join(format!("closure_{}", diagnostics::file_stem(&test.name)));
+        for path in nsbi::plot::diagnostics::closure(&stem, test)? {
+            println!("wrote {}", path.display());
+        }
+    }
+    Ok(report.all_pass())
+}
+
+fn verdict(pass: bool) -> &'static str {
+    if pass {
+        "pass"
+    } else {
+        "FAIL"
+    }
+}
+
+fn print_calibration(report: &diagnostics::CalibrationReport) {
+    println!(
+        "{:<28} {:>15} {:>8} {:>12} {:>10} {:>9} {:>17} {:>8}  result",
+        "ratio model",
+        "events num/den",
+        "ECE",
+        "chi2/ndf",
+        "p-value",
+        "max|pull|",
+        "member ECE",
+        "spread"
+    );
+    for m in &report.models {
+        let c = &m.ensemble;
+        let eces: Vec<f64> = m.members.iter().map(|c| c.ece).collect();
+        let (lo, hi) = eces
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), e| {
+                (a.min(*e), b.max(*e))
+            });
+        println!(
+            "{:<28} {:>15} {:>8.4} {:>12} {:>10.3e} {:>9.2} {:>17} {:>8.4}  {}",
+            m.label,
+            format!("{}/{}", m.numerator.len(), m.denominator.len()),
+            c.ece,
+            format!("{:.1}/{}", c.chi2, c.ndf),
+            c.p_value,
+            c.max_abs_pull,
+            format!("{lo:.4}..{hi:.4}"),
+            m.mean_spread,
+            verdict(report.passes(m))
+        );
+        let bad = c.bad_bins();
+        if !bad.is_empty() {
+            let text: Vec<String> = bad
+                .iter()
+                .take(5)
+                .map(|&b| {
+                    let bin = &c.bins[b];
+                    format!(
+                        "s in [{:.2}, {:.2}): observed {:.4} vs predicted {:.4} (pull {:+.1})",
+                        bin.low,
+                        bin.high,
+                        bin.observed,
+                        bin.mean_predicted,
+                        bin.pull.unwrap_or(f64::NAN)
+                    )
+                })
+                .collect();
+            println!("    bins beyond 3σ: {}", text.join("; "));
+        }
+    }
+    for s in &report.skipped {
+        println!("skipped {s}");
+    }
+    println!(
+        "family-wise p threshold {} over {} test(s): each needs p ≥ {:.3e}",
+        report.p_threshold,
+        report.models.len(),
+        report.per_test_threshold()
+    );
+}
+
+fn print_closure(report: &diagnostics::ClosureReport) {
+    let threshold = report.per_test_threshold();
+    println!(
+        "{:<24} {:<14} {:>12} {:>8} {:>10}  result",
+        "closure test", "feature", "chi2/ndf", "ratio", "p-value"
+    );
+    for test in &report.tests {
+        for f in &test.features {
+            println!(
+                "{:<24} {:<14} {:>12} {:>8.2} {:>10.3e}  {}",
+                test.name,
+                f.feature,
+                format!("{:.1}/{}", f.chi2, f.ndf),
+                f.chi2 / f.ndf.max(1) as f64,
+                f.p_value,
+                verdict(f.p_value >= threshold)
+            );
+            let bad = f.bad_bins();
+            if f.p_value < threshold && !bad.is_empty() {
+                let e = &f.histogram.edges;
+                let text: Vec<String> = bad
+                    .iter()
+                    .take(5)
+                    .map(|(b, p)| format!("[{:.4}, {:.4}] pull {p:+.1}", e[*b], e[b + 1]))
+                    .collect();
+                println!("    bins beyond 3σ: {}", text.join("; "));
+            }
+        }
+        println!(
+            "{:<24} {:<14} total target {:.6} vs reweighted {:.6}  → {}",
+            test.name,
+            "(all)",
+            test.target_total,
+            test.reweighted_total,
+            verdict(test.passes(threshold))
+        );
+    }
+    for s in &report.skipped {
+        println!("skipped {s}");
+    }
+    let n: usize = report.tests.iter().map(|t| t.features.len()).sum();
+    println!(
+        "family-wise p threshold {} over {n} feature test(s): each needs p ≥ {threshold:.3e}",
+        report.p_threshold
+    );
 }
 
 fn dataset_from(analysis: &Analysis, asimov: Option<&str>) -> anyhow::Result<Dataset> {

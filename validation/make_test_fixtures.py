@@ -3,8 +3,12 @@
     width4.onnx     takes [N, 4] features (the example channels have 3): an input-width mismatch.
     nonfinite.onnx  ratio = sqrt(m4l - 500): NaN for every event with m4l < 500 GeV, so the
                     engine must stop and name the model, the file and the event index.
+    distorted_S.onnx  the example's exact ratio r_S(x) (models/S/exact.onnx) with its output
+                    scaled by (1 + 0.3 cos_theta1): a miscalibrated model that the calibration
+                    and closure diagnostics must catch, in cos_theta1 and not in m4l (the signal
+                    density factorises in m4l and the angles, and is even in cos_theta1).
 
-Deterministic: the same bytes every run. Usage: make_test_fixtures.py [--out tests/fixtures]
+Deterministic: the same bytes every run. Usage: make_test_fixtures.py [--out tests/fixtures] [--example workspaces/offshell_toy]
 """
 import argparse
 import pathlib
@@ -54,14 +58,47 @@ def nonfinite(path):
     _save(helper.make_graph(nodes, "nonfinite", [x], [y], inits), path)
 
 
+def distorted_s(path, example):
+    """Exact r_S(x) times (1 + 0.3 x[:, 1]); keeps only the `ratio` output."""
+    model = onnx.load(str(example / "models" / "S" / "exact.onnx"))
+    graph = model.graph
+    for node in graph.node:
+        node.output[:] = ["ratio_exact" if o == "ratio" else o for o in node.output]
+        node.input[:] = ["ratio_exact" if i == "ratio" else i for i in node.input]
+    keep = [o for o in graph.output if o.name == "ratio"]
+    del graph.output[:]
+    graph.output.extend(keep)
+    graph.initializer.extend([
+        helper.make_tensor("distortion_start", TensorProto.INT64, [1], [1]),
+        helper.make_tensor("distortion_end", TensorProto.INT64, [1], [2]),
+        helper.make_tensor("distortion_axis", TensorProto.INT64, [1], [1]),
+        helper.make_tensor("distortion_slope", TensorProto.DOUBLE, [], [0.3]),
+        helper.make_tensor("distortion_one", TensorProto.DOUBLE, [], [1.0]),
+    ])
+    graph.node.extend([
+        helper.make_node("Slice", ["x", "distortion_start", "distortion_end", "distortion_axis"], ["c1_f32"]),
+        helper.make_node("Cast", ["c1_f32"], ["c1_f64"], to=TensorProto.DOUBLE),
+        helper.make_node("Mul", ["c1_f64", "distortion_slope"], ["tilt"]),
+        helper.make_node("Add", ["tilt", "distortion_one"], ["factor"]),
+        helper.make_node("Mul", ["ratio_exact", "factor"], ["ratio"]),
+    ])
+    model.producer_name = "nsbi-test-fixtures"
+    model.doc_string = "exact r_S(x) of offshell_toy times (1 + 0.3 cos_theta1): deliberately miscalibrated"
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="tests/fixtures")
-    out = pathlib.Path(parser.parse_args().out)
+    parser.add_argument("--example", default="workspaces/offshell_toy")
+    args = parser.parse_args()
+    out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     width4(out / "width4.onnx")
     nonfinite(out / "nonfinite.onnx")
-    print(f"wrote {out}/width4.onnx, {out}/nonfinite.onnx")
+    distorted_s(out / "distorted_S.onnx", pathlib.Path(args.example))
+    print(f"wrote {out}/width4.onnx, {out}/nonfinite.onnx, {out}/distorted_S.onnx")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ use std::sync::Once;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
+pub mod diagnostics;
+
 use crate::error::{Error, Result};
 
 fn register_fonts() {

@@ -96,6 +96,13 @@ struct Member {
     sessions: Vec<Mutex<Session>>,
 }
 
+/// Every member's per-event ratio (`members[m][i]`) beside the combined ensemble ratios.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemberRatios {
+    pub members: Vec<Vec<f64>>,
+    pub ensemble: CachedRatios,
+}
+
 /// An ensemble of networks estimating one density ratio.
 pub struct RatioEnsemble {
     pub label: String,
@@ -295,6 +302,17 @@ impl RatioEnsemble {
         events: &Events,
         progress: Option<&ProgressBar>,
     ) -> Result<CachedRatios> {
+        Ok(self.evaluate_members(events, progress)?.ensemble)
+    }
+
+    /// Like [`RatioEnsemble::evaluate`], and also every member's own ratio: the diagnostics
+    /// judge each network, not only their combination. Same batches, so the ensemble numbers
+    /// are identical to `evaluate`'s.
+    pub fn evaluate_members(
+        &self,
+        events: &Events,
+        progress: Option<&ProgressBar>,
+    ) -> Result<MemberRatios> {
         if events.features.len() != self.n_features {
             return Err(Error::event_file(
                 &events.file,
@@ -311,7 +329,7 @@ impl RatioEnsemble {
             .step_by(BATCH_SIZE)
             .map(|s| (s, (s + BATCH_SIZE).min(n)))
             .collect();
-        let results: Vec<Result<CachedRatios>> = batches
+        let results: Vec<Result<MemberRatios>> = batches
             .par_iter()
             .map(|&(start, end)| {
                 let out = self.evaluate_batch(events, start, end);
@@ -321,25 +339,32 @@ impl RatioEnsemble {
                 out
             })
             .collect();
-        let mut all = CachedRatios {
-            ratio: Vec::with_capacity(n),
-            spread: Vec::with_capacity(n),
+        let mut all = MemberRatios {
+            members: vec![Vec::with_capacity(n); self.members.len()],
+            ensemble: CachedRatios {
+                ratio: Vec::with_capacity(n),
+                spread: Vec::with_capacity(n),
+            },
         };
         for batch in results {
             let batch = batch?;
-            all.ratio.extend(batch.ratio);
-            all.spread.extend(batch.spread);
+            for (acc, part) in all.members.iter_mut().zip(batch.members) {
+                acc.extend(part);
+            }
+            all.ensemble.ratio.extend(batch.ensemble.ratio);
+            all.ensemble.spread.extend(batch.ensemble.spread);
         }
         Ok(all)
     }
 
-    fn evaluate_batch(&self, events: &Events, start: usize, end: usize) -> Result<CachedRatios> {
+    fn evaluate_batch(&self, events: &Events, start: usize, end: usize) -> Result<MemberRatios> {
         let input = self.network_input(events, start, end);
         let len = end - start;
-        // member_ratios[m * len + i]: ratio of member m for event start + i
-        let mut member_ratios = Vec::with_capacity(self.members.len() * len);
+        let mut members = Vec::with_capacity(self.members.len());
         for member in &self.members {
-            self.run_member(member, &input, events, start, len, &mut member_ratios)?;
+            let mut ratios = Vec::with_capacity(len);
+            self.run_member(member, &input, events, start, len, &mut ratios)?;
+            members.push(ratios);
         }
         let mut ratio = Vec::with_capacity(len);
         let mut spread = Vec::with_capacity(len);
@@ -347,7 +372,7 @@ impl RatioEnsemble {
         let mut scratch = Vec::with_capacity(self.members.len());
         for i in 0..len {
             per_event.clear();
-            per_event.extend((0..self.members.len()).map(|m| member_ratios[m * len + i]));
+            per_event.extend(members.iter().map(|m| m[i]));
             let r = convention::aggregate(self.spec.aggregation, &per_event, &mut scratch);
             if !(r.is_finite() && r > 0.0) {
                 return Err(Error::model(
@@ -363,7 +388,10 @@ impl RatioEnsemble {
             ratio.push(r);
             spread.push(convention::spread(&per_event));
         }
-        Ok(CachedRatios { ratio, spread })
+        Ok(MemberRatios {
+            members,
+            ensemble: CachedRatios { ratio, spread },
+        })
     }
 
     /// The float32 input matrix of one batch, standardised if the ensemble asks for it.

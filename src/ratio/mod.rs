@@ -14,7 +14,7 @@ use crate::data::{CachedRatios, Events, RatioCache};
 use crate::error::{Error, Result};
 use crate::workspace::schema::{ChannelSpec, EventSourceSpec, RatioSpec};
 use crate::workspace::{EnsembleRef, EventRole, Workspace};
-pub use ensemble::{OutputSpec, RatioEnsemble, Standardisation};
+pub use ensemble::{MemberRatios, OutputSpec, RatioEnsemble, Standardisation};
 
 /// Builds the ensemble a workspace entry describes (resolving globs and standardisation).
 pub fn load_ensemble(
@@ -153,36 +153,44 @@ fn ratios_for(
     cache: &RatioCache,
     show_progress: bool,
 ) -> Result<(CachedRatios, RatioRecord)> {
-    let key = ensemble.cache_key(events);
-    let (values, from_cache) = match cache.load(&key, events.len()) {
-        Some(hit) => (hit, true),
-        None => {
-            let bar = show_progress
-                .then(|| progress_bar(events.len(), &format!("{} on {role}", eref.label())));
-            let values = ensemble.evaluate(events, bar.as_ref())?;
-            if let Some(bar) = bar {
-                bar.finish_and_clear();
-            }
-            let description = format!(
-                "ensemble {} ({} members: {:?}) on {}",
-                ensemble.label,
-                ensemble.n_members(),
-                ensemble.model_paths(),
-                events.file.display()
-            );
-            cache.store(&key, &values, &description)?;
-            (values, false)
-        }
-    };
-    let record = summarise(
+    let (values, from_cache, entry) = cached_or_evaluated(
         ensemble,
-        role,
         events,
-        &values,
-        from_cache,
-        cache.entry_path(&key),
-    );
+        cache,
+        show_progress.then(|| format!("{} on {role}", eref.label())),
+    )?;
+    let record = summarise(ensemble, role, events, &values, from_cache, entry);
     Ok((values, record))
+}
+
+/// The ensemble's ratios on `events` from `cache`, or evaluated now and stored there; the flag
+/// says whether they came from the cache, the path is the cache entry. `progress` labels a
+/// progress bar if one is wanted.
+pub fn cached_or_evaluated(
+    ensemble: &RatioEnsemble,
+    events: &Events,
+    cache: &RatioCache,
+    progress: Option<String>,
+) -> Result<(CachedRatios, bool, PathBuf)> {
+    let key = ensemble.cache_key(events);
+    let entry = cache.entry_path(&key);
+    if let Some(hit) = cache.load(&key, events.len()) {
+        return Ok((hit, true, entry));
+    }
+    let bar = progress.map(|label| progress_bar(events.len(), &label));
+    let values = ensemble.evaluate(events, bar.as_ref())?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let description = format!(
+        "ensemble {} ({} members: {:?}) on {}",
+        ensemble.label,
+        ensemble.n_members(),
+        ensemble.model_paths(),
+        events.file.display()
+    );
+    cache.store(&key, &values, &description)?;
+    Ok((values, false, entry))
 }
 
 fn summarise(

@@ -1,0 +1,592 @@
+//! Diagnostics of the ratio models (DESIGN.md §5): before a fit is trusted, are the networks'
+//! ratios real density ratios? Two checks, on events the networks were not trained on:
+//! [`calibration`] (reliability curves of s = r/(1+r)) and [`closure`] (reweighted samples
+//! against their targets, per feature, per ratio model and per parameter point).
+//!
+//! Every check is a χ² test with a p-value. A run makes N of them, so at a per-test threshold
+//! α a perfect model fails at least one with probability ≈ Nα: `p_threshold` is the
+//! *family-wise* level of a run, and each test is held to α/N (Bonferroni).
+
+pub mod calibration;
+pub mod closure;
+pub mod stats;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use crate::analysis::Analysis;
+use crate::data::{Events, RatioCache};
+use crate::error::{Error, Result};
+use crate::likelihood::data::ChannelData;
+use crate::model::interpolation::ShapeKernel;
+use crate::model::process_yield;
+use crate::ratio;
+use crate::workspace::schema::{ChannelSpec, EventSourceSpec};
+use crate::workspace::{EnsembleRef, Workspace};
+use calibration::{
+    member_spread_per_bin, reliability_curve, score, ClassScores, ReliabilityCurve, ScoreBins,
+};
+use closure::{ratio_closure, ClosureTest, WeightedSegment};
+
+/// `NAME=FILE` from the command line: held-out events replacing (or, for a shape variation,
+/// supplying) the workspace's sample `NAME` — `reference`, a process name, or
+/// `PROCESS/SYSTEMATIC:up|down` — optionally prefixed by `CHANNEL/`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Holdout {
+    pub sample: String,
+    pub file: PathBuf,
+}
+
+impl Holdout {
+    pub fn parse(text: &str) -> Result<Holdout> {
+        let (sample, file) = text.split_once('=').ok_or_else(|| {
+            Error::Analysis(format!(
+                "--holdout: expected NAME=FILE (e.g. reference=ref_heldout.h5), got '{text}'"
+            ))
+        })?;
+        Ok(Holdout {
+            sample: sample.trim().to_string(),
+            file: PathBuf::from(file.trim()),
+        })
+    }
+}
+
+/// The events of the two classes a ratio model separates: numerator (class c, label 1) and
+/// denominator (the reference, or the nominal sample for a shape variation).
+pub struct RatioClasses<'w> {
+    pub ensemble: EnsembleRef<'w>,
+    pub label: String,
+    pub numerator: Arc<Events>,
+    pub denominator: Arc<Events>,
+}
+
+/// The ratio models a diagnostic run looks at, and those it cannot (with the reason).
+pub struct Selection<'w> {
+    pub classes: Vec<RatioClasses<'w>>,
+    pub skipped: Vec<String>,
+}
+
+/// Reads each event file once, however many ratio models use it.
+struct SampleReader<'a> {
+    ws: &'a Workspace,
+    holdouts: &'a [Holdout],
+    loaded: HashMap<(PathBuf, String, Option<String>), Arc<Events>>,
+}
+
+impl SampleReader<'_> {
+    /// Sample `name` of `channel`: the held-out file given for it, else `source` from the
+    /// workspace, else none. Group and weight column are those of `like`.
+    fn read(
+        &mut self,
+        channel: &ChannelSpec,
+        name: &str,
+        source: Option<&EventSourceSpec>,
+        like: &EventSourceSpec,
+    ) -> Result<Option<Arc<Events>>> {
+        let qualified = format!("{}/{name}", channel.name.value);
+        let given = self
+            .holdouts
+            .iter()
+            .rev()
+            .find(|h| h.sample == name || h.sample == qualified);
+        let file = match (given, source) {
+            (Some(h), _) => h.file.clone(),
+            (None, Some(s)) => self.ws.resolve(&s.file.value),
+            (None, None) => return Ok(None),
+        };
+        let weight = like.weight.as_ref().map(|w| w.value.clone());
+        let key = (file, like.group.value.clone(), weight);
+        if let Some(events) = self.loaded.get(&key) {
+            return Ok(Some(events.clone()));
+        }
+        let events = Arc::new(Events::read(
+            &key.0,
+            &key.1,
+            &ratio::feature_names(channel),
+            key.2.as_deref(),
+        )?);
+        self.loaded.insert(key, events.clone());
+        Ok(Some(events))
+    }
+}
+
+/// The sample names `--holdout` may use: `reference` and each ratio model's numerator (a
+/// process, or `PROCESS/SYSTEMATIC:up|down`), bare or prefixed by their channel.
+fn sample_names(ws: &Workspace) -> Vec<String> {
+    let mut names = Vec::new();
+    for channel in &ws.spec.channels {
+        let prefix = format!("{}/", channel.name.value);
+        let mut bare = vec!["reference".to_string()];
+        for e in ws.ensembles() {
+            if std::ptr::eq(e.channel, channel) {
+                bare.push(e.label()[prefix.len()..].to_string());
+            }
+        }
+        for name in bare {
+            names.push(format!("{prefix}{name}"));
+            names.push(name);
+        }
+    }
+    names
+}
+
+/// The ratio models of `processes` (all if empty) with their held-out classes. Shape
+/// variations take part only when `--holdout` supplies their varied sample.
+pub fn select<'w>(
+    ws: &'w Workspace,
+    processes: &[String],
+    holdouts: &[Holdout],
+) -> Result<Selection<'w>> {
+    let known = sample_names(ws);
+    if let Some(h) = holdouts.iter().find(|h| !known.contains(&h.sample)) {
+        let listed: Vec<&str> = known
+            .iter()
+            .filter(|k| !k.contains('/') || k.contains(':'))
+            .map(String::as_str)
+            .collect();
+        return Err(Error::Analysis(format!(
+            "--holdout {}={}: no sample '{}' in the workspace (samples: {})",
+            h.sample,
+            h.file.display(),
+            h.sample,
+            listed.join(", ")
+        )));
+    }
+    let all: Vec<&str> = ws
+        .spec
+        .channels
+        .iter()
+        .flat_map(|c| c.processes.iter().map(|p| p.name.value.as_str()))
+        .collect();
+    if let Some(p) = processes.iter().find(|p| !all.contains(&p.as_str())) {
+        return Err(Error::Analysis(format!(
+            "--process {p}: no such process (processes: {})",
+            all.join(", ")
+        )));
+    }
+    let mut reader = SampleReader {
+        ws,
+        holdouts,
+        loaded: HashMap::new(),
+    };
+    let mut selection = Selection {
+        classes: Vec::new(),
+        skipped: Vec::new(),
+    };
+    for ensemble in ws.ensembles() {
+        if !processes.is_empty() && !processes.iter().any(|p| p == ensemble.process) {
+            continue;
+        }
+        let channel = ensemble.channel;
+        let process = channel
+            .processes
+            .iter()
+            .find(|p| p.name.value == ensemble.process)
+            .expect("ensembles come from processes");
+        let label = ensemble.label();
+        let (numerator, denominator) = match ensemble.variation {
+            None => {
+                let Some(reference) = &channel.reference else {
+                    selection.skipped.push(format!(
+                        "{label}: channel {} has no `reference:` sample (give --holdout reference=FILE)",
+                        channel.name.value
+                    ));
+                    continue;
+                };
+                let own = &process.samples;
+                (
+                    reader.read(channel, ensemble.process, Some(own), own)?,
+                    reader.read(channel, "reference", Some(reference), reference)?,
+                )
+            }
+            Some((systematic, direction)) => {
+                let own = &process.samples;
+                let name = format!("{}/{systematic}:{direction}", ensemble.process);
+                (
+                    reader.read(channel, &name, None, own)?,
+                    reader.read(channel, ensemble.process, Some(own), own)?,
+                )
+            }
+        };
+        match (numerator, denominator) {
+            (Some(numerator), Some(denominator)) => selection.classes.push(RatioClasses {
+                ensemble,
+                label,
+                numerator,
+                denominator,
+            }),
+            _ => selection.skipped.push(format!(
+                "{label}: no held-out events of the varied sample (give --holdout {}=FILE)",
+                &label[channel.name.value.len() + 1..]
+            )),
+        }
+    }
+    Ok(selection)
+}
+
+/// The per-test threshold of a family of `n` tests at family-wise level `p_threshold`.
+pub fn bonferroni(p_threshold: f64, n: usize) -> f64 {
+    p_threshold / n.max(1) as f64
+}
+
+/// `SR/B/alpha_shape:up` → `SR_B_alpha_shape_up`, `SR/mu=1.7` → `SR_mu_1p7`: a file stem
+/// (no dot, which would read as an extension).
+pub fn file_stem(label: &str) -> String {
+    label
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else if c == '.' {
+                'p'
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn sample_json(events: &Events) -> Value {
+    json!({"file": events.file, "n_events": events.len(), "sum_of_weights": events.total_weight()})
+}
+
+// ---------------------------------------------------------------------------------------------
+// Calibration
+// ---------------------------------------------------------------------------------------------
+
+/// The calibration of one ratio model: the ensemble's curve, each member's, and their spread.
+pub struct ModelCalibration {
+    pub label: String,
+    pub models: Vec<PathBuf>,
+    pub numerator: Arc<Events>,
+    pub denominator: Arc<Events>,
+    pub ensemble: ReliabilityCurve,
+    pub members: Vec<ReliabilityCurve>,
+    /// Per bin of the ensemble's s: mean standard deviation of the members' s.
+    pub spread_per_bin: Vec<f64>,
+    pub mean_spread: f64,
+}
+
+pub struct CalibrationReport {
+    pub models: Vec<ModelCalibration>,
+    pub skipped: Vec<String>,
+    pub bins: usize,
+    pub p_threshold: f64,
+}
+
+fn class_scores(ensemble: &ratio::RatioEnsemble, events: &Events) -> Result<ClassScores> {
+    let evaluated = ensemble.evaluate_members(events, None)?;
+    Ok(ClassScores {
+        ensemble: evaluated.ensemble.ratio.iter().map(|&r| score(r)).collect(),
+        members: evaluated
+            .members
+            .iter()
+            .map(|m| m.iter().map(|&r| score(r)).collect())
+            .collect(),
+        weights: events.weights.clone(),
+    })
+}
+
+/// Reliability curves of every selected ratio model, in `bins` equal bins of s.
+pub fn calibrate(
+    ws: &Workspace,
+    selection: &Selection<'_>,
+    bins: usize,
+    p_threshold: f64,
+) -> Result<CalibrationReport> {
+    let mut models = Vec::new();
+    for classes in &selection.classes {
+        let ensemble = ratio::load_ensemble(
+            ws,
+            classes.ensemble.channel,
+            &classes.label,
+            classes.ensemble.spec,
+        )?;
+        let one = class_scores(&ensemble, &classes.numerator)?;
+        let zero = class_scores(&ensemble, &classes.denominator)?;
+        let edges = ScoreBins::spanning(&[&one.ensemble, &zero.ensemble], bins);
+        let curve =
+            |a: &[f64], b: &[f64]| reliability_curve(a, &one.weights, b, &zero.weights, edges);
+        let members = one
+            .members
+            .iter()
+            .zip(&zero.members)
+            .map(|(a, b)| curve(a, b))
+            .collect();
+        let (spread_per_bin, mean_spread) = member_spread_per_bin([&one, &zero], edges);
+        models.push(ModelCalibration {
+            label: classes.label.clone(),
+            models: ensemble
+                .model_paths()
+                .iter()
+                .map(|p| p.to_path_buf())
+                .collect(),
+            numerator: classes.numerator.clone(),
+            denominator: classes.denominator.clone(),
+            ensemble: curve(&one.ensemble, &zero.ensemble),
+            members,
+            spread_per_bin,
+            mean_spread,
+        });
+    }
+    Ok(CalibrationReport {
+        models,
+        skipped: selection.skipped.clone(),
+        bins,
+        p_threshold,
+    })
+}
+
+impl CalibrationReport {
+    /// Each ensemble's reliability curve is one test of the family.
+    pub fn per_test_threshold(&self) -> f64 {
+        bonferroni(self.p_threshold, self.models.len())
+    }
+
+    pub fn passes(&self, model: &ModelCalibration) -> bool {
+        model.ensemble.p_value >= self.per_test_threshold()
+    }
+
+    pub fn all_pass(&self) -> bool {
+        self.models.iter().all(|m| self.passes(m))
+    }
+
+    pub fn to_json(&self) -> Value {
+        let models: Vec<Value> = self
+            .models
+            .iter()
+            .map(|m| {
+                let eces: Vec<f64> = m.members.iter().map(|c| c.ece).collect();
+                let mean = eces.iter().sum::<f64>() / eces.len().max(1) as f64;
+                let std = (eces.iter().map(|e| (e - mean).powi(2)).sum::<f64>()
+                    / (eces.len().max(2) - 1) as f64)
+                    .sqrt();
+                json!({
+                    "ensemble": m.label,
+                    "pass": self.passes(m),
+                    "numerator": sample_json(&m.numerator),
+                    "denominator": sample_json(&m.denominator),
+                    "curve": m.ensemble.to_json(),
+                    "members": m.members.iter().zip(&m.models).map(|(c, path)| {
+                        let mut v = c.to_json();
+                        v["model"] = json!(path);
+                        v
+                    }).collect::<Vec<_>>(),
+                    "member_ece": {"mean": mean, "std": std, "values": eces},
+                    "spread": {
+                        "mean": m.mean_spread,
+                        "per_bin": m.spread_per_bin.iter().map(|&s| calibration::finite(s)).collect::<Vec<_>>(),
+                    },
+                })
+            })
+            .collect();
+        json!({
+            "settings": {
+                "bins": self.bins,
+                "p_threshold": self.p_threshold,
+                "per_test_threshold": self.per_test_threshold(),
+                "min_effective_entries": calibration::MIN_EFFECTIVE_ENTRIES,
+                "class_priors": "balanced (each class weighted to total 1)",
+            },
+            "pass": self.all_pass(),
+            "ensembles": models,
+            "skipped": self.skipped,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Closure
+// ---------------------------------------------------------------------------------------------
+
+pub struct ClosureReport {
+    pub tests: Vec<ClosureTest>,
+    pub skipped: Vec<String>,
+    pub bins: usize,
+    pub p_threshold: f64,
+}
+
+/// Per ratio model: the denominator reweighted by its ratio against the numerator.
+pub fn ratio_closures(
+    ws: &Workspace,
+    selection: &Selection<'_>,
+    cache: &RatioCache,
+    bins: usize,
+) -> Result<Vec<ClosureTest>> {
+    let mut tests = Vec::new();
+    for classes in &selection.classes {
+        let channel = classes.ensemble.channel;
+        let ensemble = ratio::load_ensemble(ws, channel, &classes.label, classes.ensemble.spec)?;
+        let (ratios, _, _) =
+            ratio::cached_or_evaluated(&ensemble, &classes.denominator, cache, None)?;
+        let segments = ratio_closure(&classes.numerator, &classes.denominator, &ratios.ratio);
+        tests.push(ClosureTest::new(
+            classes.label.clone(),
+            format!(
+                "{} reweighted by r = {} against {}",
+                classes.denominator.file.display(),
+                classes.label,
+                classes.numerator.file.display()
+            ),
+            &ratio::feature_names(channel),
+            &segments,
+            bins,
+        ));
+    }
+    Ok(tests)
+}
+
+/// Per event of `data`: Σ_c ν_c(θ) r_c(x) g_c(x|α), the model's unnormalised density over p_ref.
+fn mixture_density(
+    analysis: &Analysis,
+    channel: usize,
+    data: &ChannelData,
+    theta: &[f64],
+) -> Vec<f64> {
+    let n = theta.len();
+    let (mut grad, mut hess) = (vec![0.0; n], vec![0.0; n * n]);
+    let mut density = vec![0.0; data.weights.len()];
+    for (process, pd) in analysis.model.channels[channel]
+        .processes
+        .iter()
+        .zip(&data.processes)
+    {
+        let nu = process_yield(process, pd.nominal_yield, theta, &mut grad, &mut hess);
+        let kernels: Vec<ShapeKernel> = pd
+            .shapes
+            .iter()
+            .map(|s| ShapeKernel::new(s.code, theta[s.parameter]))
+            .collect();
+        for (i, d) in density.iter_mut().enumerate() {
+            let shape: f64 = pd
+                .shapes
+                .iter()
+                .zip(&kernels)
+                .map(|(s, k)| k.value(&s.variations[i]))
+                .product();
+            *d += nu * pd.ratio[i] * shape;
+        }
+    }
+    density
+}
+
+/// Per parameter point: the weighted MC mixture at `reference` reweighted event by event by
+/// p(x|θ)/p(x|θ_ref) · ν(θ)/ν(θ_ref) against the mixture at θ (both from the same MC pool, so
+/// shared events are counted once in the errors).
+pub fn parameter_closure(
+    analysis: &Analysis,
+    reference: &[f64],
+    theta: &[f64],
+    name: &str,
+    bins: usize,
+) -> Result<Vec<ClosureTest>> {
+    let mut tests = Vec::new();
+    for (k, (channel, ratios)) in analysis
+        .model
+        .channels
+        .iter()
+        .zip(&analysis.ratios)
+        .enumerate()
+    {
+        let at_ref = ChannelData::asimov(channel, ratios, reference)?;
+        let at_theta = ChannelData::asimov(channel, ratios, theta)?;
+        let d_ref = mixture_density(analysis, k, &at_ref, reference);
+        let d_theta = mixture_density(analysis, k, &at_ref, theta);
+        let mut reweighted = Vec::with_capacity(d_ref.len());
+        for (i, ((w, a), b)) in at_ref.weights.iter().zip(&d_ref).zip(&d_theta).enumerate() {
+            if *w == 0.0 {
+                reweighted.push(0.0);
+            } else if *a > 0.0 {
+                reweighted.push(w * b / a);
+            } else {
+                return Err(Error::Analysis(format!(
+                    "closure at {name}: the model density at the reference point is {a:e} ≤ 0 at pooled MC event {i} of channel {}: cannot reweight from it",
+                    channel.name
+                )));
+            }
+        }
+        // The pooled events in Asimov order: each process's MC sample in turn.
+        let mut segments = Vec::new();
+        let mut offset = 0;
+        for process in &channel.processes {
+            let events = ratios
+                .sources
+                .iter()
+                .find(|(role, _)| {
+                    *role == crate::workspace::EventRole::Process(process.name.clone())
+                })
+                .map(|(_, e)| e)
+                .ok_or_else(|| {
+                    Error::Analysis(format!("no MC sample for process {}", process.name))
+                })?;
+            let range = offset..offset + events.len();
+            segments.push(WeightedSegment {
+                events,
+                target: at_theta.weights[range.clone()].to_vec(),
+                reweighted: reweighted[range].to_vec(),
+            });
+            offset += events.len();
+        }
+        let features = segments
+            .first()
+            .map(|s| s.events.features.clone())
+            .unwrap_or_default();
+        tests.push(ClosureTest::new(
+            format!("{}/{name}", channel.name),
+            format!(
+                "weighted MC mixture at the reference point reweighted by p(x|{name})/p(x|reference) against the MC mixture at {name} (channel {})",
+                channel.name
+            ),
+            &features,
+            &segments,
+            bins,
+        ));
+    }
+    Ok(tests)
+}
+
+impl ClosureReport {
+    /// Each feature histogram is one test of the family.
+    pub fn per_test_threshold(&self) -> f64 {
+        let n = self.tests.iter().map(|t| t.features.len()).sum();
+        bonferroni(self.p_threshold, n)
+    }
+
+    pub fn all_pass(&self) -> bool {
+        let threshold = self.per_test_threshold();
+        self.tests.iter().all(|t| t.passes(threshold))
+    }
+
+    pub fn to_json(&self) -> Value {
+        let threshold = self.per_test_threshold();
+        json!({
+            "settings": {
+                "bins": self.bins,
+                "binning": "quantiles of the weighted events, per feature",
+                "p_threshold": self.p_threshold,
+                "per_test_threshold": threshold,
+                "errors": "per bin sqrt(sum (t - u)^2) over events with target weight t and reweighted weight u",
+            },
+            "pass": self.all_pass(),
+            "tests": self.tests.iter().map(|t| t.to_json(threshold)).collect::<Vec<_>>(),
+            "skipped": self.skipped,
+        })
+    }
+}
+
+/// Where the diagnostics of `workspace` go by default: `nsbi-diagnostics/<workspace stem>`
+/// beside the workspace file.
+pub fn default_output_dir(workspace: &Path) -> PathBuf {
+    let stem = workspace
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "workspace".into());
+    workspace
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("nsbi-diagnostics")
+        .join(stem)
+}
