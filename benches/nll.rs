@@ -147,6 +147,7 @@ fn data(path: &PathBuf) -> ChannelData {
         name: "bench".into(),
         weights,
         processes,
+        mc_weights: None,
     }
 }
 

@@ -9,6 +9,7 @@ pub mod data;
 pub mod diagnostics;
 pub mod error;
 pub mod fit;
+pub mod infer;
 pub mod likelihood;
 pub mod model;
 pub mod plot;

@@ -465,7 +465,7 @@ fn mixture_density(
                 .shapes
                 .iter()
                 .zip(&kernels)
-                .map(|(s, k)| k.value(&s.variations[i]))
+                .map(|(s, k)| k.eval(&s.variations.event(i)).value)
                 .product();
             *d += nu * pd.ratio[i] * shape;
         }

@@ -32,6 +32,9 @@ pub struct ChannelData {
     pub name: String,
     pub weights: Vec<f64>,
     pub processes: Vec<ProcessData>,
+    /// For a pooled MC (Asimov) set: each event's own MC weight normalised within its process
+    /// (b_i, summing to 1 per process), which toys are drawn from. `None` for data.
+    pub mc_weights: Option<Vec<f64>>,
 }
 
 fn source_index(ratios: &ChannelRatios, role: &EventRole) -> Result<usize> {
@@ -115,6 +118,7 @@ impl ChannelData {
             name: channel.name.clone(),
             weights: ratios.sources[source].1.weights.clone(),
             processes: processes_on(channel, ratios, source, &yields)?,
+            mc_weights: None,
         })
     }
 
@@ -127,12 +131,14 @@ impl ChannelData {
         let n = theta.len();
         let (mut grad, mut hess) = (vec![0.0; n], vec![0.0; n * n]);
         let mut weights = Vec::new();
+        let mut mc_weights = Vec::new();
         let mut pooled: Option<Vec<ProcessData>> = None;
         for (c, process) in channel.processes.iter().enumerate() {
             let source = source_index(ratios, &EventRole::Process(process.name.clone()))?;
             let events = &ratios.sources[source].1;
             let nu_c = process_yield(process, yields[c], theta, &mut grad, &mut hess);
             let scale = nu_c / events.total_weight();
+            mc_weights.extend(events.weights.iter().map(|w| w / events.total_weight()));
             let on_source = processes_on(channel, ratios, source, &yields)?;
             let own = &on_source[c];
             let kernels: Vec<ShapeKernel> = own
@@ -166,7 +172,41 @@ impl ChannelData {
             name: channel.name.clone(),
             weights,
             processes: pooled.unwrap_or_default(),
+            mc_weights: Some(mc_weights),
         })
+    }
+
+    /// The events at `indices` (repeats allowed), in that order, each with weight 1: a toy
+    /// dataset drawn from this pool.
+    pub fn select(&self, indices: &[usize]) -> ChannelData {
+        let pick = |v: &[f64]| indices.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+        ChannelData {
+            name: self.name.clone(),
+            weights: vec![1.0; indices.len()],
+            processes: self
+                .processes
+                .iter()
+                .map(|p| ProcessData {
+                    nominal_yield: p.nominal_yield,
+                    ratio: pick(&p.ratio),
+                    shapes: p
+                        .shapes
+                        .iter()
+                        .map(|s| ShapeData {
+                            parameter: s.parameter,
+                            code: s.code,
+                            variations: ShapeVariations {
+                                up: pick(&s.variations.up),
+                                down: pick(&s.variations.down),
+                                ln_up: pick(&s.variations.ln_up),
+                                ln_down: pick(&s.variations.ln_down),
+                            },
+                        })
+                        .collect(),
+                })
+                .collect(),
+            mc_weights: None,
+        }
     }
 }
 

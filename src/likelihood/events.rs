@@ -398,6 +398,7 @@ mod tests {
             name: "test".into(),
             weights: (0..n).map(|_| next()).collect(),
             processes,
+            mc_weights: None,
         }
     }
 

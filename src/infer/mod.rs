@@ -1,0 +1,5 @@
+//! Frequentist inference beyond a single fit: pseudo-experiments and the Neyman construction.
+
+pub mod neyman;
+pub mod toyfile;
+pub mod toys;

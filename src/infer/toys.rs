@@ -1,0 +1,299 @@
+//! Pseudo-experiments by bootstrap from the pooled MC (DESIGN.md §4), and their fits.
+//!
+//! # Why the toys are drawn with positive weights
+//!
+//! The Asimov weights of the pooled MC, w_i = ν_c(θ) g_c(x_i|α) b_i (b_i = the MC weight of event
+//! i normalised within its process c), are negative wherever a coefficient f_c(θ) is (the
+//! interference basis). Drawing events with probability ∝ |w_i| and carrying the sign would
+//! give the right mean but toys with signed weights, whose fluctuations are not those of real
+//! data (the variance is Σ|w| instead of Σw) — the test statistic's distribution, which is all a
+//! Neyman construction uses, would come out wrong.
+//!
+//! Instead every pooled event gets the importance weight of the *model* density with respect to
+//! the density the pool was sampled from. The pool with weights b_i samples
+//! Q(x) = Σ_c p_c(x) = p_ref(x) Σ_c r_c(x); the model is ν p(x|θ) = p_ref(x) s(x|θ) with
+//! s = Σ_c ν_c r_c g_c, the per-event density of the likelihood. So
+//!
+//! ```text
+//! w'_i = b_i s(x_i|θ) / Σ_c r_c(x_i)   ≥ 0,      Σ_i w'_i h(x_i) → ∫ ν p(x|θ) h(x) dx
+//! ```
+//!
+//! for any h: the same expectation as the Asimov set (unbiased), every weight non-negative
+//! (s > 0 wherever the model is a density), and toys are unweighted events drawn from the
+//! model the fits use — the parametric bootstrap. N ~ Poisson(ν(θ)), then N events with
+//! replacement with probability w'_i / Σ w' (alias table). `tests/toys.rs` checks that the mean
+//! of per-event histograms over toys equals the Asimov expectation, negative-weight regions
+//! included.
+//!
+//! # Reproducibility
+//!
+//! Toy (grid point g, toy t) draws from its own ChaCha8 stream, keyed by a hash of
+//! (seed, g, t): the same toy whatever the thread, process or shard that makes it.
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::weighted::WeightedAliasIndex;
+use rand_distr::{Distribution, Normal, Poisson};
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::fit::{minimise, FitOptions};
+use crate::likelihood::{ChannelData, Likelihood};
+use crate::model::interpolation::ShapeKernel;
+use crate::model::Model;
+
+/// What to generate: `n_toys` toys at each value of the POI on `grid`.
+#[derive(Clone, Debug)]
+pub struct ToyPlan {
+    pub poi: usize,
+    pub grid: Vec<f64>,
+    pub n_toys: usize,
+    pub seed: u64,
+    /// Whether nuisance parameters float (false: `--no-syst`, frozen at their generation values
+    /// in generation and in every fit, global observables not randomised).
+    pub systematics: bool,
+}
+
+impl ToyPlan {
+    /// Number of (grid point, toy) jobs.
+    pub fn n_jobs(&self) -> usize {
+        self.grid.len() * self.n_toys
+    }
+
+    /// The jobs shard `index` of `count` owns: a contiguous range of the (grid, toy) list, so
+    /// the shards together make every toy exactly once.
+    pub fn shard(&self, index: usize, count: usize) -> std::ops::Range<usize> {
+        let n = self.n_jobs();
+        index * n / count..(index + 1) * n / count
+    }
+}
+
+/// One toy's outcome.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ToyRecord {
+    pub grid_index: usize,
+    pub toy_index: usize,
+    pub mu_true: f64,
+    /// t_μ = 2(NLL(μ_true, α̂̂) − NLL(μ̂, α̂)) ≥ 0.
+    pub t: f64,
+    pub mu_hat: f64,
+    pub nll_conditional: f64,
+    pub nll_free: f64,
+    pub converged_conditional: bool,
+    pub converged_free: bool,
+    pub n_events: usize,
+    /// All parameters at the unconditional best fit.
+    pub theta_hat: Vec<f64>,
+}
+
+/// The pooled MC of every channel with its toy-drawing weights at one generation point.
+pub struct ToySource<'m> {
+    model: &'m Model,
+    pools: Vec<ChannelData>,
+    samplers: Vec<Option<WeightedAliasIndex<f64>>>,
+    /// ν of each channel at the generation point.
+    expected: Vec<f64>,
+    /// Full parameter point of generation (μ_true, α_gen).
+    pub theta_gen: Vec<f64>,
+}
+
+impl<'m> ToySource<'m> {
+    /// `pools` are the channels' Asimov sets at `theta_gen` ([`crate::likelihood::data::asimov`]):
+    /// pooled events with the signed weights w_i.
+    pub fn new(model: &'m Model, pools: Vec<ChannelData>, theta_gen: &[f64]) -> Result<Self> {
+        let mut samplers = Vec::new();
+        let mut expected = Vec::new();
+        for (channel, pool) in model.channels.iter().zip(&pools) {
+            let weights = positive_weights(channel, pool, theta_gen)?;
+            expected.push(pool.weights.iter().sum::<f64>());
+            let total: f64 = weights.iter().sum();
+            samplers.push(if total > 0.0 {
+                Some(WeightedAliasIndex::new(weights).map_err(|e| {
+                    Error::Analysis(format!(
+                        "channel {}: cannot build the toy sampler: {e}",
+                        channel.name
+                    ))
+                })?)
+            } else {
+                None
+            });
+        }
+        Ok(ToySource {
+            model,
+            pools,
+            samplers,
+            expected,
+            theta_gen: theta_gen.to_vec(),
+        })
+    }
+
+    /// Toy `(grid_index, toy_index)` of a run with `seed`: per channel N ~ Poisson(ν) events,
+    /// and global observables a_k ~ N(α_gen,k, 1) when `randomise_constraints`.
+    pub fn draw(
+        &self,
+        seed: u64,
+        grid_index: usize,
+        toy_index: usize,
+        randomise_constraints: bool,
+    ) -> Likelihood<'m> {
+        let mut rng = toy_stream(seed, grid_index, toy_index);
+        let mut channels = Vec::with_capacity(self.pools.len());
+        for ((pool, sampler), &nu) in self.pools.iter().zip(&self.samplers).zip(&self.expected) {
+            let n = match (sampler, Poisson::new(nu)) {
+                (Some(_), Ok(poisson)) => poisson.sample(&mut rng) as usize,
+                _ => 0,
+            };
+            let mut indices: Vec<usize> = match sampler {
+                Some(s) => (0..n).map(|_| s.sample(&mut rng)).collect(),
+                None => Vec::new(),
+            };
+            indices.sort_unstable();
+            channels.push(pool.select(&indices));
+        }
+        let mut like = Likelihood::new(self.model, channels);
+        for (k, p) in self.model.parameters.iter().enumerate() {
+            if p.constrained {
+                let centre = self.theta_gen[k];
+                like.global_observables[k] = if randomise_constraints {
+                    let unit = Normal::new(0.0, 1.0).expect("unit normal");
+                    centre + unit.sample(&mut rng)
+                } else {
+                    centre
+                };
+            }
+        }
+        like
+    }
+}
+
+/// ChaCha8 stream of one toy, keyed by (seed, grid point, toy).
+fn toy_stream(seed: u64, grid_index: usize, toy_index: usize) -> ChaCha8Rng {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"nsbi toy stream v1");
+    for x in [seed, grid_index as u64, toy_index as u64] {
+        hasher.update(&x.to_le_bytes());
+    }
+    ChaCha8Rng::from_seed(*hasher.finalize().as_bytes())
+}
+
+/// w'_i = b_i s(x_i|θ) / Σ_c r_c(x_i) from the pool's Asimov weights w_i: see the module
+/// documentation. Events where the model density is not positive get weight 0.
+fn positive_weights(
+    channel: &crate::model::Channel,
+    pool: &ChannelData,
+    theta: &[f64],
+) -> Result<Vec<f64>> {
+    let n_params = theta.len();
+    let (mut grad, mut hess) = (vec![0.0; n_params], vec![0.0; n_params * n_params]);
+    let nu: Vec<f64> = channel
+        .processes
+        .iter()
+        .zip(&pool.processes)
+        .map(|(p, d)| crate::model::process_yield(p, d.nominal_yield, theta, &mut grad, &mut hess))
+        .collect();
+    let kernels: Vec<Vec<ShapeKernel>> = pool
+        .processes
+        .iter()
+        .map(|p| {
+            p.shapes
+                .iter()
+                .map(|s| ShapeKernel::new(s.code, theta[s.parameter]))
+                .collect()
+        })
+        .collect();
+    let base = pool.mc_weights.as_ref().ok_or_else(|| {
+        Error::Analysis(format!(
+            "channel {}: toys need the pooled MC's own weights",
+            channel.name
+        ))
+    })?;
+    let mut out = Vec::with_capacity(pool.weights.len());
+    for (i, &b) in base.iter().enumerate() {
+        if b < 0.0 {
+            return Err(Error::Analysis(format!(
+                "channel {}: pooled MC event {i} has a negative generator weight ({b}); \
+                 bootstrap toys need non-negative MC weights",
+                channel.name
+            )));
+        }
+        let (mut density, mut ratio_sum) = (0.0, 0.0);
+        for ((process, kernels), nu_c) in pool.processes.iter().zip(&kernels).zip(&nu) {
+            let shape: f64 = process
+                .shapes
+                .iter()
+                .zip(kernels)
+                .map(|(s, k)| k.eval(&s.variations.event(i)).value)
+                .product();
+            density += nu_c * process.ratio[i] * shape;
+            ratio_sum += process.ratio[i];
+        }
+        let valid = density > 0.0 && density.is_finite() && ratio_sum > 0.0;
+        out.push(if valid { b * density / ratio_sum } else { 0.0 });
+    }
+    Ok(out)
+}
+
+/// Fits one toy: conditional at μ_true, then free, both warm-started from the generation point.
+pub fn fit_toy(
+    like: &Likelihood,
+    plan: &ToyPlan,
+    theta_gen: &[f64],
+    grid_index: usize,
+    toy_index: usize,
+) -> ToyRecord {
+    let mu_true = plan.grid[grid_index];
+    let mut options = FitOptions::new(like);
+    options.init = theta_gen.to_vec();
+    if !plan.systematics {
+        for (k, p) in like.model.parameters.iter().enumerate() {
+            if !p.poi {
+                options.fixed[k] = true;
+            }
+        }
+    }
+    let mut conditional_options = options.clone();
+    conditional_options.fixed[plan.poi] = true;
+    let conditional = minimise(like, &conditional_options);
+    options.init = conditional.theta.clone();
+    let free = minimise(like, &options);
+    // The free fit can only be better than the conditional one; a worse end is a convergence
+    // failure, and the conditional point then stands for the best fit.
+    let (nll_free, theta_hat) = if free.nll <= conditional.nll {
+        (free.nll, free.theta.clone())
+    } else {
+        (conditional.nll, conditional.theta.clone())
+    };
+    ToyRecord {
+        grid_index,
+        toy_index,
+        mu_true,
+        t: 2.0 * (conditional.nll - nll_free),
+        mu_hat: theta_hat[plan.poi],
+        nll_conditional: conditional.nll,
+        nll_free,
+        converged_conditional: conditional.converged,
+        converged_free: free.converged,
+        n_events: like.channels.iter().map(|c| c.weights.len()).sum(),
+        theta_hat,
+    }
+}
+
+/// Makes and fits the toys `jobs` (indices into the plan's (grid, toy) list) in parallel;
+/// `sources[g]` generates grid point g. Records come back in job order.
+pub fn run_toys(
+    plan: &ToyPlan,
+    sources: &[ToySource],
+    jobs: std::ops::Range<usize>,
+    progress: &(dyn Fn() + Sync),
+) -> Vec<ToyRecord> {
+    jobs.into_par_iter()
+        .map(|job| {
+            let (g, t) = (job / plan.n_toys, job % plan.n_toys);
+            let source = &sources[g];
+            let like = source.draw(plan.seed, g, t, plan.systematics);
+            let record = fit_toy(&like, plan, &source.theta_gen, g, t);
+            progress();
+            record
+        })
+        .collect()
+}
