@@ -8,6 +8,9 @@ use nsbi::analysis::{Analysis, Dataset};
 use nsbi::data::RatioCache;
 use nsbi::diagnostics;
 use nsbi::fit::FitOptions;
+use nsbi::infer::construction;
+use nsbi::infer::toyfile::{self, ToyFile, ToyFileHeader};
+use nsbi::infer::toys::ToyPlan;
 use nsbi::ratio;
 use nsbi::workspace::Workspace;
 
@@ -93,6 +96,86 @@ enum Command {
     /// p(x|μ)/p(x|μ_ref) against the MC mixture at μ. Per-feature histograms, χ²/ndf, p-values.
     #[command(long_about = CLOSURE_ABOUT)]
     Closure(ClosureArgs),
+    /// Pseudo-experiments for a Neyman construction: at each grid value μ of the POI, toys
+    /// bootstrapped from the pooled MC at (μ, α̂̂(μ)) (the conditional best fit on the observed
+    /// data: the profile construction), each fitted twice (μ fixed, μ free) for
+    /// t_μ = 2(NLL(μ, α̂̂) − NLL(μ̂, α̂)). Toy (grid g, toy t) has its own random stream keyed by
+    /// (--seed, g, t): the same toy whatever the threads or shards. Writes an HDF5 file
+    /// (format in the README), atomically.
+    Toys(ToysArgs),
+    /// The Neyman construction from toy files: critical values of t_μ per grid point at each
+    /// level, the observed t_μ curve, and the confidence set {μ : t_obs(μ) ≤ c(μ)} with its
+    /// range from the toys' finite number; next to the asymptotic (Wilks) intervals. JSON and
+    /// a belt plot (PNG and SVG).
+    Neyman(NeymanArgs),
+    /// Merge toy files (or a folder of shard files): checks that they belong to one
+    /// construction and that every toy is present exactly once, and names the missing shards.
+    Merge(MergeArgs),
+}
+
+#[derive(clap::Args)]
+struct ToysArgs {
+    /// The workspace YAML file.
+    workspace: PathBuf,
+    /// The parameter of interest (default: the workspace's first POI).
+    #[arg(long)]
+    poi: Option<String>,
+    /// Grid of true POI values, start:stop:step (inclusive), e.g. 0:3:0.1.
+    #[arg(long)]
+    mu_grid: String,
+    /// Toys per grid point.
+    #[arg(long)]
+    toys: usize,
+    /// Seed of the random streams.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Make only shard i of N (i from 0): a contiguous part of the (grid point, toy) list.
+    #[arg(long, value_name = "i/N")]
+    shard: Option<String>,
+    /// Stat-only toys: nuisance parameters frozen at their best fit on the observed data, in
+    /// generation and in every fit; global observables not randomised.
+    #[arg(long)]
+    no_syst: bool,
+    /// Output HDF5 file.
+    #[arg(long)]
+    out: PathBuf,
+    /// Threads (default: all cores). The results do not depend on it.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Cache folder (default: `.nsbi-cache` beside the workspace, or $NSBI_CACHE_DIR).
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct NeymanArgs {
+    /// The workspace YAML file (for the observed t_μ curve).
+    workspace: PathBuf,
+    /// Toy files: paths or glob patterns (quote them), merged before use.
+    #[arg(long, required = true, num_args = 1..)]
+    toys: Vec<String>,
+    /// Confidence levels in addition to 0.6827 and 0.9545.
+    #[arg(long)]
+    cl: Vec<f64>,
+    /// Write the result as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Belt plot: writes PLOT with .png and .svg extensions.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Cache folder (default: `.nsbi-cache` beside the workspace, or $NSBI_CACHE_DIR).
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct MergeArgs {
+    /// Toy files or folders (every `*.h5` inside).
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// The merged file.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 const CALIBRATE_ABOUT: &str = "Calibration of every ratio model on held-out events.
@@ -241,6 +324,9 @@ fn main() -> ExitCode {
             run_calibrate(&args.common).map(|pass| (pass, args.common.strict))
         }
         Command::Closure(args) => run_closure(&args).map(|pass| (pass, args.common.strict)),
+        Command::Toys(args) => run_toys(&args).map(passed),
+        Command::Neyman(args) => run_neyman(&args).map(passed),
+        Command::Merge(args) => run_merge(&args).map(passed),
     };
     match outcome {
         Ok((true, _)) | Ok((false, false)) => ExitCode::SUCCESS,
@@ -741,6 +827,175 @@ fn print_fit(value: &serde_json::Value, dataset: &Dataset) {
 }
 
 /// Loads a workspace with its model and cached ratios (evaluating what is not cached yet).
+fn toy_plan(analysis: &Analysis, args: &ToysArgs) -> anyhow::Result<ToyPlan> {
+    let poi = match &args.poi {
+        Some(name) => analysis
+            .model
+            .parameter_index(name)
+            .ok_or_else(|| anyhow::anyhow!("--poi: unknown parameter '{name}'"))?,
+        None => *analysis
+            .model
+            .pois()
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("the workspace declares no POI: give --poi"))?,
+    };
+    if args.toys == 0 {
+        anyhow::bail!("--toys must be at least 1");
+    }
+    Ok(ToyPlan {
+        poi,
+        grid: construction::parse_grid(&args.mu_grid)?,
+        n_toys: args.toys,
+        seed: args.seed,
+        systematics: !args.no_syst,
+    })
+}
+
+fn parse_shard(text: &str) -> anyhow::Result<(usize, usize)> {
+    let bad = || anyhow::anyhow!("--shard '{text}': expected i/N with 0 ≤ i < N");
+    let (i, n) = text.split_once('/').ok_or_else(bad)?;
+    let (i, n): (usize, usize) = (i.trim().parse()?, n.trim().parse()?);
+    if n == 0 || i >= n {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
+fn run_toys(args: &ToysArgs) -> anyhow::Result<()> {
+    if let Some(n) = args.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()?;
+    }
+    let shard = args
+        .shard
+        .as_deref()
+        .map(parse_shard)
+        .transpose()?
+        .unwrap_or((0, 1));
+    let analysis = load_analysis(&args.workspace, args.cache_dir.clone())?;
+    let plan = toy_plan(&analysis, args)?;
+    let profile = construction::observed_profile(&analysis, &plan)?;
+    let jobs = plan.shard(shard.0, shard.1);
+    let bar = indicatif::ProgressBar::new(jobs.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("toys {bar:40} {pos}/{len} {elapsed} (eta {eta})")
+            .expect("valid template"),
+    );
+    let records = construction::make_toys(&analysis, &plan, &profile, jobs, &|| bar.inc(1))?;
+    bar.finish_and_clear();
+    let names = analysis
+        .model
+        .parameters
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
+    let header = ToyFileHeader::new(&args.workspace, &plan, names, shard);
+    ToyFile { header, records }.write(&args.out)?;
+    println!(
+        "{} toys (shard {}/{}) written to {}",
+        plan.shard(shard.0, shard.1).len(),
+        shard.0,
+        shard.1,
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// Toy files named by paths, folders (their `*.h5`) or glob patterns.
+fn toy_paths(inputs: &[String]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut paths = Vec::new();
+    for input in inputs {
+        let pattern = if Path::new(input).is_dir() {
+            format!("{}/*.h5", input.trim_end_matches('/'))
+        } else {
+            input.clone()
+        };
+        let before = paths.len();
+        for entry in glob::glob(&pattern)? {
+            paths.push(entry?);
+        }
+        if paths.len() == before {
+            anyhow::bail!("no toy file matches '{input}'");
+        }
+    }
+    paths.sort();
+    paths.dedup();
+    Ok(paths)
+}
+
+fn run_merge(args: &MergeArgs) -> anyhow::Result<()> {
+    let inputs: Vec<String> = args
+        .inputs
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let merged = toyfile::merge(&toy_paths(&inputs)?)?;
+    merged.write(&args.out)?;
+    println!(
+        "{} toys merged into {}",
+        merged.records.len(),
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn run_neyman(args: &NeymanArgs) -> anyhow::Result<()> {
+    let merged = toyfile::merge(&toy_paths(&args.toys)?)?;
+    let analysis = load_analysis(&args.workspace, args.cache_dir.clone())?;
+    let header = &merged.header;
+    let poi = analysis.model.parameter_index(&header.poi).ok_or_else(|| {
+        anyhow::anyhow!("the toys' POI '{}' is not in this workspace", header.poi)
+    })?;
+    let plan = ToyPlan {
+        poi,
+        grid: header.grid.clone(),
+        n_toys: header.n_toys,
+        seed: header.seed,
+        systematics: header.systematics,
+    };
+    let observed = construction::observed_profile(&analysis, &plan)?.t();
+    let mut levels = vec![0.6827, 0.9545];
+    for &cl in &args.cl {
+        if !(cl > 0.0 && cl < 1.0) {
+            anyhow::bail!("--cl {cl}: a confidence level lies strictly between 0 and 1");
+        }
+        levels.push(cl);
+    }
+    let result = construction::neyman(header, &merged.records, observed, &levels);
+    for (label, iv) in result.json["intervals"].as_object().into_iter().flatten() {
+        println!("{label} % Neyman interval(s) of {}: {iv}", header.poi);
+    }
+    for (label, iv) in result.json["asymptotic_intervals"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
+        println!("{label} % asymptotic interval(s): {iv}");
+    }
+    if let Some(path) = &args.json {
+        nsbi::report::write_json_atomic(path, &result.json)?;
+    }
+    if let Some(stem) = &args.plot {
+        let points = |v: &[f64]| header.grid.iter().copied().zip(v.iter().copied()).collect();
+        let mut curves = vec![nsbi::plot::Curve {
+            label: "observed t".into(),
+            points: points(&result.observed_t),
+            dashed: false,
+        }];
+        for (label, c) in &result.critical {
+            curves.push(nsbi::plot::Curve {
+                label: format!("critical value {label} %"),
+                points: points(c),
+                dashed: true,
+            });
+        }
+        let thresholds = nsbi::fit::scan::THRESHOLDS_1D;
+        nsbi::plot::scan_1d(stem, &header.poi, &curves, &thresholds)?;
+    }
+    Ok(())
+}
+
 fn load_analysis(workspace: &Path, cache_dir: Option<PathBuf>) -> anyhow::Result<Analysis> {
     let ws = Workspace::load(workspace)?;
     let cache = RatioCache::new(cache_dir.unwrap_or_else(|| default_cache_dir(&ws)));

@@ -1,5 +1,6 @@
 //! Frequentist inference beyond a single fit: pseudo-experiments and the Neyman construction.
 
+pub mod construction;
 pub mod neyman;
 pub mod toyfile;
 pub mod toys;

@@ -91,6 +91,8 @@ pub struct ToySource<'m> {
     model: &'m Model,
     pools: Vec<ChannelData>,
     samplers: Vec<Option<WeightedAliasIndex<f64>>>,
+    /// The draw weights w'_i of each channel's pool.
+    draw_weights: Vec<Vec<f64>>,
     /// ν of each channel at the generation point.
     expected: Vec<f64>,
     /// Full parameter point of generation (μ_true, α_gen).
@@ -102,11 +104,13 @@ impl<'m> ToySource<'m> {
     /// pooled events with the signed weights w_i.
     pub fn new(model: &'m Model, pools: Vec<ChannelData>, theta_gen: &[f64]) -> Result<Self> {
         let mut samplers = Vec::new();
+        let mut draw_weights = Vec::new();
         let mut expected = Vec::new();
         for (channel, pool) in model.channels.iter().zip(&pools) {
             let weights = positive_weights(channel, pool, theta_gen)?;
             expected.push(pool.weights.iter().sum::<f64>());
             let total: f64 = weights.iter().sum();
+            draw_weights.push(weights.clone());
             samplers.push(if total > 0.0 {
                 Some(WeightedAliasIndex::new(weights).map_err(|e| {
                     Error::Analysis(format!(
@@ -122,9 +126,16 @@ impl<'m> ToySource<'m> {
             model,
             pools,
             samplers,
+            draw_weights,
             expected,
             theta_gen: theta_gen.to_vec(),
         })
+    }
+
+    /// The pooled events of channel `c` (with their signed Asimov weights) and their
+    /// non-negative draw weights w'_i.
+    pub fn pool(&self, c: usize) -> (&ChannelData, &[f64]) {
+        (&self.pools[c], &self.draw_weights[c])
     }
 
     /// Toy `(grid_index, toy_index)` of a run with `seed`: per channel N ~ Poisson(ν) events,
@@ -278,18 +289,17 @@ pub fn fit_toy(
     }
 }
 
-/// Makes and fits the toys `jobs` (indices into the plan's (grid, toy) list) in parallel;
-/// `sources[g]` generates grid point g. Records come back in job order.
+/// Makes and fits the toys `jobs` (indices into the plan's (grid, toy) list, all of the grid
+/// point `source` generates) in parallel. Records come back in job order.
 pub fn run_toys(
     plan: &ToyPlan,
-    sources: &[ToySource],
+    source: &ToySource,
     jobs: std::ops::Range<usize>,
     progress: &(dyn Fn() + Sync),
 ) -> Vec<ToyRecord> {
     jobs.into_par_iter()
         .map(|job| {
             let (g, t) = (job / plan.n_toys, job % plan.n_toys);
-            let source = &sources[g];
             let like = source.draw(plan.seed, g, t, plan.systematics);
             let record = fit_toy(&like, plan, &source.theta_gen, g, t);
             progress();

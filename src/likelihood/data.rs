@@ -137,8 +137,9 @@ impl ChannelData {
             let source = source_index(ratios, &EventRole::Process(process.name.clone()))?;
             let events = &ratios.sources[source].1;
             let nu_c = process_yield(process, yields[c], theta, &mut grad, &mut hess);
-            let scale = nu_c / events.total_weight();
-            mc_weights.extend(events.weights.iter().map(|w| w / events.total_weight()));
+            let total = events.total_weight();
+            let scale = nu_c / total;
+            mc_weights.extend(events.weights.iter().map(|w| w / total));
             let on_source = processes_on(channel, ratios, source, &yields)?;
             let own = &on_source[c];
             let kernels: Vec<ShapeKernel> = own

@@ -1,0 +1,196 @@
+//! The steps of a Neyman construction that need the analysis: the observed profile on the
+//! grid (which also gives the generation points of the profile construction) and the toys of a
+//! shard.
+
+use crate::analysis::{Analysis, Dataset};
+use crate::error::{Error, Result};
+use crate::fit::{minimise, FitOptions, FitResult};
+use crate::likelihood::data;
+
+use super::toys::{run_toys, ToyPlan, ToyRecord, ToySource};
+
+/// `start:stop:step` → start, start + step, …, stop (inclusive, to rounding).
+pub fn parse_grid(text: &str) -> Result<Vec<f64>> {
+    let bad = || Error::Analysis(format!("--mu-grid '{text}': expected start:stop:step"));
+    let parts: Vec<f64> = text
+        .split(':')
+        .map(|p| p.trim().parse::<f64>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| bad())?;
+    let [start, stop, step] = parts[..] else {
+        return Err(bad());
+    };
+    if !(step > 0.0 && stop >= start && start.is_finite() && stop.is_finite()) {
+        return Err(bad());
+    }
+    let n = ((stop - start) / step + 1e-9).floor() as usize + 1;
+    Ok((0..n).map(|i| start + i as f64 * step).collect())
+}
+
+/// Fits of the observed data: the unconditional best fit and the conditional fit at every
+/// grid value of the POI.
+pub struct ObservedProfile {
+    pub free: FitResult,
+    pub conditional: Vec<FitResult>,
+}
+
+impl ObservedProfile {
+    /// t_obs(μ) = 2(NLL(μ, α̂̂) − NLL(μ̂, α̂)) on the grid.
+    pub fn t(&self) -> Vec<f64> {
+        let best = self
+            .conditional
+            .iter()
+            .map(|c| c.nll)
+            .fold(self.free.nll, f64::min);
+        self.conditional
+            .iter()
+            .map(|c| 2.0 * (c.nll - best))
+            .collect()
+    }
+
+    /// Generation point of grid value g: (μ_g, α̂̂(μ_g)) — the profile construction.
+    pub fn generation_point(&self, g: usize) -> &[f64] {
+        &self.conditional[g].theta
+    }
+}
+
+/// Fits the observed data at every grid point of `plan`. Without systematics the nuisances
+/// stay at their unconditional best-fit values.
+pub fn observed_profile(analysis: &Analysis, plan: &ToyPlan) -> Result<ObservedProfile> {
+    let like = analysis.likelihood(&Dataset::Observed)?;
+    let (lo, hi) = analysis.model.parameters[plan.poi].bounds;
+    if let Some(mu) = plan.grid.iter().find(|&&mu| !(lo..=hi).contains(&mu)) {
+        return Err(Error::Analysis(format!(
+            "--mu-grid value {mu} lies outside the bounds [{lo}, {hi}] of {}",
+            analysis.model.parameters[plan.poi].name
+        )));
+    }
+    let free = minimise(&like, &FitOptions::new(&like));
+    let mut options = FitOptions::new(&like);
+    options.init = free.theta.clone();
+    options.fixed[plan.poi] = true;
+    if !plan.systematics {
+        for (k, p) in analysis.model.parameters.iter().enumerate() {
+            options.fixed[k] |= !p.poi;
+        }
+    }
+    let mut conditional = Vec::with_capacity(plan.grid.len());
+    for &mu in &plan.grid {
+        options.init[plan.poi] = mu;
+        let fit = minimise(&like, &options);
+        if fit.nll.is_infinite() {
+            return Err(Error::Analysis(format!(
+                "the observed data have no likelihood at {} = {mu} (a density ≤ 0); \
+                 restrict --mu-grid",
+                analysis.model.parameters[plan.poi].name
+            )));
+        }
+        options.init = fit.theta.clone();
+        conditional.push(fit);
+    }
+    Ok(ObservedProfile { free, conditional })
+}
+
+/// Makes and fits the toys of jobs `jobs` (see [`ToyPlan::shard`]), one grid point at a time.
+pub fn make_toys(
+    analysis: &Analysis,
+    plan: &ToyPlan,
+    profile: &ObservedProfile,
+    jobs: std::ops::Range<usize>,
+    progress: &(dyn Fn() + Sync),
+) -> Result<Vec<ToyRecord>> {
+    let mut records = Vec::with_capacity(jobs.len());
+    let mut job = jobs.start;
+    while job < jobs.end {
+        let g = job / plan.n_toys;
+        let end = ((g + 1) * plan.n_toys).min(jobs.end);
+        let theta_gen = profile.generation_point(g);
+        let pools = data::asimov(&analysis.model, &analysis.ratios, theta_gen)?;
+        let source = ToySource::new(&analysis.model, pools, theta_gen)?;
+        records.extend(run_toys(plan, &source, job..end, progress));
+        job = end;
+    }
+    Ok(records)
+}
+
+/// The Neyman construction's result, as the `neyman --json` report.
+pub struct NeymanResult {
+    pub json: serde_json::Value,
+    /// (label, critical values on the grid) per level, for the belt plot.
+    pub critical: Vec<(String, Vec<f64>)>,
+    pub observed_t: Vec<f64>,
+}
+
+/// Critical values at `levels` from the merged toys, the observed curve, and the intervals
+/// (with their range from the toys' finite number), beside the asymptotic (Wilks) ones.
+pub fn neyman(
+    header: &super::toyfile::ToyFileHeader,
+    records: &[ToyRecord],
+    observed_t: Vec<f64>,
+    levels: &[f64],
+) -> NeymanResult {
+    use super::neyman::{accepted_intervals, critical_value, statistics_by_grid};
+    use serde_json::{json, Map, Value};
+    let grid = &header.grid;
+    let by_grid = statistics_by_grid(records, grid.len());
+    let label = |level: f64| format!("{:.2}", 100.0 * level);
+    let pairs = |iv: Vec<(f64, f64)>| -> Value {
+        json!(iv.iter().map(|(a, b)| [a, b]).collect::<Vec<_>>())
+    };
+    let (mut critical_json, mut ranges_json) = (Map::new(), Map::new());
+    let (mut intervals_json, mut interval_ranges_json) = (Map::new(), Map::new());
+    let mut critical = Vec::new();
+    for &level in levels {
+        let c: Vec<_> = by_grid.iter().map(|t| critical_value(t, level)).collect();
+        let values: Vec<f64> = c.iter().map(|c| c.value).collect();
+        let low: Vec<f64> = c.iter().map(|c| c.low).collect();
+        let high: Vec<f64> = c.iter().map(|c| c.high).collect();
+        critical_json.insert(label(level), json!(values));
+        ranges_json.insert(label(level), json!({"low": low, "high": high}));
+        intervals_json.insert(
+            label(level),
+            pairs(accepted_intervals(grid, &observed_t, &values)),
+        );
+        // A larger critical value widens the set: the narrowest and widest intervals the toys'
+        // statistics allow.
+        interval_ranges_json.insert(
+            label(level),
+            json!({
+                "narrow": pairs(accepted_intervals(grid, &observed_t, &low)),
+                "wide": pairs(accepted_intervals(grid, &observed_t, &high)),
+            }),
+        );
+        critical.push((label(level), values));
+    }
+    let mut asymptotic = Map::new();
+    for (name, threshold) in crate::fit::scan::THRESHOLDS_1D {
+        let flat = vec![threshold; grid.len()];
+        asymptotic.insert(
+            name.to_string(),
+            pairs(accepted_intervals(grid, &observed_t, &flat)),
+        );
+    }
+    let n_failed = records
+        .iter()
+        .filter(|r| !(r.converged_conditional && r.converged_free))
+        .count();
+    let json = json!({
+        "poi": header.poi,
+        "grid": grid,
+        "n_toys": by_grid.iter().map(Vec::len).collect::<Vec<_>>(),
+        "seed": header.seed,
+        "systematics": header.systematics,
+        "critical_values": critical_json,
+        "critical_value_ranges": ranges_json,
+        "observed_t": observed_t,
+        "intervals": intervals_json,
+        "interval_ranges": interval_ranges_json,
+        "asymptotic_intervals": asymptotic,
+        "toy_fits_not_converged": n_failed,
+    });
+    NeymanResult {
+        json,
+        critical,
+        observed_t,
+    }
+}
