@@ -5,6 +5,7 @@
 //! `ratio` (ONNX ensembles) → later stages (likelihood, fit, inference).
 
 pub mod analysis;
+pub mod batch;
 pub mod data;
 pub mod diagnostics;
 pub mod error;

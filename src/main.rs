@@ -111,9 +111,48 @@ enum Command {
     /// Merge toy files (or a folder of shard files): checks that they belong to one
     /// construction and that every toy is present exactly once, and names the missing shards.
     Merge(MergeArgs),
+    /// Split a toy run into N shards for a batch farm: writes DIR/submit.sbatch (Slurm job
+    /// array) or DIR/submit.sub (HTCondor, `queue N`), and DIR/manifest.json. Each shard writes
+    /// DIR/shard_i.h5; `nsbi merge DIR --out FILE` checks every shard is there (naming the
+    /// command that re-runs a missing one) and merges. Fills the ratio cache first, so the
+    /// shards only read it.
+    Batch(BatchArgs),
 }
 
 #[derive(clap::Args)]
+struct BatchArgs {
+    /// slurm or condor.
+    #[arg(value_enum)]
+    scheduler: nsbi::batch::Scheduler,
+    /// The workspace YAML file.
+    workspace: PathBuf,
+    /// The parameter of interest (default: the workspace's first POI).
+    #[arg(long)]
+    poi: Option<String>,
+    /// Grid of true POI values, start:stop:step (inclusive).
+    #[arg(long)]
+    mu_grid: String,
+    /// Toys per grid point.
+    #[arg(long)]
+    toys: usize,
+    /// Seed of the random streams.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Stat-only toys (see `nsbi toys --help`).
+    #[arg(long)]
+    no_syst: bool,
+    /// Number of shards (array tasks).
+    #[arg(long)]
+    shards: usize,
+    /// Folder for the submission, the manifest, the shard files and the logs.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Cache folder (default: `.nsbi-cache` beside the workspace, or $NSBI_CACHE_DIR).
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+}
+
+#[derive(clap::Parser)]
 struct ToysArgs {
     /// The workspace YAML file.
     workspace: PathBuf,
@@ -327,6 +366,7 @@ fn main() -> ExitCode {
         Command::Toys(args) => run_toys(&args).map(passed),
         Command::Neyman(args) => run_neyman(&args).map(passed),
         Command::Merge(args) => run_merge(&args).map(passed),
+        Command::Batch(args) => run_batch(&args).map(passed),
     };
     match outcome {
         Ok((true, _)) | Ok((false, false)) => ExitCode::SUCCESS,
@@ -925,12 +965,16 @@ fn toy_paths(inputs: &[String]) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 fn run_merge(args: &MergeArgs) -> anyhow::Result<()> {
-    let inputs: Vec<String> = args
-        .inputs
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect();
-    let merged = toyfile::merge(&toy_paths(&inputs)?)?;
+    let mut paths = Vec::new();
+    for input in &args.inputs {
+        // A batch folder: its manifest says which shard files must be there.
+        if input.join("manifest.json").is_file() {
+            paths.extend(nsbi::batch::Manifest::read(input)?.shard_files(input)?);
+        } else {
+            paths.extend(toy_paths(&[input.display().to_string()])?);
+        }
+    }
+    let merged = toyfile::merge(&paths)?;
     merged.write(&args.out)?;
     println!(
         "{} toys merged into {}",
@@ -993,6 +1037,62 @@ fn run_neyman(args: &NeymanArgs) -> anyhow::Result<()> {
         let thresholds = nsbi::fit::scan::THRESHOLDS_1D;
         nsbi::plot::scan_1d(stem, &header.poi, &curves, &thresholds)?;
     }
+    Ok(())
+}
+
+fn run_batch(args: &BatchArgs) -> anyhow::Result<()> {
+    if args.shards == 0 {
+        anyhow::bail!("--shards must be at least 1");
+    }
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let ws = Workspace::load(&args.workspace)?;
+    let cache_dir = absolute(
+        &args
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| default_cache_dir(&ws)),
+    );
+    let analysis = Analysis::from_workspace(ws, &RatioCache::new(cache_dir.clone()), true)?;
+    let mut toys_arguments = vec![
+        "toys".to_string(),
+        absolute(&args.workspace).display().to_string(),
+        "--mu-grid".into(),
+        args.mu_grid.clone(),
+        "--toys".into(),
+        args.toys.to_string(),
+        "--seed".into(),
+        args.seed.to_string(),
+        "--cache-dir".into(),
+        cache_dir.display().to_string(),
+    ];
+    if let Some(poi) = &args.poi {
+        toys_arguments.extend(["--poi".to_string(), poi.clone()]);
+    }
+    if args.no_syst {
+        toys_arguments.push("--no-syst".into());
+    }
+    // The same checks `nsbi toys` makes, now rather than on the farm.
+    let toys = ToysArgs::try_parse_from(
+        std::iter::once("nsbi".to_string()).chain(
+            toys_arguments[1..]
+                .iter()
+                .cloned()
+                .chain(["--out".to_string(), "unused.h5".to_string()]),
+        ),
+    )?;
+    let plan = toy_plan(&analysis, &toys)?;
+    construction::observed_profile(&analysis, &plan)?;
+    let dir = absolute(&args.dir);
+    let manifest =
+        nsbi::batch::Manifest::new(&std::env::current_exe()?, toys_arguments, args.shards);
+    let submission = nsbi::batch::write_submission(&dir, args.scheduler, manifest)?;
+    println!(
+        "{} shards of {} toys: submission {}, manifest {}",
+        args.shards,
+        plan.n_jobs(),
+        submission.display(),
+        dir.join("manifest.json").display()
+    );
     Ok(())
 }
 

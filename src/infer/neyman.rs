@@ -57,8 +57,8 @@ pub fn accepted_intervals(grid: &[f64], observed: &[f64], critical: &[f64]) -> V
     };
     let mut out = Vec::new();
     let mut start: Option<f64> = None;
-    for i in 0..grid.len() {
-        let inside = d[i] <= 0.0;
+    for (i, &di) in d.iter().enumerate() {
+        let inside = di <= 0.0;
         match (inside, start) {
             (true, None) => start = Some(if i == 0 { grid[0] } else { crossing(i - 1) }),
             (false, Some(lo)) => {
