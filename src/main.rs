@@ -117,6 +117,37 @@ enum Command {
     /// command that re-runs a missing one) and merges. Fills the ratio cache first, so the
     /// shards only read it.
     Batch(BatchArgs),
+    /// Coverage check of a Neyman construction: fresh toys at one of its grid points (another
+    /// seed), and the fraction whose confidence interval contains μ_true at each level, with
+    /// its binomial error and the construction's own toy-statistics error.
+    Coverage(CoverageArgs),
+}
+
+#[derive(clap::Args)]
+struct CoverageArgs {
+    /// The workspace YAML file.
+    workspace: PathBuf,
+    /// The construction's toy files (paths or quoted glob patterns).
+    #[arg(long, required = true, num_args = 1..)]
+    toys: Vec<String>,
+    /// The true POI value: one of the construction's grid points.
+    #[arg(long)]
+    mu_true: f64,
+    /// Number of coverage toys.
+    #[arg(long, default_value_t = 500)]
+    n: usize,
+    /// Seed of the coverage toys (must differ from the construction's).
+    #[arg(long)]
+    seed: u64,
+    /// Confidence levels in addition to 0.6827 and 0.9545.
+    #[arg(long)]
+    cl: Vec<f64>,
+    /// Write the result as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Cache folder (default: `.nsbi-cache` beside the workspace, or $NSBI_CACHE_DIR).
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -367,6 +398,7 @@ fn main() -> ExitCode {
         Command::Neyman(args) => run_neyman(&args).map(passed),
         Command::Merge(args) => run_merge(&args).map(passed),
         Command::Batch(args) => run_batch(&args).map(passed),
+        Command::Coverage(args) => run_coverage(&args).map(passed),
     };
     match outcome {
         Ok((true, _)) | Ok((false, false)) => ExitCode::SUCCESS,
@@ -999,14 +1031,7 @@ fn run_neyman(args: &NeymanArgs) -> anyhow::Result<()> {
         systematics: header.systematics,
     };
     let observed = construction::observed_profile(&analysis, &plan)?.t();
-    let mut levels = vec![0.6827, 0.9545];
-    for &cl in &args.cl {
-        if !(cl > 0.0 && cl < 1.0) {
-            anyhow::bail!("--cl {cl}: a confidence level lies strictly between 0 and 1");
-        }
-        levels.push(cl);
-    }
-    let result = construction::neyman(header, &merged.records, observed, &levels);
+    let result = construction::neyman(header, &merged.records, observed, &levels(&args.cl)?);
     for (label, iv) in result.json["intervals"].as_object().into_iter().flatten() {
         println!("{label} % Neyman interval(s) of {}: {iv}", header.poi);
     }
@@ -1036,6 +1061,58 @@ fn run_neyman(args: &NeymanArgs) -> anyhow::Result<()> {
         }
         let thresholds = nsbi::fit::scan::THRESHOLDS_1D;
         nsbi::plot::scan_1d(stem, &header.poi, &curves, &thresholds)?;
+    }
+    Ok(())
+}
+
+fn levels(extra: &[f64]) -> anyhow::Result<Vec<f64>> {
+    let mut levels = vec![0.6827, 0.9545];
+    for &cl in extra {
+        if !(cl > 0.0 && cl < 1.0) {
+            anyhow::bail!("--cl {cl}: a confidence level lies strictly between 0 and 1");
+        }
+        levels.push(cl);
+    }
+    Ok(levels)
+}
+
+fn run_coverage(args: &CoverageArgs) -> anyhow::Result<()> {
+    let construction = toyfile::merge(&toy_paths(&args.toys)?)?;
+    let grid_index = construction
+        .header
+        .grid
+        .iter()
+        .position(|&mu| (mu - args.mu_true).abs() < 1e-9)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "--mu-true {} is not a grid point of the construction ({:?})",
+                args.mu_true,
+                construction.header.grid
+            )
+        })?;
+    let analysis = load_analysis(&args.workspace, args.cache_dir.clone())?;
+    let bar = indicatif::ProgressBar::new(args.n as u64);
+    let report = construction::coverage(
+        &analysis,
+        &construction,
+        grid_index,
+        args.n,
+        args.seed,
+        &levels(&args.cl)?,
+        &|| bar.inc(1),
+    )?;
+    bar.finish_and_clear();
+    for (label, row) in report["levels"].as_object().into_iter().flatten() {
+        println!(
+            "{label} %: coverage {:.4} ± {:.4} (construction ± {:.4}), pull {:.2}",
+            row["coverage"].as_f64().unwrap_or(f64::NAN),
+            row["error"].as_f64().unwrap_or(f64::NAN),
+            row["construction_error"].as_f64().unwrap_or(f64::NAN),
+            row["pull"].as_f64().unwrap_or(f64::NAN),
+        );
+    }
+    if let Some(path) = &args.json {
+        nsbi::report::write_json_atomic(path, &report)?;
     }
     Ok(())
 }

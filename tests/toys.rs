@@ -219,3 +219,68 @@ fn toy_requests_are_checked() {
     assert!(run(&["--mu-grid", "0:1:0.5", "--shard", "4/4"]).contains("expected i/N"));
     assert!(run(&["--mu-grid", "0:1:0.5", "--poi", "nu"]).contains("unknown parameter 'nu'"));
 }
+
+/// Coverage of the 68.27 % Neyman interval at μ_true = 1 (exact-ratio workspace, with
+/// systematics): 2000 construction toys give the critical value, 600 fresh toys (another seed)
+/// are tested against it. The seeds were fixed once, before the first run.
+#[test]
+fn neyman_interval_covers_at_the_nominal_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = example().join("workspace_exact.yaml");
+    let cache = test_cache();
+    let toys = dir.path().join("construction.h5");
+    let o = nsbi(&[
+        "toys",
+        ws.to_str().unwrap(),
+        "--mu-grid",
+        "1:1:1",
+        "--toys",
+        "2000",
+        "--seed",
+        "101",
+        "--out",
+        toys.to_str().unwrap(),
+        "--cache-dir",
+        cache.dir().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let json = dir.path().join("coverage.json");
+    let run = |seed: &str| {
+        nsbi(&[
+            "coverage",
+            ws.to_str().unwrap(),
+            "--toys",
+            toys.to_str().unwrap(),
+            "--mu-true",
+            "1",
+            "--n",
+            "600",
+            "--seed",
+            seed,
+            "--json",
+            json.to_str().unwrap(),
+            "--cache-dir",
+            cache.dir().to_str().unwrap(),
+        ])
+    };
+    let o = run("101");
+    assert!(!o.status.success() && stderr(&o).contains("seed other than"));
+    let o = run("202");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["n_toys"], 600);
+    let row = &v["levels"]["68.27"];
+    let (p, e, c) = (
+        row["coverage"].as_f64().unwrap(),
+        row["error"].as_f64().unwrap(),
+        row["construction_error"].as_f64().unwrap(),
+    );
+    assert!((e - (p * (1.0 - p) / 600.0).sqrt()).abs() < 1e-12);
+    assert!(
+        (p - 0.6827).abs() < 2.0 * e.hypot(c),
+        "68.27 % coverage {p} ± {e} (construction ± {c})"
+    );
+    let row = &v["levels"]["95.45"];
+    assert!(row["pull"].as_f64().unwrap().abs() < 3.0, "{row}");
+}

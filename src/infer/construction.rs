@@ -194,3 +194,70 @@ pub fn neyman(
         observed_t,
     }
 }
+
+/// Coverage of the construction at one of its grid points: fresh toys at μ_true (a seed other
+/// than the construction's) and the fraction whose interval at each level contains μ_true.
+/// At a grid point the interval {μ : t(μ) ≤ c(μ)} contains μ_true exactly when
+/// t_{μ_true}(toy) ≤ c(μ_true), so each toy needs only its t at μ_true.
+pub fn coverage(
+    analysis: &Analysis,
+    construction: &super::toyfile::ToyFile,
+    grid_index: usize,
+    n_toys: usize,
+    seed: u64,
+    levels: &[f64],
+    progress: &(dyn Fn() + Sync),
+) -> Result<serde_json::Value> {
+    use super::neyman::{coverage as covered_fraction, critical_value, statistics_by_grid};
+    let header = &construction.header;
+    if seed == header.seed {
+        return Err(Error::Analysis(format!(
+            "coverage toys need a seed other than the construction's ({seed})"
+        )));
+    }
+    let poi = analysis.model.parameter_index(&header.poi).ok_or_else(|| {
+        Error::Analysis(format!(
+            "the toys' POI '{}' is not in this workspace",
+            header.poi
+        ))
+    })?;
+    let mu_true = header.grid[grid_index];
+    let plan = ToyPlan {
+        poi,
+        grid: vec![mu_true],
+        n_toys,
+        seed,
+        systematics: header.systematics,
+    };
+    let profile = observed_profile(analysis, &plan)?;
+    let toys = make_toys(analysis, &plan, &profile, 0..n_toys, progress)?;
+    let t: Vec<f64> = toys.iter().map(|r| r.t).collect();
+    let construction_t = &statistics_by_grid(&construction.records, header.grid.len())[grid_index];
+    let mut rows = serde_json::Map::new();
+    for &level in levels {
+        let critical = critical_value(construction_t, level);
+        let (fraction, error) = covered_fraction(&t, critical.value);
+        // The critical value's own uncertainty, from the construction's finite toys.
+        let construction_error = (level * (1.0 - level) / construction_t.len() as f64).sqrt();
+        rows.insert(
+            format!("{:.2}", 100.0 * level),
+            serde_json::json!({
+                "nominal": level,
+                "coverage": fraction,
+                "error": error,
+                "construction_error": construction_error,
+                "pull": (fraction - level) / error.hypot(construction_error),
+                "critical_value": critical.value,
+            }),
+        );
+    }
+    Ok(serde_json::json!({
+        "poi": header.poi,
+        "mu_true": mu_true,
+        "n_toys": n_toys,
+        "construction_toys": construction_t.len(),
+        "seed": seed,
+        "systematics": header.systematics,
+        "levels": rows,
+    }))
+}
