@@ -54,13 +54,19 @@ impl Layout {
         }
     }
 
-    /// Sums: [Σ w ln s | Σ w q/s (dim) | Σ w ∂²t/s (n_second) | Σ w q qᵀ/s² (dim²)]
+    /// Sums: [Σ w ln s | Σ w q/s (dim) | Σ w ∂²t/s (n_second) | Σ w q qᵀ/s² (upper triangle)]
     pub fn size(&self, order: Order) -> usize {
         match order {
             Order::Value => 1,
             Order::Gradient => 1 + self.dim,
-            Order::Hessian => 1 + self.dim + self.n_second + self.dim * self.dim,
+            Order::Hessian => 1 + self.dim + self.n_second + self.dim * (self.dim + 1) / 2,
         }
+    }
+
+    /// Position of (a, b) in the upper triangle of the symmetric Σ w q qᵀ/s², row by row.
+    pub fn outer_index(&self, a: usize, b: usize) -> usize {
+        let (a, b) = (a.min(b), a.max(b));
+        a * self.dim - a * a.saturating_sub(1) / 2 + (b - a)
     }
 }
 
@@ -346,9 +352,11 @@ fn accumulate(
         add(acc, mul(ws, second[b * SUB_QUADS + j]));
     }
     let ws2: Quad = std::array::from_fn(|l| ws[l] / density[l]);
-    for (a, row) in outer.chunks_exact_mut(dim).enumerate() {
+    // Symmetric: the upper triangle only, row by row (see `Layout::outer_index`).
+    let mut slots = outer.iter_mut();
+    for a in 0..dim {
         let weighted = mul(ws2, q_of(a));
-        for (b, acc) in row.iter_mut().enumerate() {
+        for (b, acc) in (a..dim).zip(slots.by_ref()) {
             add(acc, mul(weighted, q_of(b)));
         }
     }

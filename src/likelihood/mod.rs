@@ -247,7 +247,7 @@ fn channel_nll(
                         continue;
                     }
                     for b in 0..dim {
-                        h += lja * m[a * dim + b] * l[k * dim + b];
+                        h += lja * m[layout.outer_index(a, b)] * l[k * dim + b];
                     }
                 }
                 out.hessian[j * n + k] = h;
