@@ -16,9 +16,8 @@
 
 use std::cell::RefCell;
 
-use wide::f64x4;
-
 use super::data::ChannelData;
+use super::vecmath::ln4;
 use super::Order;
 use crate::model::interpolation::{Quad, QuadFactors, ShapeKernel, ShapeVariations};
 
@@ -101,6 +100,10 @@ struct Scratch {
     density: Vec<Quad>,
     q: Vec<Quad>,
     second: Vec<Quad>,
+    /// Per quad: w ln s, w/s and w/s² (0 for events without a valid density).
+    log_term: Vec<Quad>,
+    w_over_s: Vec<Quad>,
+    w_over_s2: Vec<Quad>,
     /// Interpolated factors of the current process's shape systematics.
     factors: Vec<QuadFactors>,
     /// One accumulator per lane for every sum (`Layout::size`).
@@ -109,8 +112,15 @@ struct Scratch {
 
 impl Scratch {
     fn prepare(&mut self, layout: &Layout, max_k: usize, order: Order) {
-        self.density.clear();
-        self.density.resize(SUB_QUADS, [0.0; 4]);
+        for v in [
+            &mut self.density,
+            &mut self.log_term,
+            &mut self.w_over_s,
+            &mut self.w_over_s2,
+        ] {
+            v.clear();
+            v.resize(SUB_QUADS, [0.0; 4]);
+        }
         self.q.clear();
         self.q.resize(layout.dim * SUB_QUADS, [0.0; 4]);
         self.second.clear();
@@ -176,8 +186,9 @@ fn event_block_portable(
             if let Some((l, s)) = density.invalid {
                 invalid.get_or_insert((i + l, s));
             }
-            accumulate(input, j, density.value, weight, scratch);
+            per_event_weights(input.order, j, density.value, weight, scratch);
         }
+        accumulate(input, n_quads, scratch);
     }
     let sums = scratch
         .sums
@@ -287,10 +298,11 @@ struct Densities {
     invalid: Option<(usize, f64)>,
 }
 
-/// A density the likelihood can take the logarithm of (false for NaN as well).
+/// A density the likelihood can take the logarithm of: positive, finite and normal (false for
+/// NaN as well; a density below 2.2e-308 counts as zero).
 #[inline(always)]
 fn is_valid(s: f64) -> bool {
-    s > 0.0 && s < f64::INFINITY
+    s >= f64::MIN_POSITIVE && s < f64::INFINITY
 }
 
 /// Events without a valid density (and the padding lanes past the end) get density 1 and
@@ -318,48 +330,81 @@ fn sanitise(density: Quad, weight: Quad, lanes: usize) -> (Densities, Quad) {
     (out, weight)
 }
 
-/// Adds the four events' terms to the per-lane sums.
+/// w ln s, w/s and w/s² of the four events of quad j.
 #[inline(always)]
-fn accumulate(
-    input: &BlockInput<'_>,
-    j: usize,
-    density: Quad,
-    weight: Quad,
-    scratch: &mut Scratch,
-) {
-    let Scratch {
-        q, second, sums, ..
-    } = scratch;
-    // `wide`'s vectorised ln, within an ulp of the libm one: one per event, the costliest
-    // operation here.
-    let ln = f64x4::from(density).ln().to_array();
-    add(&mut sums[0], mul(weight, ln));
-    if input.order == Order::Value {
+fn per_event_weights(order: Order, j: usize, density: Quad, weight: Quad, scratch: &mut Scratch) {
+    // One logarithm per event, the costliest operation here: four lanes at once.
+    scratch.log_term[j] = mul(weight, ln4(density));
+    if order == Order::Value {
         return;
     }
     let ws: Quad = std::array::from_fn(|l| weight[l] / density[l]);
+    scratch.w_over_s[j] = ws;
+    if order == Order::Hessian {
+        scratch.w_over_s2[j] = std::array::from_fn(|l| ws[l] / density[l]);
+    }
+}
+
+/// Adds the sub-block's terms to the per-lane sums: one sum at a time over the sub-block's
+/// quads, so that its accumulator stays in a register (the additions into each lane still
+/// come in event order).
+#[inline(always)]
+fn accumulate(input: &BlockInput<'_>, n_quads: usize, scratch: &mut Scratch) {
+    let Scratch {
+        q,
+        second,
+        log_term,
+        w_over_s,
+        w_over_s2,
+        sums,
+        ..
+    } = scratch;
+    sum_into(&mut sums[0], log_term[..n_quads].iter().copied());
+    if input.order == Order::Value {
+        return;
+    }
     let dim = input.layout.dim;
-    let q_of = |a: usize| q[a * SUB_QUADS + j];
+    let ws = &w_over_s[..n_quads];
     let (first, rest) = sums[1..].split_at_mut(dim);
     for (a, acc) in first.iter_mut().enumerate() {
-        add(acc, mul(ws, q_of(a)));
+        let qa = column(q, a, n_quads);
+        sum_into(acc, ws.iter().zip(qa).map(|(w, x)| mul(*w, *x)));
     }
     if input.order < Order::Hessian {
         return;
     }
     let (second_sums, outer) = rest.split_at_mut(input.layout.n_second);
     for (b, acc) in second_sums.iter_mut().enumerate() {
-        add(acc, mul(ws, second[b * SUB_QUADS + j]));
+        let d2t = column(second, b, n_quads);
+        sum_into(acc, ws.iter().zip(d2t).map(|(w, x)| mul(*w, *x)));
     }
-    let ws2: Quad = std::array::from_fn(|l| ws[l] / density[l]);
     // Symmetric: the upper triangle only, row by row (see `Layout::outer_index`).
+    let ws2 = &w_over_s2[..n_quads];
     let mut slots = outer.iter_mut();
     for a in 0..dim {
-        let weighted = mul(ws2, q_of(a));
+        let qa = column(q, a, n_quads);
         for (b, acc) in (a..dim).zip(slots.by_ref()) {
-            add(acc, mul(weighted, q_of(b)));
+            let qb = column(q, b, n_quads);
+            let terms = ws2.iter().zip(qa).zip(qb);
+            sum_into(acc, terms.map(|((w, x), y)| mul(mul(*w, *x), *y)));
         }
     }
+}
+
+/// The first `n_quads` quads of row `a` of an a-major scratch array.
+#[inline(always)]
+fn column(v: &[Quad], a: usize, n_quads: usize) -> &[Quad] {
+    &v[a * SUB_QUADS..][..n_quads]
+}
+
+/// acc += Σ terms, lane by lane in order, with the running sum in a register.
+#[inline(always)]
+fn sum_into(acc: &mut Quad, terms: impl Iterator<Item = Quad>) {
+    let mut running = *acc;
+    for x in terms {
+        add(&mut running, x);
+    }
+    *acc = running;
 }
 
 #[inline(always)]

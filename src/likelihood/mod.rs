@@ -13,6 +13,7 @@
 
 pub mod data;
 mod events;
+mod vecmath;
 
 pub use data::{ChannelData, ProcessData};
 
