@@ -302,7 +302,7 @@ struct Densities {
 /// NaN as well; a density below 2.2e-308 counts as zero).
 #[inline(always)]
 fn is_valid(s: f64) -> bool {
-    s >= f64::MIN_POSITIVE && s < f64::INFINITY
+    (f64::MIN_POSITIVE..f64::INFINITY).contains(&s)
 }
 
 /// Events without a valid density (and the padding lanes past the end) get density 1 and

@@ -12,15 +12,16 @@
 
 use crate::model::interpolation::Quad;
 
-const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1;
-const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
-const LG1: f64 = 6.666_666_666_666_735_130e-1;
-const LG2: f64 = 3.999_999_999_940_941_908e-1;
-const LG3: f64 = 2.857_142_874_366_239_149e-1;
-const LG4: f64 = 2.222_219_843_214_978_396e-1;
-const LG5: f64 = 1.818_357_216_161_805_012e-1;
-const LG6: f64 = 1.531_383_769_920_937_332e-1;
-const LG7: f64 = 1.479_819_860_511_658_591e-1;
+// fdlibm's constants, by their bit patterns.
+const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
+const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
+const LG1: f64 = f64::from_bits(0x3fe5_5555_5555_5593);
+const LG2: f64 = f64::from_bits(0x3fd9_9999_9997_fa04);
+const LG3: f64 = f64::from_bits(0x3fd2_4924_9422_9359);
+const LG4: f64 = f64::from_bits(0x3fcc_71c5_1d8e_78af);
+const LG5: f64 = f64::from_bits(0x3fc7_4664_96cb_03de);
+const LG6: f64 = f64::from_bits(0x3fc3_9a09_d078_c69f);
+const LG7: f64 = f64::from_bits(0x3fc2_f112_df3e_5244);
 
 /// 2^52 as a double: adding a small integer's bits to its pattern converts the integer exactly.
 const TWO52_BITS: u64 = 0x4330_0000_0000_0000;
@@ -84,7 +85,13 @@ mod tests {
         assert_eq!(got[2], std::f64::consts::LN_2);
         assert!(ulps(got[3], f64::MIN_POSITIVE.ln()) <= 1);
         assert!(ulps(ln4([f64::MAX; 4])[0], f64::MAX.ln()) <= 1);
-        for x in [0.999_999_999, 1.000_000_001, 0.7071, 1.4142, 1.0e-5] {
+        for x in [
+            0.999_999_999,
+            1.000_000_001,
+            std::f64::consts::FRAC_1_SQRT_2,
+            std::f64::consts::SQRT_2,
+            1.0e-5,
+        ] {
             assert!(ulps(ln4([x; 4])[0], x.ln()) <= 1, "{x}");
         }
     }
