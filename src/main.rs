@@ -24,7 +24,11 @@ ONNX classifier ensembles that learn per-event density ratios r_c(x) = p_c(x)/p_
 Typical session:\n  nsbi validate workspace.yaml   # check files, columns, models without running them\n  \
 nsbi ratios workspace.yaml     # evaluate and cache every ensemble over every event file\n  \
 nsbi calibrate workspace.yaml  # reliability curves of the ratio models on held-out events\n  \
-nsbi closure workspace.yaml    # reweighting closure per ratio model and per parameter point"
+nsbi closure workspace.yaml    # reweighting closure per ratio model and per parameter point\n  \
+nsbi fit workspace.yaml        # best fit, errors, profile intervals, pulls\n  \
+nsbi scan workspace.yaml --poi mu --range 0.6:1.5 --points 61 --stat-only --plot scan\n  \
+nsbi toys workspace.yaml --mu-grid 0.6:1.5:0.025 --toys 1000 --seed 1 --out toys.h5\n  \
+nsbi neyman workspace.yaml --toys toys.h5 --json ci.json --plot belt"
 )]
 struct Cli {
     #[command(subcommand)]
