@@ -4,12 +4,12 @@
 //! measured in the same run. The numpy NLL and gradient are also checked against the engine's.
 //! Writes `target/criterion/nll_summary.json`.
 
+use std::ffi::OsStr;
 use std::path::PathBuf;
-use std::process::Command;
 
 mod common;
 
-use common::{criterion_mean_seconds, root};
+use common::{criterion_mean_seconds, root, run_python_baseline};
 use criterion::{criterion_group, criterion_main, Criterion};
 use nsbi::fit::{minimise, FitOptions};
 use nsbi::likelihood::data::ShapeData;
@@ -151,23 +151,6 @@ fn data(path: &PathBuf) -> ChannelData {
     }
 }
 
-fn numpy_baseline(path: &PathBuf) -> serde_json::Value {
-    let out = Command::new(root().join(".venv/bin/python"))
-        .arg(root().join("validation/bench_nll_numpy.py"))
-        .arg("--data")
-        .arg(path)
-        .env("OMP_NUM_THREADS", "1")
-        .env("OPENBLAS_NUM_THREADS", "1")
-        .output()
-        .expect("run the numpy baseline (make setup first)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 fn bench(c: &mut Criterion) {
     let path = root().join("target/bench-nll-events.h5");
     let model = model();
@@ -178,7 +161,11 @@ fn bench(c: &mut Criterion) {
         .unwrap();
 
     // Correctness first: the numpy implementation and the engine agree at the bench point.
-    let numpy = numpy_baseline(&path);
+    let numpy = run_python_baseline(
+        "bench_nll_numpy.py",
+        [OsStr::new("--data"), path.as_os_str()],
+        true,
+    );
     let engine = single.install(|| like.evaluate(&POINT, Order::Gradient));
     let np_nll = numpy["nll"].as_f64().unwrap();
     assert!(

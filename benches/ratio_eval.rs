@@ -5,11 +5,10 @@
 //! writes the comparison to `target/criterion/ratio_eval_summary.json`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 mod common;
 
-use common::{criterion_mean_seconds, root};
+use common::{criterion_mean_seconds, root, run_python_baseline};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use nsbi::data::Events;
 use nsbi::ratio::{OutputSpec, RatioEnsemble, Standardisation};
@@ -51,28 +50,19 @@ fn load_ensemble() -> RatioEnsemble {
 
 /// events/s of the Python baseline with `threads` ORT intra-op threads (0 = all cores).
 fn python_baseline(threads: usize) -> f64 {
-    let python = root().join(".venv/bin/python");
-    let mut cmd = Command::new(python);
-    cmd.arg(root().join("validation/bench_ratio_python.py"))
-        .arg("--models");
-    cmd.args(models());
-    cmd.arg("--standardisation").arg(standardisation_path());
-    cmd.arg("--events").arg(events_path());
-    cmd.args([
-        "--n",
-        &N_EVENTS.to_string(),
-        "--threads",
-        &threads.to_string(),
+    let mut args: Vec<std::ffi::OsString> = vec!["--models".into()];
+    args.extend(models().into_iter().map(Into::into));
+    args.extend([
+        "--standardisation".into(),
+        standardisation_path().into(),
+        "--events".into(),
+        events_path().into(),
+        "--n".into(),
+        N_EVENTS.to_string().into(),
+        "--threads".into(),
+        threads.to_string().into(),
     ]);
-    let out = cmd
-        .output()
-        .expect("run the Python baseline (make setup first)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = run_python_baseline("bench_ratio_python.py", args, false);
     report["events_per_s"].as_f64().unwrap()
 }
 

@@ -9,12 +9,12 @@
 //! free); t and μ̂ of every toy are checked to agree before anything is timed. Writes
 //! `target/criterion/toys_summary.json`.
 
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::Command;
 
 mod common;
 
-use common::{criterion_mean_seconds, root};
+use common::{criterion_mean_seconds, root, run_python_baseline};
 use criterion::{criterion_group, criterion_main, Criterion};
 use nsbi::analysis::{Analysis, Dataset};
 use nsbi::data::RatioCache;
@@ -149,24 +149,6 @@ fn fit_work(toys: &[Likelihood], theta_gen: &[f64]) -> serde_json::Value {
     serde_json::json!({"evaluations": evaluations as f64 / n, "iterations": iterations as f64 / n})
 }
 
-fn iminuit_baseline(path: &Path) -> serde_json::Value {
-    let out = Command::new(root().join(".venv/bin/python"))
-        .arg(root().join("validation/bench_toys_iminuit.py"))
-        .arg("--data")
-        .arg(path)
-        .env("OMP_NUM_THREADS", "1")
-        .env("OPENBLAS_NUM_THREADS", "1")
-        .env("MKL_NUM_THREADS", "1")
-        .output()
-        .expect("run the iminuit baseline (make setup first)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 fn bench(c: &mut Criterion) {
     let analysis = analysis();
     check_model(&analysis.model);
@@ -215,7 +197,11 @@ fn bench(c: &mut Criterion) {
 
     // Correctness first: the same toys fitted by both give the same t and μ̂.
     let records = single.install(|| fit_all(&toys));
-    let baseline = iminuit_baseline(&path);
+    let baseline = run_python_baseline(
+        "bench_toys_iminuit.py",
+        [OsStr::new("--data"), path.as_os_str()],
+        true,
+    );
     let (mut max_dt, mut max_dmu, mut compared) = (0.0f64, 0.0f64, 0);
     let mut disagreements = Vec::new();
     let mut not_converged = Vec::new();

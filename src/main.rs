@@ -161,21 +161,8 @@ struct BatchArgs {
     scheduler: nsbi::batch::Scheduler,
     /// The workspace YAML file.
     workspace: PathBuf,
-    /// The parameter of interest (default: the workspace's first POI).
-    #[arg(long)]
-    poi: Option<String>,
-    /// Grid of true POI values, start:stop:step (inclusive).
-    #[arg(long)]
-    mu_grid: String,
-    /// Toys per grid point.
-    #[arg(long)]
-    toys: usize,
-    /// Seed of the random streams.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Stat-only toys (see `nsbi toys --help`).
-    #[arg(long)]
-    no_syst: bool,
+    #[command(flatten)]
+    plan: ToyPlanArgs,
     /// Number of shards (array tasks).
     #[arg(long)]
     shards: usize,
@@ -187,10 +174,9 @@ struct BatchArgs {
     cache_dir: Option<PathBuf>,
 }
 
-#[derive(clap::Parser)]
-struct ToysArgs {
-    /// The workspace YAML file.
-    workspace: PathBuf,
+/// What toys to make: shared by `nsbi toys` and `nsbi batch`.
+#[derive(clap::Args)]
+struct ToyPlanArgs {
     /// The parameter of interest (default: the workspace's first POI).
     #[arg(long)]
     poi: Option<String>,
@@ -203,13 +189,42 @@ struct ToysArgs {
     /// Seed of the random streams.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Make only shard i of N (i from 0): a contiguous part of the (grid point, toy) list.
-    #[arg(long, value_name = "i/N")]
-    shard: Option<String>,
     /// Stat-only toys: nuisance parameters frozen at their best fit on the observed data, in
     /// generation and in every fit; global observables not randomised.
     #[arg(long)]
     no_syst: bool,
+}
+
+impl ToyPlanArgs {
+    /// The same options as `nsbi toys` arguments (for the shards of a batch).
+    fn to_arguments(&self) -> Vec<String> {
+        let mut out = vec![
+            "--mu-grid".to_string(),
+            self.mu_grid.clone(),
+            "--toys".into(),
+            self.toys.to_string(),
+            "--seed".into(),
+            self.seed.to_string(),
+        ];
+        if let Some(poi) = &self.poi {
+            out.extend(["--poi".to_string(), poi.clone()]);
+        }
+        if self.no_syst {
+            out.push("--no-syst".into());
+        }
+        out
+    }
+}
+
+#[derive(clap::Args)]
+struct ToysArgs {
+    /// The workspace YAML file.
+    workspace: PathBuf,
+    #[command(flatten)]
+    plan: ToyPlanArgs,
+    /// Make only shard i of N (i from 0): a contiguous part of the (grid point, toy) list.
+    #[arg(long, value_name = "i/N")]
+    shard: Option<String>,
     /// Output HDF5 file.
     #[arg(long)]
     out: PathBuf,
@@ -903,7 +918,7 @@ fn print_fit(value: &serde_json::Value, dataset: &Dataset) {
 }
 
 /// Loads a workspace with its model and cached ratios (evaluating what is not cached yet).
-fn toy_plan(analysis: &Analysis, args: &ToysArgs) -> anyhow::Result<ToyPlan> {
+fn toy_plan(analysis: &Analysis, args: &ToyPlanArgs) -> anyhow::Result<ToyPlan> {
     let poi = match &args.poi {
         Some(name) => analysis
             .model
@@ -950,7 +965,7 @@ fn run_toys(args: &ToysArgs) -> anyhow::Result<()> {
         .transpose()?
         .unwrap_or((0, 1));
     let analysis = load_analysis(&args.workspace, args.cache_dir.clone())?;
-    let plan = toy_plan(&analysis, args)?;
+    let plan = toy_plan(&analysis, &args.plan)?;
     let profile = construction::observed_profile(&analysis, &plan)?;
     let jobs = plan.shard(shard.0, shard.1);
     let bar = indicatif::ProgressBar::new(jobs.len() as u64);
@@ -1137,31 +1152,11 @@ fn run_batch(args: &BatchArgs) -> anyhow::Result<()> {
     let mut toys_arguments = vec![
         "toys".to_string(),
         absolute(&args.workspace).display().to_string(),
-        "--mu-grid".into(),
-        args.mu_grid.clone(),
-        "--toys".into(),
-        args.toys.to_string(),
-        "--seed".into(),
-        args.seed.to_string(),
-        "--cache-dir".into(),
-        cache_dir.display().to_string(),
     ];
-    if let Some(poi) = &args.poi {
-        toys_arguments.extend(["--poi".to_string(), poi.clone()]);
-    }
-    if args.no_syst {
-        toys_arguments.push("--no-syst".into());
-    }
+    toys_arguments.extend(args.plan.to_arguments());
+    toys_arguments.extend(["--cache-dir".to_string(), cache_dir.display().to_string()]);
     // The same checks `nsbi toys` makes, now rather than on the farm.
-    let toys = ToysArgs::try_parse_from(
-        std::iter::once("nsbi".to_string()).chain(
-            toys_arguments[1..]
-                .iter()
-                .cloned()
-                .chain(["--out".to_string(), "unused.h5".to_string()]),
-        ),
-    )?;
-    let plan = toy_plan(&analysis, &toys)?;
+    let plan = toy_plan(&analysis, &args.plan)?;
     construction::observed_profile(&analysis, &plan)?;
     let dir = absolute(&args.dir);
     let manifest =

@@ -1,7 +1,10 @@
-//! Helpers shared by the benchmarks: the project root, and reading back criterion's own
-//! estimate so a bench can report it beside a baseline measured in the same run.
+//! Helpers shared by the benchmarks: the project root, running a Python baseline, and reading
+//! back criterion's own estimate so a bench can report it beside a baseline measured in the
+//! same run.
 
+use std::ffi::OsStr;
 use std::path::PathBuf;
+use std::process::Command;
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -17,4 +20,29 @@ pub fn criterion_mean_seconds(group: &str, id: &str) -> Option<f64> {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
     json["mean"]["point_estimate"].as_f64().map(|ns| ns * 1e-9)
+}
+
+/// Runs `validation/<script>` with the project's Python and `args`, and parses the JSON it
+/// prints. `one_core` pins numpy's BLAS and OpenMP to one thread (per-core comparisons).
+pub fn run_python_baseline<I, S>(script: &str, args: I, one_core: bool) -> serde_json::Value
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut cmd = Command::new(root().join(".venv/bin/python"));
+    cmd.arg(root().join("validation").join(script)).args(args);
+    if one_core {
+        for var in ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"] {
+            cmd.env(var, "1");
+        }
+    }
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("run {script} (make setup first): {e}"));
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }

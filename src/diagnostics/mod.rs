@@ -21,8 +21,6 @@ use crate::analysis::Analysis;
 use crate::data::{Events, RatioCache};
 use crate::error::{Error, Result};
 use crate::likelihood::data::ChannelData;
-use crate::model::interpolation::ShapeKernel;
-use crate::model::process_yield;
 use crate::ratio;
 use crate::workspace::schema::{ChannelSpec, EventSourceSpec};
 use crate::workspace::{EnsembleRef, Workspace};
@@ -439,40 +437,6 @@ pub fn ratio_closures(
     Ok(tests)
 }
 
-/// Per event of `data`: Σ_c ν_c(θ) r_c(x) g_c(x|α), the model's unnormalised density over p_ref.
-fn mixture_density(
-    analysis: &Analysis,
-    channel: usize,
-    data: &ChannelData,
-    theta: &[f64],
-) -> Vec<f64> {
-    let n = theta.len();
-    let (mut grad, mut hess) = (vec![0.0; n], vec![0.0; n * n]);
-    let mut density = vec![0.0; data.weights.len()];
-    for (process, pd) in analysis.model.channels[channel]
-        .processes
-        .iter()
-        .zip(&data.processes)
-    {
-        let nu = process_yield(process, pd.nominal_yield, theta, &mut grad, &mut hess);
-        let kernels: Vec<ShapeKernel> = pd
-            .shapes
-            .iter()
-            .map(|s| ShapeKernel::new(s.code, theta[s.parameter]))
-            .collect();
-        for (i, d) in density.iter_mut().enumerate() {
-            let shape: f64 = pd
-                .shapes
-                .iter()
-                .zip(&kernels)
-                .map(|(s, k)| k.eval(&s.variations.event(i)).value)
-                .product();
-            *d += nu * pd.ratio[i] * shape;
-        }
-    }
-    density
-}
-
 /// Per parameter point: the weighted MC mixture at `reference` reweighted event by event by
 /// p(x|θ)/p(x|θ_ref) · ν(θ)/ν(θ_ref) against the mixture at θ (both from the same MC pool, so
 /// shared events are counted once in the errors).
@@ -484,17 +448,11 @@ pub fn parameter_closure(
     bins: usize,
 ) -> Result<Vec<ClosureTest>> {
     let mut tests = Vec::new();
-    for (k, (channel, ratios)) in analysis
-        .model
-        .channels
-        .iter()
-        .zip(&analysis.ratios)
-        .enumerate()
-    {
+    for (channel, ratios) in analysis.model.channels.iter().zip(&analysis.ratios) {
         let at_ref = ChannelData::asimov(channel, ratios, reference)?;
         let at_theta = ChannelData::asimov(channel, ratios, theta)?;
-        let d_ref = mixture_density(analysis, k, &at_ref, reference);
-        let d_theta = mixture_density(analysis, k, &at_ref, theta);
+        let d_ref = at_ref.model_density(channel, reference);
+        let d_theta = at_ref.model_density(channel, theta);
         let mut reweighted = Vec::with_capacity(d_ref.len());
         for (i, ((w, a), b)) in at_ref.weights.iter().zip(&d_ref).zip(&d_theta).enumerate() {
             if *w == 0.0 {

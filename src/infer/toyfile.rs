@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use hdf5::types::VarLenUnicode;
 use serde::{Deserialize, Serialize};
 
-use super::toys::{ToyPlan, ToyRecord};
+use super::toys::{shard_range, ToyPlan, ToyRecord};
 use crate::error::{Error, Result};
 
 const FORMAT: &str = "nsbi-toys-1";
@@ -292,15 +292,12 @@ pub fn merge(paths: &[PathBuf]) -> Result<ToyFile> {
     let missing: Vec<usize> = (0..n_jobs).filter(|&j| slots[j].is_none()).collect();
     if !missing.is_empty() {
         let count = header.shard.1;
-        let plan = ToyPlan {
-            poi: 0,
-            grid: header.grid.clone(),
-            n_toys: header.n_toys,
-            seed: header.seed,
-            systematics: header.systematics,
-        };
         let shards: Vec<String> = (0..count)
-            .filter(|&i| missing.iter().any(|j| plan.shard(i, count).contains(j)))
+            .filter(|&i| {
+                missing
+                    .iter()
+                    .any(|j| shard_range(n_jobs, i, count).contains(j))
+            })
             .map(|i| format!("{i}/{count}"))
             .collect();
         return Err(Error::Analysis(format!(

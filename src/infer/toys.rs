@@ -39,7 +39,6 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use crate::fit::{minimise, FitOptions};
 use crate::likelihood::{ChannelData, Likelihood};
-use crate::model::interpolation::ShapeKernel;
 use crate::model::Model;
 
 /// What to generate: `n_toys` toys at each value of the POI on `grid`.
@@ -60,12 +59,16 @@ impl ToyPlan {
         self.grid.len() * self.n_toys
     }
 
-    /// The jobs shard `index` of `count` owns: a contiguous range of the (grid, toy) list, so
-    /// the shards together make every toy exactly once.
+    /// The jobs shard `index` of `count` owns (see [`shard_range`]).
     pub fn shard(&self, index: usize, count: usize) -> std::ops::Range<usize> {
-        let n = self.n_jobs();
-        index * n / count..(index + 1) * n / count
+        shard_range(self.n_jobs(), index, count)
     }
+}
+
+/// The jobs of `n_jobs` that shard `index` of `count` owns: a contiguous range of the
+/// (grid, toy) list, so the shards together make every toy exactly once.
+pub fn shard_range(n_jobs: usize, index: usize, count: usize) -> std::ops::Range<usize> {
+    index * n_jobs / count..(index + 1) * n_jobs / count
 }
 
 /// One toy's outcome.
@@ -194,24 +197,7 @@ fn positive_weights(
     pool: &ChannelData,
     theta: &[f64],
 ) -> Result<Vec<f64>> {
-    let n_params = theta.len();
-    let (mut grad, mut hess) = (vec![0.0; n_params], vec![0.0; n_params * n_params]);
-    let nu: Vec<f64> = channel
-        .processes
-        .iter()
-        .zip(&pool.processes)
-        .map(|(p, d)| crate::model::process_yield(p, d.nominal_yield, theta, &mut grad, &mut hess))
-        .collect();
-    let kernels: Vec<Vec<ShapeKernel>> = pool
-        .processes
-        .iter()
-        .map(|p| {
-            p.shapes
-                .iter()
-                .map(|s| ShapeKernel::new(s.code, theta[s.parameter]))
-                .collect()
-        })
-        .collect();
+    let density = pool.model_density(channel, theta);
     let base = pool.mc_weights.as_ref().ok_or_else(|| {
         Error::Analysis(format!(
             "channel {}: toys need the pooled MC's own weights",
@@ -227,19 +213,10 @@ fn positive_weights(
                 channel.name
             )));
         }
-        let (mut density, mut ratio_sum) = (0.0, 0.0);
-        for ((process, kernels), nu_c) in pool.processes.iter().zip(&kernels).zip(&nu) {
-            let shape: f64 = process
-                .shapes
-                .iter()
-                .zip(kernels)
-                .map(|(s, k)| k.eval(&s.variations.event(i)).value)
-                .product();
-            density += nu_c * process.ratio[i] * shape;
-            ratio_sum += process.ratio[i];
-        }
-        let valid = density > 0.0 && density.is_finite() && ratio_sum > 0.0;
-        out.push(if valid { b * density / ratio_sum } else { 0.0 });
+        let ratio_sum: f64 = pool.processes.iter().map(|p| p.ratio[i]).sum();
+        let s = density[i];
+        let valid = s > 0.0 && s.is_finite() && ratio_sum > 0.0;
+        out.push(if valid { b * s / ratio_sum } else { 0.0 });
     }
     Ok(out)
 }

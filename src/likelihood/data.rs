@@ -17,6 +17,30 @@ pub struct ProcessData {
     pub shapes: Vec<ShapeData>,
 }
 
+impl ProcessData {
+    /// The process's shape interpolations prepared at θ (one per shape systematic).
+    pub fn shape_kernels(&self, theta: &[f64]) -> Vec<ShapeKernel> {
+        self.shapes
+            .iter()
+            .map(|s| ShapeKernel::new(s.code, theta[s.parameter]))
+            .collect()
+    }
+
+    /// g_c(x_i|α) of every event: the product of its interpolated shape factors at θ.
+    pub fn shape_factors(&self, theta: &[f64]) -> Vec<f64> {
+        let kernels = self.shape_kernels(theta);
+        (0..self.ratio.len())
+            .map(|i| {
+                self.shapes
+                    .iter()
+                    .zip(&kernels)
+                    .map(|(s, k)| k.eval(&s.variations.event(i)).value)
+                    .product()
+            })
+            .collect()
+    }
+}
+
 /// Per-event inputs of one shape systematic: the ±1σ shape ratios r±(x).
 #[derive(Clone, Debug)]
 pub struct ShapeData {
@@ -141,21 +165,14 @@ impl ChannelData {
             let scale = nu_c / total;
             mc_weights.extend(events.weights.iter().map(|w| w / total));
             let on_source = processes_on(channel, ratios, source, &yields)?;
-            let own = &on_source[c];
-            let kernels: Vec<ShapeKernel> = own
-                .shapes
-                .iter()
-                .map(|s| ShapeKernel::new(s.code, theta[s.parameter]))
-                .collect();
-            for (i, w) in events.weights.iter().enumerate() {
-                let shape: f64 = own
-                    .shapes
+            let shape = on_source[c].shape_factors(theta);
+            weights.extend(
+                events
+                    .weights
                     .iter()
-                    .zip(&kernels)
-                    .map(|(s, k)| k.eval(&s.variations.event(i)).value)
-                    .product();
-                weights.push(w * scale * shape);
-            }
+                    .zip(&shape)
+                    .map(|(w, g)| w * scale * g),
+            );
             pooled = Some(match pooled {
                 None => on_source,
                 Some(mut acc) => {
@@ -175,6 +192,30 @@ impl ChannelData {
             processes: pooled.unwrap_or_default(),
             mc_weights: Some(mc_weights),
         })
+    }
+
+    /// Every process's shape interpolations prepared at θ (`[c][k]`).
+    pub fn shape_kernels(&self, theta: &[f64]) -> Vec<Vec<ShapeKernel>> {
+        self.processes
+            .iter()
+            .map(|p| p.shape_kernels(theta))
+            .collect()
+    }
+
+    /// Per event: s(x|θ) = Σ_c ν_c(θ) r_c(x) g_c(x|α), the model's unnormalised density over
+    /// p_ref — the quantity the likelihood takes the logarithm of.
+    pub fn model_density(&self, channel: &Channel, theta: &[f64]) -> Vec<f64> {
+        let n = theta.len();
+        let (mut grad, mut hess) = (vec![0.0; n], vec![0.0; n * n]);
+        let mut density = vec![0.0; self.weights.len()];
+        for (process, data) in channel.processes.iter().zip(&self.processes) {
+            let nu = process_yield(process, data.nominal_yield, theta, &mut grad, &mut hess);
+            let shape = data.shape_factors(theta);
+            for ((d, r), g) in density.iter_mut().zip(&data.ratio).zip(&shape) {
+                *d += nu * r * g;
+            }
+        }
+        density
     }
 
     /// The events at `indices` (repeats allowed), in that order, each with weight 1: a toy

@@ -462,17 +462,9 @@ mod tests {
         }
         let data = channel(1001);
         let layout = Layout::new(&data);
-        for alpha in [[0.3, -0.7], [1.4, 0.2]] {
-            let kernels: Vec<Vec<ShapeKernel>> = data
-                .processes
-                .iter()
-                .map(|p| {
-                    p.shapes
-                        .iter()
-                        .map(|s| ShapeKernel::new(s.code, alpha[s.parameter - 1]))
-                        .collect()
-                })
-                .collect();
+        // θ = (μ, α_0, α_1): inside |α| < 1, and outside for one of them.
+        for theta in [[1.0, 0.3, -0.7], [1.0, 1.4, 0.2]] {
+            let kernels = data.shape_kernels(&theta);
             for order in [Order::Value, Order::Gradient, Order::Hessian] {
                 let input = BlockInput {
                     data: &data,
@@ -485,7 +477,7 @@ mod tests {
                 // SAFETY: AVX2 support checked above.
                 let avx2 = unsafe { event_block_avx2(&input, (0, 1001), &mut Scratch::default()) };
                 let bits = |s: &BlockSums| s.sums.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                assert_eq!(bits(&portable), bits(&avx2), "{order:?} at α = {alpha:?}");
+                assert_eq!(bits(&portable), bits(&avx2), "{order:?} at θ = {theta:?}");
                 assert!(portable.sums.iter().all(|x| x.is_finite()));
             }
         }
@@ -499,16 +491,7 @@ mod tests {
             data.processes[c].ratio[999] = -1.0;
         }
         let layout = Layout::new(&data);
-        let kernels: Vec<Vec<ShapeKernel>> = data
-            .processes
-            .iter()
-            .map(|p| {
-                p.shapes
-                    .iter()
-                    .map(|s| ShapeKernel::new(s.code, 0.1))
-                    .collect()
-            })
-            .collect();
+        let kernels = data.shape_kernels(&[1.0, 0.1, 0.1]);
         let input = BlockInput {
             data: &data,
             layout: &layout,

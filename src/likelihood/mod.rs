@@ -19,7 +19,6 @@ pub use data::{ChannelData, ProcessData};
 
 use rayon::prelude::*;
 
-use crate::model::interpolation::ShapeKernel;
 use crate::model::{process_yield, Model};
 use events::{event_block, BlockInput, BlockSums, Layout};
 
@@ -149,16 +148,7 @@ fn channel_nll(
         );
     }
     // Shape interpolations prepared once per evaluation, at this α.
-    let kernels: Vec<Vec<ShapeKernel>> = data
-        .processes
-        .iter()
-        .map(|p| {
-            p.shapes
-                .iter()
-                .map(|sh| ShapeKernel::new(sh.code, theta[sh.parameter]))
-                .collect()
-        })
-        .collect();
+    let kernels = data.shape_kernels(theta);
     let n_events = data.weights.len();
     let n_blocks = n_events.div_ceil(BLOCK);
     let input = BlockInput {
