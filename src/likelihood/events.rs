@@ -20,7 +20,7 @@ use std::cell::RefCell;
 use super::data::ChannelData;
 use super::vecmath::ln4;
 use super::Order;
-use crate::model::interpolation::{mul_add4, Quad, QuadFactors, ShapeKernel, ShapeVariations};
+use crate::model::interpolation::{mul_add4, FactorRows, Quad, ShapeKernel, ShapeVariations};
 
 /// Layout of the per-event basis q = (t_c for each process; ∂t_c/∂α_k for each shape
 /// systematic of each process), whose weighted sums give gradient and Hessian.
@@ -93,20 +93,23 @@ pub(super) struct BlockInput<'a> {
 const SUB: usize = 512;
 const SUB_QUADS: usize = SUB / 4;
 
-/// Per-thread working space, reused from one block (and one evaluation) to the next.
+/// Per-thread working space, reused from one block (and one evaluation) to the next. Every
+/// row holds one entry per quad of the sub-block (SUB_QUADS).
 #[derive(Default)]
 struct Scratch {
-    /// Per quad of the sub-block: the density s, q_a (a-major, dim × SUB_QUADS) and ∂²t
-    /// (n_second × SUB_QUADS).
+    /// The density s; the ratios r_c of the current process.
     density: Vec<Quad>,
+    ratio: Vec<Quad>,
+    /// q_a (a-major, dim rows) and ∂²t (n_second rows).
     q: Vec<Quad>,
     second: Vec<Quad>,
-    /// Per quad: w ln s, w/s and w/s² (0 for events without a valid density).
+    /// w ln s, w/s and w/s² (0 for events without a valid density).
     log_term: Vec<Quad>,
     w_over_s: Vec<Quad>,
     w_over_s2: Vec<Quad>,
-    /// Interpolated factors of the current process's shape systematics.
-    factors: Vec<QuadFactors>,
+    /// Interpolated factors of the current process's shape systematics: value, d1, d2 rows
+    /// for each.
+    factors: Vec<Quad>,
     /// One accumulator per lane for every sum (`Layout::size`).
     sums: Vec<Quad>,
 }
@@ -118,6 +121,7 @@ impl Scratch {
     fn prepare(&mut self, layout: &Layout, max_k: usize, order: Order) {
         for v in [
             &mut self.density,
+            &mut self.ratio,
             &mut self.log_term,
             &mut self.w_over_s,
             &mut self.w_over_s2,
@@ -126,7 +130,7 @@ impl Scratch {
         }
         self.q.resize(layout.dim * SUB_QUADS, [0.0; 4]);
         self.second.resize(layout.n_second * SUB_QUADS, [0.0; 4]);
-        self.factors.resize(max_k, QuadFactors::default());
+        self.factors.resize(3 * max_k * SUB_QUADS, [0.0; 4]);
         self.sums.clear();
         self.sums.resize(layout.size(order), [0.0; 4]);
     }
@@ -234,7 +238,9 @@ fn mul(a: Quad, b: Quad) -> Quad {
 }
 
 /// Adds process c's terms of the sub-block's quads from `i0` to the densities, and fills its
-/// q (and second derivatives).
+/// q (and second derivatives). Each step is one pass over the sub-block's quads, so that the
+/// kind of interpolation and the number of systematics are decided once per sub-block, not
+/// per event.
 #[inline(always)]
 fn process_terms(
     input: &BlockInput<'_>,
@@ -255,48 +261,82 @@ fn process_terms(
     let k_c = process.shapes.len();
     let Scratch {
         density,
+        ratio,
         q,
         second,
         factors,
         ..
     } = scratch;
-    let factors = &mut factors[..k_c];
-    for j in 0..n_quads {
-        let i = i0 + 4 * j;
-        let ratio = load(&process.ratio, i, 1.0);
-        for ((f, shape), kernel) in factors.iter_mut().zip(&process.shapes).zip(&kernels[c]) {
-            kernel.eval_quad(load_variations(&shape.variations, i), gradient, hessian, f);
+    let ratio = &mut ratio[..n_quads];
+    for (j, r) in ratio.iter_mut().enumerate() {
+        *r = load(&process.ratio, i0 + 4 * j, 1.0);
+    }
+    for (k, (shape, kernel)) in process.shapes.iter().zip(&kernels[c]).enumerate() {
+        let (value, rest) = factors[3 * k * SUB_QUADS..].split_at_mut(SUB_QUADS);
+        let (d1, rest) = rest.split_at_mut(SUB_QUADS);
+        let rows = FactorRows {
+            value: &mut value[..n_quads],
+            d1: gradient.then(|| &mut d1[..n_quads]),
+            d2: hessian.then(|| &mut rest[..n_quads]),
+        };
+        kernel.eval_quads(|j| load_variations(&shape.variations, i0 + 4 * j), rows);
+    }
+    let factor =
+        |k: usize, derivative: usize| &factors[(3 * k + derivative) * SUB_QUADS..][..n_quads];
+    let value = |k| factor(k, 0);
+    // t_c = r_c Π_k I_k
+    let t = row(q, c, n_quads);
+    t.copy_from_slice(ratio);
+    for k in 0..k_c {
+        scale(t, value(k));
+    }
+    for (s, t) in density[..n_quads].iter_mut().zip(t.iter()) {
+        *s = mul_add4([nu[c]; 4], *t, *s);
+    }
+    if !gradient {
+        return;
+    }
+    // ∂t_c/∂α_k = r_c I'_k Π_{m≠k} I_m
+    for k in 0..k_c {
+        let dt = row(q, layout.shape_offset[c] + k, n_quads);
+        dt.copy_from_slice(ratio);
+        scale(dt, factor(k, 1));
+        for m in (0..k_c).filter(|&m| m != k) {
+            scale(dt, value(m));
         }
-        // t_c = r_c Π_k I_k
-        let t = factors.iter().fold(ratio, |t, f| mul(t, f.value));
-        q[c * SUB_QUADS + j] = t;
-        density[j] = mul_add4([nu[c]; 4], t, density[j]);
-        if !gradient {
-            continue;
-        }
-        // ∂t_c/∂α_k = r_c I'_k Π_{m≠k} I_m
-        for k in 0..k_c {
-            let others = (0..k_c).filter(|&m| m != k);
-            let dt = others.fold(mul(ratio, factors[k].d1), |d, m| mul(d, factors[m].value));
-            q[(layout.shape_offset[c] + k) * SUB_QUADS + j] = dt;
-        }
-        if !hessian {
-            continue;
-        }
-        // ∂²t_c/∂α_k∂α_k' = r_c I''_k Π_{m≠k} I_m (k = k'), r_c I'_k I'_k' Π_{m≠k,k'} I_m
-        for k in 0..k_c {
-            for k2 in 0..k_c {
-                let first = if k == k2 {
-                    mul(ratio, factors[k].d2)
-                } else {
-                    mul(mul(ratio, factors[k].d1), factors[k2].d1)
-                };
-                let others = (0..k_c).filter(|&m| m != k && m != k2);
-                let d2t = others.fold(first, |d, m| mul(d, factors[m].value));
-                let b = layout.second_offset[c] + k * k_c + k2;
-                second[b * SUB_QUADS + j] = d2t;
+    }
+    if !hessian {
+        return;
+    }
+    // ∂²t_c/∂α_k∂α_k' = r_c I''_k Π_{m≠k} I_m (k = k'), r_c I'_k I'_k' Π_{m≠k,k'} I_m
+    for k in 0..k_c {
+        for k2 in 0..k_c {
+            let d2t = row(second, layout.second_offset[c] + k * k_c + k2, n_quads);
+            d2t.copy_from_slice(ratio);
+            if k == k2 {
+                scale(d2t, factor(k, 2));
+            } else {
+                scale(d2t, factor(k, 1));
+                scale(d2t, factor(k2, 1));
+            }
+            for m in (0..k_c).filter(|&m| m != k && m != k2) {
+                scale(d2t, value(m));
             }
         }
+    }
+}
+
+/// The first `n_quads` quads of row `a` of an a-major scratch array.
+#[inline(always)]
+fn row(v: &mut [Quad], a: usize, n_quads: usize) -> &mut [Quad] {
+    &mut v[a * SUB_QUADS..][..n_quads]
+}
+
+/// x ← x·f, quad by quad.
+#[inline(always)]
+fn scale(x: &mut [Quad], f: &[Quad]) {
+    for (x, f) in x.iter_mut().zip(f) {
+        *x = mul(*x, *f);
     }
 }
 

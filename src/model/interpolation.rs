@@ -212,10 +212,10 @@ pub type Quad = [f64; 4];
 /// Interpolated factors of four events, with their first and second derivatives in α where
 /// asked for (zero otherwise).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct QuadFactors {
-    pub value: Quad,
-    pub d1: Quad,
-    pub d2: Quad,
+struct QuadFactors {
+    value: Quad,
+    d1: Quad,
+    d2: Quad,
 }
 
 /// A shape interpolation prepared for one value of α, applied to every event.
@@ -362,43 +362,89 @@ impl ShapeKernel {
         }
     }
 
-    /// Writes the factors of four events from their δ±, ln δ± (one lane each) to `out`;
-    /// derivatives only when `d1`/`d2` ask for them (the others are left as they were).
-    /// Code 4 inside |α| < 1 — the common case in a fit — is straight-line arithmetic on the
-    /// four lanes, which the compiler turns into vector instructions (the same operations as
-    /// [`ShapeKernel::eval`], so the same bits); the other cases go event by event, out of line
-    /// so that they do not disturb the vector code.
+    /// The factors of a run of quads of events into `out.value[j]` (and `out.d1[j]`,
+    /// `out.d2[j]` when asked for), quad j's δ±, ln δ± (one lane per event) given by
+    /// `variations(j)`. The kind of interpolation is decided once for the whole run: code 4
+    /// inside |α| < 1 — the common case in a fit — is then straight-line arithmetic on the four
+    /// lanes, which the compiler turns into vector instructions (the same operations as
+    /// [`ShapeKernel::eval`], so the same bits); the other cases go event by event.
     #[inline(always)]
-    pub fn eval_quad(&self, v: [Quad; 4], d1: bool, d2: bool, out: &mut QuadFactors) {
+    pub fn eval_quads(&self, variations: impl Fn(usize) -> [Quad; 4], out: FactorRows<'_>) {
+        let FactorRows {
+            value,
+            mut d1,
+            mut d2,
+        } = out;
         let ShapeKernel::Code4Inside {
             value: w_value,
             d1: w_d1,
             d2: w_d2,
         } = self
         else {
-            return self.eval_lanes(v, out);
+            for (j, v) in value.iter_mut().enumerate() {
+                let at = self.eval_lanes(variations(j));
+                *v = at.value;
+                if let Some(d1) = d1.as_deref_mut() {
+                    d1[j] = at.d1;
+                }
+                if let Some(d2) = d2.as_deref_mut() {
+                    d2[j] = at.d2;
+                }
+            }
+            return;
         };
-        let [up, down, ln_up, ln_down] = v;
-        let p_up: Quad = std::array::from_fn(|l| up[l] * ln_up[l]);
-        let p_down: Quad = std::array::from_fn(|l| down[l] * ln_down[l]);
-        out.value = w_value.quad(v, p_up, p_down);
-        if d1 {
-            out.d1 = w_d1.quad(v, p_up, p_down);
-        }
-        if d2 {
-            out.d2 = w_d2.quad(v, p_up, p_down);
+        let shared = |j: usize| {
+            let v = variations(j);
+            let [up, down, ln_up, ln_down] = v;
+            let p_up: Quad = std::array::from_fn(|l| up[l] * ln_up[l]);
+            let p_down: Quad = std::array::from_fn(|l| down[l] * ln_down[l]);
+            (v, p_up, p_down)
+        };
+        match (d1, d2) {
+            (None, _) => {
+                for (j, out) in value.iter_mut().enumerate() {
+                    let (v, p_up, p_down) = shared(j);
+                    *out = w_value.quad(v, p_up, p_down);
+                }
+            }
+            (Some(d1), None) => {
+                for (j, (out, out_d1)) in value.iter_mut().zip(d1.iter_mut()).enumerate() {
+                    let (v, p_up, p_down) = shared(j);
+                    *out = w_value.quad(v, p_up, p_down);
+                    *out_d1 = w_d1.quad(v, p_up, p_down);
+                }
+            }
+            (Some(d1), Some(d2)) => {
+                let rows = value.iter_mut().zip(d1.iter_mut()).zip(d2.iter_mut());
+                for (j, ((out, out_d1), out_d2)) in rows.enumerate() {
+                    let (v, p_up, p_down) = shared(j);
+                    *out = w_value.quad(v, p_up, p_down);
+                    *out_d1 = w_d1.quad(v, p_up, p_down);
+                    *out_d2 = w_d2.quad(v, p_up, p_down);
+                }
+            }
         }
     }
 
+    /// Four events one by one (codes other than code 4 inside |α| < 1).
     #[inline(never)]
-    fn eval_lanes(&self, v: [Quad; 4], out: &mut QuadFactors) {
+    fn eval_lanes(&self, v: [Quad; 4]) -> QuadFactors {
+        let mut out = QuadFactors::default();
         for l in 0..4 {
             let at = self.eval(&v.map(|x| x[l]));
             out.value[l] = at.value;
             out.d1[l] = at.d1;
             out.d2[l] = at.d2;
         }
+        out
     }
+}
+
+/// Where [`ShapeKernel::eval_quads`] writes: one entry per quad; derivatives only where given.
+pub struct FactorRows<'a> {
+    pub value: &'a mut [Quad],
+    pub d1: Option<&'a mut [Quad]>,
+    pub d2: Option<&'a mut [Quad]>,
 }
 
 /// Boundary of code 4 for per-event shapes (α₀ = 1, as in the ATLAS NSBI analysis).
@@ -561,18 +607,19 @@ mod tests {
                         (k.d1 - r.d1).abs() < 1e-12 && (k.d2 - r.d2).abs() < 1e-11,
                         "{code:?} {alpha}"
                     );
-                    let mut quad = QuadFactors::default();
-                    ShapeKernel::new(code, alpha).eval_quad(
-                        ev.map(|x| [x; 4]),
-                        true,
-                        true,
-                        &mut quad,
+                    let (mut value, mut d1, mut d2) = ([[0.0; 4]; 2], [[0.0; 4]; 2], [[0.0; 4]; 2]);
+                    ShapeKernel::new(code, alpha).eval_quads(
+                        |_| ev.map(|x| [x; 4]),
+                        FactorRows {
+                            value: &mut value,
+                            d1: Some(&mut d1),
+                            d2: Some(&mut d2),
+                        },
                     );
-                    for l in 0..4 {
-                        assert_eq!(
-                            [quad.value[l], quad.d1[l], quad.d2[l]],
-                            [k.value, k.d1, k.d2]
-                        );
+                    for j in 0..2 {
+                        for l in 0..4 {
+                            assert_eq!([value[j][l], d1[j][l], d2[j][l]], [k.value, k.d1, k.d2]);
+                        }
                     }
                 }
             }
