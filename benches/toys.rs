@@ -19,7 +19,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use nsbi::analysis::{Analysis, Dataset};
 use nsbi::data::RatioCache;
 use nsbi::fit::{minimise, FitOptions};
-use nsbi::infer::toys::{fit_toy, ToyPlan, ToyRecord, ToySource};
+use nsbi::infer::toys::{fit_toy, toy_fits, ToyPlan, ToyRecord, ToySource};
 use nsbi::likelihood::{data, Likelihood, Order};
 use nsbi::model::interpolation::{InterpolationCode, Variation};
 use nsbi::model::{Model, CODE4_ALPHA0};
@@ -130,20 +130,13 @@ fn write_toys(path: &Path, model: &Model, theta_gen: &[f64], toys: &[Likelihood]
     }
 }
 
-/// Mean evaluations and Newton iterations per toy of the two fits `fit_toy` makes (repeated
-/// here, since its record does not carry them).
-fn fit_work(toys: &[Likelihood], theta_gen: &[f64]) -> serde_json::Value {
+/// Mean evaluations and Newton iterations per toy of the two fits `fit_toy` makes.
+fn fit_work(toys: &[Likelihood], plan: &ToyPlan, theta_gen: &[f64]) -> serde_json::Value {
     let (mut evaluations, mut iterations) = (0usize, 0usize);
     for like in toys {
-        let mut options = FitOptions::new(like);
-        options.init = theta_gen.to_vec();
-        let mut conditional = options.clone();
-        conditional.fixed[0] = true;
-        let first = minimise(like, &conditional);
-        options.init = first.theta.clone();
-        let second = minimise(like, &options);
-        evaluations += first.n_eval + second.n_eval;
-        iterations += first.iterations + second.iterations;
+        let (conditional, free) = toy_fits(like, plan, theta_gen);
+        evaluations += conditional.n_eval + free.n_eval;
+        iterations += conditional.iterations + free.iterations;
     }
     let n = toys.len() as f64;
     serde_json::json!({"evaluations": evaluations as f64 / n, "iterations": iterations as f64 / n})
@@ -278,7 +271,7 @@ fn bench(c: &mut Criterion) {
             "events": toys[0].channels[0].weights.len()},
         "iminuit": {"migrad_calls": baseline["calls"], "tolerance": baseline["tol"],
                     "versions": baseline["versions"]},
-        "engine_per_toy": fit_work(&toys, &theta_gen),
+        "engine_per_toy": fit_work(&toys, &plan, &theta_gen),
         "agreement": {"compared_toys": compared, "max_abs_dt": max_dt, "max_abs_dmu_hat": max_dmu,
                       "not_converged": not_converged},
     });

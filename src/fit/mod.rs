@@ -25,6 +25,10 @@ pub struct FitOptions {
     /// Convergence: estimated distance to minimum ½ gᵀH⁻¹g below this.
     pub edm_tolerance: f64,
     pub max_iterations: usize,
+    /// The likelihood's Hessian-order evaluation at `init`, when the caller already has it (a
+    /// fit that starts where another ended, on the same likelihood): the first Newton step
+    /// then costs no evaluation.
+    pub init_evaluation: Option<Evaluation>,
 }
 
 impl FitOptions {
@@ -34,6 +38,7 @@ impl FitOptions {
             fixed: like.model.parameters.iter().map(|p| p.fixed).collect(),
             edm_tolerance: 1e-9,
             max_iterations: 200,
+            init_evaluation: None,
         }
     }
 }
@@ -54,6 +59,8 @@ pub struct FitResult {
     /// Inverse Hessian over the free parameters (zeros for fixed ones), row-major.
     pub covariance: Vec<f64>,
     pub fixed: Vec<bool>,
+    /// The Hessian-order evaluation at `theta` (what a fit continuing from here starts with).
+    pub evaluation: Evaluation,
 }
 
 impl FitResult {
@@ -136,6 +143,7 @@ pub fn minimise_with(like: &Likelihood, options: &FitOptions, strategy: Strategy
                 Ok((point, evaluations)) => {
                     let polish = FitOptions {
                         init: point,
+                        init_evaluation: None,
                         ..options.clone()
                     };
                     let mut result = newton(like, &polish, 1e-8);
@@ -172,8 +180,19 @@ fn bounded_start(like: &Likelihood, options: &FitOptions) -> (Vec<(f64, f64)>, V
 fn newton(like: &Likelihood, options: &FitOptions, initial_damping: f64) -> FitResult {
     let n = like.n_parameters();
     let (bounds, mut x) = bounded_start(like, options);
-    let mut n_eval = 1;
-    let mut at = like.evaluate(&x, Order::Hessian);
+    let mut n_eval = 0;
+    // The caller's evaluation at the start, if it is at this very point.
+    let mut at = match &options.init_evaluation {
+        Some(known) if x == options.init && known.hessian.len() == n * n => known.clone(),
+        _ => {
+            n_eval += 1;
+            like.evaluate(&x, Order::Hessian)
+        }
+    };
+    // Line-search trials are evaluated into `next` (whose arrays are reused, swapped with
+    // `at` when a trial is accepted): no allocation per evaluation.
+    let mut next = at.clone();
+    let mut trial = x.clone();
     if !at.nll.is_finite() {
         let why = at
             .invalid
@@ -236,25 +255,26 @@ fn newton(like: &Likelihood, options: &FitOptions, initial_damping: f64) -> FitR
         }
         // Backtracking line search on the projected step.
         let mut t = 1.0;
-        let mut accepted = None;
+        let mut accepted = false;
         for _ in 0..40 {
-            let trial: Vec<f64> = (0..n)
-                .map(|i| (x[i] + t * step[i]).clamp(bounds[i].0, bounds[i].1))
-                .collect();
-            let ev = like.evaluate(&trial, Order::Hessian);
+            for (i, v) in trial.iter_mut().enumerate() {
+                *v = (x[i] + t * step[i]).clamp(bounds[i].0, bounds[i].1);
+            }
+            like.evaluate_into(&trial, Order::Hessian, &mut next);
             n_eval += 1;
-            if ev.nll.is_finite() && ev.nll <= at.nll + 1e-4 * t * dot(&at.gradient, &step).min(0.0)
+            if next.nll.is_finite()
+                && next.nll <= at.nll + 1e-4 * t * dot(&at.gradient, &step).min(0.0)
             {
-                accepted = Some((trial, ev));
+                accepted = true;
                 break;
             }
             t *= 0.5;
         }
         match accepted {
-            Some((trial, ev)) => {
-                let decrease = at.nll - ev.nll;
-                x = trial;
-                at = ev;
+            true => {
+                let decrease = at.nll - next.nll;
+                std::mem::swap(&mut x, &mut trial);
+                std::mem::swap(&mut at, &mut next);
                 damping = if t == 1.0 {
                     (damping * 0.1).max(1e-8)
                 } else {
@@ -276,7 +296,7 @@ fn newton(like: &Likelihood, options: &FitOptions, initial_damping: f64) -> FitR
                     );
                 }
             }
-            None => {
+            false => {
                 damping = (damping * 100.0).max(1e-4);
                 if damping > 1e12 {
                     return finish(
@@ -400,6 +420,7 @@ fn finish(
         at_bound,
         covariance,
         fixed: options.fixed.clone(),
+        evaluation: at,
     }
 }
 
@@ -422,6 +443,7 @@ fn failed(
         at_bound: vec![false; n],
         covariance: vec![0.0; n * n],
         fixed: options.fixed.clone(),
+        evaluation: at,
     }
 }
 

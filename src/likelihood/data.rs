@@ -196,10 +196,23 @@ impl ChannelData {
 
     /// Every process's shape interpolations prepared at θ (`[c][k]`).
     pub fn shape_kernels(&self, theta: &[f64]) -> Vec<Vec<ShapeKernel>> {
-        self.processes
-            .iter()
-            .map(|p| p.shape_kernels(theta))
-            .collect()
+        let mut kernels = Vec::new();
+        self.shape_kernels_into(theta, &mut kernels);
+        kernels
+    }
+
+    /// [`ChannelData::shape_kernels`] into `kernels`, reusing its arrays (no allocation once
+    /// they have the right sizes: what each NLL evaluation does).
+    pub fn shape_kernels_into(&self, theta: &[f64], kernels: &mut Vec<Vec<ShapeKernel>>) {
+        kernels.resize_with(self.processes.len(), Vec::new);
+        for (p, k) in self.processes.iter().zip(kernels.iter_mut()) {
+            k.clear();
+            k.extend(
+                p.shapes
+                    .iter()
+                    .map(|s| ShapeKernel::new(s.code, theta[s.parameter])),
+            );
+        }
     }
 
     /// Per event: s(x|θ) = Σ_c ν_c(θ) r_c(x) g_c(x|α), the model's unnormalised density over

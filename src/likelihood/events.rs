@@ -24,6 +24,7 @@ use crate::model::interpolation::{mul_add4, FactorRows, Quad, ShapeKernel, Shape
 
 /// Layout of the per-event basis q = (t_c for each process; ∂t_c/∂α_k for each shape
 /// systematic of each process), whose weighted sums give gradient and Hessian.
+#[derive(Clone, Debug, Default)]
 pub(super) struct Layout {
     pub n_processes: usize,
     /// Offset in q of process c's shape derivatives.
@@ -35,23 +36,20 @@ pub(super) struct Layout {
 }
 
 impl Layout {
-    pub fn new(data: &ChannelData) -> Layout {
-        let n_processes = data.processes.len();
-        let (mut shape_offset, mut second_offset) = (Vec::new(), Vec::new());
-        let (mut dim, mut n_second) = (n_processes, 0);
+    /// Lays out the sums of `data`, reusing this layout's arrays.
+    pub fn fill(&mut self, data: &ChannelData) {
+        self.n_processes = data.processes.len();
+        self.shape_offset.clear();
+        self.second_offset.clear();
+        let (mut dim, mut n_second) = (self.n_processes, 0);
         for p in &data.processes {
-            shape_offset.push(dim);
-            second_offset.push(n_second);
+            self.shape_offset.push(dim);
+            self.second_offset.push(n_second);
             dim += p.shapes.len();
             n_second += p.shapes.len() * p.shapes.len();
         }
-        Layout {
-            n_processes,
-            shape_offset,
-            second_offset,
-            dim,
-            n_second,
-        }
+        self.dim = dim;
+        self.n_second = n_second;
     }
 
     /// Sums: [Σ w ln s | Σ w q/s (dim) | Σ w ∂²t/s (n_second) | Σ w q qᵀ/s² (upper triangle)]
@@ -70,11 +68,8 @@ impl Layout {
     }
 }
 
-/// A block's sums and the first event (index, density) where the density is not positive.
-pub(super) struct BlockSums {
-    pub sums: Vec<f64>,
-    pub invalid: Option<(usize, f64)>,
-}
+/// The first event of a block (index, density) where the density is not positive.
+pub(super) type InvalidEvent = Option<(usize, f64)>;
 
 /// What every block of an evaluation shares: the channel's events, the layout of the sums,
 /// the yields ν_c and the shape interpolations prepared at the evaluated α (`kernels[c][k]`
@@ -140,22 +135,27 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
-/// Weighted sums over events `start..end` (`start` a multiple of 4).
+/// Weighted sums over events `start..end` (`start` a multiple of 4) into `sums`
+/// (`Layout::size` of them), and the first event without a valid density.
 ///
 /// On CPUs with AVX2 and FMA the same code is compiled for 4-wide vectors with hardware fused
 /// multiply-adds (2-wide otherwise, with the library's exact `fma`). The arithmetic is
 /// identical — same operations, same order, same roundings — so the two give the same bits
 /// (tested).
-pub(super) fn event_block(input: &BlockInput<'_>, range: (usize, usize)) -> BlockSums {
+pub(super) fn event_block(
+    input: &BlockInput<'_>,
+    range: (usize, usize),
+    sums: &mut [f64],
+) -> InvalidEvent {
     SCRATCH.with(|scratch| {
         let scratch = &mut *scratch.borrow_mut();
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-            return unsafe { event_block_avx2(input, range, scratch) };
+            return unsafe { event_block_avx2(input, range, scratch, sums) };
         }
-        event_block_portable(input, range, scratch)
+        event_block_portable(input, range, scratch, sums)
     })
 }
 
@@ -165,8 +165,9 @@ fn event_block_avx2(
     input: &BlockInput<'_>,
     range: (usize, usize),
     scratch: &mut Scratch,
-) -> BlockSums {
-    event_block_portable(input, range, scratch)
+    sums: &mut [f64],
+) -> InvalidEvent {
+    event_block_portable(input, range, scratch, sums)
 }
 
 #[inline(always)]
@@ -174,7 +175,8 @@ fn event_block_portable(
     input: &BlockInput<'_>,
     (start, end): (usize, usize),
     scratch: &mut Scratch,
-) -> BlockSums {
+    sums: &mut [f64],
+) -> InvalidEvent {
     let max_k = input.kernels.iter().map(Vec::len).max().unwrap_or(0);
     scratch.prepare(input.layout, max_k, input.order);
     let mut invalid = None;
@@ -196,12 +198,10 @@ fn event_block_portable(
         }
         accumulate(input, n_quads, scratch);
     }
-    let sums = scratch
-        .sums
-        .iter()
-        .map(|lanes| (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]))
-        .collect();
-    BlockSums { sums, invalid }
+    for (sum, lanes) in sums.iter_mut().zip(&scratch.sums) {
+        *sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+    }
+    invalid
 }
 
 /// Four consecutive values from `i`, padded with `pad` past the end of the events.
@@ -512,7 +512,8 @@ mod tests {
             return;
         }
         let data = channel(1001);
-        let layout = Layout::new(&data);
+        let mut layout = Layout::default();
+        layout.fill(&data);
         // θ = (μ, α_0, α_1): inside |α| < 1, and outside for one of them.
         for theta in [[1.0, 0.3, -0.7], [1.0, 1.4, 0.2]] {
             let kernels = data.shape_kernels(&theta);
@@ -524,12 +525,14 @@ mod tests {
                     kernels: &kernels,
                     order,
                 };
-                let portable = event_block_portable(&input, (0, 1001), &mut Scratch::default());
+                let mut portable = vec![0.0; layout.size(order)];
+                let mut avx2 = portable.clone();
+                event_block_portable(&input, (0, 1001), &mut Scratch::default(), &mut portable);
                 // SAFETY: AVX2 and FMA support checked above.
-                let avx2 = unsafe { event_block_avx2(&input, (0, 1001), &mut Scratch::default()) };
-                let bits = |s: &BlockSums| s.sums.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                unsafe { event_block_avx2(&input, (0, 1001), &mut Scratch::default(), &mut avx2) };
+                let bits = |s: &[f64]| s.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&portable), bits(&avx2), "{order:?} at θ = {theta:?}");
-                assert!(portable.sums.iter().all(|x| x.is_finite()));
+                assert!(portable.iter().all(|x| x.is_finite()));
             }
         }
     }
@@ -541,7 +544,8 @@ mod tests {
             data.processes[c].ratio[998] = 0.0;
             data.processes[c].ratio[999] = -1.0;
         }
-        let layout = Layout::new(&data);
+        let mut layout = Layout::default();
+        layout.fill(&data);
         let kernels = data.shape_kernels(&[1.0, 0.1, 0.1]);
         let input = BlockInput {
             data: &data,
@@ -550,8 +554,9 @@ mod tests {
             kernels: &kernels,
             order: Order::Gradient,
         };
-        let sums = event_block(&input, (0, 1001));
-        assert_eq!(sums.invalid.map(|(i, _)| i), Some(998));
-        assert!(sums.sums.iter().all(|x| x.is_finite()));
+        let mut sums = vec![0.0; layout.size(Order::Gradient)];
+        let invalid = event_block(&input, (0, 1001), &mut sums);
+        assert_eq!(invalid.map(|(i, _)| i), Some(998));
+        assert!(sums.iter().all(|x| x.is_finite()));
     }
 }

@@ -19,8 +19,9 @@ pub use data::{ChannelData, ProcessData};
 
 use rayon::prelude::*;
 
+use crate::model::interpolation::ShapeKernel;
 use crate::model::{process_yield, Model};
-use events::{event_block, BlockInput, BlockSums, Layout};
+use events::{event_block, BlockInput, InvalidEvent, Layout};
 
 /// Events per block of the parallel event sums (fixed: it defines the summation order).
 const BLOCK: usize = 4096;
@@ -52,12 +53,29 @@ impl std::fmt::Display for InvalidDensity {
 }
 
 /// NLL value and, as requested, gradient and dense row-major Hessian.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Evaluation {
     pub nll: f64,
     pub gradient: Vec<f64>,
     pub hessian: Vec<f64>,
     pub invalid: Option<InvalidDensity>,
+    /// Working arrays, kept so that an evaluation passed back to
+    /// [`Likelihood::evaluate_into`] is refilled without allocating.
+    work: Workspace,
+}
+
+/// What one evaluation needs besides its results: yields and their derivatives, shape
+/// interpolations, the layout and values of the event sums.
+#[derive(Clone, Debug, Default)]
+struct Workspace {
+    layout: Layout,
+    nu: Vec<f64>,
+    nu_grad: Vec<f64>,
+    nu_hess: Vec<f64>,
+    kernels: Vec<Vec<ShapeKernel>>,
+    sums: Vec<f64>,
+    /// L[j][a] = ∂(ν-coefficient of q_a)/∂θ_j (see `channel_nll`).
+    l: Vec<f64>,
 }
 
 /// A model with its data: what fits minimise.
@@ -86,25 +104,27 @@ impl<'m> Likelihood<'m> {
     }
 
     pub fn evaluate(&self, theta: &[f64], order: Order) -> Evaluation {
+        let mut out = Evaluation::default();
+        self.evaluate_into(theta, order, &mut out);
+        out
+    }
+
+    /// [`Likelihood::evaluate`] into `out`, reusing its arrays: once `out` has been through
+    /// one evaluation of this likelihood, the next allocates nothing (for channels of up to
+    /// 4096 events, evaluated on the calling thread — every toy). Fits call this in their
+    /// loops.
+    pub fn evaluate_into(&self, theta: &[f64], order: Order, out: &mut Evaluation) {
         let n = theta.len();
-        let mut out = Evaluation {
-            nll: 0.0,
-            gradient: vec![0.0; if order >= Order::Gradient { n } else { 0 }],
-            hessian: vec![0.0; if order >= Order::Hessian { n * n } else { 0 }],
-            invalid: None,
-        };
+        out.nll = 0.0;
+        out.invalid = None;
+        out.gradient.clear();
+        out.gradient
+            .resize(if order >= Order::Gradient { n } else { 0 }, 0.0);
+        out.hessian.clear();
+        out.hessian
+            .resize(if order >= Order::Hessian { n * n } else { 0 }, 0.0);
         for (channel, data) in self.model.channels.iter().zip(&self.channels) {
-            let part = channel_nll(channel, data, theta, order);
-            out.nll += part.nll;
-            for (g, p) in out.gradient.iter_mut().zip(&part.gradient) {
-                *g += p;
-            }
-            for (h, p) in out.hessian.iter_mut().zip(&part.hessian) {
-                *h += p;
-            }
-            if out.invalid.is_none() {
-                out.invalid = part.invalid;
-            }
+            channel_nll(channel, data, theta, order, out);
         }
         for (k, p) in self.model.parameters.iter().enumerate() {
             if p.constrained {
@@ -121,23 +141,33 @@ impl<'m> Likelihood<'m> {
         if out.invalid.is_some() {
             out.nll = f64::INFINITY;
         }
-        out
     }
 }
 
+/// Adds one channel's NLL terms (and derivatives, as `order` asks) to `out`.
 fn channel_nll(
     channel: &crate::model::Channel,
     data: &ChannelData,
     theta: &[f64],
     order: Order,
-) -> Evaluation {
+    out: &mut Evaluation,
+) {
     let n = theta.len();
-    let layout = Layout::new(data);
+    let Workspace {
+        layout,
+        nu,
+        nu_grad,
+        nu_hess,
+        kernels,
+        sums,
+        l,
+    } = &mut out.work;
+    layout.fill(data);
     // Yields and their derivatives.
     let c = layout.n_processes;
-    let mut nu = vec![0.0; c];
-    let mut nu_grad = vec![0.0; c * n];
-    let mut nu_hess = vec![0.0; c * n * n];
+    nu.resize(c, 0.0);
+    nu_grad.resize(c * n, 0.0);
+    nu_hess.resize(c * n * n, 0.0);
     for (i, (process, pdata)) in channel.processes.iter().zip(&data.processes).enumerate() {
         nu[i] = process_yield(
             process,
@@ -148,50 +178,32 @@ fn channel_nll(
         );
     }
     // Shape interpolations prepared once per evaluation, at this α.
-    let kernels = data.shape_kernels(theta);
-    let n_events = data.weights.len();
-    let n_blocks = n_events.div_ceil(BLOCK);
+    data.shape_kernels_into(theta, kernels);
+    sums.clear();
+    sums.resize(layout.size(order), 0.0);
     let input = BlockInput {
         data,
-        layout: &layout,
-        nu: &nu,
-        kernels: &kernels,
+        layout,
+        nu,
+        kernels,
         order,
     };
-    let block = |b: usize| event_block(&input, (b * BLOCK, ((b + 1) * BLOCK).min(n_events)));
-    let blocks: Vec<BlockSums> = if n_blocks <= 1 {
-        (0..n_blocks).map(block).collect()
-    } else {
-        (0..n_blocks).into_par_iter().map(block).collect()
-    };
-    let mut sums = vec![0.0; layout.size(order)];
-    let mut invalid = None;
-    for b in &blocks {
-        for (s, x) in sums.iter_mut().zip(&b.sums) {
-            *s += x;
-        }
-        if invalid.is_none() {
-            invalid = b
-                .invalid
-                .map(|(event, density)| crate::likelihood::InvalidDensity {
-                    channel: data.name.clone(),
-                    event,
-                    density,
-                });
-        }
+    let invalid = event_sums(&input, sums);
+    if out.invalid.is_none() {
+        out.invalid = invalid.map(|(event, density)| InvalidDensity {
+            channel: data.name.clone(),
+            event,
+            density,
+        });
     }
-    let mut out = Evaluation {
-        nll: nu.iter().sum::<f64>() - sums[0],
-        gradient: vec![0.0; if order >= Order::Gradient { n } else { 0 }],
-        hessian: vec![0.0; if order >= Order::Hessian { n * n } else { 0 }],
-        invalid,
-    };
+    out.nll += nu.iter().sum::<f64>() - sums[0];
     if order == Order::Value {
-        return out;
+        return;
     }
     // L[j][a] = ∂(Σ_c ν_c q-coefficient)/∂θ_j: ∂s/∂θ_j = Σ_a L[j][a] q_a.
     let dim = layout.dim;
-    let mut l = vec![0.0; n * dim];
+    l.clear();
+    l.resize(n * dim, 0.0);
     for (ci, pdata) in data.processes.iter().enumerate() {
         for j in 0..n {
             l[j * dim + ci] = nu_grad[ci * n + j];
@@ -204,7 +216,7 @@ fn channel_nll(
     for j in 0..n {
         let total: f64 = (0..c).map(|ci| nu_grad[ci * n + j]).sum();
         let events: f64 = (0..dim).map(|a| l[j * dim + a] * first[a]).sum();
-        out.gradient[j] = total - events;
+        out.gradient[j] += total - events;
     }
     if order == Order::Hessian {
         let second = &sums[1 + dim..1 + dim + layout.n_second];
@@ -241,9 +253,35 @@ fn channel_nll(
                         h += lja * m[layout.outer_index(a, b)] * l[k * dim + b];
                     }
                 }
-                out.hessian[j * n + k] = h;
+                out.hessian[j * n + k] += h;
             }
         }
     }
-    out
+}
+
+/// The channel's event sums into `sums`: one block on the calling thread (no allocation), or
+/// fixed blocks in parallel whose sums are added in block order.
+fn event_sums(input: &BlockInput<'_>, sums: &mut [f64]) -> InvalidEvent {
+    let n_events = input.data.weights.len();
+    let n_blocks = n_events.div_ceil(BLOCK);
+    if n_blocks <= 1 {
+        return event_block(input, (0, n_events), sums);
+    }
+    let blocks: Vec<(Vec<f64>, InvalidEvent)> = (0..n_blocks)
+        .into_par_iter()
+        .map(|b| {
+            let mut block_sums = vec![0.0; sums.len()];
+            let range = (b * BLOCK, ((b + 1) * BLOCK).min(n_events));
+            let invalid = event_block(input, range, &mut block_sums);
+            (block_sums, invalid)
+        })
+        .collect();
+    let mut invalid = None;
+    for (block_sums, block_invalid) in &blocks {
+        for (s, x) in sums.iter_mut().zip(block_sums) {
+            *s += x;
+        }
+        invalid = invalid.or(*block_invalid);
+    }
+    invalid
 }

@@ -200,7 +200,9 @@ impl Model {
     }
 }
 
-/// ν_c(θ) = f_c(θ) ν_c⁰ Π_k G_ck(α_k) with its gradient and (dense, row-major) Hessian.
+/// ν_c(θ) = f_c(θ) ν_c⁰ Π_k G_ck(α_k) with its gradient and (dense, row-major) Hessian,
+/// written to `grad` and `hess` (which also serve as the working space: no allocation, as
+/// every NLL evaluation calls this).
 pub fn process_yield(
     process: &Process,
     nominal: f64,
@@ -209,34 +211,61 @@ pub fn process_yield(
     hess: &mut [f64],
 ) -> f64 {
     let n = theta.len();
+    // First G = Π_k G_k and its derivatives, in grad and hess.
+    let g = yield_factors(process, theta, grad, hess);
+    // Then (ν⁰ f G)'' = ν⁰ (f'' G + f' G'ᵀ + G' f'ᵀ + f G'') and (ν⁰ f G)' = ν⁰ (f' G + f G'),
+    // f' and f'' sparse (the coefficient's symbolic derivatives).
+    let f = process.coefficient.expr.eval(theta);
+    for h in hess.iter_mut() {
+        *h *= nominal * f;
+    }
+    for (j, l, d) in &process.coefficient.hessian {
+        hess[j * n + l] += nominal * d.eval(theta) * g;
+    }
+    for (j, d) in &process.coefficient.gradient {
+        let f_j = nominal * d.eval(theta);
+        for b in 0..n {
+            hess[j * n + b] += f_j * grad[b];
+            hess[b * n + j] += grad[b] * f_j;
+        }
+    }
+    for x in grad.iter_mut() {
+        *x *= nominal * f;
+    }
+    for (j, d) in &process.coefficient.gradient {
+        grad[*j] += nominal * d.eval(theta) * g;
+    }
+    nominal * f * g
+}
+
+/// G = Π_k G_k(α_k), the product of a process's yield factors; its gradient and Hessian are
+/// written to `grad` and `hess` (factors of different parameters multiply; several factors
+/// may share one parameter).
+fn yield_factors(process: &Process, theta: &[f64], grad: &mut [f64], hess: &mut [f64]) -> f64 {
+    let n = theta.len();
     grad.fill(0.0);
     hess.fill(0.0);
-    let f = process.coefficient.expr.eval(theta);
-    // Product of yield factors G and its derivatives (factors of different parameters
-    // multiply; several factors may share one parameter).
     let mut g = 1.0;
-    let mut g_grad = vec![0.0; n];
-    let mut g_hess = vec![0.0; n * n];
     for s in &process.yield_systematics {
         let k = s.parameter;
         let i = s.variation.eval(theta[k]);
         // (g·I)' = g' I + g I'; (g·I)'' = g'' I + g' I' + I' g' + g I''
         for a in 0..n {
             for b in 0..n {
-                let mut h = g_hess[a * n + b] * i.value;
+                let mut h = hess[a * n + b] * i.value;
                 if b == k {
-                    h += g_grad[a] * i.d1;
+                    h += grad[a] * i.d1;
                 }
                 if a == k {
-                    h += g_grad[b] * i.d1;
+                    h += grad[b] * i.d1;
                 }
                 if a == k && b == k {
                     h += g * i.d2;
                 }
-                g_hess[a * n + b] = h;
+                hess[a * n + b] = h;
             }
         }
-        for (a, ga) in g_grad.iter_mut().enumerate() {
+        for (a, ga) in grad.iter_mut().enumerate() {
             *ga *= i.value;
             if a == k {
                 *ga += g * i.d1;
@@ -244,21 +273,5 @@ pub fn process_yield(
         }
         g *= i.value;
     }
-    let mut f_grad = vec![0.0; n];
-    for (j, d) in &process.coefficient.gradient {
-        f_grad[*j] = d.eval(theta);
-    }
-    for a in 0..n {
-        grad[a] = nominal * (f_grad[a] * g + f * g_grad[a]);
-    }
-    for (j, l, d) in &process.coefficient.hessian {
-        hess[j * n + l] += nominal * d.eval(theta) * g;
-    }
-    for a in 0..n {
-        for b in 0..n {
-            hess[a * n + b] +=
-                nominal * (f_grad[a] * g_grad[b] + g_grad[a] * f_grad[b] + f * g_hess[a * n + b]);
-        }
-    }
-    nominal * f * g
+    g
 }
