@@ -17,6 +17,7 @@ pub mod plot;
 pub mod ratio;
 pub mod report;
 pub mod validate;
+mod vecmath;
 pub mod workspace;
 
 pub use error::{Error, Result};

@@ -18,9 +18,9 @@
 use std::cell::RefCell;
 
 use super::data::ChannelData;
-use super::vecmath::ln4;
 use super::Order;
 use crate::model::interpolation::{mul_add4, FactorRows, Quad, ShapeKernel, ShapeVariations};
+use crate::vecmath::ln4;
 
 /// Layout of the per-event basis q = (t_c for each process; ∂t_c/∂α_k for each shape
 /// systematic of each process), whose weighted sums give gradient and Hessian.

@@ -13,7 +13,6 @@
 
 pub mod data;
 mod events;
-mod vecmath;
 
 pub use data::{ChannelData, ProcessData};
 

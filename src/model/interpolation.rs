@@ -8,6 +8,8 @@
 
 pub use crate::workspace::schema::InterpolationCode;
 
+use crate::vecmath;
+
 /// Value, dI/dα and d²I/dα² of an interpolated factor.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Interpolated {
@@ -152,11 +154,28 @@ impl Variation {
 fn exponential(alpha: f64, ln_up: f64, ln_down: f64) -> Interpolated {
     // δ⁺^α = exp(α ln δ⁺); δ⁻^(−α) = exp(−α ln δ⁻)
     let rate = if alpha >= 0.0 { ln_up } else { -ln_down };
-    let value = (alpha * rate).exp();
+    let value = vecmath::exp(alpha * rate);
     Interpolated {
         value,
         d1: rate * value,
         d2: rate * rate * value,
+    }
+}
+
+/// [`exponential`] for four events (the same operations lane by lane, so the same bits).
+#[inline(always)]
+fn exponential_quad(alpha: f64, v: [Quad; 4]) -> QuadFactors {
+    let [_, _, ln_up, ln_down] = v;
+    let rate = if alpha >= 0.0 {
+        ln_up
+    } else {
+        ln_down.map(|x| -x)
+    };
+    let value = vecmath::exp4(std::array::from_fn(|l| alpha * rate[l]));
+    QuadFactors {
+        value,
+        d1: std::array::from_fn(|l| rate[l] * value[l]),
+        d2: std::array::from_fn(|l| rate[l] * rate[l] * value[l]),
     }
 }
 
@@ -370,28 +389,15 @@ impl ShapeKernel {
     /// [`ShapeKernel::eval`], so the same bits); the other cases go event by event.
     #[inline(always)]
     pub fn eval_quads(&self, variations: impl Fn(usize) -> [Quad; 4], out: FactorRows<'_>) {
-        let FactorRows {
-            value,
-            mut d1,
-            mut d2,
-        } = out;
-        let ShapeKernel::Code4Inside {
-            value: w_value,
-            d1: w_d1,
-            d2: w_d2,
-        } = self
-        else {
-            for (j, v) in value.iter_mut().enumerate() {
-                let at = self.eval_lanes(variations(j));
-                *v = at.value;
-                if let Some(d1) = d1.as_deref_mut() {
-                    d1[j] = at.d1;
-                }
-                if let Some(d2) = d2.as_deref_mut() {
-                    d2[j] = at.d2;
-                }
+        let FactorRows { value, d1, d2 } = out;
+        let (w_value, w_d1, w_d2) = match self {
+            ShapeKernel::Code4Inside { value, d1, d2 } => (value, d1, d2),
+            ShapeKernel::Exponential { alpha } => {
+                return fill_rows(value, d1, d2, |j| exponential_quad(*alpha, variations(j)));
             }
-            return;
+            ShapeKernel::Other { .. } => {
+                return fill_rows(value, d1, d2, |j| self.eval_lanes(variations(j)));
+            }
         };
         let shared = |j: usize| {
             let v = variations(j);
@@ -437,6 +443,26 @@ impl ShapeKernel {
             out.d2[l] = at.d2;
         }
         out
+    }
+}
+
+/// Writes quad j's factors `at(j)` to the rows (derivatives where given).
+#[inline(always)]
+fn fill_rows(
+    value: &mut [Quad],
+    mut d1: Option<&mut [Quad]>,
+    mut d2: Option<&mut [Quad]>,
+    at: impl Fn(usize) -> QuadFactors,
+) {
+    for (j, v) in value.iter_mut().enumerate() {
+        let at = at(j);
+        *v = at.value;
+        if let Some(d1) = d1.as_deref_mut() {
+            d1[j] = at.d1;
+        }
+        if let Some(d2) = d2.as_deref_mut() {
+            d2[j] = at.d2;
+        }
     }
 }
 
