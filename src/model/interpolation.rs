@@ -163,7 +163,8 @@ fn exponential(alpha: f64, ln_up: f64, ln_down: f64) -> Interpolated {
 }
 
 /// [`exponential`] for four events (the same operations lane by lane, so the same bits).
-#[inline(always)]
+/// Out of line: inlined, its code disturbed the vector code of the code-4 path around it.
+#[inline(never)]
 fn exponential_quad(alpha: f64, v: [Quad; 4]) -> QuadFactors {
     let [_, _, ln_up, ln_down] = v;
     let rate = if alpha >= 0.0 {
