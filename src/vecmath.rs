@@ -1,8 +1,8 @@
-//! The natural logarithm and exponential of four lanes at once, written so that the compiler
-//! vectorises them at whatever width the function they are inlined into allows (4-wide in the
-//! AVX2 build of the event loop). One logarithm per event is the event loop's costliest
-//! operation, and code 4 beyond |α| = 1 takes one exponential per event and systematic; a
-//! library routine is a call per event, and compiled for the baseline target.
+//! Arithmetic on four lanes at once — natural logarithm, exponential, fused multiply-add —
+//! written so that the compiler vectorises it at whatever width the function it is inlined
+//! into allows (4-wide in the AVX2 build of the event loop). One logarithm per event is the
+//! event loop's costliest operation, and code 4 beyond |α| = 1 takes one exponential per event
+//! and systematic; a library routine is a call per event, and compiled for the baseline target.
 //!
 //! ## ln
 //! The algorithm is fdlibm's `log` (as in musl): reduce x = 2^k (1 + f) with 1 + f in
@@ -117,6 +117,17 @@ fn exp_lane(x: f64) -> f64 {
     // 2^k from its bits: k is an integer-valued double with |k| ≤ 1010.
     let k_bits = (k + ROUND).to_bits().wrapping_sub(ROUND.to_bits());
     y * f64::from_bits((k_bits.wrapping_add(1023)) << 52)
+}
+
+/// a·b + c lane by lane, with one rounding.
+#[inline(always)]
+pub fn mul_add4(a: Quad, b: Quad, c: Quad) -> Quad {
+    [
+        a[0].mul_add(b[0], c[0]),
+        a[1].mul_add(b[1], c[1]),
+        a[2].mul_add(b[2], c[2]),
+        a[3].mul_add(b[3], c[3]),
+    ]
 }
 
 #[cfg(test)]

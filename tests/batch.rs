@@ -95,12 +95,15 @@ fn slurm_job_array_equals_the_single_process_run() {
     );
 
     let merged = dir.join("toys.h5");
-    let o = nsbi(&[
-        "merge",
-        dir.to_str().unwrap(),
-        "--out",
-        merged.to_str().unwrap(),
-    ]);
+    let merge = || {
+        nsbi(&[
+            "merge",
+            dir.to_str().unwrap(),
+            "--out",
+            merged.to_str().unwrap(),
+        ])
+    };
+    let o = merge();
     assert!(o.status.success(), "{}", stderr(&o));
     let single = single_process_run(&base.path().join("single.h5"));
     assert_eq!(single.records.len(), 20);
@@ -108,12 +111,7 @@ fn slurm_job_array_equals_the_single_process_run() {
 
     // One shard lost: merge names it with the command that re-runs it; that command works.
     std::fs::remove_file(dir.join("shard_1.h5")).unwrap();
-    let o = nsbi(&[
-        "merge",
-        dir.to_str().unwrap(),
-        "--out",
-        merged.to_str().unwrap(),
-    ]);
+    let o = merge();
     assert!(!o.status.success());
     let message = stderr(&o);
     let rerun = message
@@ -122,12 +120,7 @@ fn slurm_job_array_equals_the_single_process_run() {
         .unwrap_or_else(|| panic!("no re-run command in: {message}"));
     let o = Command::new("bash").arg("-c").arg(rerun).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = nsbi(&[
-        "merge",
-        dir.to_str().unwrap(),
-        "--out",
-        merged.to_str().unwrap(),
-    ]);
+    let o = merge();
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(ToyFile::read(&merged).unwrap().records, single.records);
 }

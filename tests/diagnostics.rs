@@ -379,57 +379,33 @@ fn python_recomputes_ece_and_chi2() {
 fn bad_requests_are_named() {
     let out = tempfile::tempdir().unwrap();
     let ws = example().join("workspace_exact.yaml");
-    let run = diagnose(
-        "calibrate",
-        &ws,
-        out.path(),
-        &["--holdout".into(), "Z=nothing.h5".into()],
-    );
-    assert!(!run.status.success());
-    let err = stderr(&run);
+    // Runs `command` with `extra`, which must fail; returns its error message.
+    let refused = |command: &str, extra: &[&str]| {
+        let extra: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
+        let run = diagnose(command, &ws, out.path(), &extra);
+        assert!(!run.status.success(), "{command} {extra:?} succeeded");
+        stderr(&run)
+    };
+
+    let err = refused("calibrate", &["--holdout", "Z=nothing.h5"]);
     assert!(
         err.contains("no sample 'Z'") && err.contains("B/alpha_shape:up"),
         "{err}"
     );
-
-    let run = diagnose(
-        "calibrate",
-        &ws,
-        out.path(),
-        &["--holdout".into(), "reference=/nonexistent/ref.h5".into()],
-    );
-    assert!(!run.status.success());
-    let err = stderr(&run);
+    let err = refused("calibrate", &["--holdout", "reference=/nonexistent/ref.h5"]);
     assert!(
         err.contains("/nonexistent/ref.h5") && err.contains("not found"),
         "{err}"
     );
-
-    let run = diagnose(
-        "closure",
-        &ws,
-        out.path(),
-        &["--process".into(), "X".into()],
-    );
-    assert!(!run.status.success());
-    assert!(stderr(&run).contains("--process X: no such process (processes: S, SBI, B)"));
-
-    let run = diagnose("closure", &ws, out.path(), &["--mu".into(), "99".into()]);
-    assert!(!run.status.success());
+    let err = refused("closure", &["--process", "X"]);
     assert!(
-        stderr(&run).contains("mu=99 lies outside its bounds"),
-        "{}",
-        stderr(&run)
+        err.contains("--process X: no such process (processes: S, SBI, B)"),
+        "{err}"
     );
-
-    let run = diagnose(
-        "calibrate",
-        &ws,
-        out.path(),
-        &["--p-threshold".into(), "2".into()],
-    );
-    assert!(!run.status.success());
-    assert!(stderr(&run).contains("--p-threshold must lie in (0, 1)"));
+    let err = refused("closure", &["--mu", "99"]);
+    assert!(err.contains("mu=99 lies outside its bounds"), "{err}");
+    let err = refused("calibrate", &["--p-threshold", "2"]);
+    assert!(err.contains("--p-threshold must lie in (0, 1)"), "{err}");
 }
 
 #[test]

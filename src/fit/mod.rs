@@ -270,47 +270,42 @@ fn newton(like: &Likelihood, options: &FitOptions, initial_damping: f64) -> FitR
             }
             t *= 0.5;
         }
-        match accepted {
-            true => {
-                let decrease = at.nll - next.nll;
-                std::mem::swap(&mut x, &mut trial);
-                std::mem::swap(&mut at, &mut next);
-                damping = if t == 1.0 {
-                    (damping * 0.1).max(1e-8)
-                } else {
-                    damping
-                };
-                if decrease.abs() < 1e-13 * (1.0 + at.nll.abs())
-                    && edm < 1e3 * options.edm_tolerance
-                {
-                    return finish(
-                        x,
-                        at,
-                        n_eval,
-                        iteration + 1,
-                        edm,
-                        true,
-                        "converged (no further decrease)".into(),
-                        options,
-                        &bounds,
-                    );
-                }
+        if accepted {
+            let decrease = at.nll - next.nll;
+            std::mem::swap(&mut x, &mut trial);
+            std::mem::swap(&mut at, &mut next);
+            damping = if t == 1.0 {
+                (damping * 0.1).max(1e-8)
+            } else {
+                damping
+            };
+            if decrease.abs() < 1e-13 * (1.0 + at.nll.abs()) && edm < 1e3 * options.edm_tolerance {
+                return finish(
+                    x,
+                    at,
+                    n_eval,
+                    iteration + 1,
+                    edm,
+                    true,
+                    "converged (no further decrease)".into(),
+                    options,
+                    &bounds,
+                );
             }
-            false => {
-                damping = (damping * 100.0).max(1e-4);
-                if damping > 1e12 {
-                    return finish(
-                        x,
-                        at,
-                        n_eval,
-                        iteration + 1,
-                        edm,
-                        edm < 1e3 * options.edm_tolerance,
-                        "line search failed".into(),
-                        options,
-                        &bounds,
-                    );
-                }
+        } else {
+            damping = (damping * 100.0).max(1e-4);
+            if damping > 1e12 {
+                return finish(
+                    x,
+                    at,
+                    n_eval,
+                    iteration + 1,
+                    edm,
+                    edm < 1e3 * options.edm_tolerance,
+                    "line search failed".into(),
+                    options,
+                    &bounds,
+                );
             }
         }
     }

@@ -19,8 +19,8 @@ use std::cell::RefCell;
 
 use super::data::ChannelData;
 use super::Order;
-use crate::model::interpolation::{mul_add4, FactorRows, Quad, ShapeKernel, ShapeVariations};
-use crate::vecmath::ln4;
+use crate::model::interpolation::{FactorRows, Quad, ShapeKernel, ShapeVariations};
+use crate::vecmath::{ln4, mul_add4};
 
 /// Layout of the per-event basis q = (t_c for each process; ∂t_c/∂α_k for each shape
 /// systematic of each process), whose weighted sums give gradient and Hessian.
@@ -150,13 +150,18 @@ pub(super) fn event_block(
     SCRATCH.with(|scratch| {
         let scratch = &mut *scratch.borrow_mut();
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
+        if has_avx2_fma() {
             // SAFETY: the CPU supports AVX2 and FMA, checked just above.
             return unsafe { event_block_avx2(input, range, scratch, sums) };
         }
         event_block_portable(input, range, scratch, sums)
     })
+}
+
+/// Whether this CPU runs [`event_block_avx2`].
+#[cfg(target_arch = "x86_64")]
+fn has_avx2_fma() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -281,11 +286,10 @@ fn process_terms(
         };
         kernel.eval_quads(|j| load_variations(&shape.variations, i0 + 4 * j), rows);
     }
-    let factor =
-        |k: usize, derivative: usize| &factors[(3 * k + derivative) * SUB_QUADS..][..n_quads];
+    let factor = |k: usize, derivative: usize| row(factors, 3 * k + derivative, n_quads);
     let value = |k| factor(k, 0);
     // t_c = r_c Π_k I_k
-    let t = row(q, c, n_quads);
+    let t = row_mut(q, c, n_quads);
     t.copy_from_slice(ratio);
     for k in 0..k_c {
         scale(t, value(k));
@@ -298,7 +302,7 @@ fn process_terms(
     }
     // ∂t_c/∂α_k = r_c I'_k Π_{m≠k} I_m
     for k in 0..k_c {
-        let dt = row(q, layout.shape_offset[c] + k, n_quads);
+        let dt = row_mut(q, layout.shape_offset[c] + k, n_quads);
         dt.copy_from_slice(ratio);
         scale(dt, factor(k, 1));
         for m in (0..k_c).filter(|&m| m != k) {
@@ -311,7 +315,7 @@ fn process_terms(
     // ∂²t_c/∂α_k∂α_k' = r_c I''_k Π_{m≠k} I_m (k = k'), r_c I'_k I'_k' Π_{m≠k,k'} I_m
     for k in 0..k_c {
         for k2 in 0..k_c {
-            let d2t = row(second, layout.second_offset[c] + k * k_c + k2, n_quads);
+            let d2t = row_mut(second, layout.second_offset[c] + k * k_c + k2, n_quads);
             d2t.copy_from_slice(ratio);
             if k == k2 {
                 scale(d2t, factor(k, 2));
@@ -326,9 +330,9 @@ fn process_terms(
     }
 }
 
-/// The first `n_quads` quads of row `a` of an a-major scratch array.
+/// [`row`], to write.
 #[inline(always)]
-fn row(v: &mut [Quad], a: usize, n_quads: usize) -> &mut [Quad] {
+fn row_mut(v: &mut [Quad], a: usize, n_quads: usize) -> &mut [Quad] {
     &mut v[a * SUB_QUADS..][..n_quads]
 }
 
@@ -415,7 +419,7 @@ fn accumulate(input: &BlockInput<'_>, n_quads: usize, scratch: &mut Scratch) {
     let ws = &w_over_s[..n_quads];
     let (first, rest) = sums[1..].split_at_mut(dim);
     for (a, acc) in first.iter_mut().enumerate() {
-        let qa = column(q, a, n_quads);
+        let qa = row(q, a, n_quads);
         sum_into(acc, ws.iter().zip(qa).map(|(w, x)| mul(*w, *x)));
     }
     if input.order < Order::Hessian {
@@ -423,16 +427,16 @@ fn accumulate(input: &BlockInput<'_>, n_quads: usize, scratch: &mut Scratch) {
     }
     let (second_sums, outer) = rest.split_at_mut(input.layout.n_second);
     for (b, acc) in second_sums.iter_mut().enumerate() {
-        let d2t = column(second, b, n_quads);
+        let d2t = row(second, b, n_quads);
         sum_into(acc, ws.iter().zip(d2t).map(|(w, x)| mul(*w, *x)));
     }
     // Symmetric: the upper triangle only, row by row (see `Layout::outer_index`).
     let ws2 = &w_over_s2[..n_quads];
     let mut slots = outer.iter_mut();
     for a in 0..dim {
-        let qa = column(q, a, n_quads);
+        let qa = row(q, a, n_quads);
         for (b, acc) in (a..dim).zip(slots.by_ref()) {
-            let qb = column(q, b, n_quads);
+            let qb = row(q, b, n_quads);
             let terms = ws2.iter().zip(qa).zip(qb);
             sum_into(acc, terms.map(|((w, x), y)| mul(mul(*w, *x), *y)));
         }
@@ -441,7 +445,7 @@ fn accumulate(input: &BlockInput<'_>, n_quads: usize, scratch: &mut Scratch) {
 
 /// The first `n_quads` quads of row `a` of an a-major scratch array.
 #[inline(always)]
-fn column(v: &[Quad], a: usize, n_quads: usize) -> &[Quad] {
+fn row(v: &[Quad], a: usize, n_quads: usize) -> &[Quad] {
     &v[a * SUB_QUADS..][..n_quads]
 }
 
@@ -506,9 +510,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn vector_widths_give_identical_bits() {
-        if !(std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma"))
-        {
+        if !has_avx2_fma() {
             return;
         }
         let data = channel(1001);

@@ -8,7 +8,7 @@
 
 pub use crate::workspace::schema::InterpolationCode;
 
-use crate::vecmath;
+use crate::vecmath::{self, mul_add4};
 
 /// Value, dI/dα and d²I/dα² of an interpolated factor.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -321,17 +321,6 @@ impl Code4Weights {
     }
 }
 
-/// a·b + c lane by lane, with one rounding.
-#[inline(always)]
-pub fn mul_add4(a: Quad, b: Quad, c: Quad) -> Quad {
-    [
-        a[0].mul_add(b[0], c[0]),
-        a[1].mul_add(b[1], c[1]),
-        a[2].mul_add(b[2], c[2]),
-        a[3].mul_add(b[3], c[3]),
-    ]
-}
-
 impl ShapeKernel {
     pub fn new(code: InterpolationCode, alpha: f64) -> ShapeKernel {
         match code {
@@ -433,7 +422,7 @@ impl ShapeKernel {
         }
     }
 
-    /// Four events one by one (codes other than code 4 inside |α| < 1).
+    /// Four events one by one (codes 0, 2 and 4p: no vector form of their own).
     #[inline(never)]
     fn eval_lanes(&self, v: [Quad; 4]) -> QuadFactors {
         let mut out = QuadFactors::default();
