@@ -122,8 +122,13 @@ fn write_toys(path: &Path, model: &Model, theta_gen: &[f64], toys: &[Likelihood]
         for (c, p) in channel.processes.iter().enumerate() {
             put(&group, &format!("r{c}"), &p.ratio);
             for (k, s) in p.shapes.iter().enumerate() {
-                put(&group, &format!("r{c}_shape{k}_up"), &s.variations.up);
-                put(&group, &format!("r{c}_shape{k}_down"), &s.variations.down);
+                // δ± as the engine stores them (1 + the single-precision deviation).
+                let delta = |q: usize| -> Vec<f64> {
+                    let v = &s.variations;
+                    (0..v.len()).map(|i| 1.0 + v.event(i)[q]).collect()
+                };
+                put(&group, &format!("r{c}_shape{k}_up"), &delta(0));
+                put(&group, &format!("r{c}_shape{k}_down"), &delta(1));
             }
         }
         put(&group, "global_observables", &like.global_observables);

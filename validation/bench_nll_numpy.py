@@ -21,11 +21,18 @@ import numpy as np
 from scipy.optimize import minimize
 
 
+def stored(ratio):
+    """delta and ln(delta) as the engine stores them: delta - 1 and ln(delta) rounded to float32
+    (its precision policy, src/model/interpolation.rs), so both evaluate the same likelihood."""
+    deviation = (ratio - 1.0).astype(np.float32).astype(np.float64)
+    return 1.0 + deviation, np.log(ratio).astype(np.float32).astype(np.float64)
+
+
 def code4_coefficients(up, down):
     """a_1..a_6 per event (alpha0 = 1), solving the 6x6 system for all events at once."""
     n = np.arange(1, 7)
     A = np.array([np.ones(6), (-1.0) ** n, n, n * (-1.0) ** (n - 1), n * (n - 1), n * (n - 1) * (-1.0) ** (n - 2)])
-    lu, ld = np.log(up), np.log(down)
+    (up, lu), (down, ld) = stored(up), stored(down)
     b = np.stack([up - 1, down - 1, lu * up, -ld * down, lu ** 2 * up, ld ** 2 * down])
     return np.linalg.solve(A, b), lu, ld
 

@@ -250,12 +250,7 @@ impl ChannelData {
                         .map(|s| ShapeData {
                             parameter: s.parameter,
                             code: s.code,
-                            variations: ShapeVariations {
-                                up: pick(&s.variations.up),
-                                down: pick(&s.variations.down),
-                                ln_up: pick(&s.variations.ln_up),
-                                ln_down: pick(&s.variations.ln_down),
-                            },
+                            variations: s.variations.select(indices),
                         })
                         .collect(),
                 })

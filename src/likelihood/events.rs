@@ -19,7 +19,9 @@ use std::cell::RefCell;
 
 use super::data::ChannelData;
 use super::Order;
-use crate::model::interpolation::{FactorRows, Quad, ShapeKernel, ShapeVariations};
+use crate::model::interpolation::{
+    code4_quad, Code4Weights, FactorRows, Quad, QuadFactors, ShapeKernel, VariationRun,
+};
 use crate::vecmath::{ln4, mul_add4};
 
 /// Layout of the per-event basis q = (t_c for each process; ∂t_c/∂α_k for each shape
@@ -102,6 +104,8 @@ struct Scratch {
     log_term: Vec<Quad>,
     w_over_s: Vec<Quad>,
     w_over_s2: Vec<Quad>,
+    /// (w/s²) q_a for the current a of the Hessian's outer products.
+    weighted_q: Vec<Quad>,
     /// Interpolated factors of the current process's shape systematics: value, d1, d2 rows
     /// for each.
     factors: Vec<Quad>,
@@ -120,6 +124,7 @@ impl Scratch {
             &mut self.log_term,
             &mut self.w_over_s,
             &mut self.w_over_s2,
+            &mut self.weighted_q,
         ] {
             v.resize(SUB_QUADS, [0.0; 4]);
         }
@@ -154,7 +159,7 @@ pub(super) fn event_block(
             // SAFETY: the CPU supports AVX2 and FMA, checked just above.
             return unsafe { event_block_avx2(input, range, scratch, sums) };
         }
-        event_block_portable(input, range, scratch, sums)
+        event_block_portable::<true>(input, range, scratch, sums)
     })
 }
 
@@ -172,11 +177,13 @@ fn event_block_avx2(
     scratch: &mut Scratch,
     sums: &mut [f64],
 ) -> InvalidEvent {
-    event_block_portable(input, range, scratch, sums)
+    event_block_portable::<true>(input, range, scratch, sums)
 }
 
+/// `ONE_PASS` false keeps every process on the pass-per-step path (the tests' reference for
+/// the one-pass path).
 #[inline(always)]
-fn event_block_portable(
+fn event_block_portable<const ONE_PASS: bool>(
     input: &BlockInput<'_>,
     (start, end): (usize, usize),
     scratch: &mut Scratch,
@@ -185,11 +192,18 @@ fn event_block_portable(
     let max_k = input.kernels.iter().map(Vec::len).max().unwrap_or(0);
     scratch.prepare(input.layout, max_k, input.order);
     let mut invalid = None;
-    for i0 in (start..end).step_by(SUB) {
-        let n_quads = (end - i0).min(SUB).div_ceil(4);
+    // Sub-blocks of whole quads, then the last few events (fewer than four) on their own, so
+    // that only that last quad takes the slower path of a partial quad (`process_terms`).
+    // Each lane's sums still receive its events in order, so the bits do not depend on it.
+    let whole = start + (end - start) / 4 * 4;
+    let sub_blocks = (start..whole)
+        .step_by(SUB)
+        .map(|i0| (i0, (i0 + SUB).min(whole)));
+    for (i0, i1) in sub_blocks.chain((whole < end).then_some((whole, end))) {
+        let n_quads = (i1 - i0).div_ceil(4);
         scratch.density[..n_quads].fill([0.0; 4]);
         for c in 0..input.data.processes.len() {
-            process_terms(input, c, i0, n_quads, scratch);
+            process_terms(input, c, i0, n_quads, scratch, ONE_PASS);
         }
         for j in 0..n_quads {
             let i = i0 + 4 * j;
@@ -226,28 +240,154 @@ fn load_last(values: &[f64], i: usize, pad: f64) -> Quad {
     std::array::from_fn(|l| values.get(i + l).copied().unwrap_or(pad))
 }
 
-/// δ±, ln δ± of four events (padding events get no variation).
-#[inline(always)]
-fn load_variations(v: &ShapeVariations, i: usize) -> [Quad; 4] {
-    [
-        load(&v.up, i, 1.0),
-        load(&v.down, i, 1.0),
-        load(&v.ln_up, i, 0.0),
-        load(&v.ln_down, i, 0.0),
-    ]
-}
-
 #[inline(always)]
 fn mul(a: Quad, b: Quad) -> Quad {
     std::array::from_fn(|l| a[l] * b[l])
 }
 
 /// Adds process c's terms of the sub-block's quads from `i0` to the densities, and fills its
-/// q (and second derivatives). Each step is one pass over the sub-block's quads, so that the
-/// kind of interpolation and the number of systematics are decided once per sub-block, not
-/// per event.
+/// q (and second derivatives): in one pass when every shape systematic of the process is
+/// code 4 inside |α| < 1 and there are at most three of them (the common case in a fit) and
+/// the sub-block is whole quads of events (and `one_pass`), in a pass per step otherwise. Both make the same products in the same order, so they give
+/// the same bits.
 #[inline(always)]
 fn process_terms(
+    input: &BlockInput<'_>,
+    c: usize,
+    i0: usize,
+    n_quads: usize,
+    scratch: &mut Scratch,
+    one_pass: bool,
+) {
+    let kernels = &input.kernels[c];
+    let done = one_pass
+        && match kernels.len() {
+            0 => code4_terms::<0>(input, c, [], i0, n_quads, scratch),
+            1 => all_code4::<1>(kernels)
+                .is_some_and(|w| code4_terms(input, c, w, i0, n_quads, scratch)),
+            2 => all_code4::<2>(kernels)
+                .is_some_and(|w| code4_terms(input, c, w, i0, n_quads, scratch)),
+            3 => all_code4::<3>(kernels)
+                .is_some_and(|w| code4_terms(input, c, w, i0, n_quads, scratch)),
+            _ => false,
+        };
+    if !done {
+        process_terms_by_pass(input, c, i0, n_quads, scratch);
+    }
+}
+
+/// The code-4 weights of K kernels, if all K are code 4 inside |α| < 1.
+#[inline(always)]
+fn all_code4<const K: usize>(kernels: &[ShapeKernel]) -> Option<[[Code4Weights; 3]; K]> {
+    let mut weights = [[Code4Weights::default(); 3]; K];
+    for (w, kernel) in weights.iter_mut().zip(kernels) {
+        *w = kernel.code4_inside()?;
+    }
+    Some(weights)
+}
+
+/// [`code4_pass`] at the evaluation's order; true if done (the events are all there).
+#[inline(always)]
+fn code4_terms<const K: usize>(
+    input: &BlockInput<'_>,
+    c: usize,
+    weights: [[Code4Weights; 3]; K],
+    i0: usize,
+    n_quads: usize,
+    scratch: &mut Scratch,
+) -> bool {
+    let process = &input.data.processes[c];
+    let Some(ratio) = process.ratio.get(i0..i0 + 4 * n_quads) else {
+        return false;
+    };
+    let mut shapes = [VariationRun::default(); K];
+    for (run, shape) in shapes.iter_mut().zip(&process.shapes) {
+        match shape.variations.run(i0, n_quads) {
+            Some(events) => *run = events,
+            None => return false,
+        }
+    }
+    // Called, not taken as a function pointer: only a direct call is inlined into (and so
+    // compiled for) the AVX2+FMA event loop.
+    let (w, s) = (&weights, &shapes);
+    match input.order {
+        Order::Value => code4_pass::<K, false, false>(input, c, w, ratio, s, scratch),
+        Order::Gradient => code4_pass::<K, true, false>(input, c, w, ratio, s, scratch),
+        Order::Hessian => code4_pass::<K, true, true>(input, c, w, ratio, s, scratch),
+    }
+    true
+}
+
+/// Process c's terms in one pass over the sub-block, each quad's ratio, factors and products
+/// kept in registers; K, and which derivatives are made, known at compile time.
+#[inline(always)]
+fn code4_pass<const K: usize, const GRADIENT: bool, const HESSIAN: bool>(
+    input: &BlockInput<'_>,
+    c: usize,
+    weights: &[[Code4Weights; 3]; K],
+    ratio: &[f64],
+    shapes: &[VariationRun<'_>; K],
+    scratch: &mut Scratch,
+) {
+    let nu = [input.nu[c]; 4];
+    let (shape_offset, second_offset) =
+        (input.layout.shape_offset[c], input.layout.second_offset[c]);
+    let Scratch {
+        density, q, second, ..
+    } = scratch;
+    // Rows by slices whose lengths the compiler sees, so that the loop has no bounds checks:
+    // t_c is row c of q, the ∂t_c/∂α_k rows follow each other from `shape_offset`, and so do
+    // the second derivatives from `second_offset`.
+    let n_quads = (ratio.len() / 4).min(SUB_QUADS);
+    let density = &mut density[..n_quads];
+    let (t_rows, dt_rows) = q.split_at_mut(shape_offset * SUB_QUADS);
+    let t = &mut t_rows[c * SUB_QUADS..][..n_quads];
+    let dt_rows = &mut dt_rows[..K * SUB_QUADS];
+    let d2t_rows = &mut second[second_offset * SUB_QUADS..][..K * K * SUB_QUADS];
+    for j in 0..n_quads {
+        let r = &ratio[4 * j..4 * j + 4];
+        let r = [r[0], r[1], r[2], r[3]];
+        let mut f = [QuadFactors::default(); K];
+        for k in 0..K {
+            f[k] = code4_quad(&weights[k], shapes[k].quad(j), GRADIENT, HESSIAN);
+        }
+        // t_c = r_c Π_k I_k
+        let mut t_j = r;
+        for fk in &f {
+            t_j = mul(t_j, fk.value);
+        }
+        t[j] = t_j;
+        density[j] = mul_add4(nu, t_j, density[j]);
+        // ∂t_c/∂α_k = r_c I'_k Π_{m≠k} I_m
+        for k in (0..K).filter(|_| GRADIENT) {
+            let mut dt = mul(r, f[k].d1);
+            for m in (0..K).filter(|&m| m != k) {
+                dt = mul(dt, f[m].value);
+            }
+            dt_rows[k * SUB_QUADS + j] = dt;
+        }
+        // ∂²t_c/∂α_k∂α_k' (as in `process_terms_by_pass`)
+        for k in (0..K).filter(|_| HESSIAN) {
+            for k2 in 0..K {
+                let mut d2t = if k == k2 {
+                    mul(r, f[k].d2)
+                } else {
+                    mul(mul(r, f[k].d1), f[k2].d1)
+                };
+                for m in (0..K).filter(|&m| m != k && m != k2) {
+                    d2t = mul(d2t, f[m].value);
+                }
+                d2t_rows[(k * K + k2) * SUB_QUADS + j] = d2t;
+            }
+        }
+    }
+}
+
+/// [`process_terms`] a step at a time, each step one pass over the sub-block's quads, so that
+/// the kind of interpolation and the number of systematics are decided once per sub-block,
+/// not per event.
+#[inline(always)]
+fn process_terms_by_pass(
     input: &BlockInput<'_>,
     c: usize,
     i0: usize,
@@ -284,7 +424,7 @@ fn process_terms(
             d1: gradient.then(|| &mut d1[..n_quads]),
             d2: hessian.then(|| &mut rest[..n_quads]),
         };
-        kernel.eval_quads(|j| load_variations(&shape.variations, i0 + 4 * j), rows);
+        kernel.eval_quads(&shape.variations, i0, rows);
     }
     let factor = |k: usize, derivative: usize| row(factors, 3 * k + derivative, n_quads);
     let value = |k| factor(k, 0);
@@ -408,6 +548,7 @@ fn accumulate(input: &BlockInput<'_>, n_quads: usize, scratch: &mut Scratch) {
         log_term,
         w_over_s,
         w_over_s2,
+        weighted_q,
         sums,
         ..
     } = scratch;
@@ -432,13 +573,18 @@ fn accumulate(input: &BlockInput<'_>, n_quads: usize, scratch: &mut Scratch) {
     }
     // Symmetric: the upper triangle only, row by row (see `Layout::outer_index`).
     let ws2 = &w_over_s2[..n_quads];
+    let weighted_q = &mut weighted_q[..n_quads];
     let mut slots = outer.iter_mut();
     for a in 0..dim {
-        let qa = row(q, a, n_quads);
+        for (y, (w, x)) in weighted_q
+            .iter_mut()
+            .zip(ws2.iter().zip(row(q, a, n_quads)))
+        {
+            *y = mul(*w, *x);
+        }
         for (b, acc) in (a..dim).zip(slots.by_ref()) {
             let qb = row(q, b, n_quads);
-            let terms = ws2.iter().zip(qa).zip(qb);
-            sum_into(acc, terms.map(|((w, x), y)| mul(mul(*w, *x), *y)));
+            sum_into(acc, weighted_q.iter().zip(qb).map(|(y, x)| mul(*y, *x)));
         }
     }
 }
@@ -470,24 +616,35 @@ fn add(acc: &mut Quad, x: Quad) {
 mod tests {
     use super::*;
     use crate::likelihood::data::{ProcessData, ShapeData};
-    use crate::model::interpolation::InterpolationCode;
+    use crate::model::interpolation::{InterpolationCode, ShapeVariations};
 
-    /// Three processes, two shape systematics each (code 4 and code 2), `n` events whose
-    /// values come from a fixed sequence; one event with a negative ratio.
-    fn channel(n: usize) -> ChannelData {
+    use InterpolationCode::{Code2, Code4};
+
+    /// Three processes with a code-4 and a code-2 shape systematic each.
+    const MIXED: &[&[InterpolationCode]] = &[&[Code4, Code2], &[Code4, Code2], &[Code4, Code2]];
+    /// Processes with 0, 1 and 3 code-4 systematics (the one-pass path inside |α| < 1), and
+    /// one with a code-2 systematic (the pass-per-step path).
+    const ONE_PASS: &[&[InterpolationCode]] =
+        &[&[], &[Code4], &[Code4, Code4, Code4], &[Code4, Code2]];
+
+    /// `n` events whose values come from a fixed sequence; process c has a shape systematic of
+    /// code `codes[c][k]` on parameter 1 + k.
+    fn channel(n: usize, codes: &[&[InterpolationCode]]) -> ChannelData {
         let mut state = 0x9e3779b97f4a7c15_u64;
         let mut next = move || {
             state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
             (state >> 11) as f64 / (1u64 << 53) as f64
         };
-        let processes = (0..3)
-            .map(|c| ProcessData {
+        let processes = codes
+            .iter()
+            .enumerate()
+            .map(|(c, codes)| ProcessData {
                 nominal_yield: 100.0 * (c + 1) as f64,
                 ratio: (0..n).map(|_| 0.2 + 1.6 * next()).collect(),
-                shapes: [InterpolationCode::Code4, InterpolationCode::Code2]
-                    .into_iter()
+                shapes: codes
+                    .iter()
                     .enumerate()
-                    .map(|(k, code)| {
+                    .map(|(k, &code)| {
                         let up: Vec<f64> = (0..n).map(|_| 0.9 + 0.2 * next()).collect();
                         let down: Vec<f64> = (0..n).map(|_| 0.9 + 0.2 * next()).collect();
                         ShapeData {
@@ -507,41 +664,86 @@ mod tests {
         }
     }
 
+    /// The sums of `data`'s events at θ = (μ, α_0, α_1, α_2) and `order`, by `block`.
+    fn sums_by(
+        data: &ChannelData,
+        theta: &[f64; 4],
+        order: Order,
+        block: impl Fn(&BlockInput<'_>, (usize, usize), &mut [f64]),
+    ) -> Vec<u64> {
+        let mut layout = Layout::default();
+        layout.fill(data);
+        let kernels = data.shape_kernels(theta);
+        let input = BlockInput {
+            data,
+            layout: &layout,
+            nu: &[50.0, 20.0, -3.0, 7.0][..data.processes.len()],
+            kernels: &kernels,
+            order,
+        };
+        let mut sums = vec![0.0; layout.size(order)];
+        block(&input, (0, data.weights.len()), &mut sums);
+        assert!(sums.iter().all(|x| x.is_finite()));
+        sums.iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// θ inside |α| < 1 for every α, and outside for one of them.
+    const THETAS: [[f64; 4]; 2] = [[1.0, 0.3, -0.7, 0.9], [1.0, 1.4, 0.2, -0.5]];
+    const ORDERS: [Order; 3] = [Order::Value, Order::Gradient, Order::Hessian];
+
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn vector_widths_give_identical_bits() {
         if !has_avx2_fma() {
             return;
         }
-        let data = channel(1001);
-        let mut layout = Layout::default();
-        layout.fill(&data);
-        // θ = (μ, α_0, α_1): inside |α| < 1, and outside for one of them.
-        for theta in [[1.0, 0.3, -0.7], [1.0, 1.4, 0.2]] {
-            let kernels = data.shape_kernels(&theta);
-            for order in [Order::Value, Order::Gradient, Order::Hessian] {
-                let input = BlockInput {
-                    data: &data,
-                    layout: &layout,
-                    nu: &[50.0, 20.0, -3.0],
-                    kernels: &kernels,
-                    order,
-                };
-                let mut portable = vec![0.0; layout.size(order)];
-                let mut avx2 = portable.clone();
-                event_block_portable(&input, (0, 1001), &mut Scratch::default(), &mut portable);
+        for (data, theta, order) in cases(&[MIXED, ONE_PASS], &[1001]) {
+            let portable = sums_by(&data, &theta, order, |input, range, sums| {
+                event_block_portable::<true>(input, range, &mut Scratch::default(), sums);
+            });
+            let avx2 = sums_by(&data, &theta, order, |input, range, sums| {
                 // SAFETY: AVX2 and FMA support checked above.
-                unsafe { event_block_avx2(&input, (0, 1001), &mut Scratch::default(), &mut avx2) };
-                let bits = |s: &[f64]| s.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                assert_eq!(bits(&portable), bits(&avx2), "{order:?} at θ = {theta:?}");
-                assert!(portable.iter().all(|x| x.is_finite()));
-            }
+                unsafe { event_block_avx2(input, range, &mut Scratch::default(), sums) };
+            });
+            assert_eq!(portable, avx2, "{order:?} at θ = {theta:?}");
         }
     }
 
     #[test]
+    fn one_pass_gives_the_bits_of_a_pass_per_step() {
+        // 1001 events: a partial last quad; 2052: a second, whole-quad sub-block.
+        for (data, theta, order) in cases(&[ONE_PASS], &[1001, 2052]) {
+            let one_pass = sums_by(&data, &theta, order, |input, range, sums| {
+                event_block(input, range, sums);
+            });
+            let by_pass = sums_by(&data, &theta, order, |input, range, sums| {
+                event_block_portable::<false>(input, range, &mut Scratch::default(), sums);
+            });
+            assert_eq!(one_pass, by_pass, "{order:?} at θ = {theta:?}");
+        }
+    }
+
+    /// Every channel layout × event count × θ × order.
+    fn cases(
+        layouts: &[&[&[InterpolationCode]]],
+        counts: &[usize],
+    ) -> Vec<(ChannelData, [f64; 4], Order)> {
+        let mut out = Vec::new();
+        for codes in layouts {
+            for &n in counts {
+                for theta in THETAS {
+                    for order in ORDERS {
+                        out.push((channel(n, codes), theta, order));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
     fn invalid_density_names_the_first_bad_event() {
-        let mut data = channel(1001);
+        let mut data = channel(1001, MIXED);
         for c in 0..3 {
             data.processes[c].ratio[998] = 0.0;
             data.processes[c].ratio[999] = -1.0;

@@ -180,28 +180,44 @@ fn exponential_quad(alpha: f64, v: [Quad; 4]) -> QuadFactors {
     }
 }
 
-/// One event's inputs of a shape interpolation: δ⁺, δ⁻ and their logarithms.
+/// One event's inputs of a shape interpolation: δ⁺ − 1, δ⁻ − 1, ln δ⁺ and ln δ⁻.
 pub type EventVariation = [f64; 4];
 
-/// Per-event inputs of a shape interpolation for a set of events: δ⁺, δ⁻ and their logarithms
-/// (stored so that no logarithm is taken inside the likelihood's event loop), one array per
-/// quantity so that the event loops read contiguous memory and vectorise.
+/// The inputs of a shape interpolation for one event with ±1σ ratios δ± (in full precision).
+pub fn event_variation(up: f64, down: f64) -> EventVariation {
+    [up - 1.0, down - 1.0, up.ln(), down.ln()]
+}
+
+/// Per-event inputs of a shape interpolation for a set of events: δ± − 1 and ln δ± (stored so
+/// that no logarithm is taken inside the likelihood's event loop), one array per quantity so
+/// that the event loops read contiguous memory and vectorise.
+///
+/// Precision policy: these four numbers are *stored* in single precision and widened to f64
+/// when read; every operation on them is in f64. They are the bulk of the event data (16 of
+/// 40 bytes per event and process for each systematic), and the event loop over 10⁶ events is
+/// limited by how fast memory delivers them, so halving them nearly halves its time. Nothing
+/// measurable is lost: δ± come from float32 network outputs (DESIGN §3), already rounded at
+/// 2⁻²⁴ ≈ 6·10⁻⁸ relative, while rounding δ± − 1 (not δ± itself) and ln δ± adds at most 2⁻²⁴
+/// of the *deviation* from 1 — for a 10 % variation 6·10⁻⁹ on the factor, ten times below the
+/// networks' own rounding. The stored values define the model exactly: the likelihood is a
+/// smooth f64 function of θ, and the same for every evaluation, thread count and toy.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ShapeVariations {
-    pub up: Vec<f64>,
-    pub down: Vec<f64>,
-    pub ln_up: Vec<f64>,
-    pub ln_down: Vec<f64>,
+    up: Vec<f32>,
+    down: Vec<f32>,
+    ln_up: Vec<f32>,
+    ln_down: Vec<f32>,
 }
 
 impl ShapeVariations {
     /// From the per-event ±1σ shape ratios δ± = r±/r.
     pub fn from_ratios(up: &[f64], down: &[f64]) -> ShapeVariations {
+        let stored = |v: &[f64], f: fn(f64) -> f64| v.iter().map(|&x| f(x) as f32).collect();
         ShapeVariations {
-            up: up.to_vec(),
-            down: down.to_vec(),
-            ln_up: up.iter().map(|u| u.ln()).collect(),
-            ln_down: down.iter().map(|d| d.ln()).collect(),
+            up: stored(up, |u| u - 1.0),
+            down: stored(down, |d| d - 1.0),
+            ln_up: stored(up, f64::ln),
+            ln_down: stored(down, f64::ln),
         }
     }
 
@@ -213,8 +229,54 @@ impl ShapeVariations {
         self.up.is_empty()
     }
 
+    /// Event i's inputs, as stored.
     pub fn event(&self, i: usize) -> EventVariation {
-        [self.up[i], self.down[i], self.ln_up[i], self.ln_down[i]]
+        [self.up[i], self.down[i], self.ln_up[i], self.ln_down[i]].map(f64::from)
+    }
+
+    /// The inputs of events i..i+4 (i + 4 may pass the end: the padding events get no
+    /// variation), one quad per quantity.
+    #[inline(always)]
+    pub fn quad(&self, i: usize) -> [Quad; 4] {
+        let inputs = (
+            widen(&self.up, i),
+            widen(&self.down, i),
+            widen(&self.ln_up, i),
+            widen(&self.ln_down, i),
+        );
+        match inputs {
+            (Some(up), Some(down), Some(ln_up), Some(ln_down)) => [up, down, ln_up, ln_down],
+            _ => self.quad_past_end(i),
+        }
+    }
+
+    /// The last, incomplete quad, padded with zeros (no variation): out of line, so that the
+    /// vector loads of all the others stay plain vector loads.
+    #[cold]
+    #[inline(never)]
+    fn quad_past_end(&self, i: usize) -> [Quad; 4] {
+        let widen = |v: &[f32]| -> Quad {
+            std::array::from_fn(|l| v.get(i + l).copied().map_or(0.0, f64::from))
+        };
+        [
+            widen(&self.up),
+            widen(&self.down),
+            widen(&self.ln_up),
+            widen(&self.ln_down),
+        ]
+    }
+
+    /// The events `start..start + 4 * n_quads`, if all are there: for reading them a quad at
+    /// a time without checking each quad against the end.
+    #[inline(always)]
+    pub fn run(&self, start: usize, n_quads: usize) -> Option<VariationRun<'_>> {
+        let end = start + 4 * n_quads;
+        Some(VariationRun {
+            up: self.up.get(start..end)?,
+            down: self.down.get(start..end)?,
+            ln_up: self.ln_up.get(start..end)?,
+            ln_down: self.ln_down.get(start..end)?,
+        })
     }
 
     /// Appends the events of `other`.
@@ -224,6 +286,60 @@ impl ShapeVariations {
         self.ln_up.extend_from_slice(&other.ln_up);
         self.ln_down.extend_from_slice(&other.ln_down);
     }
+
+    /// The events at `indices` (repeats allowed), in that order.
+    pub fn select(&self, indices: &[usize]) -> ShapeVariations {
+        let pick = |v: &[f32]| indices.iter().map(|&i| v[i]).collect();
+        ShapeVariations {
+            up: pick(&self.up),
+            down: pick(&self.down),
+            ln_up: pick(&self.ln_up),
+            ln_down: pick(&self.ln_down),
+        }
+    }
+}
+
+/// A run of whole quads of events of [`ShapeVariations`] (see [`ShapeVariations::run`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct VariationRun<'a> {
+    up: &'a [f32],
+    down: &'a [f32],
+    ln_up: &'a [f32],
+    ln_down: &'a [f32],
+}
+
+impl VariationRun<'_> {
+    /// The inputs of the run's quad j, one quad per quantity.
+    #[inline(always)]
+    pub fn quad(&self, j: usize) -> [Quad; 4] {
+        let widen = |v: &[f32]| -> Quad {
+            let four = &v[4 * j..4 * j + 4];
+            [
+                four[0].into(),
+                four[1].into(),
+                four[2].into(),
+                four[3].into(),
+            ]
+        };
+        [
+            widen(self.up),
+            widen(self.down),
+            widen(self.ln_up),
+            widen(self.ln_down),
+        ]
+    }
+}
+
+/// `v[i..i + 4]` in double precision, if there are four values from i.
+#[inline(always)]
+fn widen(v: &[f32], i: usize) -> Option<Quad> {
+    let four: &[f32; 4] = v.get(i..i + 4)?.try_into().ok()?;
+    Some([
+        four[0].into(),
+        four[1].into(),
+        four[2].into(),
+        four[3].into(),
+    ])
 }
 
 /// One value per event for four consecutive events (the likelihood's unit of vector work).
@@ -232,10 +348,10 @@ pub type Quad = [f64; 4];
 /// Interpolated factors of four events, with their first and second derivatives in α where
 /// asked for (zero otherwise).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-struct QuadFactors {
-    value: Quad,
-    d1: Quad,
-    d2: Quad,
+pub struct QuadFactors {
+    pub value: Quad,
+    pub d1: Quad,
+    pub d2: Quad,
 }
 
 /// A shape interpolation prepared for one value of α, applied to every event.
@@ -260,16 +376,16 @@ pub enum ShapeKernel {
     },
 }
 
-/// Code 4 inside |α| < 1 as a function of one event's δ±, ln δ±:
+/// Code 4 inside |α| < 1 as a function of one event's δ± − 1, ln δ±:
 ///
 /// ```text
-/// constant + up·δ⁺ + down·δ⁻ + δ⁺ln δ⁺ (slope_up + curve_up ln δ⁺) + δ⁻ln δ⁻ (slope_down + curve_down ln δ⁻)
+/// constant + up·(δ⁺−1) + down·(δ⁻−1) + δ⁺ln δ⁺ (slope_up + curve_up ln δ⁺) + δ⁻ln δ⁻ (slope_down + curve_down ln δ⁻)
 /// ```
 ///
 /// the weights of the boundary data (δ± − 1, δ± ln δ±, δ± ln² δ±) regrouped so that an event
 /// costs six fused multiply-adds per output (value, or a derivative) after the two products
 /// δ± ln δ± that all outputs share.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Code4Weights {
     constant: f64,
     up: f64,
@@ -280,12 +396,19 @@ pub struct Code4Weights {
     curve_down: f64,
 }
 
+/// δ ln δ from δ − 1 and ln δ: (δ − 1) ln δ + ln δ, one fused multiply-add (the same in
+/// [`Code4Weights::quad`]'s lanes).
+#[inline(always)]
+fn x_ln_x(deviation: f64, ln: f64) -> f64 {
+    deviation.mul_add(ln, ln)
+}
+
 impl Code4Weights {
     /// From the weights w of the boundary data and the output's value at δ± = 1 (1 for the
     /// factor itself, 0 for its derivatives).
     fn new(w: [f64; 6], at_nominal: f64) -> Code4Weights {
         Code4Weights {
-            constant: at_nominal - w[0] - w[1],
+            constant: at_nominal,
             up: w[0],
             down: w[1],
             slope_up: w[2],
@@ -295,7 +418,7 @@ impl Code4Weights {
         }
     }
 
-    /// One event; `p_up` = δ⁺ ln δ⁺ and `p_down` = δ⁻ ln δ⁻.
+    /// One event; `p_up` = δ⁺ ln δ⁺ and `p_down` = δ⁻ ln δ⁻ (see [`x_ln_x`]).
     #[inline(always)]
     fn event(&self, v: EventVariation, p_up: f64, p_down: f64) -> f64 {
         let [up, down, ln_up, ln_down] = v;
@@ -352,12 +475,22 @@ impl ShapeKernel {
         }
     }
 
+    /// The weights of code 4 inside |α| < 1 — factor, first and second derivative — for
+    /// [`code4_quad`]; `None` for the other kernels.
+    #[inline(always)]
+    pub fn code4_inside(&self) -> Option<[Code4Weights; 3]> {
+        match *self {
+            ShapeKernel::Code4Inside { value, d1, d2 } => Some([value, d1, d2]),
+            _ => None,
+        }
+    }
+
     #[inline]
     pub fn eval(&self, v: &EventVariation) -> Interpolated {
         let [up, down, ln_up, ln_down] = *v;
         match self {
             ShapeKernel::Code4Inside { value, d1, d2 } => {
-                let (p_up, p_down) = (up * ln_up, down * ln_down);
+                let (p_up, p_down) = (x_ln_x(up, ln_up), x_ln_x(down, ln_down));
                 Interpolated {
                     value: value.event(*v, p_up, p_down),
                     d1: d1.event(*v, p_up, p_down),
@@ -366,7 +499,7 @@ impl ShapeKernel {
             }
             ShapeKernel::Exponential { alpha } => exponential(*alpha, ln_up, ln_down),
             ShapeKernel::Other { code, alpha } => {
-                Variation::new(*code, up, down, CODE4_SHAPE_ALPHA0).eval(*alpha)
+                Variation::new(*code, 1.0 + up, 1.0 + down, CODE4_SHAPE_ALPHA0).eval(*alpha)
             }
         }
     }
@@ -378,45 +511,40 @@ impl ShapeKernel {
     /// lanes, which the compiler turns into vector instructions (the same operations as
     /// [`ShapeKernel::eval`], so the same bits); the other cases go event by event.
     #[inline(always)]
-    pub fn eval_quads(&self, variations: impl Fn(usize) -> [Quad; 4], out: FactorRows<'_>) {
+    pub fn eval_quads(&self, events: &ShapeVariations, first: usize, out: FactorRows<'_>) {
         let FactorRows { value, d1, d2 } = out;
-        let (w_value, w_d1, w_d2) = match self {
-            ShapeKernel::Code4Inside { value, d1, d2 } => (value, d1, d2),
+        let at = |j: usize| first + 4 * j;
+        let weights = match self {
+            ShapeKernel::Code4Inside { value, d1, d2 } => [*value, *d1, *d2],
             ShapeKernel::Exponential { alpha } => {
-                return fill_rows(value, d1, d2, |j| exponential_quad(*alpha, variations(j)));
+                return fill_rows(value, d1, d2, |j| {
+                    exponential_quad(*alpha, events.quad(at(j)))
+                });
             }
             ShapeKernel::Other { .. } => {
-                return fill_rows(value, d1, d2, |j| self.eval_lanes(variations(j)));
+                return fill_rows(value, d1, d2, |j| self.eval_lanes(events.quad(at(j))));
             }
         };
-        let shared = |j: usize| {
-            let v = variations(j);
-            let [up, down, ln_up, ln_down] = v;
-            let p_up: Quad = std::array::from_fn(|l| up[l] * ln_up[l]);
-            let p_down: Quad = std::array::from_fn(|l| down[l] * ln_down[l]);
-            (v, p_up, p_down)
+        let factors = |j: usize, gradient: bool, hessian: bool| {
+            code4_quad(&weights, events.quad(at(j)), gradient, hessian)
         };
         match (d1, d2) {
             (None, _) => {
                 for (j, out) in value.iter_mut().enumerate() {
-                    let (v, p_up, p_down) = shared(j);
-                    *out = w_value.quad(v, p_up, p_down);
+                    *out = factors(j, false, false).value;
                 }
             }
             (Some(d1), None) => {
                 for (j, (out, out_d1)) in value.iter_mut().zip(d1.iter_mut()).enumerate() {
-                    let (v, p_up, p_down) = shared(j);
-                    *out = w_value.quad(v, p_up, p_down);
-                    *out_d1 = w_d1.quad(v, p_up, p_down);
+                    let at = factors(j, true, false);
+                    (*out, *out_d1) = (at.value, at.d1);
                 }
             }
             (Some(d1), Some(d2)) => {
                 let rows = value.iter_mut().zip(d1.iter_mut()).zip(d2.iter_mut());
                 for (j, ((out, out_d1), out_d2)) in rows.enumerate() {
-                    let (v, p_up, p_down) = shared(j);
-                    *out = w_value.quad(v, p_up, p_down);
-                    *out_d1 = w_d1.quad(v, p_up, p_down);
-                    *out_d2 = w_d2.quad(v, p_up, p_down);
+                    let at = factors(j, true, true);
+                    (*out, *out_d1, *out_d2) = (at.value, at.d1, at.d2);
                 }
             }
         }
@@ -434,6 +562,31 @@ impl ShapeKernel {
         }
         out
     }
+}
+
+/// Code 4 inside |α| < 1 for a quad of events with inputs `v` (δ± − 1, ln δ±): the factor
+/// and, where asked, its derivatives (zero otherwise), with the weights `[value, d1, d2]` of
+/// [`ShapeKernel::code4_inside`]. The same operations as [`ShapeKernel::eval`], lane by lane.
+#[inline(always)]
+pub fn code4_quad(
+    weights: &[Code4Weights; 3],
+    v: [Quad; 4],
+    gradient: bool,
+    hessian: bool,
+) -> QuadFactors {
+    let [up, down, ln_up, ln_down] = v;
+    let (p_up, p_down) = (mul_add4(up, ln_up, ln_up), mul_add4(down, ln_down, ln_down));
+    let mut out = QuadFactors {
+        value: weights[0].quad(v, p_up, p_down),
+        ..QuadFactors::default()
+    };
+    if gradient {
+        out.d1 = weights[1].quad(v, p_up, p_down);
+    }
+    if hessian {
+        out.d2 = weights[2].quad(v, p_up, p_down);
+    }
+    out
 }
 
 /// Writes quad j's factors `at(j)` to the rows (derivatives where given).
@@ -605,8 +758,8 @@ mod tests {
         use InterpolationCode::*;
         for code in [Code0, Code1, Code2, Code4p, Code4] {
             for (up, down) in [(1.25, 0.85), (0.9, 1.07), (1.02, 1.01)] {
-                let variations = ShapeVariations::from_ratios(&[up], &[down]);
-                let ev = variations.event(0);
+                let ev = event_variation(up, down);
+                let stored = ShapeVariations::from_ratios(&[up; 8], &[down; 8]);
                 let reference = Variation::new(code, up, down, 1.0);
                 for alpha in [-2.5, -1.0, -0.6, 0.0, 0.2, 0.99, 1.3] {
                     let (k, r) = (
@@ -625,13 +778,15 @@ mod tests {
                     );
                     let (mut value, mut d1, mut d2) = ([[0.0; 4]; 2], [[0.0; 4]; 2], [[0.0; 4]; 2]);
                     ShapeKernel::new(code, alpha).eval_quads(
-                        |_| ev.map(|x| [x; 4]),
+                        &stored,
+                        0,
                         FactorRows {
                             value: &mut value,
                             d1: Some(&mut d1),
                             d2: Some(&mut d2),
                         },
                     );
+                    let k = ShapeKernel::new(code, alpha).eval(&stored.event(0));
                     for j in 0..2 {
                         for l in 0..4 {
                             assert_eq!([value[j][l], d1[j][l], d2[j][l]], [k.value, k.d1, k.d2]);
@@ -640,6 +795,31 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn stored_variations_are_rounded_deviations() {
+        let (up, down) = ([1.1, 1.0, 0.5, 1.0 + 1e-9], [0.93, 1.0, 2.0, 1.0 - 3e-9]);
+        let stored = ShapeVariations::from_ratios(&up, &down);
+        let quad = stored.quad(0);
+        let past_end = stored.quad(2);
+        for i in 0..4 {
+            let exact = event_variation(up[i], down[i]);
+            let read = stored.event(i);
+            for q in 0..4 {
+                // Single-precision rounding of each number, relative to itself.
+                let bound = exact[q].abs() * f64::from(f32::EPSILON) / 2.0;
+                assert!((read[q] - exact[q]).abs() <= bound, "event {i}, input {q}");
+                assert_eq!(quad[q][i], read[q]);
+                // quad(2) holds events 2, 3 and two padding events.
+                if i < 2 {
+                    assert_eq!(past_end[q][i], stored.event(i + 2)[q]);
+                } else {
+                    assert_eq!(past_end[q][i], 0.0, "padding events have no variation");
+                }
+            }
+        }
+        assert_eq!(stored.select(&[3, 0, 3]).event(2), stored.event(3));
     }
 
     #[test]
