@@ -78,7 +78,8 @@ const EXP_RANGE: f64 = 700.0;
 /// of a fit comes near) get the library routine's value, as from [`exp`].
 #[inline(always)]
 pub fn exp4(x: Quad) -> Quad {
-    let mut y = x.map(exp_lane);
+    // `from_fn`, not `map`: the compiler keeps `map` out of line, one lane per call.
+    let mut y: Quad = std::array::from_fn(|l| exp_lane(x[l]));
     if !x.iter().all(|v| v.abs() <= EXP_RANGE) {
         exp_out_of_range(x, &mut y);
     }

@@ -20,7 +20,8 @@ use std::cell::RefCell;
 use super::data::ChannelData;
 use super::Order;
 use crate::model::interpolation::{
-    code4_quad, Code4Weights, FactorRows, Quad, QuadFactors, ShapeKernel, VariationRun,
+    Code4Quad, ExponentialQuad, FactorRows, Quad, QuadFactors, QuadInterpolation, ShapeKernel,
+    VariationRun,
 };
 use crate::vecmath::{ln4, mul_add4};
 
@@ -215,7 +216,7 @@ fn event_block_portable<const ONE_PASS: bool>(
             }
             per_event_weights(input.order, j, density.value, weight, scratch);
         }
-        accumulate(input, n_quads, scratch);
+        accumulate(input, n_quads, scratch, ONE_PASS);
     }
     for (sum, lanes) in sums.iter_mut().zip(&scratch.sums) {
         *sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
@@ -246,10 +247,11 @@ fn mul(a: Quad, b: Quad) -> Quad {
 }
 
 /// Adds process c's terms of the sub-block's quads from `i0` to the densities, and fills its
-/// q (and second derivatives): in one pass when every shape systematic of the process is
-/// code 4 inside |α| < 1 and there are at most three of them (the common case in a fit) and
-/// the sub-block is whole quads of events (and `one_pass`), in a pass per step otherwise. Both make the same products in the same order, so they give
-/// the same bits.
+/// q (and second derivatives): in one pass when the process has at most three shape
+/// systematics, all of one [`QuadInterpolation`] kind (code 4 inside |α| < 1, or the
+/// exponential: the common cases in a fit), the sub-block is whole quads of events and
+/// `one_pass` is set; in a pass per step otherwise. Both make the same products in the same
+/// order, so they give the same bits.
 #[inline(always)]
 fn process_terms(
     input: &BlockInput<'_>,
@@ -259,16 +261,22 @@ fn process_terms(
     scratch: &mut Scratch,
     one_pass: bool,
 ) {
-    let kernels = &input.kernels[c];
+    let at = (c, i0, n_quads);
     let done = one_pass
-        && match kernels.len() {
-            0 => code4_terms::<0>(input, c, [], i0, n_quads, scratch),
-            1 => all_code4::<1>(kernels)
-                .is_some_and(|w| code4_terms(input, c, w, i0, n_quads, scratch)),
-            2 => all_code4::<2>(kernels)
-                .is_some_and(|w| code4_terms(input, c, w, i0, n_quads, scratch)),
-            3 => all_code4::<3>(kernels)
-                .is_some_and(|w| code4_terms(input, c, w, i0, n_quads, scratch)),
+        && match input.kernels[c].len() {
+            0 => terms_in_one_pass::<0, Code4Quad>(input, at, scratch),
+            1 => {
+                terms_in_one_pass::<1, Code4Quad>(input, at, scratch)
+                    || terms_in_one_pass::<1, ExponentialQuad>(input, at, scratch)
+            }
+            2 => {
+                terms_in_one_pass::<2, Code4Quad>(input, at, scratch)
+                    || terms_in_one_pass::<2, ExponentialQuad>(input, at, scratch)
+            }
+            3 => {
+                terms_in_one_pass::<3, Code4Quad>(input, at, scratch)
+                    || terms_in_one_pass::<3, ExponentialQuad>(input, at, scratch)
+            }
             _ => false,
         };
     if !done {
@@ -276,26 +284,22 @@ fn process_terms(
     }
 }
 
-/// The code-4 weights of K kernels, if all K are code 4 inside |α| < 1.
+/// [`one_pass`] at the evaluation's order, for process c's quads from `i0`; false (nothing
+/// done) unless the process has K shape systematics, all of kind T, and the events are all
+/// there.
 #[inline(always)]
-fn all_code4<const K: usize>(kernels: &[ShapeKernel]) -> Option<[[Code4Weights; 3]; K]> {
-    let mut weights = [[Code4Weights::default(); 3]; K];
-    for (w, kernel) in weights.iter_mut().zip(kernels) {
-        *w = kernel.code4_inside()?;
-    }
-    Some(weights)
-}
-
-/// [`code4_pass`] at the evaluation's order; true if done (the events are all there).
-#[inline(always)]
-fn code4_terms<const K: usize>(
+fn terms_in_one_pass<const K: usize, T: QuadInterpolation>(
     input: &BlockInput<'_>,
-    c: usize,
-    weights: [[Code4Weights; 3]; K],
-    i0: usize,
-    n_quads: usize,
+    (c, i0, n_quads): (usize, usize, usize),
     scratch: &mut Scratch,
 ) -> bool {
+    let mut kernels = [T::default(); K];
+    for (kind, kernel) in kernels.iter_mut().zip(&input.kernels[c]) {
+        match T::of(kernel) {
+            Some(k) => *kind = k,
+            None => return false,
+        }
+    }
     let process = &input.data.processes[c];
     let Some(ratio) = process.ratio.get(i0..i0 + 4 * n_quads) else {
         return false;
@@ -309,22 +313,23 @@ fn code4_terms<const K: usize>(
     }
     // Called, not taken as a function pointer: only a direct call is inlined into (and so
     // compiled for) the AVX2+FMA event loop.
-    let (w, s) = (&weights, &shapes);
+    let (k, s) = (&kernels, &shapes);
     match input.order {
-        Order::Value => code4_pass::<K, false, false>(input, c, w, ratio, s, scratch),
-        Order::Gradient => code4_pass::<K, true, false>(input, c, w, ratio, s, scratch),
-        Order::Hessian => code4_pass::<K, true, true>(input, c, w, ratio, s, scratch),
+        Order::Value => one_pass::<K, T, false, false>(input, c, k, ratio, s, scratch),
+        Order::Gradient => one_pass::<K, T, true, false>(input, c, k, ratio, s, scratch),
+        Order::Hessian => one_pass::<K, T, true, true>(input, c, k, ratio, s, scratch),
     }
     true
 }
 
 /// Process c's terms in one pass over the sub-block, each quad's ratio, factors and products
-/// kept in registers; K, and which derivatives are made, known at compile time.
+/// kept in registers; K, the kind of interpolation and which derivatives are made, known at
+/// compile time.
 #[inline(always)]
-fn code4_pass<const K: usize, const GRADIENT: bool, const HESSIAN: bool>(
+fn one_pass<const K: usize, T: QuadInterpolation, const GRADIENT: bool, const HESSIAN: bool>(
     input: &BlockInput<'_>,
     c: usize,
-    weights: &[[Code4Weights; 3]; K],
+    kernels: &[T; K],
     ratio: &[f64],
     shapes: &[VariationRun<'_>; K],
     scratch: &mut Scratch,
@@ -349,7 +354,7 @@ fn code4_pass<const K: usize, const GRADIENT: bool, const HESSIAN: bool>(
         let r = [r[0], r[1], r[2], r[3]];
         let mut f = [QuadFactors::default(); K];
         for k in 0..K {
-            f[k] = code4_quad(&weights[k], shapes[k].quad(j), GRADIENT, HESSIAN);
+            f[k] = kernels[k].factors(shapes[k].quad(j), GRADIENT, HESSIAN);
         }
         // t_c = r_c Π_k I_k
         let mut t_j = r;
@@ -539,9 +544,10 @@ fn per_event_weights(order: Order, j: usize, density: Quad, weight: Quad, scratc
 
 /// Adds the sub-block's terms to the per-lane sums: one sum at a time over the sub-block's
 /// quads, so that its accumulator stays in a register (the additions into each lane still
-/// come in event order).
+/// come in event order). With a q of at most [`MAX_REGISTER_DIM`] entries (and `one_pass`),
+/// the sums of q's terms are made in one pass instead, all of them in registers.
 #[inline(always)]
-fn accumulate(input: &BlockInput<'_>, n_quads: usize, scratch: &mut Scratch) {
+fn accumulate(input: &BlockInput<'_>, n_quads: usize, scratch: &mut Scratch, one_pass: bool) {
     let Scratch {
         q,
         second,
@@ -557,22 +563,40 @@ fn accumulate(input: &BlockInput<'_>, n_quads: usize, scratch: &mut Scratch) {
         return;
     }
     let dim = input.layout.dim;
+    let hessian = input.order == Order::Hessian;
     let ws = &w_over_s[..n_quads];
+    let ws2 = &w_over_s2[..n_quads];
     let (first, rest) = sums[1..].split_at_mut(dim);
-    for (a, acc) in first.iter_mut().enumerate() {
-        let qa = row(q, a, n_quads);
-        sum_into(acc, ws.iter().zip(qa).map(|(w, x)| mul(*w, *x)));
-    }
-    if input.order < Order::Hessian {
-        return;
-    }
-    let (second_sums, outer) = rest.split_at_mut(input.layout.n_second);
+    let (second_sums, outer) = rest.split_at_mut(if hessian { input.layout.n_second } else { 0 });
     for (b, acc) in second_sums.iter_mut().enumerate() {
         let d2t = row(second, b, n_quads);
         sum_into(acc, ws.iter().zip(d2t).map(|(w, x)| mul(*w, *x)));
     }
+    let in_registers = one_pass
+        && match (dim, hessian) {
+            (1, false) => q_sums::<1, false>(q, ws, ws2, first, outer),
+            (2, false) => q_sums::<2, false>(q, ws, ws2, first, outer),
+            (3, false) => q_sums::<3, false>(q, ws, ws2, first, outer),
+            (4, false) => q_sums::<4, false>(q, ws, ws2, first, outer),
+            (5, false) => q_sums::<5, false>(q, ws, ws2, first, outer),
+            (1, true) => q_sums::<1, true>(q, ws, ws2, first, outer),
+            (2, true) => q_sums::<2, true>(q, ws, ws2, first, outer),
+            (3, true) => q_sums::<3, true>(q, ws, ws2, first, outer),
+            (4, true) => q_sums::<4, true>(q, ws, ws2, first, outer),
+            (5, true) => q_sums::<5, true>(q, ws, ws2, first, outer),
+            _ => false,
+        };
+    if in_registers {
+        return;
+    }
+    for (a, acc) in first.iter_mut().enumerate() {
+        let qa = row(q, a, n_quads);
+        sum_into(acc, ws.iter().zip(qa).map(|(w, x)| mul(*w, *x)));
+    }
+    if !hessian {
+        return;
+    }
     // Symmetric: the upper triangle only, row by row (see `Layout::outer_index`).
-    let ws2 = &w_over_s2[..n_quads];
     let weighted_q = &mut weighted_q[..n_quads];
     let mut slots = outer.iter_mut();
     for a in 0..dim {
@@ -587,6 +611,52 @@ fn accumulate(input: &BlockInput<'_>, n_quads: usize, scratch: &mut Scratch) {
             sum_into(acc, weighted_q.iter().zip(qb).map(|(y, x)| mul(*y, *x)));
         }
     }
+}
+
+/// The largest q whose sums [`q_sums`] keeps in registers: D gradient and D(D+1)/2 Hessian
+/// accumulators (20 for D = 5, about what the 16 vector registers and the L1 cache's fast
+/// stack slots take without slowing down).
+const MAX_REGISTER_DIM: usize = 5;
+
+/// Σ (w/s) q_a into `first` and, with `HESSIAN`, Σ (w/s²) q_a q_b (upper triangle, row by
+/// row) into `outer`, in one pass over the sub-block for a q of D entries known at compile
+/// time: every accumulator in a register. The same products added in the same order as the
+/// pass-per-sum form of [`accumulate`], so the same bits. True (done).
+#[inline(always)]
+fn q_sums<const D: usize, const HESSIAN: bool>(
+    q: &[Quad],
+    ws: &[Quad],
+    ws2: &[Quad],
+    first: &mut [Quad],
+    outer: &mut [Quad],
+) -> bool {
+    const MAX_OUTER: usize = MAX_REGISTER_DIM * (MAX_REGISTER_DIM + 1) / 2;
+    let n_quads = ws.len();
+    let rows: [&[Quad]; D] = std::array::from_fn(|a| row(q, a, n_quads));
+    let mut gradient = [[0.0; 4]; D];
+    gradient.copy_from_slice(&first[..D]);
+    let mut hessian = [[0.0; 4]; MAX_OUTER];
+    let n_outer = if HESSIAN { D * (D + 1) / 2 } else { 0 };
+    hessian[..n_outer].copy_from_slice(&outer[..n_outer]);
+    for j in 0..n_quads {
+        let q_j: [Quad; D] = std::array::from_fn(|a| rows[a][j]);
+        for a in 0..D {
+            add(&mut gradient[a], mul(ws[j], q_j[a]));
+        }
+        if HESSIAN {
+            let mut slot = 0;
+            for a in 0..D {
+                let y = mul(ws2[j], q_j[a]);
+                for q_b in &q_j[a..] {
+                    add(&mut hessian[slot], mul(y, *q_b));
+                    slot += 1;
+                }
+            }
+        }
+    }
+    first[..D].copy_from_slice(&gradient);
+    outer[..n_outer].copy_from_slice(&hessian[..n_outer]);
+    true
 }
 
 /// The first `n_quads` quads of row `a` of an a-major scratch array.
@@ -626,6 +696,9 @@ mod tests {
     /// one with a code-2 systematic (the pass-per-step path).
     const ONE_PASS: &[&[InterpolationCode]] =
         &[&[], &[Code4], &[Code4, Code4, Code4], &[Code4, Code2]];
+    /// A q of five entries (its sums in registers), and of two.
+    const SMALL: &[&[InterpolationCode]] = &[&[], &[Code4], &[Code4]];
+    const TINY: &[&[InterpolationCode]] = &[&[Code2]];
 
     /// `n` events whose values come from a fixed sequence; process c has a shape systematic of
     /// code `codes[c][k]` on parameter 1 + k.
@@ -687,8 +760,12 @@ mod tests {
         sums.iter().map(|x| x.to_bits()).collect()
     }
 
-    /// θ inside |α| < 1 for every α, and outside for one of them.
-    const THETAS: [[f64; 4]; 2] = [[1.0, 0.3, -0.7, 0.9], [1.0, 1.4, 0.2, -0.5]];
+    /// θ inside |α| < 1 for every α, outside for one of them, and outside for all.
+    const THETAS: [[f64; 4]; 3] = [
+        [1.0, 0.3, -0.7, 0.9],
+        [1.0, 1.4, 0.2, -0.5],
+        [1.0, 1.4, -1.2, 2.0],
+    ];
     const ORDERS: [Order; 3] = [Order::Value, Order::Gradient, Order::Hessian];
 
     #[cfg(target_arch = "x86_64")]
@@ -697,7 +774,7 @@ mod tests {
         if !has_avx2_fma() {
             return;
         }
-        for (data, theta, order) in cases(&[MIXED, ONE_PASS], &[1001]) {
+        for (data, theta, order) in cases(&[MIXED, ONE_PASS, SMALL], &[1001]) {
             let portable = sums_by(&data, &theta, order, |input, range, sums| {
                 event_block_portable::<true>(input, range, &mut Scratch::default(), sums);
             });
@@ -712,7 +789,7 @@ mod tests {
     #[test]
     fn one_pass_gives_the_bits_of_a_pass_per_step() {
         // 1001 events: a partial last quad; 2052: a second, whole-quad sub-block.
-        for (data, theta, order) in cases(&[ONE_PASS], &[1001, 2052]) {
+        for (data, theta, order) in cases(&[ONE_PASS, SMALL, TINY], &[1001, 2052]) {
             let one_pass = sums_by(&data, &theta, order, |input, range, sums| {
                 event_block(input, range, sums);
             });

@@ -162,21 +162,77 @@ fn exponential(alpha: f64, ln_up: f64, ln_down: f64) -> Interpolated {
     }
 }
 
-/// [`exponential`] for four events (the same operations lane by lane, so the same bits).
-/// Out of line: inlined, its code disturbed the vector code of the code-4 path around it.
+/// [`exponential_factors`] out of line: inlined into [`ShapeKernel::eval_quads`], its code
+/// disturbed the vector code of the code-4 path around it.
 #[inline(never)]
 fn exponential_quad(alpha: f64, v: [Quad; 4]) -> QuadFactors {
+    exponential_factors(alpha, v)
+}
+
+/// [`exponential`] for four events (the same operations lane by lane, so the same bits).
+#[inline(always)]
+fn exponential_factors(alpha: f64, v: [Quad; 4]) -> QuadFactors {
     let [_, _, ln_up, ln_down] = v;
     let rate = if alpha >= 0.0 {
         ln_up
     } else {
-        ln_down.map(|x| -x)
+        std::array::from_fn(|l| -ln_down[l])
     };
     let value = vecmath::exp4(std::array::from_fn(|l| alpha * rate[l]));
     QuadFactors {
         value,
         d1: std::array::from_fn(|l| rate[l] * value[l]),
         d2: std::array::from_fn(|l| rate[l] * rate[l] * value[l]),
+    }
+}
+
+/// One kind of shape interpolation, prepared at one α, whose factors for a quad of events the
+/// likelihood's event loop computes inline, in registers: code 4 inside |α| < 1
+/// ([`Code4Quad`]) and the exponential of code 1 and of code 4 beyond ([`ExponentialQuad`]).
+pub trait QuadInterpolation: Copy + Default {
+    /// This kind's form of `kernel`, if `kernel` is of this kind.
+    fn of(kernel: &ShapeKernel) -> Option<Self>;
+
+    /// The factors of four events with inputs `v` (δ± − 1, ln δ±); the derivatives where
+    /// asked for (zero otherwise). The same operations as [`ShapeKernel::eval`], lane by lane.
+    fn factors(&self, v: [Quad; 4], gradient: bool, hessian: bool) -> QuadFactors;
+}
+
+/// Code 4 inside |α| < 1: the weights of the factor and of its two derivatives.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Code4Quad([Code4Weights; 3]);
+
+impl QuadInterpolation for Code4Quad {
+    #[inline(always)]
+    fn of(kernel: &ShapeKernel) -> Option<Self> {
+        kernel.code4_inside().map(Code4Quad)
+    }
+
+    #[inline(always)]
+    fn factors(&self, v: [Quad; 4], gradient: bool, hessian: bool) -> QuadFactors {
+        code4_quad(&self.0, v, gradient, hessian)
+    }
+}
+
+/// δ⁺^α for α ≥ 0, δ⁻^(−α) below: code 1, and code 4 beyond |α| = 1.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ExponentialQuad {
+    alpha: f64,
+}
+
+impl QuadInterpolation for ExponentialQuad {
+    #[inline(always)]
+    fn of(kernel: &ShapeKernel) -> Option<Self> {
+        match *kernel {
+            ShapeKernel::Exponential { alpha } => Some(ExponentialQuad { alpha }),
+            _ => None,
+        }
+    }
+
+    /// Always all three: the derivatives are two multiplications on the exponential.
+    #[inline(always)]
+    fn factors(&self, v: [Quad; 4], _gradient: bool, _hessian: bool) -> QuadFactors {
+        exponential_factors(self.alpha, v)
     }
 }
 
@@ -555,7 +611,7 @@ impl ShapeKernel {
     fn eval_lanes(&self, v: [Quad; 4]) -> QuadFactors {
         let mut out = QuadFactors::default();
         for l in 0..4 {
-            let at = self.eval(&v.map(|x| x[l]));
+            let at = self.eval(&[v[0][l], v[1][l], v[2][l], v[3][l]]);
             out.value[l] = at.value;
             out.d1[l] = at.d1;
             out.d2[l] = at.d2;
@@ -568,7 +624,7 @@ impl ShapeKernel {
 /// and, where asked, its derivatives (zero otherwise), with the weights `[value, d1, d2]` of
 /// [`ShapeKernel::code4_inside`]. The same operations as [`ShapeKernel::eval`], lane by lane.
 #[inline(always)]
-pub fn code4_quad(
+fn code4_quad(
     weights: &[Code4Weights; 3],
     v: [Quad; 4],
     gradient: bool,
