@@ -609,14 +609,13 @@ impl ShapeKernel {
     /// Four events one by one (codes 0, 2 and 4p: no vector form of their own).
     #[inline(never)]
     fn eval_lanes(&self, v: [Quad; 4]) -> QuadFactors {
-        let mut out = QuadFactors::default();
-        for l in 0..4 {
-            let at = self.eval(&[v[0][l], v[1][l], v[2][l], v[3][l]]);
-            out.value[l] = at.value;
-            out.d1[l] = at.d1;
-            out.d2[l] = at.d2;
+        let at: [Interpolated; 4] =
+            std::array::from_fn(|l| self.eval(&[v[0][l], v[1][l], v[2][l], v[3][l]]));
+        QuadFactors {
+            value: std::array::from_fn(|l| at[l].value),
+            d1: std::array::from_fn(|l| at[l].d1),
+            d2: std::array::from_fn(|l| at[l].d2),
         }
-        out
     }
 }
 
