@@ -5,8 +5,9 @@
 mod common;
 
 use common::*;
+use nsbi::fit::{minimise, FitOptions};
 use nsbi::infer::toyfile::ToyFile;
-use nsbi::infer::toys::ToySource;
+use nsbi::infer::toys::{fit_toy, ToyPlan, ToySource};
 use nsbi::likelihood::data;
 
 /// Mean over toys of a per-event histogram (here in bins of the per-event ratio r_S(x), a
@@ -70,6 +71,40 @@ fn bootstrap_toys_are_unbiased_in_negative_weight_regions() {
             "bin {b}: variance {var} vs mean {mean}"
         );
     }
+}
+
+/// A toy's t from its fast fits (stopped at EDM < 1e-4, NLLs taken at the minimum of the
+/// quadratic model) equals t from fits converged to EDM < 1e-12, to 1e-5 — while the last
+/// evaluated NLLs alone would be off by up to the EDM.
+#[test]
+fn toy_t_matches_tightly_converged_fits() {
+    let analysis = example_analysis("workspace_exact.yaml");
+    let theta_gen = [1.0, 0.0, 0.0];
+    let pools = data::asimov(&analysis.model, &analysis.ratios, &theta_gen).unwrap();
+    let source = ToySource::new(&analysis.model, pools, &theta_gen).unwrap();
+    let plan = ToyPlan {
+        poi: 0,
+        grid: vec![1.0],
+        n_toys: 40,
+        seed: 5,
+        systematics: true,
+    };
+    let mut largest = 0.0_f64;
+    for t in 0..plan.n_toys {
+        let toy = source.draw(plan.seed, 0, t, true);
+        let record = fit_toy(&toy, &plan, &theta_gen, 0, t);
+        assert!(record.converged_conditional && record.converged_free, "toy {t}");
+        let tight = |fix_mu: bool| {
+            let mut options = FitOptions::new(&toy);
+            options.init = theta_gen.to_vec();
+            options.edm_tolerance = 1e-12;
+            options.fixed[0] = fix_mu;
+            minimise(&toy, &options).nll
+        };
+        let t_tight = 2.0 * (tight(true) - tight(false)).max(0.0);
+        largest = largest.max((record.t - t_tight).abs());
+    }
+    assert!(largest < 1e-5, "largest |t − t(EDM < 1e-12)| = {largest:e}");
 }
 
 fn make_toys(dir: &std::path::Path, name: &str, seed: &str, extra: &[&str]) -> ToyFile {
