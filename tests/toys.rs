@@ -93,7 +93,10 @@ fn toy_t_matches_tightly_converged_fits() {
     for t in 0..plan.n_toys {
         let toy = source.draw(plan.seed, 0, t, true);
         let record = fit_toy(&toy, &plan, &theta_gen, 0, t);
-        assert!(record.converged_conditional && record.converged_free, "toy {t}");
+        assert!(
+            record.converged_conditional && record.converged_free,
+            "toy {t}"
+        );
         let tight = |fix_mu: bool| {
             let mut options = FitOptions::new(&toy);
             options.init = theta_gen.to_vec();

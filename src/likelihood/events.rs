@@ -206,17 +206,17 @@ fn event_block_portable<const ONE_PASS: bool>(
         for c in 0..input.data.processes.len() {
             process_terms(input, c, i0, n_quads, scratch, ONE_PASS);
         }
+        if ONE_PASS && sums_in_one_pass(input, (i0, end), n_quads, scratch, &mut invalid) {
+            continue;
+        }
         for j in 0..n_quads {
-            let i = i0 + 4 * j;
-            let lanes = (end - i).min(4);
-            let weight = load(&input.data.weights, i, 0.0);
-            let (density, weight) = sanitise(scratch.density[j], weight, lanes);
-            if let Some((l, s)) = density.invalid {
-                invalid.get_or_insert((i + l, s));
+            let (weight, density) = valid_quad(input, (i0 + 4 * j, end), scratch.density[j]);
+            if let Some(bad) = density.invalid {
+                invalid.get_or_insert(bad);
             }
             per_event_weights(input.order, j, density.value, weight, scratch);
         }
-        accumulate(input, n_quads, scratch, ONE_PASS);
+        accumulate(input, n_quads, scratch);
     }
     for (sum, lanes) in sums.iter_mut().zip(&scratch.sums) {
         *sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
@@ -544,10 +544,9 @@ fn per_event_weights(order: Order, j: usize, density: Quad, weight: Quad, scratc
 
 /// Adds the sub-block's terms to the per-lane sums: one sum at a time over the sub-block's
 /// quads, so that its accumulator stays in a register (the additions into each lane still
-/// come in event order). With a q of at most [`MAX_REGISTER_DIM`] entries (and `one_pass`),
-/// the sums of q's terms are made in one pass instead, all of them in registers.
+/// come in event order).
 #[inline(always)]
-fn accumulate(input: &BlockInput<'_>, n_quads: usize, scratch: &mut Scratch, one_pass: bool) {
+fn accumulate(input: &BlockInput<'_>, n_quads: usize, scratch: &mut Scratch) {
     let Scratch {
         q,
         second,
@@ -563,40 +562,19 @@ fn accumulate(input: &BlockInput<'_>, n_quads: usize, scratch: &mut Scratch, one
         return;
     }
     let dim = input.layout.dim;
-    let hessian = input.order == Order::Hessian;
     let ws = &w_over_s[..n_quads];
-    let ws2 = &w_over_s2[..n_quads];
     let (first, rest) = sums[1..].split_at_mut(dim);
-    let (second_sums, outer) = rest.split_at_mut(if hessian { input.layout.n_second } else { 0 });
-    for (b, acc) in second_sums.iter_mut().enumerate() {
-        let d2t = row(second, b, n_quads);
-        sum_into(acc, ws.iter().zip(d2t).map(|(w, x)| mul(*w, *x)));
-    }
-    let in_registers = one_pass
-        && match (dim, hessian) {
-            (1, false) => q_sums::<1, false>(q, ws, ws2, first, outer),
-            (2, false) => q_sums::<2, false>(q, ws, ws2, first, outer),
-            (3, false) => q_sums::<3, false>(q, ws, ws2, first, outer),
-            (4, false) => q_sums::<4, false>(q, ws, ws2, first, outer),
-            (5, false) => q_sums::<5, false>(q, ws, ws2, first, outer),
-            (1, true) => q_sums::<1, true>(q, ws, ws2, first, outer),
-            (2, true) => q_sums::<2, true>(q, ws, ws2, first, outer),
-            (3, true) => q_sums::<3, true>(q, ws, ws2, first, outer),
-            (4, true) => q_sums::<4, true>(q, ws, ws2, first, outer),
-            (5, true) => q_sums::<5, true>(q, ws, ws2, first, outer),
-            _ => false,
-        };
-    if in_registers {
-        return;
-    }
     for (a, acc) in first.iter_mut().enumerate() {
         let qa = row(q, a, n_quads);
         sum_into(acc, ws.iter().zip(qa).map(|(w, x)| mul(*w, *x)));
     }
-    if !hessian {
+    if input.order < Order::Hessian {
         return;
     }
+    let (second_sums, outer) = rest.split_at_mut(input.layout.n_second);
+    second_derivative_sums(second, ws, second_sums);
     // Symmetric: the upper triangle only, row by row (see `Layout::outer_index`).
+    let ws2 = &w_over_s2[..n_quads];
     let weighted_q = &mut weighted_q[..n_quads];
     let mut slots = outer.iter_mut();
     for a in 0..dim {
@@ -613,40 +591,119 @@ fn accumulate(input: &BlockInput<'_>, n_quads: usize, scratch: &mut Scratch, one
     }
 }
 
-/// The largest q whose sums [`q_sums`] keeps in registers: D gradient and D(D+1)/2 Hessian
-/// accumulators (20 for D = 5, about what the 16 vector registers and the L1 cache's fast
-/// stack slots take without slowing down).
+/// Σ (w/s) ∂²t into `sums`, one row of second derivatives at a time.
+#[inline(always)]
+fn second_derivative_sums(second: &[Quad], ws: &[Quad], sums: &mut [Quad]) {
+    for (b, acc) in sums.iter_mut().enumerate() {
+        let d2t = row(second, b, ws.len());
+        sum_into(acc, ws.iter().zip(d2t).map(|(w, x)| mul(*w, *x)));
+    }
+}
+
+/// The weight and the density of the quad of events from `i` (of a block ending at `end`),
+/// made safe by [`sanitise`], with the first real event whose density was not valid.
+#[inline(always)]
+fn valid_quad(
+    input: &BlockInput<'_>,
+    (i, end): (usize, usize),
+    density: Quad,
+) -> (Quad, Densities) {
+    let weight = load(&input.data.weights, i, 0.0);
+    let (mut density, weight) = sanitise(density, weight, (end - i).min(4));
+    density.invalid = density.invalid.map(|(l, s)| (i + l, s));
+    (weight, density)
+}
+
+/// The largest q whose sums [`one_pass_sums`] keeps in registers: D gradient and D(D+1)/2
+/// Hessian accumulators (20 for D = 5, about what the 16 vector registers and the L1 cache's
+/// fast stack slots take without slowing down).
 const MAX_REGISTER_DIM: usize = 5;
 
-/// Σ (w/s) q_a into `first` and, with `HESSIAN`, Σ (w/s²) q_a q_b (upper triangle, row by
-/// row) into `outer`, in one pass over the sub-block for a q of D entries known at compile
-/// time: every accumulator in a register. The same products added in the same order as the
-/// pass-per-sum form of [`accumulate`], so the same bits. True (done).
+/// [`one_pass_sums`] where it applies — at value order always, at gradient and Hessian order
+/// for a q of at most [`MAX_REGISTER_DIM`] entries — true if done.
 #[inline(always)]
-fn q_sums<const D: usize, const HESSIAN: bool>(
-    q: &[Quad],
-    ws: &[Quad],
-    ws2: &[Quad],
-    first: &mut [Quad],
-    outer: &mut [Quad],
+fn sums_in_one_pass(
+    input: &BlockInput<'_>,
+    range: (usize, usize),
+    n_quads: usize,
+    scratch: &mut Scratch,
+    invalid: &mut InvalidEvent,
 ) -> bool {
+    let at = (input, range, n_quads);
+    // Called, not through a function pointer, to stay inlined in the AVX2+FMA loop.
+    match (input.order, input.layout.dim) {
+        (Order::Value, _) => one_pass_sums::<0, false, false>(at, scratch, invalid),
+        (Order::Gradient, 1) => one_pass_sums::<1, true, false>(at, scratch, invalid),
+        (Order::Gradient, 2) => one_pass_sums::<2, true, false>(at, scratch, invalid),
+        (Order::Gradient, 3) => one_pass_sums::<3, true, false>(at, scratch, invalid),
+        (Order::Gradient, 4) => one_pass_sums::<4, true, false>(at, scratch, invalid),
+        (Order::Gradient, 5) => one_pass_sums::<5, true, false>(at, scratch, invalid),
+        (Order::Hessian, 1) => one_pass_sums::<1, true, true>(at, scratch, invalid),
+        (Order::Hessian, 2) => one_pass_sums::<2, true, true>(at, scratch, invalid),
+        (Order::Hessian, 3) => one_pass_sums::<3, true, true>(at, scratch, invalid),
+        (Order::Hessian, 4) => one_pass_sums::<4, true, true>(at, scratch, invalid),
+        (Order::Hessian, 5) => one_pass_sums::<5, true, true>(at, scratch, invalid),
+        _ => return false,
+    }
+    true
+}
+
+/// The sub-block's per-event weights (w ln s, w/s, w/s²) and their sums with q — Σ w ln s,
+/// Σ (w/s) q_a and, with `HESSIAN`, Σ (w/s²) q_a q_b (upper triangle, row by row) — in one
+/// pass over its quads for a q of D entries known at compile time: every accumulator in a
+/// register, and the logarithms' long chains of dependent operations interleaved with the
+/// sums' independent ones. The same products added in the same order as
+/// [`per_event_weights`] and [`accumulate`], so the same bits.
+#[inline(always)]
+fn one_pass_sums<const D: usize, const GRADIENT: bool, const HESSIAN: bool>(
+    (input, (i0, end), n_quads): (&BlockInput<'_>, (usize, usize), usize),
+    scratch: &mut Scratch,
+    invalid: &mut InvalidEvent,
+) {
     const MAX_OUTER: usize = MAX_REGISTER_DIM * (MAX_REGISTER_DIM + 1) / 2;
-    let n_quads = ws.len();
+    let Scratch {
+        density,
+        q,
+        second,
+        w_over_s,
+        sums,
+        ..
+    } = scratch;
+    let n_quads = n_quads.min(SUB_QUADS);
+    let density = &density[..n_quads];
+    let ws_row = &mut w_over_s[..n_quads];
     let rows: [&[Quad]; D] = std::array::from_fn(|a| row(q, a, n_quads));
-    let mut gradient = [[0.0; 4]; D];
-    gradient.copy_from_slice(&first[..D]);
-    let mut hessian = [[0.0; 4]; MAX_OUTER];
+    let n_second = if HESSIAN { input.layout.n_second } else { 0 };
+    let (log_sum, rest) = sums.split_at_mut(1);
+    let (first, rest) = rest.split_at_mut(D);
+    let (second_sums, outer) = rest.split_at_mut(n_second);
     let n_outer = if HESSIAN { D * (D + 1) / 2 } else { 0 };
+    let mut log_term = log_sum[0];
+    let mut gradient = [[0.0; 4]; D];
+    gradient.copy_from_slice(first);
+    let mut hessian = [[0.0; 4]; MAX_OUTER];
     hessian[..n_outer].copy_from_slice(&outer[..n_outer]);
     for j in 0..n_quads {
+        let (weight, s) = valid_quad(input, (i0 + 4 * j, end), density[j]);
+        if let Some(bad) = s.invalid {
+            invalid.get_or_insert(bad);
+        }
+        let s = s.value;
+        add(&mut log_term, mul(weight, ln4(s)));
+        if !GRADIENT {
+            continue;
+        }
+        let ws: Quad = std::array::from_fn(|l| weight[l] / s[l]);
         let q_j: [Quad; D] = std::array::from_fn(|a| rows[a][j]);
         for a in 0..D {
-            add(&mut gradient[a], mul(ws[j], q_j[a]));
+            add(&mut gradient[a], mul(ws, q_j[a]));
         }
         if HESSIAN {
+            ws_row[j] = ws;
+            let ws2: Quad = std::array::from_fn(|l| ws[l] / s[l]);
             let mut slot = 0;
             for a in 0..D {
-                let y = mul(ws2[j], q_j[a]);
+                let y = mul(ws2, q_j[a]);
                 for q_b in &q_j[a..] {
                     add(&mut hessian[slot], mul(y, *q_b));
                     slot += 1;
@@ -654,9 +711,10 @@ fn q_sums<const D: usize, const HESSIAN: bool>(
             }
         }
     }
-    first[..D].copy_from_slice(&gradient);
+    log_sum[0] = log_term;
+    first.copy_from_slice(&gradient);
     outer[..n_outer].copy_from_slice(&hessian[..n_outer]);
-    true
+    second_derivative_sums(second, ws_row, second_sums);
 }
 
 /// The first `n_quads` quads of row `a` of an a-major scratch array.
@@ -820,24 +878,29 @@ mod tests {
 
     #[test]
     fn invalid_density_names_the_first_bad_event() {
-        let mut data = channel(1001, MIXED);
-        for c in 0..3 {
-            data.processes[c].ratio[998] = 0.0;
-            data.processes[c].ratio[999] = -1.0;
+        for (codes, order) in [MIXED, SMALL]
+            .into_iter()
+            .flat_map(|codes| ORDERS.map(|order| (codes, order)))
+        {
+            let mut data = channel(1001, codes);
+            for process in &mut data.processes {
+                process.ratio[594] = 0.0;
+                process.ratio[599] = -1.0;
+            }
+            let mut layout = Layout::default();
+            layout.fill(&data);
+            let kernels = data.shape_kernels(&[1.0, 0.1, 0.1]);
+            let input = BlockInput {
+                data: &data,
+                layout: &layout,
+                nu: &[1.0, 1.0, 1.0],
+                kernels: &kernels,
+                order,
+            };
+            let mut sums = vec![0.0; layout.size(order)];
+            let invalid = event_block(&input, (0, 1001), &mut sums);
+            assert_eq!(invalid.map(|(i, _)| i), Some(594), "{order:?}");
+            assert!(sums.iter().all(|x| x.is_finite()));
         }
-        let mut layout = Layout::default();
-        layout.fill(&data);
-        let kernels = data.shape_kernels(&[1.0, 0.1, 0.1]);
-        let input = BlockInput {
-            data: &data,
-            layout: &layout,
-            nu: &[1.0, 1.0, 1.0],
-            kernels: &kernels,
-            order: Order::Gradient,
-        };
-        let mut sums = vec![0.0; layout.size(Order::Gradient)];
-        let invalid = event_block(&input, (0, 1001), &mut sums);
-        assert_eq!(invalid.map(|(i, _)| i), Some(998));
-        assert!(sums.iter().all(|x| x.is_finite()));
     }
 }
