@@ -23,7 +23,7 @@ use crate::model::interpolation::{
     Code4Quad, ExponentialQuad, FactorRows, Quad, QuadFactors, QuadInterpolation, ShapeKernel,
     VariationRun,
 };
-use crate::vecmath::{ln4, mul_add4};
+use crate::vecmath::{ln4, ln4x2, mul_add4};
 
 /// Layout of the per-event basis q = (t_c for each process; ∂t_c/∂α_k for each shape
 /// systematic of each process), whose weighted sums give gradient and Hessian.
@@ -614,6 +614,21 @@ fn valid_quad(
     (weight, density)
 }
 
+/// [`valid_quad`]'s weights and densities, the first invalid event noted in `invalid`.
+#[inline(always)]
+fn checked_quad(
+    input: &BlockInput<'_>,
+    range: (usize, usize),
+    density: Quad,
+    invalid: &mut InvalidEvent,
+) -> (Quad, Quad) {
+    let (weight, density) = valid_quad(input, range, density);
+    if let Some(bad) = density.invalid {
+        invalid.get_or_insert(bad);
+    }
+    (weight, density.value)
+}
+
 /// The largest q whose sums [`one_pass_sums`] keeps in registers: D gradient and D(D+1)/2
 /// Hessian accumulators (20 for D = 5, about what the 16 vector registers and the L1 cache's
 /// fast stack slots take without slowing down).
@@ -660,7 +675,6 @@ fn one_pass_sums<const D: usize, const GRADIENT: bool, const HESSIAN: bool>(
     scratch: &mut Scratch,
     invalid: &mut InvalidEvent,
 ) {
-    const MAX_OUTER: usize = MAX_REGISTER_DIM * (MAX_REGISTER_DIM + 1) / 2;
     let Scratch {
         density,
         q,
@@ -678,43 +692,88 @@ fn one_pass_sums<const D: usize, const GRADIENT: bool, const HESSIAN: bool>(
     let (first, rest) = rest.split_at_mut(D);
     let (second_sums, outer) = rest.split_at_mut(n_second);
     let n_outer = if HESSIAN { D * (D + 1) / 2 } else { 0 };
-    let mut log_term = log_sum[0];
-    let mut gradient = [[0.0; 4]; D];
-    gradient.copy_from_slice(first);
-    let mut hessian = [[0.0; 4]; MAX_OUTER];
-    hessian[..n_outer].copy_from_slice(&outer[..n_outer]);
-    for j in 0..n_quads {
-        let (weight, s) = valid_quad(input, (i0 + 4 * j, end), density[j]);
-        if let Some(bad) = s.invalid {
-            invalid.get_or_insert(bad);
-        }
-        let s = s.value;
-        add(&mut log_term, mul(weight, ln4(s)));
+    let mut acc = QSums::<D, HESSIAN> {
+        log_term: log_sum[0],
+        gradient: [[0.0; 4]; D],
+        hessian: [[0.0; 4]; MAX_OUTER],
+    };
+    acc.gradient.copy_from_slice(first);
+    acc.hessian[..n_outer].copy_from_slice(&outer[..n_outer]);
+    // Quads two at a time, their logarithms side by side ([`ln4x2`]); each quad's terms are
+    // then added in order, so the bits are those of one quad at a time.
+    let pairs = n_quads / 2;
+    for pair in 0..pairs {
+        let (j, k) = (2 * pair, 2 * pair + 1);
+        // Functions, not closures: a closure here is compiled out of line, without AVX2.
+        let (w_j, s_j) = checked_quad(input, (i0 + 4 * j, end), density[j], invalid);
+        let (w_k, s_k) = checked_quad(input, (i0 + 4 * k, end), density[k], invalid);
+        let [ln_j, ln_k] = ln4x2([s_j, s_k]);
+        acc.add::<GRADIENT>((w_j, s_j, ln_j), q_row_quad(&rows, j), &mut ws_row[j]);
+        acc.add::<GRADIENT>((w_k, s_k, ln_k), q_row_quad(&rows, k), &mut ws_row[k]);
+    }
+    if n_quads % 2 == 1 {
+        let j = n_quads - 1;
+        let (w_j, s_j) = checked_quad(input, (i0 + 4 * j, end), density[j], invalid);
+        acc.add::<GRADIENT>((w_j, s_j, ln4(s_j)), q_row_quad(&rows, j), &mut ws_row[j]);
+    }
+    let QSums {
+        log_term,
+        gradient,
+        hessian,
+    } = acc;
+    log_sum[0] = log_term;
+    first.copy_from_slice(&gradient);
+    outer[..n_outer].copy_from_slice(&hessian[..n_outer]);
+    second_derivative_sums(second, ws_row, second_sums);
+}
+
+const MAX_OUTER: usize = MAX_REGISTER_DIM * (MAX_REGISTER_DIM + 1) / 2;
+
+/// The running sums of [`one_pass_sums`], lane by lane: Σ w ln s, Σ (w/s) q_a and, with `H`,
+/// Σ (w/s²) q_a q_b (upper triangle, row by row).
+struct QSums<const D: usize, const H: bool> {
+    log_term: Quad,
+    gradient: [Quad; D],
+    hessian: [Quad; MAX_OUTER],
+}
+
+impl<const D: usize, const H: bool> QSums<D, H> {
+    /// Adds one quad's terms, from its weights, densities and their logarithms and its q;
+    /// writes its w/s to `ws_out` (with `H`, for the second-derivative sums).
+    #[inline(always)]
+    fn add<const GRADIENT: bool>(
+        &mut self,
+        (weight, s, ln_s): (Quad, Quad, Quad),
+        q: [Quad; D],
+        ws_out: &mut Quad,
+    ) {
+        add(&mut self.log_term, mul(weight, ln_s));
         if !GRADIENT {
-            continue;
+            return;
         }
         let ws: Quad = std::array::from_fn(|l| weight[l] / s[l]);
-        let q_j: [Quad; D] = std::array::from_fn(|a| rows[a][j]);
         for a in 0..D {
-            add(&mut gradient[a], mul(ws, q_j[a]));
+            add(&mut self.gradient[a], mul(ws, q[a]));
         }
-        if HESSIAN {
-            ws_row[j] = ws;
+        if H {
+            *ws_out = ws;
             let ws2: Quad = std::array::from_fn(|l| ws[l] / s[l]);
             let mut slot = 0;
             for a in 0..D {
-                let y = mul(ws2, q_j[a]);
-                for q_b in &q_j[a..] {
-                    add(&mut hessian[slot], mul(y, *q_b));
+                let y = mul(ws2, q[a]);
+                for q_b in &q[a..] {
+                    add(&mut self.hessian[slot], mul(y, *q_b));
                     slot += 1;
                 }
             }
         }
     }
-    log_sum[0] = log_term;
-    first.copy_from_slice(&gradient);
-    outer[..n_outer].copy_from_slice(&hessian[..n_outer]);
-    second_derivative_sums(second, ws_row, second_sums);
+}
+
+/// Quad j of each of the rows.
+#[inline(always)]
+fn q_row_quad<const D: usize>(rows: &[&[Quad]; D], j: usize) -> [Quad; D] {
+    std::array::from_fn(|a| rows[a][j])
 }
 
 /// The first `n_quads` quads of row `a` of an a-major scratch array.
