@@ -209,12 +209,22 @@ fn event_block_portable<const ONE_PASS: bool>(
         if ONE_PASS && sums_in_one_pass(input, (i0, end), n_quads, scratch, &mut invalid) {
             continue;
         }
-        for j in 0..n_quads {
-            let (weight, density) = valid_quad(input, (i0 + 4 * j, end), scratch.density[j]);
-            if let Some(bad) = density.invalid {
-                invalid.get_or_insert(bad);
-            }
-            per_event_weights(input.order, j, density.value, weight, scratch);
+        // Two quads at a time, their logarithms side by side ([`ln4x2`]).
+        for pair in 0..n_quads / 2 {
+            let (j, k) = (2 * pair, 2 * pair + 1);
+            let (w_j, s_j) =
+                checked_quad(input, (i0 + 4 * j, end), scratch.density[j], &mut invalid);
+            let (w_k, s_k) =
+                checked_quad(input, (i0 + 4 * k, end), scratch.density[k], &mut invalid);
+            let [ln_j, ln_k] = ln4x2([s_j, s_k]);
+            per_event_weights(input.order, j, (w_j, s_j, ln_j), scratch);
+            per_event_weights(input.order, k, (w_k, s_k, ln_k), scratch);
+        }
+        if n_quads % 2 == 1 {
+            let j = n_quads - 1;
+            let (w_j, s_j) =
+                checked_quad(input, (i0 + 4 * j, end), scratch.density[j], &mut invalid);
+            per_event_weights(input.order, j, (w_j, s_j, ln4(s_j)), scratch);
         }
         accumulate(input, n_quads, scratch);
     }
@@ -527,11 +537,16 @@ fn sanitise(density: Quad, weight: Quad, lanes: usize) -> (Densities, Quad) {
     (out, weight)
 }
 
-/// w ln s, w/s and w/s² of the four events of quad j.
+/// w ln s, w/s and w/s² of the four events of quad j, from their weights, densities and the
+/// densities' logarithms.
 #[inline(always)]
-fn per_event_weights(order: Order, j: usize, density: Quad, weight: Quad, scratch: &mut Scratch) {
-    // One logarithm per event, the costliest operation here: four lanes at once.
-    scratch.log_term[j] = mul(weight, ln4(density));
+fn per_event_weights(
+    order: Order,
+    j: usize,
+    (weight, density, ln_density): (Quad, Quad, Quad),
+    scratch: &mut Scratch,
+) {
+    scratch.log_term[j] = mul(weight, ln_density);
     if order == Order::Value {
         return;
     }
