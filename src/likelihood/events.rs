@@ -767,15 +767,15 @@ impl<const D: usize, const H: bool> QSums<D, H> {
             return;
         }
         let ws: Quad = std::array::from_fn(|l| weight[l] / s[l]);
-        for a in 0..D {
-            add(&mut self.gradient[a], mul(ws, q[a]));
+        for (sum, q_a) in self.gradient.iter_mut().zip(&q) {
+            add(sum, mul(ws, *q_a));
         }
         if H {
             *ws_out = ws;
             let ws2: Quad = std::array::from_fn(|l| ws[l] / s[l]);
             let mut slot = 0;
-            for a in 0..D {
-                let y = mul(ws2, q[a]);
+            for (a, q_a) in q.iter().enumerate() {
+                let y = mul(ws2, *q_a);
                 for q_b in &q[a..] {
                     add(&mut self.hessian[slot], mul(y, *q_b));
                     slot += 1;
