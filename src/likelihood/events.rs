@@ -695,12 +695,14 @@ fn one_pass_sums<const D: usize, const GRADIENT: bool, const HESSIAN: bool>(
         q,
         second,
         w_over_s,
+        w_over_s2,
         sums,
         ..
     } = scratch;
     let n_quads = n_quads.min(SUB_QUADS);
     let density = &density[..n_quads];
     let ws_row = &mut w_over_s[..n_quads];
+    let ws2_row = &mut w_over_s2[..n_quads];
     let rows: [&[Quad]; D] = std::array::from_fn(|a| row(q, a, n_quads));
     let n_second = if HESSIAN { input.layout.n_second } else { 0 };
     let (log_sum, rest) = sums.split_at_mut(1);
@@ -710,10 +712,8 @@ fn one_pass_sums<const D: usize, const GRADIENT: bool, const HESSIAN: bool>(
     let mut acc = QSums::<D, HESSIAN> {
         log_term: log_sum[0],
         gradient: [[0.0; 4]; D],
-        hessian: [[0.0; 4]; MAX_OUTER],
     };
     acc.gradient.copy_from_slice(first);
-    acc.hessian[..n_outer].copy_from_slice(&outer[..n_outer]);
     // Quads two at a time, their logarithms side by side ([`ln4x2`]); each quad's terms are
     // then added in order, so the bits are those of one quad at a time.
     let pairs = n_quads / 2;
@@ -723,44 +723,64 @@ fn one_pass_sums<const D: usize, const GRADIENT: bool, const HESSIAN: bool>(
         let (w_j, s_j) = checked_quad(input, (i0 + 4 * j, end), density[j], invalid);
         let (w_k, s_k) = checked_quad(input, (i0 + 4 * k, end), density[k], invalid);
         let [ln_j, ln_k] = ln4x2([s_j, s_k]);
-        acc.add::<GRADIENT>((w_j, s_j, ln_j), q_row_quad(&rows, j), &mut ws_row[j]);
-        acc.add::<GRADIENT>((w_k, s_k, ln_k), q_row_quad(&rows, k), &mut ws_row[k]);
+        let out_j = (&mut ws_row[j], &mut ws2_row[j]);
+        acc.add::<GRADIENT>((w_j, s_j, ln_j), q_row_quad(&rows, j), out_j);
+        let out_k = (&mut ws_row[k], &mut ws2_row[k]);
+        acc.add::<GRADIENT>((w_k, s_k, ln_k), q_row_quad(&rows, k), out_k);
     }
     if n_quads % 2 == 1 {
         let j = n_quads - 1;
         let (w_j, s_j) = checked_quad(input, (i0 + 4 * j, end), density[j], invalid);
-        acc.add::<GRADIENT>((w_j, s_j, ln4(s_j)), q_row_quad(&rows, j), &mut ws_row[j]);
+        let out = (&mut ws_row[j], &mut ws2_row[j]);
+        acc.add::<GRADIENT>((w_j, s_j, ln4(s_j)), q_row_quad(&rows, j), out);
     }
-    let QSums {
-        log_term,
-        gradient,
-        hessian,
-    } = acc;
-    log_sum[0] = log_term;
-    first.copy_from_slice(&gradient);
-    outer[..n_outer].copy_from_slice(&hessian[..n_outer]);
+    log_sum[0] = acc.log_term;
+    first.copy_from_slice(&acc.gradient);
+    if HESSIAN {
+        outer_sums(&rows, ws2_row, &mut outer[..n_outer]);
+    }
     second_derivative_sums(second, ws_row, second_sums);
+}
+
+/// Σ (w/s²) q_a q_b over the sub-block (upper triangle, row by row), all D(D+1)/2
+/// accumulators in registers: a pass of its own after [`one_pass_sums`]'s main one, which
+/// with these accumulators as well would run out of registers.
+#[inline(always)]
+fn outer_sums<const D: usize>(rows: &[&[Quad]; D], ws2: &[Quad], outer: &mut [Quad]) {
+    let mut sums = [[0.0; 4]; MAX_OUTER];
+    sums[..outer.len()].copy_from_slice(outer);
+    for (j, w) in ws2.iter().enumerate() {
+        let q = q_row_quad(rows, j);
+        let mut slot = 0;
+        for (a, q_a) in q.iter().enumerate() {
+            let y = mul(*w, *q_a);
+            for q_b in &q[a..] {
+                add(&mut sums[slot], mul(y, *q_b));
+                slot += 1;
+            }
+        }
+    }
+    outer.copy_from_slice(&sums[..outer.len()]);
 }
 
 const MAX_OUTER: usize = MAX_REGISTER_DIM * (MAX_REGISTER_DIM + 1) / 2;
 
-/// The running sums of [`one_pass_sums`], lane by lane: Σ w ln s, Σ (w/s) q_a and, with `H`,
-/// Σ (w/s²) q_a q_b (upper triangle, row by row).
+/// The running sums of [`one_pass_sums`]'s main pass, lane by lane: Σ w ln s, Σ (w/s) q_a.
 struct QSums<const D: usize, const H: bool> {
     log_term: Quad,
     gradient: [Quad; D],
-    hessian: [Quad; MAX_OUTER],
 }
 
 impl<const D: usize, const H: bool> QSums<D, H> {
     /// Adds one quad's terms, from its weights, densities and their logarithms and its q;
-    /// writes its w/s to `ws_out` (with `H`, for the second-derivative sums).
+    /// with `H`, writes its w/s and w/s² to `rows_out` (for the second-derivative and outer
+    /// sums).
     #[inline(always)]
     fn add<const GRADIENT: bool>(
         &mut self,
         (weight, s, ln_s): (Quad, Quad, Quad),
         q: [Quad; D],
-        ws_out: &mut Quad,
+        rows_out: (&mut Quad, &mut Quad),
     ) {
         add(&mut self.log_term, mul(weight, ln_s));
         if !GRADIENT {
@@ -771,16 +791,8 @@ impl<const D: usize, const H: bool> QSums<D, H> {
             add(sum, mul(ws, *q_a));
         }
         if H {
-            *ws_out = ws;
-            let ws2: Quad = std::array::from_fn(|l| ws[l] / s[l]);
-            let mut slot = 0;
-            for (a, q_a) in q.iter().enumerate() {
-                let y = mul(ws2, *q_a);
-                for q_b in &q[a..] {
-                    add(&mut self.hessian[slot], mul(y, *q_b));
-                    slot += 1;
-                }
-            }
+            *rows_out.0 = ws;
+            *rows_out.1 = std::array::from_fn(|l| ws[l] / s[l]);
         }
     }
 }
