@@ -6,14 +6,26 @@
 //!
 //! with s = Σ_c ν_c t_c the per-event density, t_c = r_c Π_k I_ck(α_k) and q = (t_c; ∂t_c/∂α_k).
 //!
-//! Events go four at a time ([`Quad`]): everything about four events — their interpolated
-//! factors, densities, logarithms and weighted terms — is computed lane by lane in registers,
-//! in one pass over the inputs, so the event arrays stream through once while the arithmetic
-//! runs. Sums go into one accumulator per lane (event i into lane i mod 4), added in a fixed
+//! Events go four at a time ([`Quad`]), lane by lane, in sub-blocks of [`SUB`] events whose
+//! per-quad rows (densities, q, weights) stay in the L1/L2 cache. For each sub-block:
+//! 1. each process adds ν_c t_c to the densities and writes its q rows — in one pass with
+//!    everything in registers when its shape systematics are few and of one vectorised kind
+//!    ([`process_terms`]), a pass per step otherwise;
+//! 2. each event's ln s, w/s, w/s² and, for a small q, every sum in registers in one more pass
+//!    ([`sums_in_one_pass`]); for a large q, rows of weights and a pass per sum.
+//!
+//! The fast and the general forms make the same operations in the same order (tested bit for
+//! bit). Sums go into one accumulator per lane (event i into lane i mod 4), added in a fixed
 //! order at the end of the block: every bit of the result is the same whatever the vector
 //! width the machine offers and whatever the thread count. Multiply-adds are fused exactly
 //! where the code says `mul_add` (a single rounding, the same in hardware and in the library
 //! routine a CPU without FMA falls back to), and nowhere else.
+//!
+//! A note for whoever changes this file: the hot loops must inline completely into the
+//! AVX2+FMA instance ([`event_block_avx2`]). A function pointer, an array `map`, or a closure
+//! the compiler decides not to inline is compiled out of line for the baseline target (fused
+//! multiply-adds then become library calls): each has cost 1.5–13× here. Benchmark every
+//! change, and look for stray symbols with `perf report`.
 
 use std::cell::RefCell;
 
@@ -209,23 +221,7 @@ fn event_block_portable<const ONE_PASS: bool>(
         if ONE_PASS && sums_in_one_pass(input, (i0, end), n_quads, scratch, &mut invalid) {
             continue;
         }
-        // Two quads at a time, their logarithms side by side ([`ln4x2`]).
-        for pair in 0..n_quads / 2 {
-            let (j, k) = (2 * pair, 2 * pair + 1);
-            let (w_j, s_j) =
-                checked_quad(input, (i0 + 4 * j, end), scratch.density[j], &mut invalid);
-            let (w_k, s_k) =
-                checked_quad(input, (i0 + 4 * k, end), scratch.density[k], &mut invalid);
-            let [ln_j, ln_k] = ln4x2([s_j, s_k]);
-            per_event_weights(input.order, j, (w_j, s_j, ln_j), scratch);
-            per_event_weights(input.order, k, (w_k, s_k, ln_k), scratch);
-        }
-        if n_quads % 2 == 1 {
-            let j = n_quads - 1;
-            let (w_j, s_j) =
-                checked_quad(input, (i0 + 4 * j, end), scratch.density[j], &mut invalid);
-            per_event_weights(input.order, j, (w_j, s_j, ln4(s_j)), scratch);
-        }
+        per_event_weights_by_pass(input, (i0, end), n_quads, scratch, &mut invalid);
         accumulate(input, n_quads, scratch);
     }
     for (sum, lanes) in sums.iter_mut().zip(&scratch.sums) {
@@ -535,6 +531,31 @@ fn sanitise(density: Quad, weight: Quad, lanes: usize) -> (Densities, Quad) {
         }
     }
     (out, weight)
+}
+
+/// The rows of w ln s, w/s and w/s² of the sub-block's quads from `i0` (for [`accumulate`]),
+/// two quads at a time with their logarithms side by side ([`ln4x2`]).
+#[inline(always)]
+fn per_event_weights_by_pass(
+    input: &BlockInput<'_>,
+    (i0, end): (usize, usize),
+    n_quads: usize,
+    scratch: &mut Scratch,
+    invalid: &mut InvalidEvent,
+) {
+    for pair in 0..n_quads / 2 {
+        let (j, k) = (2 * pair, 2 * pair + 1);
+        let (w_j, s_j) = checked_quad(input, (i0 + 4 * j, end), scratch.density[j], invalid);
+        let (w_k, s_k) = checked_quad(input, (i0 + 4 * k, end), scratch.density[k], invalid);
+        let [ln_j, ln_k] = ln4x2([s_j, s_k]);
+        per_event_weights(input.order, j, (w_j, s_j, ln_j), scratch);
+        per_event_weights(input.order, k, (w_k, s_k, ln_k), scratch);
+    }
+    if n_quads % 2 == 1 {
+        let j = n_quads - 1;
+        let (w_j, s_j) = checked_quad(input, (i0 + 4 * j, end), scratch.density[j], invalid);
+        per_event_weights(input.order, j, (w_j, s_j, ln4(s_j)), scratch);
+    }
 }
 
 /// w ln s, w/s and w/s² of the four events of quad j, from their weights, densities and the

@@ -531,8 +531,8 @@ impl ShapeKernel {
         }
     }
 
-    /// The weights of code 4 inside |α| < 1 — factor, first and second derivative — for
-    /// [`code4_quad`]; `None` for the other kernels.
+    /// The weights of code 4 inside |α| < 1 — factor, first and second derivative — as
+    /// [`Code4Quad`] uses them; `None` for the other kernels.
     #[inline(always)]
     pub fn code4_inside(&self) -> Option<[Code4Weights; 3]> {
         match *self {
