@@ -917,7 +917,7 @@ fn print_fit(value: &serde_json::Value, dataset: &Dataset) {
     }
 }
 
-/// Loads a workspace with its model and cached ratios (evaluating what is not cached yet).
+/// The toy plan the command-line options ask for, checked against the workspace's parameters.
 fn toy_plan(analysis: &Analysis, args: &ToyPlanArgs) -> anyhow::Result<ToyPlan> {
     let poi = match &args.poi {
         Some(name) => analysis
@@ -1172,6 +1172,7 @@ fn run_batch(args: &BatchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Loads a workspace with its model and cached ratios (evaluating what is not cached yet).
 fn load_analysis(workspace: &Path, cache_dir: Option<PathBuf>) -> anyhow::Result<Analysis> {
     let ws = Workspace::load(workspace)?;
     let cache = RatioCache::new(cache_dir.unwrap_or_else(|| default_cache_dir(&ws)));

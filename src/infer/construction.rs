@@ -5,7 +5,6 @@
 use crate::analysis::{Analysis, Dataset};
 use crate::error::{Error, Result};
 use crate::fit::{minimise, FitOptions, FitResult};
-use crate::likelihood::data;
 
 use super::toys::{run_toys, ToyPlan, ToyRecord, ToySource};
 
@@ -105,8 +104,7 @@ pub fn make_toys(
         let g = job / plan.n_toys;
         let end = ((g + 1) * plan.n_toys).min(jobs.end);
         let theta_gen = profile.generation_point(g);
-        let pools = data::asimov(&analysis.model, &analysis.ratios, theta_gen)?;
-        let source = ToySource::new(&analysis.model, pools, theta_gen)?;
+        let source = ToySource::asimov(analysis, theta_gen)?;
         records.extend(run_toys(plan, &source, job..end, progress));
         job = end;
     }

@@ -36,9 +36,10 @@ use rand_distr::weighted::WeightedAliasIndex;
 use rand_distr::{Distribution, Normal, Poisson};
 use rayon::prelude::*;
 
+use crate::analysis::Analysis;
 use crate::error::{Error, Result};
 use crate::fit::{minimise, FitOptions, FitResult};
-use crate::likelihood::{ChannelData, Likelihood};
+use crate::likelihood::{data, ChannelData, Likelihood};
 use crate::model::Model;
 
 /// What to generate: `n_toys` toys at each value of the POI on `grid`.
@@ -104,6 +105,13 @@ pub struct ToySource<'m> {
 }
 
 impl<'m> ToySource<'m> {
+    /// The toy source of `analysis` at `theta_gen`: its channels' Asimov sets there
+    /// ([`crate::likelihood::data::asimov`]) as pools.
+    pub fn asimov(analysis: &'m Analysis, theta_gen: &[f64]) -> Result<Self> {
+        let pools = data::asimov(&analysis.model, &analysis.ratios, theta_gen)?;
+        ToySource::new(&analysis.model, pools, theta_gen)
+    }
+
     /// `pools` are the channels' Asimov sets at `theta_gen` ([`crate::likelihood::data::asimov`]):
     /// pooled events with the signed weights w_i.
     pub fn new(model: &'m Model, pools: Vec<ChannelData>, theta_gen: &[f64]) -> Result<Self> {

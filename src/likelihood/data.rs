@@ -20,10 +20,19 @@ pub struct ProcessData {
 impl ProcessData {
     /// The process's shape interpolations prepared at θ (one per shape systematic).
     pub fn shape_kernels(&self, theta: &[f64]) -> Vec<ShapeKernel> {
-        self.shapes
-            .iter()
-            .map(|s| ShapeKernel::new(s.code, theta[s.parameter]))
-            .collect()
+        let mut kernels = Vec::new();
+        self.shape_kernels_into(theta, &mut kernels);
+        kernels
+    }
+
+    /// [`ProcessData::shape_kernels`] into `kernels`, reusing its array.
+    pub fn shape_kernels_into(&self, theta: &[f64], kernels: &mut Vec<ShapeKernel>) {
+        kernels.clear();
+        kernels.extend(
+            self.shapes
+                .iter()
+                .map(|s| ShapeKernel::new(s.code, theta[s.parameter])),
+        );
     }
 
     /// g_c(x_i|α) of every event: the product of its interpolated shape factors at θ.
@@ -206,12 +215,7 @@ impl ChannelData {
     pub fn shape_kernels_into(&self, theta: &[f64], kernels: &mut Vec<Vec<ShapeKernel>>) {
         kernels.resize_with(self.processes.len(), Vec::new);
         for (p, k) in self.processes.iter().zip(kernels.iter_mut()) {
-            k.clear();
-            k.extend(
-                p.shapes
-                    .iter()
-                    .map(|s| ShapeKernel::new(s.code, theta[s.parameter])),
-            );
+            p.shape_kernels_into(theta, k);
         }
     }
 

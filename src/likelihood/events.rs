@@ -636,31 +636,20 @@ fn second_derivative_sums(second: &[Quad], ws: &[Quad], sums: &mut [Quad]) {
     }
 }
 
-/// The weight and the density of the quad of events from `i` (of a block ending at `end`),
-/// made safe by [`sanitise`], with the first real event whose density was not valid.
-#[inline(always)]
-fn valid_quad(
-    input: &BlockInput<'_>,
-    (i, end): (usize, usize),
-    density: Quad,
-) -> (Quad, Densities) {
-    let weight = load(&input.data.weights, i, 0.0);
-    let (mut density, weight) = sanitise(density, weight, (end - i).min(4));
-    density.invalid = density.invalid.map(|(l, s)| (i + l, s));
-    (weight, density)
-}
-
-/// [`valid_quad`]'s weights and densities, the first invalid event noted in `invalid`.
+/// The weights and densities of the quad of events from `i` (of a block ending at `end`),
+/// made safe by [`sanitise`]; the first real event whose density was not valid is noted in
+/// `invalid`.
 #[inline(always)]
 fn checked_quad(
     input: &BlockInput<'_>,
-    range: (usize, usize),
+    (i, end): (usize, usize),
     density: Quad,
     invalid: &mut InvalidEvent,
 ) -> (Quad, Quad) {
-    let (weight, density) = valid_quad(input, range, density);
-    if let Some(bad) = density.invalid {
-        invalid.get_or_insert(bad);
+    let weight = load(&input.data.weights, i, 0.0);
+    let (density, weight) = sanitise(density, weight, (end - i).min(4));
+    if let Some((l, s)) = density.invalid {
+        invalid.get_or_insert((i + l, s));
     }
     (weight, density.value)
 }

@@ -294,15 +294,9 @@ impl ShapeVariations {
     /// variation), one quad per quantity.
     #[inline(always)]
     pub fn quad(&self, i: usize) -> [Quad; 4] {
-        let inputs = (
-            widen(&self.up, i),
-            widen(&self.down, i),
-            widen(&self.ln_up, i),
-            widen(&self.ln_down, i),
-        );
-        match inputs {
-            (Some(up), Some(down), Some(ln_up), Some(ln_down)) => [up, down, ln_up, ln_down],
-            _ => self.quad_past_end(i),
+        match self.run(i, 1) {
+            Some(run) => run.quad(0),
+            None => self.quad_past_end(i),
         }
     }
 
@@ -384,18 +378,6 @@ impl VariationRun<'_> {
             widen(self.ln_down),
         ]
     }
-}
-
-/// `v[i..i + 4]` in double precision, if there are four values from i.
-#[inline(always)]
-fn widen(v: &[f32], i: usize) -> Option<Quad> {
-    let four: &[f32; 4] = v.get(i..i + 4)?.try_into().ok()?;
-    Some([
-        four[0].into(),
-        four[1].into(),
-        four[2].into(),
-        four[3].into(),
-    ])
 }
 
 /// One value per event for four consecutive events (the likelihood's unit of vector work).
@@ -561,47 +543,32 @@ impl ShapeKernel {
     }
 
     /// The factors of a run of quads of events into `out.value[j]` (and `out.d1[j]`,
-    /// `out.d2[j]` when asked for), quad j's δ±, ln δ± (one lane per event) given by
-    /// `variations(j)`. The kind of interpolation is decided once for the whole run: code 4
-    /// inside |α| < 1 — the common case in a fit — is then straight-line arithmetic on the four
-    /// lanes, which the compiler turns into vector instructions (the same operations as
-    /// [`ShapeKernel::eval`], so the same bits); the other cases go event by event.
+    /// `out.d2[j]` when asked for), quad j being `events` from `first + 4 j` (one lane per
+    /// event). The kind of interpolation is decided once for the whole run: code 4 inside
+    /// |α| < 1 and the exponential are then straight-line arithmetic on the four lanes, which
+    /// the compiler turns into vector instructions (the same operations as
+    /// [`ShapeKernel::eval`], so the same bits); the other codes go event by event.
     #[inline(always)]
     pub fn eval_quads(&self, events: &ShapeVariations, first: usize, out: FactorRows<'_>) {
         let FactorRows { value, d1, d2 } = out;
         let at = |j: usize| first + 4 * j;
-        let weights = match self {
-            ShapeKernel::Code4Inside { value, d1, d2 } => [*value, *d1, *d2],
-            ShapeKernel::Exponential { alpha } => {
-                return fill_rows(value, d1, d2, |j| {
-                    exponential_quad(*alpha, events.quad(at(j)))
+        let (gradient, hessian) = (d1.is_some(), d2.is_some());
+        match self {
+            ShapeKernel::Code4Inside {
+                value: v,
+                d1: g,
+                d2: h,
+            } => {
+                let weights = [*v, *g, *h];
+                fill_rows(value, d1, d2, |j| {
+                    code4_quad(&weights, events.quad(at(j)), gradient, hessian)
                 });
             }
+            ShapeKernel::Exponential { alpha } => fill_rows(value, d1, d2, |j| {
+                exponential_quad(*alpha, events.quad(at(j)))
+            }),
             ShapeKernel::Other { .. } => {
-                return fill_rows(value, d1, d2, |j| self.eval_lanes(events.quad(at(j))));
-            }
-        };
-        let factors = |j: usize, gradient: bool, hessian: bool| {
-            code4_quad(&weights, events.quad(at(j)), gradient, hessian)
-        };
-        match (d1, d2) {
-            (None, _) => {
-                for (j, out) in value.iter_mut().enumerate() {
-                    *out = factors(j, false, false).value;
-                }
-            }
-            (Some(d1), None) => {
-                for (j, (out, out_d1)) in value.iter_mut().zip(d1.iter_mut()).enumerate() {
-                    let at = factors(j, true, false);
-                    (*out, *out_d1) = (at.value, at.d1);
-                }
-            }
-            (Some(d1), Some(d2)) => {
-                let rows = value.iter_mut().zip(d1.iter_mut()).zip(d2.iter_mut());
-                for (j, ((out, out_d1), out_d2)) in rows.enumerate() {
-                    let at = factors(j, true, true);
-                    (*out, *out_d1, *out_d2) = (at.value, at.d1, at.d2);
-                }
+                fill_rows(value, d1, d2, |j| self.eval_lanes(events.quad(at(j))));
             }
         }
     }
