@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 mod common;
 
-use common::{criterion_mean_seconds, root, run_python_baseline};
+use common::{criterion_mean_seconds, report_summary, root, run_python_baseline};
 use criterion::{criterion_group, criterion_main, Criterion};
 use nsbi::fit::{minimise, FitOptions};
 use nsbi::likelihood::data::ShapeData;
@@ -211,11 +211,7 @@ fn bench(c: &mut Criterion) {
                                 "numpy_evaluations": numpy["fit_nfev"], "ratio": fit_seconds.map(|s| numpy_fit / s)},
         "fit_mu": {"engine": fit.theta[0], "numpy_scipy": numpy["fit_x"][0]},
     });
-    println!("{}", serde_json::to_string_pretty(&summary).unwrap());
-    let _ = nsbi::report::write_json_atomic(
-        &root().join("target/criterion/nll_summary.json"),
-        &summary,
-    );
+    report_summary("nll", &summary);
 }
 
 criterion_group!(benches, bench);

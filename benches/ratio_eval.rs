@@ -4,11 +4,11 @@
 //! `validation/bench_ratio_python.py`. Reports both, single-threaded and on all cores, and
 //! writes the comparison to `target/criterion/ratio_eval_summary.json`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 mod common;
 
-use common::{criterion_mean_seconds, root, run_python_baseline};
+use common::{criterion_mean_seconds, report_summary, root, run_python_baseline};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use nsbi::data::Events;
 use nsbi::ratio::{OutputSpec, RatioEnsemble, Standardisation};
@@ -106,9 +106,7 @@ fn bench(c: &mut Criterion) {
             "all_threads": rust_all.map(|r| r / python_all),
         }
     });
-    println!("{}", serde_json::to_string_pretty(&summary).unwrap());
-    let out: &Path = &root().join("target/criterion/ratio_eval_summary.json");
-    let _ = nsbi::report::write_json_atomic(out, &summary);
+    report_summary("ratio_eval", &summary);
 }
 
 criterion_group!(benches, bench);

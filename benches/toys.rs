@@ -14,13 +14,13 @@ use std::path::Path;
 
 mod common;
 
-use common::{criterion_mean_seconds, root, run_python_baseline};
+use common::{criterion_mean_seconds, report_summary, root, run_python_baseline};
 use criterion::{criterion_group, criterion_main, Criterion};
 use nsbi::analysis::{Analysis, Dataset};
 use nsbi::data::RatioCache;
 use nsbi::fit::{minimise, FitOptions};
 use nsbi::infer::toys::{fit_toy, toy_fits, ToyPlan, ToyRecord, ToySource};
-use nsbi::likelihood::{data, Likelihood, Order};
+use nsbi::likelihood::{Likelihood, Order};
 use nsbi::model::interpolation::{InterpolationCode, Variation};
 use nsbi::model::{Model, CODE4_ALPHA0};
 
@@ -164,8 +164,7 @@ fn bench(c: &mut Criterion) {
     assert!(gen_fit.converged, "{}", gen_fit.message);
     let theta_gen = gen_fit.theta.clone();
 
-    let pools = data::asimov(&analysis.model, &analysis.ratios, &theta_gen).unwrap();
-    let source = ToySource::new(&analysis.model, pools, &theta_gen).unwrap();
+    let source = ToySource::asimov(&analysis, &theta_gen).unwrap();
     let plan = ToyPlan {
         poi: 0,
         grid: vec![MU_TRUE],
@@ -280,11 +279,7 @@ fn bench(c: &mut Criterion) {
         "agreement": {"compared_toys": compared, "max_abs_dt": max_dt, "max_abs_dmu_hat": max_dmu,
                       "not_converged": not_converged},
     });
-    println!("{}", serde_json::to_string_pretty(&summary).unwrap());
-    let _ = nsbi::report::write_json_atomic(
-        &root().join("target/criterion/toys_summary.json"),
-        &summary,
-    );
+    report_summary("toys", &summary);
 }
 
 criterion_group!(benches, bench);

@@ -9,7 +9,7 @@ use std::cell::Cell;
 
 use common::*;
 use nsbi::infer::toys::ToySource;
-use nsbi::likelihood::{data, Evaluation, Order};
+use nsbi::likelihood::{Evaluation, Order};
 
 /// Counts the allocations made on the current thread (tests run on threads of their own).
 struct Counting;
@@ -47,8 +47,7 @@ fn allocations_during(f: impl FnOnce()) -> usize {
 fn toy_evaluations_do_not_allocate() {
     let analysis = example_analysis("workspace_exact.yaml");
     let theta = [1.0, 0.2, -0.1];
-    let pools = data::asimov(&analysis.model, &analysis.ratios, &theta).unwrap();
-    let source = ToySource::new(&analysis.model, pools, &theta).unwrap();
+    let source = ToySource::asimov(&analysis, &theta).unwrap();
     let toy = source.draw(5, 0, 3, true);
     let n_events = toy.channels[0].weights.len();
     assert!(

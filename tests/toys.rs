@@ -8,7 +8,6 @@ use common::*;
 use nsbi::fit::{minimise, FitOptions};
 use nsbi::infer::toyfile::ToyFile;
 use nsbi::infer::toys::{fit_toy, ToyPlan, ToySource};
-use nsbi::likelihood::data;
 
 /// Mean over toys of a per-event histogram (here in bins of the per-event ratio r_S(x), a
 /// function of the event) against the Asimov expectation Σ w_i, at μ = 0.5 where the S
@@ -17,8 +16,7 @@ use nsbi::likelihood::data;
 fn bootstrap_toys_are_unbiased_in_negative_weight_regions() {
     let analysis = example_analysis("workspace_exact.yaml");
     let theta = [0.5, 0.0, 0.0];
-    let pools = data::asimov(&analysis.model, &analysis.ratios, &theta).unwrap();
-    let source = ToySource::new(&analysis.model, pools, &theta).unwrap();
+    let source = ToySource::asimov(&analysis, &theta).unwrap();
     let (pool, draw) = source.pool(0);
     let edges = [0.0, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, f64::INFINITY];
     let bin = |r: f64| edges.iter().rposition(|&e| r >= e).unwrap();
@@ -80,8 +78,7 @@ fn bootstrap_toys_are_unbiased_in_negative_weight_regions() {
 fn toy_t_matches_tightly_converged_fits() {
     let analysis = example_analysis("workspace_exact.yaml");
     let theta_gen = [1.0, 0.0, 0.0];
-    let pools = data::asimov(&analysis.model, &analysis.ratios, &theta_gen).unwrap();
-    let source = ToySource::new(&analysis.model, pools, &theta_gen).unwrap();
+    let source = ToySource::asimov(&analysis, &theta_gen).unwrap();
     let plan = ToyPlan {
         poi: 0,
         grid: vec![1.0],

@@ -46,3 +46,10 @@ where
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// Prints a bench's summary and writes it to `target/criterion/<name>_summary.json`.
+pub fn report_summary(name: &str, summary: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(summary).unwrap());
+    let path = root().join(format!("target/criterion/{name}_summary.json"));
+    let _ = nsbi::report::write_json_atomic(&path, summary);
+}
