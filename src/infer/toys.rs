@@ -268,6 +268,8 @@ pub fn toy_fits(like: &Likelihood, plan: &ToyPlan, theta_gen: &[f64]) -> (FitRes
     let conditional = minimise(like, &conditional_options);
     options.init = conditional.theta.clone();
     options.init_evaluation = Some(conditional.evaluation.clone());
+    // Nothing continues from the free fit, so it may end on a gradient-order step.
+    options.final_hessian = false;
     let free = minimise(like, &options);
     (conditional, free)
 }
