@@ -16,6 +16,8 @@ mod events;
 
 pub use data::{ChannelData, ProcessData};
 
+use std::cell::Cell;
+
 use rayon::prelude::*;
 
 use crate::model::interpolation::ShapeKernel;
@@ -58,14 +60,11 @@ pub struct Evaluation {
     pub gradient: Vec<f64>,
     pub hessian: Vec<f64>,
     pub invalid: Option<InvalidDensity>,
-    /// Working arrays, kept so that an evaluation passed back to
-    /// [`Likelihood::evaluate_into`] is refilled without allocating.
-    work: Workspace,
 }
 
 /// What one evaluation needs besides its results: yields and their derivatives, shape
 /// interpolations, the layout and values of the event sums.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 struct Workspace {
     layout: Layout,
     nu: Vec<f64>,
@@ -75,6 +74,14 @@ struct Workspace {
     sums: Vec<f64>,
     /// L[j][a] = ∂(ν-coefficient of q_a)/∂θ_j (see `channel_nll`).
     l: Vec<f64>,
+}
+
+thread_local! {
+    /// Each thread's [`Workspace`], kept between evaluations so that they allocate nothing
+    /// (and an [`Evaluation`] is only its results, cheap to clone). It is taken out while in
+    /// use: an evaluation whose event sums run in parallel may have this thread evaluate
+    /// another likelihood meanwhile, which then starts from fresh arrays.
+    static WORKSPACE: Cell<Workspace> = Cell::new(Workspace::default());
 }
 
 /// A model with its data: what fits minimise.
@@ -109,9 +116,9 @@ impl<'m> Likelihood<'m> {
     }
 
     /// [`Likelihood::evaluate`] into `out`, reusing its arrays: once `out` has been through
-    /// one evaluation of this likelihood, the next allocates nothing (for channels of up to
-    /// 4096 events, evaluated on the calling thread — every toy). Fits call this in their
-    /// loops.
+    /// one evaluation of this likelihood (and this thread through one of its size), the next
+    /// allocates nothing (for channels of up to 4096 events, evaluated on the calling thread —
+    /// every toy). Fits call this in their loops.
     pub fn evaluate_into(&self, theta: &[f64], order: Order, out: &mut Evaluation) {
         let n = theta.len();
         out.nll = 0.0;
@@ -122,9 +129,11 @@ impl<'m> Likelihood<'m> {
         out.hessian.clear();
         out.hessian
             .resize(if order >= Order::Hessian { n * n } else { 0 }, 0.0);
+        let mut work = WORKSPACE.take();
         for (channel, data) in self.model.channels.iter().zip(&self.channels) {
-            channel_nll(channel, data, theta, order, out);
+            channel_nll(channel, data, theta, order, &mut work, out);
         }
+        WORKSPACE.set(work);
         for (k, p) in self.model.parameters.iter().enumerate() {
             if p.constrained {
                 let pull = theta[k] - self.global_observables[k];
@@ -149,6 +158,7 @@ fn channel_nll(
     data: &ChannelData,
     theta: &[f64],
     order: Order,
+    work: &mut Workspace,
     out: &mut Evaluation,
 ) {
     let n = theta.len();
@@ -160,7 +170,7 @@ fn channel_nll(
         kernels,
         sums,
         l,
-    } = &mut out.work;
+    } = work;
     layout.fill(data);
     // Yields and their derivatives.
     let c = layout.n_processes;
