@@ -227,17 +227,16 @@ fn newton(like: &Likelihood, options: &FitOptions, initial_damping: f64) -> FitR
     let mut estimated_hessian: Option<Vec<f64>> = None;
     let mut damping = initial_damping;
     let mut edm = f64::INFINITY;
+    let mut work = StepWork::default();
     let mut iteration = 0;
     while iteration < options.max_iterations {
-        let active: Vec<bool> = (0..n)
-            .map(|i| {
-                options.fixed[i]
-                    || (x[i] <= bounds[i].0 && at.gradient[i] > 0.0)
-                    || (x[i] >= bounds[i].1 && at.gradient[i] < 0.0)
-            })
-            .collect();
-        let free: Vec<usize> = (0..n).filter(|&i| !active[i]).collect();
-        if free.is_empty() {
+        work.free.clear();
+        work.free.extend((0..n).filter(|&i| {
+            !(options.fixed[i]
+                || (x[i] <= bounds[i].0 && at.gradient[i] > 0.0)
+                || (x[i] >= bounds[i].1 && at.gradient[i] < 0.0))
+        }));
+        if work.free.is_empty() {
             return finish(
                 x,
                 at,
@@ -252,7 +251,7 @@ fn newton(like: &Likelihood, options: &FitOptions, initial_damping: f64) -> FitR
             );
         }
         let hessian = estimated_hessian.as_deref().unwrap_or(&at.hessian);
-        let Some((step, step_edm)) = damped_step(&at.gradient, hessian, &free, n, damping) else {
+        let Some(step_edm) = work.damped_step(&at.gradient, hessian, n, damping) else {
             return failed(
                 x,
                 at,
@@ -283,6 +282,7 @@ fn newton(like: &Likelihood, options: &FitOptions, initial_damping: f64) -> FitR
             n_eval += 1;
             continue;
         }
+        let (step, free) = (&work.step, &work.free);
         let order = if !options.final_hessian && edm < CLOSE_EDM && damping <= 1e-6 {
             Order::Gradient
         } else {
@@ -298,7 +298,7 @@ fn newton(like: &Likelihood, options: &FitOptions, initial_damping: f64) -> FitR
             like.evaluate_into(&trial, order, &mut next);
             n_eval += 1;
             if next.nll.is_finite()
-                && next.nll <= at.nll + 1e-4 * t * dot(&at.gradient, &step).min(0.0)
+                && next.nll <= at.nll + 1e-4 * t * dot(&at.gradient, step).min(0.0)
             {
                 accepted = true;
                 break;
@@ -314,7 +314,7 @@ fn newton(like: &Likelihood, options: &FitOptions, initial_damping: f64) -> FitR
             if order == Order::Gradient {
                 // `next` holds the previous point now, with its Hessian.
                 estimated_hessian = full_step
-                    .then(|| newton_endpoint_hessian(&next.hessian, &at.gradient, &step, &free))
+                    .then(|| newton_endpoint_hessian(&next.hessian, &at.gradient, step, free))
                     .flatten();
                 if estimated_hessian.is_none() {
                     like.evaluate_into(&x, Order::Hessian, &mut at);
@@ -414,47 +414,82 @@ fn newton_endpoint_hessian(
     Some(estimate)
 }
 
-/// Newton step on the free parameters with Levenberg damping (H + λ diag(H)) and the EDM
-/// ½ gᵀ H⁻¹ g; the damping grows until the system is positive definite.
-fn damped_step(
-    gradient: &[f64],
-    hessian: &[f64],
-    free: &[usize],
-    n: usize,
-    damping: f64,
-) -> Option<(Vec<f64>, f64)> {
-    let m = free.len();
-    let g: Vec<f64> = free.iter().map(|&i| gradient[i]).collect();
-    if g.iter().any(|v| !v.is_finite()) {
-        return None;
-    }
-    let h: Vec<f64> = free
-        .iter()
-        .flat_map(|&i| free.iter().map(move |&j| hessian[i * n + j]))
-        .collect();
-    if h.iter().any(|v| !v.is_finite()) {
-        return None;
-    }
-    let edm = linalg::cholesky(&h, m).map_or(f64::INFINITY, |l| {
-        0.5 * dot(&g, &linalg::cholesky_solve(&l, m, &g))
-    });
-    let mut lambda = damping;
-    for _ in 0..60 {
-        let mut damped = h.clone();
-        for i in 0..m {
-            damped[i * m + i] += lambda * h[i * m + i].abs().max(1e-12);
+/// Working arrays of the Newton steps, allocated once per fit (none per iteration).
+#[derive(Default)]
+struct StepWork {
+    /// The parameters the step moves: not fixed, not held at a bound.
+    free: Vec<usize>,
+    /// The step, over all parameters (zero for those not free).
+    step: Vec<f64>,
+    /// Gradient and Hessian restricted to the free parameters, the factor of the damped
+    /// Hessian, and the solution of the Newton system.
+    g: Vec<f64>,
+    h: Vec<f64>,
+    factor: Vec<f64>,
+    solution: Vec<f64>,
+}
+
+impl StepWork {
+    /// Newton step on the free parameters with Levenberg damping (H + λ diag(H)), into
+    /// `self.step`, and the EDM ½ gᵀ H⁻¹ g; the damping grows until the system is positive
+    /// definite. None if the gradient or Hessian is not finite, or no damping helps.
+    fn damped_step(
+        &mut self,
+        gradient: &[f64],
+        hessian: &[f64],
+        n: usize,
+        damping: f64,
+    ) -> Option<f64> {
+        let Self {
+            free,
+            step,
+            g,
+            h,
+            factor,
+            solution,
+        } = self;
+        let m = free.len();
+        g.clear();
+        g.extend(free.iter().map(|&i| gradient[i]));
+        if g.iter().any(|v| !v.is_finite()) {
+            return None;
         }
-        if let Some(l) = linalg::cholesky(&damped, m) {
-            let d = linalg::cholesky_solve(&l, m, &g);
-            let mut step = vec![0.0; n];
-            for (k, &i) in free.iter().enumerate() {
-                step[i] = -d[k];
+        h.clear();
+        h.extend(
+            free.iter()
+                .flat_map(|&i| free.iter().map(move |&j| hessian[i * n + j])),
+        );
+        if h.iter().any(|v| !v.is_finite()) {
+            return None;
+        }
+        factor.clone_from(h);
+        solution.clone_from(g);
+        let edm = if linalg::cholesky_in_place(factor, m) {
+            linalg::cholesky_solve_in_place(factor, m, solution);
+            0.5 * dot(g, solution)
+        } else {
+            f64::INFINITY
+        };
+        let mut lambda = damping;
+        for _ in 0..60 {
+            factor.clone_from(h);
+            for i in 0..m {
+                factor[i * m + i] += lambda * h[i * m + i].abs().max(1e-12);
             }
-            return Some((step, edm));
+            if linalg::cholesky_in_place(factor, m) {
+                solution.clone_from(g);
+                linalg::cholesky_solve_in_place(factor, m, solution);
+                step.clear();
+                step.resize(n, 0.0);
+                for (k, &i) in free.iter().enumerate() {
+                    step[i] = -solution[k];
+                }
+                return Some(edm);
+            }
+            lambda = (lambda * 10.0).max(1e-6);
         }
-        lambda = (lambda * 10.0).max(1e-6);
+        None
     }
-    None
 }
 
 #[allow(clippy::too_many_arguments)]
