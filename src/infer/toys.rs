@@ -250,12 +250,14 @@ pub fn nll_at_minimum(fit: &FitResult) -> f64 {
 }
 
 /// The two fits of a toy — conditional at μ_true (`theta_gen`'s POI), then free — with the
-/// toy settings: [`TOY_EDM_TOLERANCE`], nuisances fixed for stat-only plans, the free fit
-/// started from the conditional one's end and its last evaluation.
+/// toy settings: [`TOY_EDM_TOLERANCE`], nuisances fixed for stat-only plans, each fit free to
+/// end on a gradient-order step (`FitOptions::final_hessian` off), the free fit started from
+/// the conditional one's end and its last evaluation.
 pub fn toy_fits(like: &Likelihood, plan: &ToyPlan, theta_gen: &[f64]) -> (FitResult, FitResult) {
     let mut options = FitOptions::new(like);
     options.init = theta_gen.to_vec();
     options.edm_tolerance = TOY_EDM_TOLERANCE;
+    options.final_hessian = false;
     if !plan.systematics {
         for (k, p) in like.model.parameters.iter().enumerate() {
             if !p.poi {
@@ -268,8 +270,6 @@ pub fn toy_fits(like: &Likelihood, plan: &ToyPlan, theta_gen: &[f64]) -> (FitRes
     let conditional = minimise(like, &conditional_options);
     options.init = conditional.theta.clone();
     options.init_evaluation = Some(conditional.evaluation.clone());
-    // Nothing continues from the free fit, so it may end on a gradient-order step.
-    options.final_hessian = false;
     let free = minimise(like, &options);
     (conditional, free)
 }
