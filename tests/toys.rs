@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use nsbi::fit::{minimise, FitOptions};
 use nsbi::infer::toyfile::ToyFile;
-use nsbi::infer::toys::{fit_toy, nll_at_minimum, toy_fits, ToyPlan, ToySource, TOY_EDM_TOLERANCE};
+use nsbi::infer::toys::{fit_toy, nll_at_minimum, toy_fits, ToyPlan, ToySource};
 
 /// Mean over toys of a per-event histogram (here in bins of the per-event ratio r_S(x), a
 /// function of the event) against the Asimov expectation Σ w_i, at μ = 0.5 where the S
