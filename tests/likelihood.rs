@@ -4,7 +4,11 @@
 mod common;
 
 use common::*;
-use nsbi::likelihood::{data, Likelihood, Order};
+use nsbi::likelihood::data::ShapeData;
+use nsbi::likelihood::{data, ChannelData, Likelihood, Order, ProcessData};
+use nsbi::model::interpolation::{InterpolationCode, ShapeVariations};
+use nsbi::model::{Channel, Coefficient, Model, Parameter, Process, ShapeSystematic};
+use nsbi::workspace::expr::Expr;
 
 fn check_derivatives(like: &Likelihood, theta: &[f64]) {
     let n = theta.len();
@@ -50,6 +54,103 @@ fn gradient_and_hessian_match_finite_differences() {
         data::asimov(model, ratios, &[1.0, 0.0, 0.0]).unwrap(),
     );
     check_derivatives(&asimov, &[1.2, 0.3, -0.2]);
+}
+
+/// Three processes whose coefficients depend on the nuisances, two shape systematics each
+/// (codes 4, 1 and 0 mixed, parameters shared between processes): every cross term of the
+/// Hessian's assembly, which the example (one shape systematic) does not reach.
+fn several_shapes() -> (Model, ChannelData) {
+    let names = ["mu", "alpha_0", "alpha_1"];
+    let parameter = |name: &str, poi: bool| Parameter {
+        name: name.into(),
+        poi,
+        init: 0.0,
+        bounds: (-5.0, 5.0),
+        constrained: !poi,
+        fixed: false,
+    };
+    let parameters = vec![
+        parameter("mu", true),
+        parameter("alpha_0", false),
+        parameter("alpha_1", false),
+    ];
+    let coefficients = [
+        "mu * (1 + 0.1 * alpha_0)",
+        "sqrt(mu)",
+        "1 + 0.05 * alpha_1 * mu",
+    ];
+    let codes = [
+        [InterpolationCode::Code4, InterpolationCode::Code1],
+        [InterpolationCode::Code1, InterpolationCode::Code4],
+        [InterpolationCode::Code4, InterpolationCode::Code0],
+    ];
+    let n_events = 1500;
+    let mut state = 7u64;
+    let mut uniform = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+        ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    };
+    let mut processes = Vec::new();
+    let mut data = Vec::new();
+    for (c, text) in coefficients.iter().enumerate() {
+        let parameters_of = |k: usize| if c == 1 { 2 - k } else { 1 + k };
+        processes.push(Process {
+            name: format!("p{c}"),
+            coefficient: Coefficient::new(text, Expr::parse(text, &names).unwrap()),
+            nominal_yield: Some([400.0, 900.0, 600.0][c]),
+            ratio: format!("p{c}"),
+            yield_systematics: vec![],
+            shape_systematics: (0..2)
+                .map(|k| ShapeSystematic {
+                    parameter: parameters_of(k),
+                    code: codes[c][k],
+                    up: String::new(),
+                    down: String::new(),
+                })
+                .collect(),
+        });
+        let ratio: Vec<f64> = (0..n_events).map(|_| 0.3 + 1.4 * uniform()).collect();
+        let shapes = (0..2)
+            .map(|k| {
+                let up: Vec<f64> = (0..n_events).map(|_| 1.0 + 0.3 * uniform()).collect();
+                let down: Vec<f64> = (0..n_events).map(|_| 1.0 - 0.25 * uniform()).collect();
+                ShapeData {
+                    parameter: parameters_of(k),
+                    code: codes[c][k],
+                    variations: ShapeVariations::from_ratios(&up, &down),
+                }
+            })
+            .collect();
+        data.push(ProcessData {
+            nominal_yield: [400.0, 900.0, 600.0][c],
+            ratio,
+            shapes,
+        });
+    }
+    let model = Model {
+        parameters,
+        channels: vec![Channel {
+            name: "several".into(),
+            processes,
+        }],
+    };
+    let channel = ChannelData {
+        name: "several".into(),
+        weights: (0..n_events).map(|_| 0.5 + uniform()).collect(),
+        processes: data,
+        mc_weights: None,
+    };
+    (model, channel)
+}
+
+#[test]
+fn hessian_of_several_shape_systematics_matches_finite_differences() {
+    let (model, channel) = several_shapes();
+    let like = Likelihood::new(&model, vec![channel]);
+    // Inside |α| < 1 (code 4's polynomial) and outside (its exponential).
+    for theta in [[1.2, 0.3, -0.4], [0.8, -1.3, 1.6]] {
+        check_derivatives(&like, &theta);
+    }
 }
 
 #[test]

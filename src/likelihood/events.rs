@@ -75,12 +75,6 @@ impl Layout {
             Order::Hessian => 1 + self.dim + self.n_second + self.dim * (self.dim + 1) / 2,
         }
     }
-
-    /// Position of (a, b) in the upper triangle of the symmetric Σ w q qᵀ/s², row by row.
-    pub fn outer_index(&self, a: usize, b: usize) -> usize {
-        let (a, b) = (a.min(b), a.max(b));
-        a * self.dim - a * a.saturating_sub(1) / 2 + (b - a)
-    }
 }
 
 /// The first event of a block (index, density) where the density is not positive.
@@ -609,7 +603,7 @@ fn accumulate(input: &BlockInput<'_>, n_quads: usize, scratch: &mut Scratch) {
     }
     let (second_sums, outer) = rest.split_at_mut(input.layout.n_second);
     second_derivative_sums(second, ws, second_sums);
-    // Symmetric: the upper triangle only, row by row (see `Layout::outer_index`).
+    // Symmetric: the upper triangle only, row by row (as `Layout::size` counts it).
     let ws2 = &w_over_s2[..n_quads];
     let weighted_q = &mut weighted_q[..n_quads];
     let mut slots = outer.iter_mut();

@@ -74,6 +74,9 @@ struct Workspace {
     sums: Vec<f64>,
     /// L[j][a] = ∂(ν-coefficient of q_a)/∂θ_j (see `channel_nll`).
     l: Vec<f64>,
+    /// M = Σ w q qᵀ/s² unpacked (dim × dim), and M Lᵀ (dim × n).
+    outer: Vec<f64>,
+    ml: Vec<f64>,
 }
 
 thread_local! {
@@ -170,6 +173,8 @@ fn channel_nll(
         kernels,
         sums,
         l,
+        outer,
+        ml,
     } = work;
     layout.fill(data);
     // Yields and their derivatives.
@@ -228,41 +233,55 @@ fn channel_nll(
         out.gradient[j] += total - events;
     }
     if order == Order::Hessian {
+        let hessian = &mut out.hessian;
         let second = &sums[1 + dim..1 + dim + layout.n_second];
-        let m = &sums[1 + dim + layout.n_second..];
+        for (ci, pdata) in data.processes.iter().enumerate() {
+            // ∂²ν_c (1 − Σ w t_c/s)
+            let not_in_events = 1.0 - first[ci];
+            for (h, d2) in hessian
+                .iter_mut()
+                .zip(&nu_hess[ci * n * n..(ci + 1) * n * n])
+            {
+                *h += d2 * not_in_events;
+            }
+            // − ∂ν_c ⊗ Σ w ∂t_c/∂α_k/s, both ways round, and − ν_c Σ w ∂²t_c/∂α_k∂α_k'/s
+            let shapes = &pdata.shapes;
+            for (s, shape) in shapes.iter().enumerate() {
+                let (k, b) = (shape.parameter, first[layout.shape_offset[ci] + s]);
+                for j in 0..n {
+                    let term = nu_grad[ci * n + j] * b;
+                    hessian[j * n + k] -= term;
+                    hessian[k * n + j] -= term;
+                }
+                for (s2, shape2) in shapes.iter().enumerate() {
+                    let d2 = second[layout.second_offset[ci] + s * shapes.len() + s2];
+                    hessian[k * n + shape2.parameter] -= nu[ci] * d2;
+                }
+            }
+        }
+        // + L M Lᵀ with M = Σ w q qᵀ/s², through ML = M Lᵀ (dim × n).
+        let upper = &sums[1 + dim + layout.n_second..];
+        outer.clear();
+        outer.resize(dim * dim, 0.0);
+        let mut u = upper.iter();
+        for a in 0..dim {
+            for b in a..dim {
+                let m_ab = *u.next().expect("Layout::size has the upper triangle");
+                outer[a * dim + b] = m_ab;
+                outer[b * dim + a] = m_ab;
+            }
+        }
+        ml.clear();
+        ml.resize(dim * n, 0.0);
+        for a in 0..dim {
+            for k in 0..n {
+                ml[a * n + k] = (0..dim).map(|b| outer[a * dim + b] * l[k * dim + b]).sum();
+            }
+        }
         for j in 0..n {
             for k in 0..n {
-                let mut h = 0.0;
-                for ci in 0..c {
-                    let a_c = first[ci];
-                    h += nu_hess[ci * n * n + j * n + k] * (1.0 - a_c);
-                    let shapes = &data.processes[ci].shapes;
-                    for (s, shape) in shapes.iter().enumerate() {
-                        let b = first[layout.shape_offset[ci] + s];
-                        if shape.parameter == k {
-                            h -= nu_grad[ci * n + j] * b;
-                        }
-                        if shape.parameter == j {
-                            h -= nu_grad[ci * n + k] * b;
-                        }
-                        for (s2, shape2) in shapes.iter().enumerate() {
-                            if shape.parameter == j && shape2.parameter == k {
-                                h -= nu[ci]
-                                    * second[layout.second_offset[ci] + s * shapes.len() + s2];
-                            }
-                        }
-                    }
-                }
-                for a in 0..dim {
-                    let lja = l[j * dim + a];
-                    if lja == 0.0 {
-                        continue;
-                    }
-                    for b in 0..dim {
-                        h += lja * m[layout.outer_index(a, b)] * l[k * dim + b];
-                    }
-                }
-                out.hessian[j * n + k] += h;
+                let lml: f64 = (0..dim).map(|a| l[j * dim + a] * ml[a * n + k]).sum();
+                hessian[j * n + k] += lml;
             }
         }
     }
