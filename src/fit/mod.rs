@@ -225,9 +225,9 @@ fn newton(like: &Likelihood, options: &FitOptions, initial_damping: f64) -> FitR
             options,
         );
     }
-    // After a gradient-order step (`final_hessian` off), the Hessian there as estimated from
-    // the previous point's and the step (`newton_endpoint_hessian`).
-    let mut estimated_hessian: Option<Vec<f64>> = None;
+    // Whether `at.hessian` is an estimate (after a gradient-order step, `final_hessian` off:
+    // from the previous point's Hessian and the step, `newton_endpoint_hessian`).
+    let mut hessian_estimated = false;
     let mut damping = initial_damping;
     let mut edm = f64::INFINITY;
     let mut work = StepWork::default();
@@ -243,7 +243,7 @@ fn newton(like: &Likelihood, options: &FitOptions, initial_damping: f64) -> FitR
             return finish(
                 x,
                 at,
-                estimated_hessian,
+                hessian_estimated,
                 n_eval,
                 iteration,
                 0.0,
@@ -253,8 +253,7 @@ fn newton(like: &Likelihood, options: &FitOptions, initial_damping: f64) -> FitR
                 &bounds,
             );
         }
-        let hessian = estimated_hessian.as_deref().unwrap_or(&at.hessian);
-        let Some(step_edm) = work.damped_step(&at.gradient, hessian, n, damping) else {
+        let Some(step_edm) = work.damped_step(&at.gradient, &at.hessian, n, damping) else {
             return failed(
                 x,
                 at,
@@ -268,7 +267,7 @@ fn newton(like: &Likelihood, options: &FitOptions, initial_damping: f64) -> FitR
             return finish(
                 x,
                 at,
-                estimated_hessian,
+                hessian_estimated,
                 n_eval,
                 iteration,
                 edm,
@@ -278,11 +277,12 @@ fn newton(like: &Likelihood, options: &FitOptions, initial_damping: f64) -> FitR
                 &bounds,
             );
         }
-        if estimated_hessian.take().is_some() {
+        if hessian_estimated {
             // Not converged after a gradient-order step: the next step takes this point's
             // own Hessian.
             like.evaluate_into(&x, Order::Hessian, &mut at);
             n_eval += 1;
+            hessian_estimated = false;
             continue;
         }
         let (step, free) = (&work.step, &work.free);
@@ -314,14 +314,21 @@ fn newton(like: &Likelihood, options: &FitOptions, initial_damping: f64) -> FitR
             let full_step = t == 1.0 && (0..n).all(|i| trial[i] == x[i] + step[i]);
             std::mem::swap(&mut x, &mut trial);
             std::mem::swap(&mut at, &mut next);
+            hessian_estimated = false;
             if order == Order::Gradient {
                 // `next` holds the previous point now, with its Hessian.
-                estimated_hessian = full_step
+                let estimate = full_step
                     .then(|| newton_endpoint_hessian(&next.hessian, &at.gradient, step, free))
                     .flatten();
-                if estimated_hessian.is_none() {
-                    like.evaluate_into(&x, Order::Hessian, &mut at);
-                    n_eval += 1;
+                match estimate {
+                    Some(estimate) => {
+                        at.hessian = estimate;
+                        hessian_estimated = true;
+                    }
+                    None => {
+                        like.evaluate_into(&x, Order::Hessian, &mut at);
+                        n_eval += 1;
+                    }
                 }
             }
             damping = if t == 1.0 {
@@ -333,7 +340,7 @@ fn newton(like: &Likelihood, options: &FitOptions, initial_damping: f64) -> FitR
                 return finish(
                     x,
                     at,
-                    estimated_hessian,
+                    hessian_estimated,
                     n_eval,
                     iteration,
                     edm,
@@ -349,7 +356,7 @@ fn newton(like: &Likelihood, options: &FitOptions, initial_damping: f64) -> FitR
                 return finish(
                     x,
                     at,
-                    estimated_hessian,
+                    hessian_estimated,
                     n_eval,
                     iteration,
                     edm,
@@ -365,7 +372,7 @@ fn newton(like: &Likelihood, options: &FitOptions, initial_damping: f64) -> FitR
     finish(
         x,
         at,
-        estimated_hessian,
+        hessian_estimated,
         n_eval,
         options.max_iterations,
         edm,
@@ -499,7 +506,7 @@ impl StepWork {
 fn finish(
     theta: Vec<f64>,
     at: Evaluation,
-    estimated_hessian: Option<Vec<f64>>,
+    hessian_estimated: bool,
     n_eval: usize,
     iterations: usize,
     edm: f64,
@@ -509,11 +516,6 @@ fn finish(
     bounds: &[(f64, f64)],
 ) -> FitResult {
     let n = theta.len();
-    let mut at = at;
-    let hessian_estimated = estimated_hessian.is_some();
-    if let Some(estimate) = estimated_hessian {
-        at.hessian = estimate;
-    }
     let at_bound: Vec<bool> = (0..n)
         .map(|i| {
             (theta[i] <= bounds[i].0 && at.gradient[i] > 0.0)
