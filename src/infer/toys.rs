@@ -166,11 +166,12 @@ impl<'m> ToySource<'m> {
                 (Some(_), Ok(poisson)) => poisson.sample(&mut rng) as usize,
                 _ => 0,
             };
-            let mut indices: Vec<usize> = match sampler {
+            // In drawn order: sorting the indices for a monotonic gather cost more (a quarter
+            // of the generation time) than the gather gained from it.
+            let indices: Vec<usize> = match sampler {
                 Some(s) => (0..n).map(|_| s.sample(&mut rng)).collect(),
                 None => Vec::new(),
             };
-            indices.sort_unstable();
             channels.push(pool.select(&indices));
         }
         let mut like = Likelihood::new(self.model, channels);
