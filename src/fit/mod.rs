@@ -35,7 +35,8 @@ pub struct FitOptions {
     /// convergence there is judged with a Hessian estimated from the previous point's (as
     /// MINUIT judges it with its approximate one): one Hessian fewer per fit, which is what
     /// toys need. Where that does not converge, the point is evaluated again at Hessian order.
-    /// The estimate is good to a few per cent (the covariance) and takes the EDM to ~10 %.
+    /// On the example's toys the estimate gives errors within 3 % of the evaluated Hessian's
+    /// and the NLL at the minimum within 10⁻⁶ (`tests/toys.rs`).
     pub final_hessian: bool,
 }
 
