@@ -227,7 +227,7 @@ fn newton(like: &Likelihood, options: &FitOptions, initial_damping: f64) -> FitR
         );
     }
     // Whether `at.hessian` is an estimate (after a gradient-order step, `final_hessian` off:
-    // from the previous point's Hessian and the step, `newton_endpoint_hessian`).
+    // from the previous point's Hessian and the step, `StepWork::newton_endpoint_hessian`).
     let mut hessian_estimated = false;
     let mut damping = initial_damping;
     let mut edm = f64::INFINITY;
@@ -286,7 +286,7 @@ fn newton(like: &Likelihood, options: &FitOptions, initial_damping: f64) -> FitR
             hessian_estimated = false;
             continue;
         }
-        let (step, free) = (&work.step, &work.free);
+        let step = &work.step;
         let order = if !options.final_hessian && edm < CLOSE_EDM && damping <= 1e-6 {
             Order::Gradient
         } else {
@@ -319,7 +319,7 @@ fn newton(like: &Likelihood, options: &FitOptions, initial_damping: f64) -> FitR
             if order == Order::Gradient {
                 // `next` holds the previous point now, with its Hessian.
                 let estimate = full_step
-                    .then(|| newton_endpoint_hessian(&next.hessian, &at.gradient, step, free))
+                    .then(|| work.newton_endpoint_hessian(&next.hessian, &at.gradient))
                     .flatten();
                 match estimate {
                     Some(estimate) => {
@@ -386,43 +386,6 @@ fn newton(like: &Likelihood, options: &FitOptions, initial_damping: f64) -> FitR
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-/// The Hessian at the end of a full Newton step `s` (H₀s = −g₀), estimated from the previous
-/// Hessian H₀ and the gradient g₁ there: with the third derivatives T, g₁ = ½T[s,s] and
-/// H₁ = H₀ + T[s] to that order, so H₁s = H₀s + 2g₁, which the symmetric rank-one update
-/// H₀ + 2g₁g₁ᵀ/(g₁ᵀs) meets (and which is H₁ exactly for a one-dimensional cubic). On the
-/// example's toys this takes the EDM, and the NLL at the quadratic model's minimum, ten
-/// times closer to those of the Hessian evaluated there than H₀ alone. `None` when the update
-/// would change ½g₁ᵀH⁻¹g₁ by more than a factor 2: the quadratic model is then not trusted.
-fn newton_endpoint_hessian(
-    hessian: &[f64],
-    gradient: &[f64],
-    step: &[f64],
-    free: &[usize],
-) -> Option<Vec<f64>> {
-    let n = gradient.len();
-    let m = free.len();
-    let g: Vec<f64> = free.iter().map(|&i| gradient[i]).collect();
-    let h: Vec<f64> = free
-        .iter()
-        .flat_map(|&i| free.iter().map(move |&j| hessian[i * n + j]))
-        .collect();
-    let curvature: f64 = free.iter().map(|&i| gradient[i] * step[i]).sum();
-    let l = linalg::cholesky(&h, m)?;
-    let metric = dot(&g, &linalg::cholesky_solve(&l, m, &g));
-    // Sherman–Morrison: gᵀ(H₀ + βggᵀ)⁻¹g = gᵀH₀⁻¹g / (1 + β gᵀH₀⁻¹g).
-    let shrink = 1.0 + 2.0 * metric / curvature;
-    if !(0.5..=2.0).contains(&shrink) {
-        return None;
-    }
-    let mut estimate = hessian.to_vec();
-    for &i in free {
-        for &j in free {
-            estimate[i * n + j] += 2.0 * gradient[i] * gradient[j] / curvature;
-        }
-    }
-    Some(estimate)
 }
 
 /// Working arrays of the Newton steps, allocated once per fit (none per iteration).
@@ -500,6 +463,51 @@ impl StepWork {
             lambda = (lambda * 10.0).max(1e-6);
         }
         None
+    }
+
+    /// The Hessian at the end of a full Newton step `s` (H₀s = −g₀), estimated from the previous
+    /// Hessian H₀ and the gradient g₁ there: with the third derivatives T, g₁ = ½T[s,s] and
+    /// H₁ = H₀ + T[s] to that order, so H₁s = H₀s + 2g₁, which the symmetric rank-one update
+    /// H₀ + 2g₁g₁ᵀ/(g₁ᵀs) meets (and which is H₁ exactly for a one-dimensional cubic). On the
+    /// example's toys this takes the EDM, and the NLL at the quadratic model's minimum, ten
+    /// times closer to those of the Hessian evaluated there than H₀ alone. `None` when the update
+    /// would change ½g₁ᵀH⁻¹g₁ by more than a factor 2: the quadratic model is then not trusted.
+    ///
+    /// Called after [`StepWork::damped_step`] made `self.step` from H₀ (`hessian`, all
+    /// parameters), whose restriction to the free parameters it left in `self.h`.
+    fn newton_endpoint_hessian(&mut self, hessian: &[f64], gradient: &[f64]) -> Option<Vec<f64>> {
+        let Self {
+            free,
+            step,
+            g,
+            h,
+            factor,
+            solution,
+        } = self;
+        let n = gradient.len();
+        let m = free.len();
+        g.clear();
+        g.extend(free.iter().map(|&i| gradient[i]));
+        let curvature: f64 = free.iter().map(|&i| gradient[i] * step[i]).sum();
+        factor.clone_from(h);
+        if !linalg::cholesky_in_place(factor, m) {
+            return None;
+        }
+        solution.clone_from(g);
+        linalg::cholesky_solve_in_place(factor, m, solution);
+        let metric = dot(g, solution);
+        // Sherman–Morrison: gᵀ(H₀ + βggᵀ)⁻¹g = gᵀH₀⁻¹g / (1 + β gᵀH₀⁻¹g).
+        let shrink = 1.0 + 2.0 * metric / curvature;
+        if !(0.5..=2.0).contains(&shrink) {
+            return None;
+        }
+        let mut estimate = hessian.to_vec();
+        for &i in free.iter() {
+            for &j in free.iter() {
+                estimate[i * n + j] += 2.0 * gradient[i] * gradient[j] / curvature;
+            }
+        }
+        Some(estimate)
     }
 }
 
