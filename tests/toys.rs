@@ -8,6 +8,7 @@ use common::*;
 use nsbi::fit::{minimise, FitOptions};
 use nsbi::infer::toyfile::ToyFile;
 use nsbi::infer::toys::{fit_toy, nll_at_minimum, toy_fits, ToyPlan, ToySource};
+use nsbi::likelihood::Likelihood;
 
 /// Mean over toys of a per-event histogram (here in bins of the per-event ratio r_S(x), a
 /// function of the event) against the Asimov expectation Σ w_i, at μ = 0.5 where the S
@@ -71,6 +72,25 @@ fn bootstrap_toys_are_unbiased_in_negative_weight_regions() {
     }
 }
 
+/// One grid point, μ = 1, with systematics: the plan of the fit-accuracy tests.
+fn plan_at_mu_one(n_toys: usize, seed: u64) -> ToyPlan {
+    ToyPlan {
+        poi: 0,
+        grid: vec![1.0],
+        n_toys,
+        seed,
+        systematics: true,
+    }
+}
+
+/// A fit from `init` converged to EDM < 1e-12: the reference for the toys' fast fits.
+fn tight_options(toy: &Likelihood, init: &[f64]) -> FitOptions {
+    let mut options = FitOptions::new(toy);
+    options.init = init.to_vec();
+    options.edm_tolerance = 1e-12;
+    options
+}
+
 /// A toy's t from its fast fits (stopped at EDM < 1e-4, NLLs taken at the minimum of the
 /// quadratic model) equals t from fits converged to EDM < 1e-12, to 1e-5 — while the last
 /// evaluated NLLs alone would be off by up to the EDM.
@@ -79,13 +99,7 @@ fn toy_t_matches_tightly_converged_fits() {
     let analysis = example_analysis("workspace_exact.yaml");
     let theta_gen = [1.0, 0.0, 0.0];
     let source = ToySource::asimov(&analysis, &theta_gen).unwrap();
-    let plan = ToyPlan {
-        poi: 0,
-        grid: vec![1.0],
-        n_toys: 40,
-        seed: 5,
-        systematics: true,
-    };
+    let plan = plan_at_mu_one(40, 5);
     let mut largest = 0.0_f64;
     for t in 0..plan.n_toys {
         let toy = source.draw(plan.seed, 0, t, true);
@@ -95,9 +109,7 @@ fn toy_t_matches_tightly_converged_fits() {
             "toy {t}"
         );
         let tight = |fix_mu: bool| {
-            let mut options = FitOptions::new(&toy);
-            options.init = theta_gen.to_vec();
-            options.edm_tolerance = 1e-12;
+            let mut options = tight_options(&toy, &theta_gen);
             options.fixed[0] = fix_mu;
             minimise(&toy, &options).nll
         };
@@ -116,22 +128,14 @@ fn toy_fits_may_end_on_a_gradient_step() {
     let analysis = example_analysis("workspace_exact.yaml");
     let theta_gen = [1.0, 0.0, 0.0];
     let source = ToySource::asimov(&analysis, &theta_gen).unwrap();
-    let plan = ToyPlan {
-        poi: 0,
-        grid: vec![1.0],
-        n_toys: 30,
-        seed: 9,
-        systematics: true,
-    };
+    let plan = plan_at_mu_one(30, 9);
     let mut estimated = [0, 0];
     for t in 0..plan.n_toys {
         let toy = source.draw(plan.seed, 0, t, true);
         let (conditional, free) = toy_fits(&toy, &plan, &theta_gen);
         for (k, fit) in [conditional, free].iter().enumerate() {
-            let mut options = FitOptions::new(&toy);
-            options.init = fit.theta.clone();
+            let mut options = tight_options(&toy, &fit.theta);
             options.fixed = fit.fixed.clone();
-            options.edm_tolerance = 1e-12;
             let tight = minimise(&toy, &options);
             assert!(fit.converged && tight.converged, "toy {t}, fit {k}");
             assert!(!tight.hessian_estimated);
