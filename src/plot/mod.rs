@@ -43,21 +43,10 @@ fn write_png_and_svg(
     let draws: [(&str, Box<DrawInto<'_>>); 2] = [("png", Box::new(png)), ("svg", Box::new(svg))];
     for (ext, draw) in draws {
         let path = stem.with_extension(ext);
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("plot")
-            .to_string();
-        let tmp = path.with_file_name(format!(
-            ".{name}.{}.tmp.{ext}",
-            crate::report::unique_suffix()
-        ));
-        draw(&tmp).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            Error::Analysis(format!("cannot draw {}: {e}", path.display()))
+        // The temporary name keeps the extension: plotters picks the encoder by it.
+        crate::report::write_through_temp(&path, &format!(".tmp.{ext}"), |tmp| {
+            draw(tmp).map_err(|e| Error::Analysis(format!("cannot draw {}: {e}", path.display())))
         })?;
-        std::fs::rename(&tmp, &path)
-            .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
         written.push(path);
     }
     Ok(written)

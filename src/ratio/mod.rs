@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::data::{CachedRatios, Events, RatioCache};
+use crate::data::{CacheKey, CachedRatios, Events, Lookup, RatioCache};
 use crate::error::{Error, Result};
 use crate::workspace::schema::{ChannelSpec, EventSourceSpec, RatioSpec};
 use crate::workspace::{EnsembleRef, EventRole, Workspace};
@@ -82,6 +82,8 @@ pub struct ChannelRatios {
     pub sources: Vec<(EventRole, Events)>,
     /// Keyed by (ensemble label, index into `sources`).
     pub ratios: BTreeMap<(String, usize), CachedRatios>,
+    /// The cache key of each entry of `ratios`: what the numbers were computed from.
+    pub keys: BTreeMap<(String, usize), CacheKey>,
 }
 
 /// What happened to one (ensemble, event file) pair: for the summary table.
@@ -123,6 +125,7 @@ pub fn evaluate_workspace(
             .map(|(role, spec)| read_events(ws, channel, spec).map(|events| (role, events)))
             .collect::<Result<_>>()?;
         let mut ratios = BTreeMap::new();
+        let mut keys = BTreeMap::new();
         for eref in ensembles
             .iter()
             .filter(|e| std::ptr::eq(e.channel, channel))
@@ -133,6 +136,7 @@ pub fn evaluate_workspace(
                 let (values, record) =
                     ratios_for(&ensemble, eref, role, events, cache, show_progress)?;
                 records.push(record);
+                keys.insert((label.clone(), index), ensemble.cache_key(events));
                 ratios.insert((label.clone(), index), values);
             }
         }
@@ -140,6 +144,7 @@ pub fn evaluate_workspace(
             channel: channel.name.value.clone(),
             sources,
             ratios,
+            keys,
         });
     }
     Ok(WorkspaceRatios { channels, records })
@@ -174,8 +179,13 @@ pub fn cached_or_evaluated(
 ) -> Result<(CachedRatios, bool, PathBuf)> {
     let key = ensemble.cache_key(events);
     let entry = cache.entry_path(&key);
-    if let Some(hit) = cache.load(&key, events.len()) {
-        return Ok((hit, true, entry));
+    match cache.load(&key, events.len()) {
+        Lookup::Hit(hit) => return Ok((hit, true, entry)),
+        Lookup::Rejected(reason) => eprintln!(
+            "warning: ratio cache entry {} is not used ({reason}); recomputing it",
+            entry.display()
+        ),
+        Lookup::Absent => {}
     }
     let bar = progress.map(|label| progress_bar(events.len(), &label));
     let values = ensemble.evaluate(events, bar.as_ref())?;
