@@ -338,14 +338,14 @@ fn shards_from_before_and_after_a_yield_edit_do_not_merge() {
     let text = stderr(&o);
     assert!(
         text.contains("does not belong to the same construction")
-            && text.contains("workspace content (model) differ")
+            && text.contains("workspace content differs")
             && !text.contains("ratio entries differ"),
         "{text}"
     );
     // And a file made before the edit, against the edited workspace.
     let o = neyman(&ws, &whole);
     assert!(
-        stderr(&o).contains("workspace content (model) differ"),
+        stderr(&o).contains("workspace content differs"),
         "{}",
         stderr(&o)
     );

@@ -61,13 +61,13 @@ impl ModelFingerprint {
     /// The parts in which `self` and `other` differ, in words.
     fn differences(&self, other: &ModelFingerprint) -> Vec<String> {
         [
-            ("workspace content (model)", &self.model, &other.model),
-            ("ratio entries", &self.ratios, &other.ratios),
-            ("event weights", &self.weights, &other.weights),
+            ("workspace content differs", &self.model, &other.model),
+            ("ratio entries differ", &self.ratios, &other.ratios),
+            ("event weights differ", &self.weights, &other.weights),
         ]
         .into_iter()
         .filter(|(_, a, b)| a != b)
-        .map(|(part, _, _)| format!("{part} differ"))
+        .map(|(difference, _, _)| difference.to_string())
         .collect()
     }
 }
