@@ -28,7 +28,10 @@ fn fit_mu(workspace: &Path, cache: &Path) -> (f64, String) {
     assert!(o.status.success(), "{}", stderr(&o));
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    (report["parameters"]["mu"]["value"].as_f64().unwrap(), stderr(&o))
+    (
+        report["parameters"]["mu"]["value"].as_f64().unwrap(),
+        stderr(&o),
+    )
 }
 
 /// The cache entries (sorted) holding the ratios of the observed data (2023 events).
@@ -285,8 +288,10 @@ fn toys_of_another_workspace_are_refused_by_neyman_and_coverage() {
     assert_eq!(o.status.code(), Some(1));
     let text = stderr(&o);
     assert!(
-        text.contains(&format!("toy file {} was made from another model", toys.display()))
-            && text.contains("ratio entries differ")
+        text.contains(&format!(
+            "toy file {} was made from another model",
+            toys.display()
+        )) && text.contains("ratio entries differ")
             && !text.contains("event weights differ"),
         "{text}"
     );
@@ -305,7 +310,11 @@ fn toys_of_another_workspace_are_refused_by_neyman_and_coverage() {
         test_cache().dir().to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("ratio entries differ"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("ratio entries differ"),
+        "{}",
+        stderr(&o)
+    );
     // Its own workspace is accepted.
     let o = neyman(&exact_workspace(), &toys);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -374,8 +383,7 @@ fn toy_file_of_the_previous_format_is_refused_with_the_remedy() {
     {
         // The header as format 1 wrote it: no fingerprint.
         let file = hdf5::File::open_rw(&toys).unwrap();
-        let plan: hdf5::types::VarLenUnicode =
-            file.attr("plan").unwrap().read_scalar().unwrap();
+        let plan: hdf5::types::VarLenUnicode = file.attr("plan").unwrap().read_scalar().unwrap();
         let mut header: serde_json::Value = serde_json::from_str(plan.as_str()).unwrap();
         header["format"] = "nsbi-toys-1".into();
         header.as_object_mut().unwrap().remove("fingerprint");
@@ -498,8 +506,10 @@ fn feature_beyond_float32_is_blamed_on_the_event_file() {
     assert_eq!(o.status.code(), Some(1));
     let text = stderr(&o);
     assert!(
-        text.starts_with(&format!("{}: column 'm4l' holds 1e300 at event 7", samples.display()))
-            && text.contains("float32")
+        text.starts_with(&format!(
+            "{}: column 'm4l' holds 1e300 at event 7",
+            samples.display()
+        )) && text.contains("float32")
             && !text.contains("model"),
         "{text}"
     );
