@@ -50,9 +50,14 @@ pub fn write_through_temp(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(suffix)
+    let prefix = format!(".{name}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(suffix);
+    // The permissions of an ordinary new file (the umask applies), not tempfile's private 0600:
+    // caches and toy files are shared between users and batch jobs.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let tmp = builder
         .tempfile_in(dir)
         .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
     write(tmp.path())?;

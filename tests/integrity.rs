@@ -230,6 +230,41 @@ fn failed_toy_file_and_plot_writes_leave_no_temporary_file() {
     assert_eq!(temporary_files(&plots), Vec::<String>::new());
 }
 
+#[test]
+fn written_files_get_ordinary_permissions() {
+    // Atomic writes go through a private temporary file; the result must still be readable by
+    // whoever could read any other new file there (shared caches, batch farms).
+    let dir = tempfile::tempdir().unwrap();
+    let reference = dir.path().join("reference");
+    std::fs::write(&reference, b"").unwrap();
+    let cache = dir.path().join("cache");
+    let toys = dir.path().join("toys.h5");
+    let o = nsbi(&[
+        "toys",
+        exact_workspace().to_str().unwrap(),
+        "--mu-grid",
+        "1:1:1",
+        "--toys",
+        "2",
+        "--out",
+        toys.to_str().unwrap(),
+        "--cache-dir",
+        cache.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let entry = std::fs::read_dir(&cache)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    for written in [&toys, &entry] {
+        assert_eq!(mode(written), mode(&reference), "{}", written.display());
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Toy files and the model they were made from
 // ---------------------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 //! file) pair is evaluated once and reused by every fit, scan and toy. Entries are keyed by a
 //! content hash of everything the numbers depend on — model bytes, standardisation, output
 //! settings and the feature values themselves — so a changed input can never be served a
-//! stale entry, and an unchanged one costs only the hash.
+//! stale entry, and an unchanged one costs only the hash. Each entry also stores its key and a
+//! checksum of key and numbers, verified on every read, so a damaged or misplaced entry is
+//! recomputed (with a warning) rather than served as data.
 
 use std::path::{Path, PathBuf};
 
@@ -48,7 +50,8 @@ pub struct CachedRatios {
     pub spread: Vec<f64>,
 }
 
-/// A folder of cache entries, one HDF5 file each (`<key>.h5`, datasets `ratio` and `spread`).
+/// A folder of cache entries, one HDF5 file each (`<key>.h5`, datasets `ratio` and `spread`,
+/// attributes `key`, `checksum` and a human-readable `description`).
 #[derive(Clone, Debug)]
 pub struct RatioCache {
     dir: PathBuf,

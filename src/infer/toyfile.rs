@@ -2,9 +2,10 @@
 //!
 //! Layout (readable with h5py): a root attribute `plan` holding JSON (format version, POI,
 //! grid, toys per point, seed, systematics, parameter names, workspace, the model fingerprint,
-//! shard `i/N` and the job range it owns), and one 1-D dataset per record field — `grid_index`, `toy_index`,
-//! `mu_true`, `t`, `mu_hat`, `nll_conditional`, `nll_free`, `converged_conditional`,
-//! `converged_free` (0/1), `n_events` — plus `theta_hat` (records × parameters).
+//! shard `i/N` and the job range it owns), and one 1-D dataset per record field —
+//! `grid_index`, `toy_index`, `mu_true`, `t`, `mu_hat`, `nll_conditional`, `nll_free`,
+//! `converged_conditional`, `converged_free` (0/1), `n_events` — plus `theta_hat`
+//! (records × parameters).
 //! A file is written under a temporary name and renamed when complete, so a killed job
 //! leaves no file that could pass for finished.
 
@@ -76,6 +77,7 @@ impl ModelFingerprint {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ToyFileHeader {
     pub format: String,
+    /// The workspace path as it was given: for people; files are matched by `fingerprint`.
     pub workspace: String,
     pub poi: String,
     pub grid: Vec<f64>,
