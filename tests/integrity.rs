@@ -501,6 +501,16 @@ fn weights_summing_to_zero_or_less_are_refused() {
             && text.contains("the weights of process 'S' sum to -20 over 100 events"),
         "{text}"
     );
+    let o = nsbi(&[
+        "validate",
+        dir.path().join("workspace.yaml").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("the weights of process 'S' sum to -20"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
