@@ -166,9 +166,8 @@ fn content_checksum(key: &CacheKey, ratios: &CachedRatios) -> String {
     hasher.update(key.0.as_bytes());
     for column in [&ratios.ratio, &ratios.spread] {
         hasher.update(&(column.len() as u64).to_le_bytes());
-        for x in column.iter() {
-            hasher.update(&x.to_le_bytes());
-        }
+        let bytes: Vec<u8> = column.iter().flat_map(|x| x.to_le_bytes()).collect();
+        hasher.update(&bytes);
     }
     hasher.finalize().to_hex().to_string()
 }

@@ -133,10 +133,11 @@ pub fn evaluate_workspace(
             let label = eref.label();
             let ensemble = load_ensemble(ws, channel, &label, eref.spec)?;
             for (index, (role, events)) in sources.iter().enumerate() {
+                let key = ensemble.cache_key(events);
                 let (values, record) =
-                    ratios_for(&ensemble, eref, role, events, cache, show_progress)?;
+                    ratios_for(&ensemble, eref, role, events, cache, &key, show_progress)?;
                 records.push(record);
-                keys.insert((label.clone(), index), ensemble.cache_key(events));
+                keys.insert((label.clone(), index), key);
                 ratios.insert((label.clone(), index), values);
             }
         }
@@ -156,12 +157,14 @@ fn ratios_for(
     role: &EventRole,
     events: &Events,
     cache: &RatioCache,
+    key: &CacheKey,
     show_progress: bool,
 ) -> Result<(CachedRatios, RatioRecord)> {
-    let (values, from_cache, entry) = cached_or_evaluated(
+    let (values, from_cache, entry) = cached_or_evaluated_at(
         ensemble,
         events,
         cache,
+        key,
         show_progress.then(|| format!("{} on {role}", eref.label())),
     )?;
     let record = summarise(ensemble, role, events, &values, from_cache, entry);
@@ -177,9 +180,25 @@ pub fn cached_or_evaluated(
     cache: &RatioCache,
     progress: Option<String>,
 ) -> Result<(CachedRatios, bool, PathBuf)> {
-    let key = ensemble.cache_key(events);
-    let entry = cache.entry_path(&key);
-    match cache.load(&key, events.len()) {
+    cached_or_evaluated_at(
+        ensemble,
+        events,
+        cache,
+        &ensemble.cache_key(events),
+        progress,
+    )
+}
+
+/// [`cached_or_evaluated`] with the entry's key already computed.
+fn cached_or_evaluated_at(
+    ensemble: &RatioEnsemble,
+    events: &Events,
+    cache: &RatioCache,
+    key: &CacheKey,
+    progress: Option<String>,
+) -> Result<(CachedRatios, bool, PathBuf)> {
+    let entry = cache.entry_path(key);
+    match cache.load(key, events.len()) {
         Lookup::Hit(hit) => return Ok((hit, true, entry)),
         Lookup::Rejected(reason) => eprintln!(
             "warning: ratio cache entry {} is not used ({reason}); recomputing it",
@@ -199,7 +218,7 @@ pub fn cached_or_evaluated(
         ensemble.model_paths(),
         events.file.display()
     );
-    cache.store(&key, &values, &description)?;
+    cache.store(key, &values, &description)?;
     Ok((values, false, entry))
 }
 
