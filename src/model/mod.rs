@@ -198,6 +198,12 @@ impl Model {
             .filter(|&i| self.parameters[i].poi)
             .collect()
     }
+
+    /// Whether any parameter other than the POIs is free: without one every fit is stat-only,
+    /// however it is asked for.
+    pub fn has_free_nuisances(&self) -> bool {
+        self.parameters.iter().any(|p| !p.poi && !p.fixed)
+    }
 }
 
 /// ν_c(θ) = f_c(θ) ν_c⁰ Π_k G_ck(α_k) with its gradient and (dense, row-major) Hessian,
