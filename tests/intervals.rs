@@ -87,6 +87,30 @@ fn coarse_grids_give_the_profile_interval_around_the_best_fit() {
     }
 }
 
+/// Item 3 in two dimensions: the best fit is in the scan, and a grid with one point in the
+/// 68 % region (μ = 1, α = 0) warns.
+#[test]
+fn a_coarse_two_parameter_scan_has_its_best_fit_and_warns() {
+    let analysis = example_analysis("workspace_exact.yaml");
+    let like = analysis.likelihood(&Dataset::Observed).unwrap();
+    let options = FitOptions::new(&like);
+    let request = ScanRequest {
+        parameters: vec![0, 2],
+        ranges: vec![(0.0, 3.0), (-2.0, 2.0)],
+        points: vec![4, 3],
+        stat_only: false,
+    };
+    let (report, scans) = run_scan(&like, &options, &request, false).unwrap();
+    let best = scans[0].points.iter().find(|p| p.best_fit).unwrap();
+    assert_eq!(best.t, 0.0);
+    assert_eq!(report["points"].as_array().unwrap().len(), 13);
+    let warnings = report["warnings"].to_string();
+    assert!(
+        warnings.contains("the 68.27 % region spans 1 grid value(s) of mu"),
+        "{warnings}"
+    );
+}
+
 /// Item 3 on the command line: the warning reaches stderr and the interval stdout.
 #[test]
 fn a_coarse_scan_warns_on_stderr() {
