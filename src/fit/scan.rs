@@ -1,6 +1,8 @@
 //! Profile-likelihood scans in one or two parameters: at each grid point every other free
 //! parameter is profiled (a conditional fit warm-started from the global best fit), and
-//! t = 2(NLL(point, profiled) − NLL(best)) is recorded. Points are fitted in parallel.
+//! t = 2(NLL(point, profiled) − NLL(best)) is recorded. Points are fitted in parallel. The
+//! global best fit is a point of the curve, and a 1-D interval's ends are found by profiled
+//! fits between the grid points around each crossing, so the grid only brackets them.
 
 use indicatif::ProgressBar;
 use rayon::prelude::*;
@@ -45,7 +47,9 @@ pub struct Scan {
 }
 
 /// Scans `parameters` over `grid` (each entry one point, as many values as parameters).
-/// `frozen` parameters are held at the best-fit values (stat-only scans freeze the nuisances).
+/// `frozen` parameters are held at the best-fit values (stat-only scans freeze the nuisances,
+/// and parameters the user fixed stay fixed). The best fit joins the points when it lies inside
+/// the grid's range.
 pub fn scan(
     like: &Likelihood,
     best: &FitResult,
@@ -219,7 +223,7 @@ pub fn profile_intervals(
     let ts: Vec<f64> = scan.points.iter().map(|p| p.t).collect();
     let (first, last) = (xs[0], xs[xs.len() - 1]);
     let tolerance = 1e-6 * (last - first);
-    let refine = |i: usize, linear: f64| -> f64 {
+    let refine = |i: usize| -> Option<f64> {
         let (a, b) = (&scan.points[i], &scan.points[i + 1]);
         let start = if a.t <= threshold { &a.theta } else { &b.theta };
         let excess = |x: f64| {
@@ -227,10 +231,7 @@ pub fn profile_intervals(
             2.0 * (fit.nll - scan.reference_nll) - threshold
         };
         let (fa, fb) = (a.t - threshold, b.t - threshold);
-        match brent(excess, a.values[0], b.values[0], fa, fb, tolerance) {
-            Some(x) => x,
-            None => linear,
-        }
+        brent(excess, a.values[0], b.values[0], fa, fb, tolerance)
     };
     let mut out = Vec::new();
     for [low, high] in intervals_1d(&xs, &ts, threshold) {
@@ -240,13 +241,21 @@ pub fn profile_intervals(
             let Some(i) = xs.windows(2).position(|w| w[0] < *end && *end < w[1]) else {
                 continue;
             };
-            let refined = refine(i, *end);
             let step = xs[i + 1] - xs[i];
+            let Some(refined) = refine(i) else {
+                warnings.push(format!(
+                    "the crossing near {name} = {:.4} could not be refined (a profiled fit \
+                     there had no finite likelihood); its linear interpolation on the grid is \
+                     reported",
+                    *end
+                ));
+                continue;
+            };
             if (refined - *end).abs() > MAX_SHIFT_IN_STEPS * step {
                 warnings.push(format!(
-                    "the crossing at {name} = {refined:.4} lies {:.4} from its \
-                     linear interpolation on the grid (step {step:.4}): the grid is too coarse \
-                     for the curve; the profiled crossing is reported",
+                    "the crossing at {name} = {refined:.4} lies {:.4} from its linear \
+                     interpolation on the grid (step {step:.4}): the grid is too coarse for the \
+                     curve; the profiled crossing is reported",
                     (refined - *end).abs()
                 ));
             }
@@ -259,9 +268,8 @@ pub fn profile_intervals(
             .count();
         if inside < MIN_POINTS_INSIDE {
             warnings.push(format!(
-                "the interval [{:.4}, {:.4}] of {name} holds {inside} grid \
-                 point(s): the grid is too coarse to show the curve; use more --points or a \
-                 narrower --range",
+                "the interval [{:.4}, {:.4}] of {name} holds {inside} grid point(s): the grid \
+                 is too coarse to show the curve; use more --points or a narrower --range",
                 ends[0], ends[1]
             ));
         }
