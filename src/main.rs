@@ -1117,6 +1117,9 @@ fn run_neyman(args: &NeymanArgs) -> anyhow::Result<()> {
         let text = format_intervals(iv, &json["asymptotic_open_ends"][label]);
         println!("{label} % asymptotic interval(s): {text}");
     }
+    for warning in json["warnings"].as_array().into_iter().flatten() {
+        eprintln!("warning: {}", warning.as_str().unwrap_or_default());
+    }
     let mut outputs = nsbi::report::OutputSet::new();
     if let Some(path) = &args.json {
         outputs.json(path, json)?;

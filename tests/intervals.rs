@@ -249,6 +249,18 @@ fn neyman_ends_on_the_grid_edge_are_flagged_open() {
         stdout(&out)
     );
     assert_eq!(v["systematics"], true);
+    // The 68 % asymptotic set holds only μ = 0.9 of the grid: too coarse, and said so.
+    assert!(
+        stderr(&out).contains("warning: 68.27 % asymptotic: the interval [0.9000, "),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        v["warnings"]
+            .to_string()
+            .contains("rests on 1 grid point(s)"),
+        "{v}"
+    );
 }
 
 /// Item 7: with every nuisance parameter fixed the scan and the toys are stat-only, and say so.

@@ -128,9 +128,12 @@ pub fn neyman(
     levels: &[f64],
     model: &crate::model::Model,
 ) -> Result<NeymanResult> {
-    use super::neyman::{accepted_intervals, critical_value, statistics_by_grid};
+    use super::neyman::{
+        accepted_intervals, coarse_grid_warnings, critical_value, statistics_by_grid,
+    };
     use serde_json::{json, Map, Value};
     let grid = &header.grid;
+    let mut warnings = Vec::new();
     let poi = model.parameter_index(&header.poi).ok_or_else(|| {
         Error::Analysis(format!(
             "the toys' POI '{}' is not in this workspace",
@@ -166,6 +169,8 @@ pub fn neyman(
         critical_json.insert(label(level), json!(values));
         ranges_json.insert(label(level), json!({"low": low, "high": high}));
         let accepted = accepted_intervals(grid, &observed_t, &values);
+        let what = format!("{} % Neyman", label(level));
+        warnings.extend(coarse_grid_warnings(grid, &accepted, &what));
         open_json.insert(label(level), open_ends(&accepted));
         intervals_json.insert(label(level), pairs(accepted));
         // A larger critical value widens the set: the narrowest and widest intervals the toys'
@@ -183,6 +188,8 @@ pub fn neyman(
     for (name, threshold) in crate::fit::scan::THRESHOLDS_1D {
         let flat = vec![threshold; grid.len()];
         let accepted = accepted_intervals(grid, &observed_t, &flat);
+        let what = format!("{name} % asymptotic");
+        warnings.extend(coarse_grid_warnings(grid, &accepted, &what));
         asymptotic_open.insert(name.to_string(), open_ends(&accepted));
         asymptotic.insert(name.to_string(), pairs(accepted));
     }
@@ -205,6 +212,7 @@ pub fn neyman(
         "asymptotic_intervals": asymptotic,
         "asymptotic_open_ends": asymptotic_open,
         "toy_fits_not_converged": n_failed,
+        "warnings": warnings,
     });
     Ok(NeymanResult {
         json,
