@@ -123,7 +123,10 @@ fn coefficient_domain_warnings(ws: &Workspace) -> Result<Vec<Diagnostic>> {
                 }
                 let defined = |v: f64| v.is_finite();
                 !(defined(coefficient.expr.eval(&theta))
-                    && coefficient.gradient.iter().all(|(_, d)| defined(d.eval(&theta))))
+                    && coefficient
+                        .gradient
+                        .iter()
+                        .all(|(_, d)| defined(d.eval(&theta))))
             });
             if let Some(point) = undefined {
                 let at: Vec<String> = used

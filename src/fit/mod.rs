@@ -289,7 +289,9 @@ fn minimise_within(
                 options.max_iterations as u64,
                 budget,
             );
-            let stopped = run.stopped.map_or_else(String::new, |why| format!("; {why}"));
+            let stopped = run
+                .stopped
+                .map_or_else(String::new, |why| format!("; {why}"));
             match run.best {
                 Some(point) => {
                     let polish = FitOptions {
@@ -297,8 +299,7 @@ fn minimise_within(
                         init_evaluation: None,
                         ..options.clone()
                     };
-                    let mut result =
-                        newton(like, &polish, 1e-8, budget.saturating_sub(run.n_eval));
+                    let mut result = newton(like, &polish, 1e-8, budget.saturating_sub(run.n_eval));
                     result.n_eval += run.n_eval;
                     if !result.converged {
                         result.message.push_str(&stopped);
