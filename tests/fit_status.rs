@@ -84,13 +84,17 @@ fn nsbi_guarded(args: &[&str]) -> Output {
     child.wait_with_output().unwrap()
 }
 
-/// Runs `f` on another thread and fails the test if it takes longer than [`HANG_GUARD`].
+/// Runs `f` on another thread and fails the test if it panics or takes longer than
+/// [`HANG_GUARD`].
 fn guarded<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    use std::sync::mpsc::RecvTimeoutError;
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || sender.send(f()));
-    receiver
-        .recv_timeout(HANG_GUARD)
-        .unwrap_or_else(|_| panic!("{what} still ran after {HANG_GUARD:?}"))
+    match receiver.recv_timeout(HANG_GUARD) {
+        Ok(value) => value,
+        Err(RecvTimeoutError::Timeout) => panic!("{what} still ran after {HANG_GUARD:?}"),
+        Err(RecvTimeoutError::Disconnected) => panic!("{what} panicked"),
+    }
 }
 
 fn load(path: &Path) -> Analysis {
