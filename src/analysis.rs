@@ -134,17 +134,19 @@ impl FitReport {
         let n = r.theta.len();
         let mut parameters = Map::new();
         for (i, p) in model.parameters.iter().enumerate() {
+            // Errors are null where the Hessian gives none (not positive definite).
+            let error = r.hesse_error(i);
             let (low, high) = self
                 .intervals
                 .iter()
                 .find(|(k, _, _)| *k == i)
-                .map_or((r.error(i), r.error(i)), |(_, lo, hi)| {
-                    (r.theta[i] - lo, hi - r.theta[i])
+                .map_or((error, error), |(_, lo, hi)| {
+                    (Some(r.theta[i] - lo), Some(hi - r.theta[i]))
                 });
             parameters.insert(
                 p.name.clone(),
                 json!({
-                    "value": r.theta[i], "error": r.error(i), "error_low": low, "error_high": high,
+                    "value": r.theta[i], "error": error, "error_low": low, "error_high": high,
                     "bounds": [finite_or_null(p.bounds.0), finite_or_null(p.bounds.1)],
                     "fixed": r.fixed[i], "poi": p.poi, "constrained": p.constrained, "at_bound": r.at_bound[i],
                 }),
@@ -167,11 +169,13 @@ impl FitReport {
             }
             correlation.insert(p.name.clone(), Value::Object(row));
         }
+        // No correlations without a covariance (a Hessian that is not positive definite).
+        let has_covariance = r.hessian == fit::HessianStatus::PositiveDefinite;
         json!({
-            "status": {"converged": r.converged, "message": r.message, "n_eval": r.n_eval, "iterations": r.iterations, "edm": r.edm},
+            "status": {"converged": r.converged, "hessian": r.hessian.as_str(), "message": r.message, "n_eval": r.n_eval, "iterations": r.iterations, "edm": r.edm},
             "nll": r.nll, "twice_nll": 2.0 * r.nll,
             "parameters": parameters,
-            "correlation": correlation,
+            "correlation": if has_covariance { Value::Object(correlation) } else { Value::Null },
         })
     }
 }

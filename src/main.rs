@@ -86,6 +86,11 @@ enum Command {
         /// Cache folder (default: `.nsbi-cache` beside the workspace, or $NSBI_CACHE_DIR).
         #[arg(long)]
         cache_dir: Option<PathBuf>,
+        /// Exit 0 even when the Hessian at the end point is not positive definite (a flat or
+        /// downward direction, often a parameter at a bound): the point is reported without
+        /// errors or correlations. Without this flag such a fit is an error (exit 1).
+        #[arg(long)]
+        accept_non_pd_hessian: bool,
     },
     /// Profile-likelihood scan of t = 2ΔNLL in one or two parameters (all others profiled),
     /// with asymptotic 68.27 % / 95.45 % intervals (1-D) or regions (2-D), JSON and plots.
@@ -404,9 +409,11 @@ fn main() -> ExitCode {
             no_minos,
             json,
             cache_dir,
+            accept_non_pd_hessian,
         } => run_fit(
             &workspace, asimov, fix, set_init, !no_minos, json, cache_dir,
         )
+        .and_then(|result| check_hessian(&result, accept_non_pd_hessian))
         .map(passed),
         Command::Scan(args) => run_scan(args).map(passed),
         Command::Calibrate(args) => {
@@ -439,6 +446,9 @@ fn passed(_: ()) -> (bool, bool) {
 
 fn run_validate(workspace: &Path) -> anyhow::Result<()> {
     let summary = nsbi::validate::validate(workspace)?;
+    for warning in &summary.warnings {
+        eprintln!("{}", warning.as_warning());
+    }
     println!(
         "{}: valid — {} channel(s), {} event file(s) with {} events, {} ensemble(s) of {} model(s)",
         workspace.display(),
@@ -489,7 +499,7 @@ fn run_fit(
     minos: bool,
     json: Option<PathBuf>,
     cache_dir: Option<PathBuf>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<nsbi::fit::FitResult> {
     let analysis = load_analysis(workspace, cache_dir)?;
     let dataset = dataset_from(&analysis, asimov.as_deref())?;
     let like = analysis.likelihood(&dataset)?;
@@ -509,6 +519,20 @@ fn run_fit(
     }
     if !report.result.converged {
         anyhow::bail!("fit did not converge: {}", report.result.message);
+    }
+    Ok(report.result)
+}
+
+/// A fit that ended where the Hessian is not positive definite is not a valid minimum: an
+/// error unless `--accept-non-pd-hessian`.
+fn check_hessian(result: &nsbi::fit::FitResult, accept: bool) -> anyhow::Result<()> {
+    if result.hessian == nsbi::fit::HessianStatus::NotPositiveDefinite && !accept {
+        anyhow::bail!(
+            "the fit ended where the Hessian is not positive definite ({}): no errors, no \
+             correlations, and not a minimum in every direction. Fix or bound the flat \
+             parameters, or pass --accept-non-pd-hessian to accept the point without errors",
+            result.message
+        );
     }
     Ok(())
 }
@@ -923,6 +947,9 @@ fn print_scan(report: &serde_json::Value) {
 
 fn print_fit(value: &serde_json::Value, dataset: &Dataset) {
     let status = &value["status"];
+    if status["hessian"] == "not_positive_definite" {
+        println!("WARNING: the Hessian is not positive definite: no errors, no correlations");
+    }
     println!(
         "fit to {}: {} ({} evaluations, EDM {:.2e})  NLL = {:.6}",
         match dataset {
@@ -944,23 +971,30 @@ fn print_fit(value: &serde_json::Value, dataset: &Dataset) {
         } else if p["at_bound"].as_bool() == Some(true) {
             "at bound".to_string()
         } else if p["constrained"].as_bool() == Some(true) {
-            format!(
-                "pull {:+.3}, constraint {:.3}",
-                p["value"].as_f64().unwrap_or(0.0),
-                p["error"].as_f64().unwrap_or(0.0)
-            )
+            let pull = format!("pull {:+.3}", p["value"].as_f64().unwrap_or(0.0));
+            match p["error"].as_f64() {
+                Some(error) => format!("{pull}, constraint {error:.3}"),
+                None => pull,
+            }
         } else {
             String::new()
         };
         println!(
-            "{:<20} {:>12.6} {:>10.6} {:>10.6} {:>10.6}  {note}",
+            "{:<20} {:>12.6} {:>10} {:>10} {:>10}  {note}",
             name,
             p["value"].as_f64().unwrap_or(f64::NAN),
-            p["error"].as_f64().unwrap_or(f64::NAN),
-            -p["error_low"].as_f64().unwrap_or(f64::NAN),
-            p["error_high"].as_f64().unwrap_or(f64::NAN),
+            error_cell(&p["error"], 1.0),
+            error_cell(&p["error_low"], -1.0),
+            error_cell(&p["error_high"], 1.0),
         );
     }
+}
+
+/// An error column of `print_fit`: the value times `sign`, or "n/a" where there is none.
+fn error_cell(error: &serde_json::Value, sign: f64) -> String {
+    error
+        .as_f64()
+        .map_or_else(|| "n/a".to_string(), |e| format!("{:.6}", sign * e))
 }
 
 /// The toy plan the command-line options ask for, checked against the workspace's parameters.
