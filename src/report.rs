@@ -33,6 +33,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
+/// The folder a file goes in (`.` for a bare name) and its file name: temporary files are made
+/// in the destination's own folder, so the final rename never crosses file systems.
+fn folder_and_name(path: &Path) -> (&Path, String) {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    (dir, name)
+}
+
 /// Writes `path` through a temporary file beside it (hidden, ending in `suffix`): `write`
 /// fills the temporary file, which is then renamed to `path`. The temporary file is removed on
 /// every failure — of `write`, of the rename, or a panic — so a failed or killed run leaves
@@ -42,14 +56,7 @@ pub fn write_through_temp(
     suffix: &str,
     write: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let (dir, name) = folder_and_name(path);
     let prefix = format!(".{name}.");
     let mut builder = tempfile::Builder::new();
     builder.prefix(&prefix).suffix(suffix);
@@ -85,14 +92,7 @@ impl OutputSet {
     /// A fresh temporary path beside `path` for a writer to fill; `commit` renames it onto
     /// `path`. It keeps `path`'s extension last, as plot backends pick the format by it.
     pub fn stage(&mut self, path: &Path) -> PathBuf {
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let (dir, name) = folder_and_name(path);
         let ext = path
             .extension()
             .map(|e| format!(".{}", e.to_string_lossy()))
