@@ -8,6 +8,7 @@
 //!
 //! The case list comes from a ChaCha8 stream with a fixed seed: the same cases on every run.
 //! The counts are printed at the end (`cargo test --release --test fuzz -- --nocapture`).
+//! For a longer exploration, `NSBI_FUZZ_CASES` and `NSBI_FUZZ_SEED` override the CI defaults.
 
 mod common;
 
@@ -45,8 +46,20 @@ const EVENT_FILES: [&str; 7] = [
 const MODELS: [&str; 5] = ["S", "SBI", "B", "B_shape_up", "B_shape_down"];
 const PARAMETERS: [&str; 3] = ["mu", "alpha_eff", "alpha_shape"];
 const NUMBERS: [&str; 14] = [
-    "0", "-1", "1", "1e300", "-1e300", "1e-300", "nan", ".nan", "inf", ".inf", "-.inf", "1e400",
-    "99999999999999999999999", "0x10",
+    "0",
+    "-1",
+    "1",
+    "1e300",
+    "-1e300",
+    "1e-300",
+    "nan",
+    ".nan",
+    "inf",
+    ".inf",
+    "-.inf",
+    "1e400",
+    "99999999999999999999999",
+    "0x10",
 ];
 const KEYS: [&str; 24] = [
     "name",
@@ -153,7 +166,10 @@ fn write_events(path: &Path, columns: &[Column], group: &str) {
         let builder = group.new_dataset_builder();
         if c.single {
             let data: Vec<f32> = c.values.iter().map(|&v| v as f32).collect();
-            builder.with_data(&data[..]).create(c.name.as_str()).unwrap();
+            builder
+                .with_data(&data[..])
+                .create(c.name.as_str())
+                .unwrap();
         } else {
             builder
                 .with_data(&c.values[..])
@@ -193,7 +209,11 @@ fn mutate(fixture: &Fixture, index: usize, text: &mut Vec<u8>, rng: &mut ChaCha8
     let description = match rng.random_range(0..9) {
         0 => {
             let removed = lines.remove(line);
-            format!("deleted line {}: {}", line + 1, String::from_utf8_lossy(&removed))
+            format!(
+                "deleted line {}: {}",
+                line + 1,
+                String::from_utf8_lossy(&removed)
+            )
         }
         1 => {
             lines.insert(line, lines[line].clone());
@@ -226,7 +246,11 @@ fn numbers(text: &[u8]) -> Vec<(usize, usize)> {
     while i < text.len() {
         let starts = text[i].is_ascii_digit() && (i == 0 || !text[i - 1].is_ascii_alphanumeric());
         if starts {
-            let start = if i > 0 && text[i - 1] == b'-' { i - 1 } else { i };
+            let start = if i > 0 && text[i - 1] == b'-' {
+                i - 1
+            } else {
+                i
+            };
             while i < text.len() && (text[i].is_ascii_digit() || b".eE".contains(&text[i])) {
                 i += 1;
             }
@@ -255,7 +279,9 @@ fn swap_key(text: &mut Vec<u8>, rng: &mut ChaCha8Rng) -> String {
     let hits: Vec<usize> = text
         .windows(pattern.len())
         .enumerate()
-        .filter(|(i, w)| *w == pattern.as_bytes() && (*i == 0 || !text[i - 1].is_ascii_alphanumeric()))
+        .filter(|(i, w)| {
+            *w == pattern.as_bytes() && (*i == 0 || !text[i - 1].is_ascii_alphanumeric())
+        })
         .map(|(i, _)| i)
         .collect();
     let Some(&at) = hits.choose(rng) else {
@@ -370,11 +396,19 @@ fn write_odd_column(path: &Path, group: &str, column: &str, rng: &mut ChaCha8Rng
     match rng.random_range(0..3) {
         0 => {
             let data: Vec<i32> = (0..100).collect();
-            group.new_dataset_builder().with_data(&data[..]).create(column).unwrap();
+            group
+                .new_dataset_builder()
+                .with_data(&data[..])
+                .create(column)
+                .unwrap();
         }
         1 => {
             let data = ndarray::Array2::<f64>::ones((10, 3));
-            group.new_dataset_builder().with_data(&data).create(column).unwrap();
+            group
+                .new_dataset_builder()
+                .with_data(&data)
+                .create(column)
+                .unwrap();
         }
         _ => {
             group.create_group(column).unwrap();
@@ -398,7 +432,12 @@ fn known_elsewhere(workspace: &Path) -> Option<&'static str> {
         return Some("item 8: parameter without finite bounds (clamp panic in the fit)");
     }
     let huge = |p: &nsbi::workspace::schema::ParameterSpec| {
-        p.bounds.as_ref().unwrap().value.iter().any(|x| x.abs() > 1e100)
+        p.bounds
+            .as_ref()
+            .unwrap()
+            .value
+            .iter()
+            .any(|x| x.abs() > 1e100)
     };
     if params.iter().any(huge) {
         return Some(
@@ -496,19 +535,27 @@ struct Tally {
 fn check_case(case: &Case, fixture: &Fixture, tally: &Mutex<Tally>) {
     if let Some(reason) = known_elsewhere(&case.workspace) {
         let mut t = tally.lock().unwrap();
-        t.skipped.push(format!("case {} ({}): {reason}", case.index, case.description));
+        t.skipped.push(format!(
+            "case {} ({}): {reason}",
+            case.index, case.description
+        ));
         return;
     }
     let ws = case.workspace.to_str().unwrap();
     let cache = fixture.dir.join("cache");
     let cache = cache.to_str().unwrap();
-    let mut commands = vec![
-        vec!["validate", ws],
-        vec!["fit", ws, "--cache-dir", cache],
-    ];
+    let mut commands = vec![vec!["validate", ws], vec!["fit", ws, "--cache-dir", cache]];
     if case.index % 4 == 0 {
         commands.push(vec![
-            "scan", ws, "--poi", "mu", "--range", "0.5:1.5", "--points", "3", "--cache-dir",
+            "scan",
+            ws,
+            "--poi",
+            "mu",
+            "--range",
+            "0.5:1.5",
+            "--points",
+            "3",
+            "--cache-dir",
             cache,
         ]);
     }
@@ -560,8 +607,11 @@ fn check_case(case: &Case, fixture: &Fixture, tally: &Mutex<Tally>) {
 fn mutated_workspaces_and_event_files_fail_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let fixture = Fixture::new(dir.path());
-    let mut rng = ChaCha8Rng::seed_from_u64(SEED);
-    let cases: Vec<Case> = (0..CASES)
+    let setting = |name: &str, default: u64| {
+        std::env::var(name).map_or(default, |v| v.parse().expect("a whole number"))
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(setting("NSBI_FUZZ_SEED", SEED));
+    let cases: Vec<Case> = (0..setting("NSBI_FUZZ_CASES", CASES as u64) as usize)
         .map(|i| make_case(&fixture, i, &mut rng))
         .collect();
     let started = Instant::now();

@@ -60,7 +60,10 @@ fn non_utf8_byte_in_workspace_gives_offset_and_line() {
 #[test]
 fn empty_workspace_file_says_what_is_expected() {
     let dir = tempfile::tempdir().unwrap();
-    for (name, content) in [("empty.yaml", ""), ("comments.yaml", "# nothing yet\n\n  \n")] {
+    for (name, content) in [
+        ("empty.yaml", ""),
+        ("comments.yaml", "# nothing yet\n\n  \n"),
+    ] {
         let path = dir.path().join(name);
         std::fs::write(&path, content).unwrap();
         let text = Workspace::load(&path).unwrap_err().to_string();
@@ -91,7 +94,10 @@ fn negative_grid_start_is_a_value_not_a_flag() {
     ]);
     let text = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("cannot read workspace /nonexistent/ws.yaml"), "{text}");
+    assert!(
+        text.contains("cannot read workspace /nonexistent/ws.yaml"),
+        "{text}"
+    );
     let out = nsbi(&[
         "coverage",
         "/nonexistent/ws.yaml",
@@ -104,7 +110,10 @@ fn negative_grid_start_is_a_value_not_a_flag() {
     ]);
     let text = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("no toy file matches '/nonexistent/toys.h5'"), "{text}");
+    assert!(
+        text.contains("no toy file matches '/nonexistent/toys.h5'"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -115,7 +124,10 @@ fn absurd_toy_grids_are_refused() {
         assert!(text.contains(&format!("--mu-grid '{grid}'")), "{text}");
         assert!(text.contains("at most 1000000 points"), "{text}");
     }
-    assert_eq!(parse_grid("0:1:0.25").unwrap(), vec![0.0, 0.25, 0.5, 0.75, 1.0]);
+    assert_eq!(
+        parse_grid("0:1:0.25").unwrap(),
+        vec![0.0, 0.25, 0.5, 0.75, 1.0]
+    );
     let text = nsbi::infer::construction::check_toy_count(11, usize::MAX)
         .unwrap_err()
         .to_string();

@@ -82,7 +82,10 @@ impl Workspace {
         let bytes = std::fs::read(&path)
             .map_err(|e| Error::io(format!("cannot read workspace {}", path.display()), e))?;
         let text = utf8_text(&path, bytes)?;
-        if text.lines().all(|l| l.trim().is_empty() || l.trim().starts_with('#')) {
+        if text
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim().starts_with('#'))
+        {
             return Err(Error::YamlSyntax {
                 file: path.clone(),
                 message: format!(
