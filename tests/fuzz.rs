@@ -545,7 +545,7 @@ fn check_case(case: &Case, fixture: &Fixture, tally: &Mutex<Tally>) {
     let cache = fixture.dir.join("cache");
     let cache = cache.to_str().unwrap();
     let mut commands = vec![vec!["validate", ws], vec!["fit", ws, "--cache-dir", cache]];
-    if case.index % 4 == 0 {
+    if case.index.is_multiple_of(4) {
         commands.push(vec![
             "scan",
             ws,

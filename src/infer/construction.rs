@@ -22,8 +22,10 @@ pub fn parse_grid(text: &str) -> Result<Vec<f64>> {
     if !(step > 0.0 && stop >= start && start.is_finite() && stop.is_finite()) {
         return Err(bad());
     }
+    // In floating point first: a tiny step gives 10³⁰⁰ points, which no integer holds (n is
+    // never NaN: the ends are finite and the step positive).
     let n = ((stop - start) / step + 1e-9).floor() + 1.0;
-    if !(n <= MAX_GRID_POINTS as f64) {
+    if n > MAX_GRID_POINTS as f64 {
         return Err(Error::Analysis(format!(
             "--mu-grid '{text}' has {n:.3e} points; at most {MAX_GRID_POINTS} points are \
              allowed: use a larger step"
