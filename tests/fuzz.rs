@@ -437,12 +437,12 @@ fn known_elsewhere(workspace: &Path) -> Option<&'static str> {
             .unwrap()
             .value
             .iter()
-            .any(|x| x.abs() > 1e100)
+            .any(|x| x.abs() > 1e4)
     };
     if params.iter().any(huge) {
         return Some(
-            "items 8/9: a bound beyond ±1e100, in effect unbounded (the L-BFGS fallback of \
-             the profile intervals spins on a non-finite NLL)",
+            "item 9: a bound beyond ±1e4, where yield factors δ^α overflow (the L-BFGS \
+             fallback spins on the non-finite NLL)",
         );
     }
     let names = ws.parameter_names();
@@ -508,14 +508,13 @@ fn run(args: &[&str]) -> (Outcome, String) {
 }
 
 /// Whether an error message says where the problem is: a file of the case (or the device a
-/// path was changed to), a parameter, or the channel.
+/// path was changed to), a parameter (as a word), or the channel.
 fn located(message: &str, dir: &Path) -> bool {
+    let mut words = message.split(|c: char| !(c.is_alphanumeric() || c == '_'));
     message.contains(&dir.display().to_string())
         || message.contains("/dev/null")
         || message.contains("channel SR")
-        || PARAMETERS
-            .iter()
-            .any(|p| message.contains(&format!("'{p}'")))
+        || words.any(|w| PARAMETERS.contains(&w))
 }
 
 #[derive(Default)]
