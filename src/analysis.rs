@@ -93,6 +93,12 @@ impl Analysis {
                     "{what}: {name}={value} lies outside its bounds [{lo}, {hi}]"
                 )));
             }
+            if out.iter().any(|&(k, _)| k == index) {
+                return Err(Error::Analysis(format!(
+                    "{what}: {} is given twice; give each parameter once",
+                    name.trim()
+                )));
+            }
             out.push((index, value));
         }
         Ok(out)
@@ -128,17 +134,19 @@ impl FitReport {
         let n = r.theta.len();
         let mut parameters = Map::new();
         for (i, p) in model.parameters.iter().enumerate() {
+            // Errors are null where the Hessian gives none (not positive definite).
+            let error = r.hesse_error(i);
             let (low, high) = self
                 .intervals
                 .iter()
                 .find(|(k, _, _)| *k == i)
-                .map_or((r.error(i), r.error(i)), |(_, lo, hi)| {
-                    (r.theta[i] - lo, hi - r.theta[i])
+                .map_or((error, error), |(_, lo, hi)| {
+                    (Some(r.theta[i] - lo), Some(hi - r.theta[i]))
                 });
             parameters.insert(
                 p.name.clone(),
                 json!({
-                    "value": r.theta[i], "error": r.error(i), "error_low": low, "error_high": high,
+                    "value": r.theta[i], "error": error, "error_low": low, "error_high": high,
                     "bounds": [finite_or_null(p.bounds.0), finite_or_null(p.bounds.1)],
                     "fixed": r.fixed[i], "poi": p.poi, "constrained": p.constrained, "at_bound": r.at_bound[i],
                 }),
@@ -161,11 +169,13 @@ impl FitReport {
             }
             correlation.insert(p.name.clone(), Value::Object(row));
         }
+        // No correlations without a covariance (a Hessian that is not positive definite).
+        let has_covariance = r.hessian == fit::HessianStatus::PositiveDefinite;
         json!({
-            "status": {"converged": r.converged, "message": r.message, "n_eval": r.n_eval, "iterations": r.iterations, "edm": r.edm},
+            "status": {"converged": r.converged, "hessian": r.hessian.as_str(), "message": r.message, "n_eval": r.n_eval, "iterations": r.iterations, "edm": r.edm},
             "nll": r.nll, "twice_nll": 2.0 * r.nll,
             "parameters": parameters,
-            "correlation": correlation,
+            "correlation": if has_covariance { Value::Object(correlation) } else { Value::Null },
         })
     }
 }
@@ -194,7 +204,8 @@ pub fn run_scan(
     request: &ScanRequest,
     progress: bool,
 ) -> Result<(Value, Vec<fit::scan::Scan>)> {
-    use fit::scan::{intervals_1d, linspace, scan, THRESHOLDS_1D, THRESHOLDS_2D};
+    use fit::scan::{linspace, profile_intervals, scan, THRESHOLDS_1D, THRESHOLDS_2D};
+    check_scan_parameters(like, options, &request.parameters)?;
     let best = fit::minimise(like, options);
     if !best.converged {
         return Err(Error::Analysis(format!(
@@ -228,10 +239,30 @@ pub fn run_scan(
     let nuisances: Vec<usize> = (0..like.n_parameters())
         .filter(|i| !request.parameters.contains(i) && !like.model.parameters[*i].poi)
         .collect();
-    let variants: Vec<(&str, Vec<usize>)> = if request.stat_only {
-        vec![("stat+syst", vec![]), ("stat-only", nuisances)]
+    // Parameters the user fixed stay at their values at every scan point too.
+    let fixed: Vec<usize> = (0..like.n_parameters())
+        .filter(|i| options.fixed[*i] && !request.parameters.contains(i))
+        .collect();
+    let systematics = nuisances.iter().any(|&i| !options.fixed[i]);
+    let mut warnings = Vec::new();
+    if request.stat_only && !systematics {
+        warnings.push(
+            "--stat-only: the model has no free nuisance parameter, so the stat-only curve is the \
+             main one"
+                .to_string(),
+        );
+    }
+    let main_label = if systematics {
+        "stat+syst"
     } else {
-        vec![("stat+syst", vec![])]
+        "stat-only"
+    };
+    let mut frozen_stat = fixed.clone();
+    frozen_stat.extend(nuisances);
+    let variants: Vec<(&str, Vec<usize>)> = if request.stat_only {
+        vec![(main_label, fixed), ("stat-only", frozen_stat)]
+    } else {
+        vec![(main_label, fixed)]
     };
     let mut scans = Vec::new();
     let mut reports = Vec::new();
@@ -268,6 +299,7 @@ pub fn run_scan(
                 row.insert("t".into(), json!(p.t));
                 row.insert("nll".into(), json!(p.nll));
                 row.insert("converged".into(), json!(p.converged));
+                row.insert("best_fit".into(), json!(p.best_fit));
                 Value::Object(row)
             })
             .collect();
@@ -275,14 +307,21 @@ pub fn run_scan(
         report.insert("points".into(), Value::Array(points));
         report.insert("best_fit_from_scan".into(), json!(result.best_from_scan));
         if request.parameters.len() == 1 {
-            let xs: Vec<f64> = result.points.iter().map(|p| p.values[0]).collect();
-            let ts: Vec<f64> = result.points.iter().map(|p| p.t).collect();
-            let intervals: Map<String, Value> = THRESHOLDS_1D
-                .iter()
-                .map(|(cl, level)| (cl.to_string(), json!(intervals_1d(&xs, &ts, *level))))
-                .collect();
+            let (mut intervals, mut open_ends) = (Map::new(), Map::new());
+            for (cl, level) in THRESHOLDS_1D {
+                let mut notes = Vec::new();
+                let found = profile_intervals(like, &result, frozen, level, &mut notes);
+                let ends: Vec<[f64; 2]> = found.iter().map(|i| [i.low, i.high]).collect();
+                let open: Vec<[bool; 2]> =
+                    found.iter().map(|i| [i.low_open, i.high_open]).collect();
+                intervals.insert(cl.to_string(), json!(ends));
+                open_ends.insert(cl.to_string(), json!(open));
+                warnings.extend(notes.into_iter().map(|n| format!("{label}, {cl} %: {n}")));
+            }
             report.insert("intervals".into(), Value::Object(intervals));
+            report.insert("open_ends".into(), Value::Object(open_ends));
         } else {
+            warnings.extend(coarse_2d_warnings(&result, &names, label));
             report.insert(
                 "thresholds".into(),
                 json!(THRESHOLDS_2D
@@ -299,8 +338,8 @@ pub fn run_scan(
         .iter()
         .map(|&p| (like.model.parameters[p].name.clone(), json!(best.theta[p])))
         .collect();
-    let (main_label, mut main) = reports.remove(0);
-    debug_assert_eq!(main_label, "stat+syst");
+    let (_, mut main) = reports.remove(0);
+    main.insert("systematics".into(), json!(systematics));
     if request.parameters.len() == 1 {
         main.insert("poi".into(), json!(names[0]));
         main.insert("best_fit".into(), json!(best.theta[request.parameters[0]]));
@@ -312,5 +351,55 @@ pub fn run_scan(
     if let Some((_, stat)) = reports.pop() {
         main.insert("stat_only".into(), Value::Object(stat));
     }
+    main.insert("warnings".into(), json!(warnings));
     Ok((Value::Object(main), scans))
+}
+
+/// Refuses a scan of a parameter named twice or held fixed (by `--fix` or `fixed: true`):
+/// its "best fit" would be the fixed value and its interval meaningless.
+fn check_scan_parameters(
+    like: &Likelihood,
+    options: &FitOptions,
+    parameters: &[usize],
+) -> Result<()> {
+    for (k, &p) in parameters.iter().enumerate() {
+        let name = &like.model.parameters[p].name;
+        if parameters[..k].contains(&p) {
+            return Err(Error::Analysis(format!(
+                "--poi {name} is given twice: a scan takes distinct parameters"
+            )));
+        }
+        if options.fixed[p] {
+            return Err(Error::Analysis(format!(
+                "cannot scan '{name}': it is fixed (by --fix or `fixed: true` in the workspace), \
+                 so it has no best fit or interval; free it to scan it"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Warnings for a 2-D scan whose 68.27 % region spans fewer than 3 grid values along an
+/// axis: the grid is too coarse to draw the region.
+fn coarse_2d_warnings(scan: &fit::scan::Scan, names: &[&str], label: &str) -> Vec<String> {
+    let level = fit::scan::THRESHOLDS_2D[0].1;
+    let inside: Vec<&fit::scan::ScanPoint> = scan
+        .points
+        .iter()
+        .filter(|p| !p.best_fit && p.t <= level)
+        .collect();
+    let mut warnings = Vec::new();
+    for (k, name) in names.iter().enumerate() {
+        let mut values: Vec<f64> = inside.iter().map(|p| p.values[k]).collect();
+        values.sort_by(f64::total_cmp);
+        values.dedup();
+        if values.len() < 3 {
+            warnings.push(format!(
+                "{label}: the 68.27 % region spans {} grid value(s) of {name}: the grid is too \
+                 coarse to show it; use more --points or a narrower --range",
+                values.len()
+            ));
+        }
+    }
+    warnings
 }

@@ -79,6 +79,16 @@ impl std::fmt::Display for Diagnostic {
     }
 }
 
+impl Diagnostic {
+    /// The diagnostic as a warning: `file:line:column: warning: message`.
+    pub fn as_warning(&self) -> String {
+        match &self.location {
+            Some(loc) => format!("{loc}: warning: {}", self.message),
+            None => format!("warning: {}", self.message),
+        }
+    }
+}
+
 fn render_diagnostics(diagnostics: &[Diagnostic]) -> String {
     let lines: Vec<String> = diagnostics.iter().map(|d| d.to_string()).collect();
     lines.join("\n")

@@ -100,6 +100,11 @@ enum Command {
         /// Cache folder (default: `.nsbi-cache` beside the workspace, or $NSBI_CACHE_DIR).
         #[arg(long)]
         cache_dir: Option<PathBuf>,
+        /// Exit 0 even when the Hessian at the end point is not positive definite (a flat or
+        /// downward direction, often a parameter at a bound): the point is reported without
+        /// errors or correlations. Without this flag such a fit is an error (exit 1).
+        #[arg(long)]
+        accept_non_pd_hessian: bool,
     },
     /// Profile-likelihood scan of t = 2ΔNLL in one or two parameters (all others profiled),
     /// with asymptotic 68.27 % / 95.45 % intervals (1-D) or regions (2-D), JSON and plots.
@@ -418,9 +423,11 @@ fn main() -> ExitCode {
             no_minos,
             json,
             cache_dir,
+            accept_non_pd_hessian,
         } => run_fit(
             &workspace, asimov, fix, set_init, !no_minos, json, cache_dir,
         )
+        .and_then(|result| check_hessian(&result, accept_non_pd_hessian))
         .map(passed),
         Command::Scan(args) => run_scan(args).map(passed),
         Command::Calibrate(args) => {
@@ -453,6 +460,9 @@ fn passed(_: ()) -> (bool, bool) {
 
 fn run_validate(workspace: &Path) -> anyhow::Result<()> {
     let summary = nsbi::validate::validate(workspace)?;
+    for warning in &summary.warnings {
+        eprintln!("{}", warning.as_warning());
+    }
     println!(
         "{}: valid — {} channel(s), {} event file(s) with {} events, {} ensemble(s) of {} model(s)",
         workspace.display(),
@@ -503,7 +513,7 @@ fn run_fit(
     minos: bool,
     json: Option<PathBuf>,
     cache_dir: Option<PathBuf>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<nsbi::fit::FitResult> {
     let analysis = load_analysis(workspace, cache_dir)?;
     let dataset = dataset_from(&analysis, asimov.as_deref())?;
     let like = analysis.likelihood(&dataset)?;
@@ -523,6 +533,20 @@ fn run_fit(
     }
     if !report.result.converged {
         anyhow::bail!("fit did not converge: {}", report.result.message);
+    }
+    Ok(report.result)
+}
+
+/// A fit that ended where the Hessian is not positive definite is not a valid minimum: an
+/// error unless `--accept-non-pd-hessian`.
+fn check_hessian(result: &nsbi::fit::FitResult, accept: bool) -> anyhow::Result<()> {
+    if result.hessian == nsbi::fit::HessianStatus::NotPositiveDefinite && !accept {
+        anyhow::bail!(
+            "the fit ended where the Hessian is not positive definite ({}): no errors, no \
+             correlations, and not a minimum in every direction. Fix or bound the flat \
+             parameters, or pass --accept-non-pd-hessian to accept the point without errors",
+            result.message
+        );
     }
     Ok(())
 }
@@ -576,27 +600,35 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<()> {
     };
     let (report, scans) = nsbi::analysis::run_scan(&like, &options, &request, true)?;
     print_scan(&report);
+    let mut outputs = nsbi::report::OutputSet::new();
     if let Some(path) = &args.json {
-        nsbi::report::write_json_atomic(path, &report)?;
+        outputs.json(path, &report)?;
     }
     if let Some(stem) = &args.plot {
         let names: Vec<&str> = args.poi.iter().map(String::as_str).collect();
-        let written = if parameters.len() == 1 {
+        if parameters.len() == 1 {
             let curves: Vec<nsbi::plot::Curve> = scans
                 .iter()
-                .zip(["stat+syst", "stat-only"])
-                .map(|(s, label)| nsbi::plot::Curve {
+                .zip([(scan_label(&report), false), ("stat-only", true)])
+                .map(|(s, (label, dashed))| nsbi::plot::Curve {
                     label: label.into(),
                     points: s.points.iter().map(|p| (p.values[0], p.t)).collect(),
-                    dashed: label == "stat-only",
+                    dashed,
                 })
                 .collect();
-            nsbi::plot::scan_1d(stem, names[0], &curves, &nsbi::fit::scan::THRESHOLDS_1D)?
+            nsbi::plot::scan_1d(
+                &mut outputs,
+                stem,
+                names[0],
+                &curves,
+                &nsbi::fit::scan::THRESHOLDS_1D,
+            )?;
         } else {
             let s = &scans[0];
             let cells: Vec<(f64, f64, f64)> = s
                 .points
                 .iter()
+                .filter(|p| !p.best_fit)
                 .map(|p| (p.values[0], p.values[1], p.t))
                 .collect();
             let step = |k: usize| {
@@ -604,19 +636,58 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<()> {
             };
             let best = (s.best.theta[parameters[0]], s.best.theta[parameters[1]]);
             nsbi::plot::scan_2d(
+                &mut outputs,
                 stem,
                 (names[0], names[1]),
                 &cells,
                 (step(0), step(1)),
                 best,
                 &nsbi::fit::scan::THRESHOLDS_2D,
-            )?
-        };
-        for path in written {
+            )?;
+        }
+    }
+    for path in outputs.commit()? {
+        if Some(&path) != args.json.as_ref() {
             println!("wrote {}", path.display());
         }
     }
     Ok(())
+}
+
+/// "stat+syst", or "stat-only" for a model without free nuisance parameters.
+fn scan_label(report: &serde_json::Value) -> &'static str {
+    if report["systematics"].as_bool() == Some(true) {
+        "stat+syst"
+    } else {
+        "stat-only"
+    }
+}
+
+/// Intervals as `[lo, hi] ∪ …`, an end on the grid's edge marked open (the set may go on).
+fn format_intervals(list: &serde_json::Value, open: &serde_json::Value) -> String {
+    let end = |x: &serde_json::Value, open: &serde_json::Value| {
+        let x = x.as_f64().unwrap_or(f64::NAN);
+        if open.as_bool() == Some(true) {
+            format!("{x:.4} (grid edge: open)")
+        } else {
+            format!("{x:.4}")
+        }
+    };
+    let text: Vec<String> = list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(k, iv)| {
+            let flags = &open[k];
+            format!("[{}, {}]", end(&iv[0], &flags[0]), end(&iv[1], &flags[1]))
+        })
+        .collect();
+    if text.is_empty() {
+        "none".into()
+    } else {
+        text.join(" ∪ ")
+    }
 }
 
 /// The workspace, what to look at, and where the outputs go.
@@ -649,15 +720,20 @@ fn run_calibrate(args: &DiagnosticArgs) -> anyhow::Result<bool> {
     let selection = diagnostics::select(&ws, &args.process, &holdouts)?;
     let report = diagnostics::calibrate(&ws, &selection, args.bins, args.p_threshold)?;
     print_calibration(&report);
-    let json = out.join("calibration.json");
-    nsbi::report::write_json_atomic(&json, &report.to_json())?;
-    println!("wrote {}", json.display());
+    let mut outputs = nsbi::report::OutputSet::new();
+    outputs.json(&out.join("calibration.json"), &report.to_json())?;
     for m in &report.models {
         let stem = out.join(format!("calibration_{}", diagnostics::file_stem(&m.label)));
-        for path in nsbi::plot::diagnostics::reliability(&stem, &m.label, &m.ensemble, &m.members)?
-        {
-            println!("wrote {}", path.display());
-        }
+        nsbi::plot::diagnostics::reliability(
+            &mut outputs,
+            &stem,
+            &m.label,
+            &m.ensemble,
+            &m.members,
+        )?;
+    }
+    for path in outputs.commit()? {
+        println!("wrote {}", path.display());
     }
     Ok(report.all_pass())
 }
@@ -711,14 +787,14 @@ fn run_closure(args: &ClosureArgs) -> anyhow::Result<bool> {
         p_threshold: common.p_threshold,
     };
     print_closure(&report);
-    let json = out.join("closure.json");
-    nsbi::report::write_json_atomic(&json, &report.to_json())?;
-    println!("wrote {}", json.display());
+    let mut outputs = nsbi::report::OutputSet::new();
+    outputs.json(&out.join("closure.json"), &report.to_json())?;
     for test in &report.tests {
         let stem = out.join(format!("closure_{}", diagnostics::file_stem(&test.name)));
-        for path in nsbi::plot::diagnostics::closure(&stem, test)? {
-            println!("wrote {}", path.display());
-        }
+        nsbi::plot::diagnostics::closure(&mut outputs, &stem, test)?;
+    }
+    for path in outputs.commit()? {
+        println!("wrote {}", path.display());
     }
     Ok(report.all_pass())
 }
@@ -860,24 +936,15 @@ fn print_scan(report: &serde_json::Value) {
             "scan of {poi}: best fit {:.6}",
             report["best_fit"].as_f64().unwrap_or(f64::NAN)
         );
-        for (label, part) in [("stat+syst", report), ("stat-only", &report["stat_only"])] {
+        for (label, part) in [
+            (scan_label(report), report),
+            ("stat-only", &report["stat_only"]),
+        ] {
             if let Some(intervals) = part["intervals"].as_object() {
                 for (cl, list) in intervals {
-                    let text: Vec<String> = list
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|iv| {
-                            format!(
-                                "[{:.4}, {:.4}]",
-                                iv[0].as_f64().unwrap_or(f64::NAN),
-                                iv[1].as_f64().unwrap_or(f64::NAN)
-                            )
-                        })
-                        .collect();
                     println!(
                         "  {label:<10} {cl:>6} % CL (asymptotic): {}",
-                        text.join(" ∪ ")
+                        format_intervals(list, &part["open_ends"][cl])
                     );
                 }
             }
@@ -888,10 +955,16 @@ fn print_scan(report: &serde_json::Value) {
             report["pois"], report["best_fit"]
         );
     }
+    for warning in report["warnings"].as_array().into_iter().flatten() {
+        eprintln!("warning: {}", warning.as_str().unwrap_or_default());
+    }
 }
 
 fn print_fit(value: &serde_json::Value, dataset: &Dataset) {
     let status = &value["status"];
+    if status["hessian"] == "not_positive_definite" {
+        println!("WARNING: the Hessian is not positive definite: no errors, no correlations");
+    }
     println!(
         "fit to {}: {} ({} evaluations, EDM {:.2e})  NLL = {:.6}",
         match dataset {
@@ -913,23 +986,30 @@ fn print_fit(value: &serde_json::Value, dataset: &Dataset) {
         } else if p["at_bound"].as_bool() == Some(true) {
             "at bound".to_string()
         } else if p["constrained"].as_bool() == Some(true) {
-            format!(
-                "pull {:+.3}, constraint {:.3}",
-                p["value"].as_f64().unwrap_or(0.0),
-                p["error"].as_f64().unwrap_or(0.0)
-            )
+            let pull = format!("pull {:+.3}", p["value"].as_f64().unwrap_or(0.0));
+            match p["error"].as_f64() {
+                Some(error) => format!("{pull}, constraint {error:.3}"),
+                None => pull,
+            }
         } else {
             String::new()
         };
         println!(
-            "{:<20} {:>12.6} {:>10.6} {:>10.6} {:>10.6}  {note}",
+            "{:<20} {:>12.6} {:>10} {:>10} {:>10}  {note}",
             name,
             p["value"].as_f64().unwrap_or(f64::NAN),
-            p["error"].as_f64().unwrap_or(f64::NAN),
-            -p["error_low"].as_f64().unwrap_or(f64::NAN),
-            p["error_high"].as_f64().unwrap_or(f64::NAN),
+            error_cell(&p["error"], 1.0),
+            error_cell(&p["error_low"], -1.0),
+            error_cell(&p["error_high"], 1.0),
         );
     }
+}
+
+/// An error column of `print_fit`: the value times `sign`, or "n/a" where there is none.
+fn error_cell(error: &serde_json::Value, sign: f64) -> String {
+    error
+        .as_f64()
+        .map_or_else(|| "n/a".to_string(), |e| format!("{:.6}", sign * e))
 }
 
 /// The toy plan the command-line options ask for, checked against the workspace's parameters.
@@ -955,7 +1035,8 @@ fn toy_plan(analysis: &Analysis, args: &ToyPlanArgs) -> anyhow::Result<ToyPlan> 
         grid,
         n_toys: args.toys,
         seed: args.seed,
-        systematics: !args.no_syst,
+        // Without a free nuisance parameter the toys are stat-only, and say so.
+        systematics: !args.no_syst && analysis.model.has_free_nuisances(),
     })
 }
 
@@ -1067,19 +1148,32 @@ fn run_neyman(args: &NeymanArgs) -> anyhow::Result<()> {
         systematics: header.systematics,
     };
     let observed = construction::observed_profile(&analysis, &plan)?.t();
-    let result = construction::neyman(header, &merged.records, observed, &levels(&args.cl)?);
-    for (label, iv) in result.json["intervals"].as_object().into_iter().flatten() {
-        println!("{label} % Neyman interval(s) of {}: {iv}", header.poi);
+    let result = construction::neyman(
+        header,
+        &merged.records,
+        observed,
+        &levels(&args.cl)?,
+        &analysis.model,
+    )?;
+    let json = &result.json;
+    for (label, iv) in json["intervals"].as_object().into_iter().flatten() {
+        let text = format_intervals(iv, &json["open_ends"][label]);
+        println!("{label} % Neyman interval(s) of {}: {text}", header.poi);
     }
-    for (label, iv) in result.json["asymptotic_intervals"]
+    for (label, iv) in json["asymptotic_intervals"]
         .as_object()
         .into_iter()
         .flatten()
     {
-        println!("{label} % asymptotic interval(s): {iv}");
+        let text = format_intervals(iv, &json["asymptotic_open_ends"][label]);
+        println!("{label} % asymptotic interval(s): {text}");
     }
+    for warning in json["warnings"].as_array().into_iter().flatten() {
+        eprintln!("warning: {}", warning.as_str().unwrap_or_default());
+    }
+    let mut outputs = nsbi::report::OutputSet::new();
     if let Some(path) = &args.json {
-        nsbi::report::write_json_atomic(path, &result.json)?;
+        outputs.json(path, json)?;
     }
     if let Some(stem) = &args.plot {
         let points = |v: &[f64]| header.grid.iter().copied().zip(v.iter().copied()).collect();
@@ -1096,8 +1190,9 @@ fn run_neyman(args: &NeymanArgs) -> anyhow::Result<()> {
             });
         }
         let thresholds = nsbi::fit::scan::THRESHOLDS_1D;
-        nsbi::plot::scan_1d(stem, &header.poi, &curves, &thresholds)?;
+        nsbi::plot::scan_1d(&mut outputs, stem, &header.poi, &curves, &thresholds)?;
     }
+    outputs.commit()?;
     Ok(())
 }
 

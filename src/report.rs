@@ -2,7 +2,7 @@
 //! reader never sees half a file.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
@@ -42,6 +42,90 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
         Error::io(format!("cannot write {}", path.display()), e)
     })
+}
+
+/// All the output files of one command, written all or none: each is rendered to a temporary
+/// file beside its destination, and only once every one is ready are they renamed into place.
+/// A command that fails half-way (a plot that cannot be drawn) so leaves the old outputs
+/// together, never a new JSON beside old plots. Dropped without [`OutputSet::commit`], it
+/// removes its temporary files.
+#[derive(Default)]
+pub struct OutputSet {
+    /// (temporary file, destination), in the order they were staged.
+    staged: Vec<(PathBuf, PathBuf)>,
+}
+
+impl OutputSet {
+    pub fn new() -> OutputSet {
+        OutputSet::default()
+    }
+
+    /// A fresh temporary path beside `path` for a writer to fill; `commit` renames it onto
+    /// `path`. It keeps `path`'s extension last, as plot backends pick the format by it.
+    pub fn stage(&mut self, path: &Path) -> PathBuf {
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let ext = path
+            .extension()
+            .map(|e| format!(".{}", e.to_string_lossy()))
+            .unwrap_or_default();
+        let tmp = dir.join(format!(".{name}.{}.tmp{ext}", unique_suffix()));
+        self.staged.push((tmp.clone(), path.to_path_buf()));
+        tmp
+    }
+
+    /// Stages `bytes` for `path`.
+    pub fn write(&mut self, path: &Path, bytes: &[u8]) -> Result<()> {
+        let tmp = self.stage(path);
+        let write = || -> std::io::Result<()> {
+            let mut file = std::fs::File::create(&tmp)?;
+            file.write_all(bytes)?;
+            file.sync_all()
+        };
+        write().map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
+    }
+
+    /// Stages `value` as pretty JSON for `path`.
+    pub fn json(&mut self, path: &Path, value: &Value) -> Result<()> {
+        let text = serde_json::to_string_pretty(value).expect("JSON values always serialise");
+        self.write(path, text.as_bytes())
+    }
+
+    /// Renames every staged file into place and returns the destinations. A destination that
+    /// is a folder is refused before anything is renamed.
+    pub fn commit(mut self) -> Result<Vec<PathBuf>> {
+        if let Some((_, path)) = self.staged.iter().find(|(_, path)| path.is_dir()) {
+            return Err(Error::Analysis(format!(
+                "cannot write {}: it is a folder",
+                path.display()
+            )));
+        }
+        let mut written = Vec::new();
+        while !self.staged.is_empty() {
+            let (tmp, path) = self.staged.remove(0);
+            // On failure the files not yet renamed stay staged, and `drop` removes them.
+            std::fs::rename(&tmp, &path).map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                Error::io(format!("cannot write {}", path.display()), e)
+            })?;
+            written.push(path);
+        }
+        Ok(written)
+    }
+}
+
+impl Drop for OutputSet {
+    fn drop(&mut self) {
+        for (tmp, _) in &self.staged {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
 }
 
 /// The `nsbi ratios` summary as JSON: one object per (ensemble, event file).

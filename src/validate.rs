@@ -4,17 +4,22 @@
 //! problem is reported (not just the first), each at the YAML line it comes from.
 
 use crate::error::{Diagnostic, Error, Result};
+use crate::fit::inner_bounds;
+use crate::model::{Model, Parameter};
 use crate::ratio::{self, ensemble, Standardisation};
 use crate::workspace::Workspace;
 
 /// What a successful validation looked at.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct ValidationSummary {
     pub channels: usize,
     pub event_files: usize,
     pub events: usize,
     pub ensembles: usize,
     pub models: usize,
+    /// What is allowed but likely a mistake: coefficients undefined somewhere inside the
+    /// bounds, constrained nuisances that nothing uses.
+    pub warnings: Vec<Diagnostic>,
 }
 
 /// Validates the workspace at `path`. Returns what was checked, or every problem found.
@@ -23,8 +28,10 @@ pub fn validate(path: &std::path::Path) -> Result<ValidationSummary> {
     let mut problems = Vec::new();
     let mut summary = ValidationSummary {
         channels: ws.spec.channels.len(),
+        warnings: ws.unused_constrained_parameters(),
         ..Default::default()
     };
+    summary.warnings.extend(coefficient_domain_warnings(&ws)?);
     for channel in &ws.spec.channels {
         for (role, source) in ws.event_sources(channel) {
             match ratio::read_events(&ws, channel, source) {
@@ -86,4 +93,91 @@ pub fn validate(path: &std::path::Path) -> Result<ValidationSummary> {
         true => Ok(summary),
         false => Err(Error::Workspace(problems)),
     }
+}
+
+/// Warnings for process coefficients that are not finite (with their first derivatives)
+/// somewhere inside the declared bounds, like `sqrt(mu)` with μ ∈ [−1, 5]: a fit that reaches
+/// such a point rejects it, and one that cannot avoid them stops with an error. Each
+/// coefficient is evaluated on a grid of the parameters it uses (the other parameters at their
+/// `init`), as close to the bounds as fits go.
+fn coefficient_domain_warnings(ws: &Workspace) -> Result<Vec<Diagnostic>> {
+    let model = Model::from_workspace(ws)?;
+    let mut warnings = Vec::new();
+    for (channel, spec) in model.channels.iter().zip(&ws.spec.channels) {
+        for (process, process_spec) in channel.processes.iter().zip(&spec.processes) {
+            let coefficient = &process.coefficient;
+            let used = coefficient.expr.parameters();
+            let per_parameter = match used.len() {
+                0..=3 => 7,
+                4..=6 => 3,
+                _ => 2,
+            };
+            let probes: Vec<Vec<f64>> = used
+                .iter()
+                .map(|&j| probe_values(&model.parameters[j], per_parameter))
+                .collect();
+            let mut theta = model.init();
+            let undefined = grid_points(&probes).find(|point| {
+                for (&j, &v) in used.iter().zip(point) {
+                    theta[j] = v;
+                }
+                let defined = |v: f64| v.is_finite();
+                !(defined(coefficient.expr.eval(&theta))
+                    && coefficient
+                        .gradient
+                        .iter()
+                        .all(|(_, d)| defined(d.eval(&theta))))
+            });
+            if let Some(point) = undefined {
+                let at: Vec<String> = used
+                    .iter()
+                    .zip(&point)
+                    .map(|(&j, v)| format!("{} = {v}", model.parameters[j].name))
+                    .collect();
+                warnings.push(ws.diagnostic(
+                    &process_spec.coefficient,
+                    format!(
+                        "coefficient '{}' of process {} in channel {} is not finite (or has \
+                         an infinite derivative) at {}, inside the declared bounds: fits \
+                         reject such points, and stop with an error if they cannot avoid \
+                         them; narrow the bounds to where it is defined",
+                        coefficient.text,
+                        process.name,
+                        channel.name,
+                        at.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(warnings)
+}
+
+/// Values of one parameter to evaluate coefficients at: `n` evenly spaced over its bounds
+/// (pulled in by the fit's margin), or, towards an infinite bound, steps out to 10³.
+fn probe_values(parameter: &Parameter, n: usize) -> Vec<f64> {
+    let (lo, hi) = inner_bounds(parameter.bounds);
+    let steps = [0.0, 0.5, 1.0, 10.0, 1e3];
+    match (lo.is_finite(), hi.is_finite()) {
+        (true, true) => (0..n)
+            .map(|k| lo + (hi - lo) * k as f64 / (n - 1) as f64)
+            .collect(),
+        (true, false) => steps.iter().map(|d| lo + d).collect(),
+        (false, true) => steps.iter().map(|d| hi - d).collect(),
+        (false, false) => steps.iter().flat_map(|d| [-d, *d]).collect(),
+    }
+}
+
+/// Every combination of one value per axis.
+fn grid_points(axes: &[Vec<f64>]) -> impl Iterator<Item = Vec<f64>> + '_ {
+    let total: usize = axes.iter().map(Vec::len).product();
+    (0..total).map(move |mut k| {
+        axes.iter()
+            .map(|axis| {
+                let v = axis[k % axis.len()];
+                k /= axis.len();
+                v
+            })
+            .collect()
+    })
 }

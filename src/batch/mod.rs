@@ -201,9 +201,12 @@ pub fn write_submission(
         }
     };
     let path = dir.join(name);
-    crate::report::write_atomic(&path, text.as_bytes())?;
     manifest.submission = path.display().to_string();
     let json = serde_json::to_value(&manifest).expect("manifest serialises");
-    crate::report::write_json_atomic(&dir.join("manifest.json"), &json)?;
+    // The submission and its manifest together, or neither.
+    let mut outputs = crate::report::OutputSet::new();
+    outputs.write(&path, text.as_bytes())?;
+    outputs.json(&dir.join("manifest.json"), &json)?;
+    outputs.commit()?;
     Ok(path)
 }

@@ -2,22 +2,30 @@
 //! bound-removing transformation of the free parameters. It needs only gradients, so it can
 //! walk through regions where the Hessian is indefinite and the Newton step is poor; the
 //! Newton method then polishes its result (and provides the covariance).
+//!
+//! Its Moré–Thuente line search cannot step back from a point without a finite NLL (it spun
+//! for ever on NaN): such a point, or running out of the evaluation budget, stops the run,
+//! which then returns the lowest point it had found, and why it stopped.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
-use argmin::core::{CostFunction, Error as ArgminError, Executor, Gradient, State};
+use argmin::core::{CostFunction, Error as ArgminError, Executor, Gradient};
 use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
 
-use crate::likelihood::{Likelihood, Order};
+use crate::likelihood::{Evaluation, Likelihood, Order};
 
-/// The NLL as a function of unbounded internal coordinates of the free parameters.
+/// The NLL as a function of unbounded internal coordinates of the free parameters, counting
+/// its evaluations and keeping the lowest point seen.
 struct Internal<'l, 'm> {
     like: &'l Likelihood<'m>,
     free: Vec<usize>,
     base: Vec<f64>,
     bounds: Vec<(f64, f64)>,
     n_eval: &'l Cell<usize>,
+    budget: usize,
+    /// The lowest finite NLL evaluated, with its external point.
+    best: &'l RefCell<Option<(f64, Vec<f64>)>>,
 }
 
 /// External value and dx/du of internal coordinate `u` for bounds (lo, hi) (MINUIT's choice:
@@ -56,12 +64,37 @@ impl Internal<'_, '_> {
     }
 }
 
+impl Internal<'_, '_> {
+    /// Evaluates at external point `x`: an error (which stops the run) once the budget is
+    /// spent, or where the NLL or its gradient is not finite.
+    fn evaluate(&self, x: &[f64], order: Order) -> Result<Evaluation, ArgminError> {
+        if self.n_eval.get() >= self.budget {
+            return Err(ArgminError::msg(format!(
+                "L-BFGS stopped: evaluation budget of {} exhausted",
+                self.budget
+            )));
+        }
+        self.n_eval.set(self.n_eval.get() + 1);
+        let ev = self.like.evaluate(x, order);
+        if !(ev.nll.is_finite() && ev.gradient.iter().all(|g| g.is_finite())) {
+            return Err(ArgminError::msg(format!(
+                "L-BFGS stopped at a point without likelihood: {}",
+                super::why_undefined(self.like, x, &ev)
+            )));
+        }
+        let mut best = self.best.borrow_mut();
+        if best.as_ref().is_none_or(|(nll, _)| ev.nll < *nll) {
+            *best = Some((ev.nll, x.to_vec()));
+        }
+        Ok(ev)
+    }
+}
+
 impl CostFunction for Internal<'_, '_> {
     type Param = Vec<f64>;
     type Output = f64;
     fn cost(&self, u: &Vec<f64>) -> Result<f64, ArgminError> {
-        self.n_eval.set(self.n_eval.get() + 1);
-        Ok(self.like.evaluate(&self.point(u).0, Order::Value).nll)
+        Ok(self.evaluate(&self.point(u).0, Order::Value)?.nll)
     }
 }
 
@@ -69,9 +102,8 @@ impl Gradient for Internal<'_, '_> {
     type Param = Vec<f64>;
     type Gradient = Vec<f64>;
     fn gradient(&self, u: &Vec<f64>) -> Result<Vec<f64>, ArgminError> {
-        self.n_eval.set(self.n_eval.get() + 1);
         let (x, jacobian) = self.point(u);
-        let ev = self.like.evaluate(&x, Order::Gradient);
+        let ev = self.evaluate(&x, Order::Gradient)?;
         Ok(self
             .free
             .iter()
@@ -81,46 +113,55 @@ impl Gradient for Internal<'_, '_> {
     }
 }
 
-/// Minimises with L-BFGS from `init` over the parameters not in `fixed`; returns the external
-/// point reached and the number of NLL evaluations, or why it stopped.
+/// How an L-BFGS run ended.
+pub struct Outcome {
+    /// The lowest point with a finite NLL it evaluated (external coordinates), if any.
+    pub best: Option<Vec<f64>>,
+    pub n_eval: usize,
+    /// Why it stopped before converging: a point without likelihood, the budget, or a
+    /// solver error.
+    pub stopped: Option<String>,
+}
+
+/// Minimises with L-BFGS from `init` over the parameters not in `fixed`, spending at most
+/// `budget` NLL evaluations.
 pub fn lbfgs(
     like: &Likelihood,
     init: &[f64],
     fixed: &[bool],
     bounds: &[(f64, f64)],
     max_iterations: u64,
-) -> Result<(Vec<f64>, usize), String> {
+    budget: usize,
+) -> Outcome {
     let free: Vec<usize> = (0..init.len()).filter(|&i| !fixed[i]).collect();
     let count = Cell::new(0);
+    let best = RefCell::new(None);
     let problem = Internal {
         like,
         free: free.clone(),
         base: init.to_vec(),
         bounds: bounds.to_vec(),
         n_eval: &count,
-    };
-    let map_back = Internal {
-        like,
-        free: free.clone(),
-        base: init.to_vec(),
-        bounds: bounds.to_vec(),
-        n_eval: &count,
+        budget,
+        best: &best,
     };
     let start: Vec<f64> = free.iter().map(|&i| internal(init[i], bounds[i])).collect();
-    let solver = LBFGS::new(MoreThuenteLineSearch::new(), 7)
+    let stopped = match LBFGS::new(MoreThuenteLineSearch::new(), 7)
         .with_tolerance_grad(1e-9)
         .and_then(|s| s.with_tolerance_cost(1e-14))
-        .map_err(|e| e.to_string())?;
-    let result = Executor::new(problem, solver)
-        .configure(|state| state.param(start).max_iters(max_iterations))
-        .run()
-        .map_err(|e| format!("L-BFGS stopped: {e}"))?;
-    let best = result
-        .state()
-        .get_best_param()
-        .cloned()
-        .ok_or("L-BFGS found no point")?;
-    Ok((map_back.point(&best).0, count.get()))
+    {
+        Ok(solver) => Executor::new(problem, solver)
+            .configure(|state| state.param(start).max_iters(max_iterations))
+            .run()
+            .err()
+            .map(|e| e.to_string()),
+        Err(e) => Some(format!("L-BFGS could not start: {e}")),
+    };
+    Outcome {
+        best: best.into_inner().map(|(_, x)| x),
+        n_eval: count.get(),
+        stopped,
+    }
 }
 
 #[cfg(test)]

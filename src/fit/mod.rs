@@ -8,6 +8,12 @@
 //! found. Points where the density is not positive evaluate to +∞ and are rejected by the line
 //! search, so the minimiser never steps into them. If Newton fails, argmin's L-BFGS (in
 //! MINUIT's bound transformation) and then a strongly damped Newton start are tried.
+//!
+//! Every strategy treats a point without a finite NLL (a coefficient undefined there, like
+//! `sqrt(mu)` at μ < 0, or an event density ≤ 0) as rejected, and all of them together spend at
+//! most [`FitOptions::max_evaluations`] evaluations: a fit always ends, and one that ends on
+//! such points says which expression was undefined, and where. Parameters may be unbounded on
+//! either side (bounds ±∞).
 
 pub mod lbfgs;
 pub mod linalg;
@@ -38,6 +44,9 @@ pub struct FitOptions {
     /// On the example's toys the estimate gives errors within 3 % of the evaluated Hessian's
     /// and the NLL at the minimum within 10⁻⁶ (`tests/toys.rs`).
     pub final_hessian: bool,
+    /// Likelihood evaluations all strategies of one [`minimise`] may spend together; a fit
+    /// that runs out is not converged.
+    pub max_evaluations: usize,
 }
 
 impl FitOptions {
@@ -49,14 +58,42 @@ impl FitOptions {
             max_iterations: 200,
             init_evaluation: None,
             final_hessian: true,
+            max_evaluations: DEFAULT_MAX_EVALUATIONS,
         }
     }
 }
+
+/// The default evaluation budget of a fit: 25 times what 200 Newton iterations cost without
+/// line-search halvings, while the example's fits take 4 to 50 evaluations.
+pub const DEFAULT_MAX_EVALUATIONS: usize = 5000;
 
 /// The EDM below which a pure Newton step is expected to converge (EDM < 10⁻⁴) at the next
 /// point: the likelihoods here converge quadratically, EDM_{k+1} ≈ C·EDM_k² with C up to ~0.25
 /// in the example's toys, so 0.02 leaves a margin of 2.
 pub const CLOSE_EDM: f64 = 0.02;
+
+/// Whether the Hessian over the non-fixed parameters at the end of a fit could be inverted:
+/// only then are there errors and correlations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HessianStatus {
+    PositiveDefinite,
+    /// Not positive definite (a flat or downward direction): the point is not a proper
+    /// minimum in all free parameters, and there is no covariance.
+    NotPositiveDefinite,
+    /// The fit failed before a Hessian was available.
+    NotComputed,
+}
+
+impl HessianStatus {
+    /// The name used in `nsbi fit --json` (`status.hessian`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HessianStatus::PositiveDefinite => "positive_definite",
+            HessianStatus::NotPositiveDefinite => "not_positive_definite",
+            HessianStatus::NotComputed => "not_computed",
+        }
+    }
+}
 
 /// Outcome of a minimisation.
 #[derive(Clone, Debug)]
@@ -74,6 +111,9 @@ pub struct FitResult {
     /// Inverse of `evaluation`'s Hessian over the free parameters (zeros for fixed ones),
     /// row-major.
     pub covariance: Vec<f64>,
+    /// Whether `covariance` exists: errors and correlations mean something only when the
+    /// Hessian is positive definite.
+    pub hessian: HessianStatus,
     pub fixed: Vec<bool>,
     /// The last evaluation, at `theta`, with a Hessian: what a fit continuing from here starts
     /// with. The Hessian is the one evaluated there, or, when the fit ended on a
@@ -84,17 +124,57 @@ pub struct FitResult {
 }
 
 impl FitResult {
+    /// The Hessian error of parameter `i` (0 when the Hessian could not be inverted: see
+    /// [`FitResult::hesse_error`]).
     pub fn error(&self, i: usize) -> f64 {
         let n = self.theta.len();
         self.covariance[i * n + i].max(0.0).sqrt()
     }
+
+    /// The Hessian error of parameter `i`, or None when there is none to give: the Hessian
+    /// is not positive definite, or was never computed. Fixed parameters have error 0.
+    pub fn hesse_error(&self, i: usize) -> Option<f64> {
+        (self.fixed[i] || self.hessian == HessianStatus::PositiveDefinite).then(|| self.error(i))
+    }
 }
 
-/// A tiny margin kept from each bound: coefficients like √μ have infinite derivatives exactly
-/// at μ = 0, so the minimiser approaches a bound to within 1e-10 (relative) but never sits on it.
-fn inner_bounds(bounds: (f64, f64)) -> (f64, f64) {
-    let margin = |b: f64| 1e-10 * b.abs().max(1.0);
+/// A tiny margin kept from each finite bound: coefficients like √μ have infinite derivatives
+/// exactly at μ = 0, so the minimiser approaches a bound to within 1e-10 (relative) but never
+/// sits on it. An infinite bound stays infinite.
+pub fn inner_bounds(bounds: (f64, f64)) -> (f64, f64) {
+    let margin = |b: f64| {
+        if b.is_finite() {
+            1e-10 * b.abs().max(1.0)
+        } else {
+            0.0
+        }
+    };
     (bounds.0 + margin(bounds.0), bounds.1 - margin(bounds.1))
+}
+
+/// Why the likelihood has no finite value or derivatives at `theta` (evaluated into `at`): a
+/// process coefficient undefined there, named by its expression, or an event whose density is
+/// not positive; with the parameter values.
+pub fn why_undefined(like: &Likelihood, theta: &[f64], at: &Evaluation) -> String {
+    let point = like.model.describe_point(theta);
+    if let Some(coefficient) = like.model.undefined_coefficient(theta) {
+        return format!("{coefficient} at {point}");
+    }
+    match &at.invalid {
+        Some(invalid) => format!("{invalid} at {point}"),
+        None => format!("the NLL or its derivatives are not finite at {point}"),
+    }
+}
+
+/// The note a failed fit adds about the last point it rejected for having no likelihood.
+fn rejected_note(like: &Likelihood, rejected: Option<&[f64]>) -> String {
+    rejected.map_or_else(String::new, |theta| {
+        let at = like.evaluate(theta, Order::Value);
+        format!(
+            "; rejected points without likelihood, the last: {}",
+            why_undefined(like, theta, &at)
+        )
+    })
 }
 
 /// A minimisation strategy; [`minimise`] tries them in this order until one converges.
@@ -110,6 +190,8 @@ pub enum Strategy {
 
 /// Minimises `like` from `options.init`, retrying with the other strategies before reporting
 /// non-convergence (then the lowest point found is returned, flagged as not converged).
+/// All strategies together spend at most `options.max_evaluations` evaluations; a start
+/// without likelihood ends the fit at once (every strategy starts there).
 pub fn minimise(like: &Likelihood, options: &FitOptions) -> FitResult {
     let mut tried: Vec<String> = Vec::new();
     let mut n_eval = 0;
@@ -119,9 +201,21 @@ pub fn minimise(like: &Likelihood, options: &FitOptions) -> FitResult {
         Strategy::QuasiNewton,
         Strategy::DampedNewton,
     ] {
-        let mut result = minimise_with(like, options, strategy);
+        let budget = options.max_evaluations.saturating_sub(n_eval);
+        if budget == 0 && best.is_some() {
+            tried.push(format!(
+                "evaluation budget of {} exhausted",
+                options.max_evaluations
+            ));
+            break;
+        }
+        let mut result = with_bound_note(like, minimise_within(like, options, strategy, budget));
         n_eval += result.n_eval;
         result.n_eval = n_eval;
+        if result.iterations == 0 && !result.nll.is_finite() {
+            // The start has no likelihood: so it has for every strategy.
+            return result;
+        }
         if result.converged {
             if !tried.is_empty() {
                 result.message = format!(
@@ -146,33 +240,76 @@ pub fn minimise(like: &Likelihood, options: &FitOptions) -> FitResult {
     best
 }
 
-/// One minimisation with one strategy.
+/// One minimisation with one strategy, within `options.max_evaluations`.
 pub fn minimise_with(like: &Likelihood, options: &FitOptions, strategy: Strategy) -> FitResult {
+    with_bound_note(
+        like,
+        minimise_within(like, options, strategy, options.max_evaluations),
+    )
+}
+
+/// A result's message with the parameters that ended at a bound named: a minimum on a bound
+/// is not an interior one, and its errors say so only if one reads them.
+fn with_bound_note(like: &Likelihood, mut result: FitResult) -> FitResult {
+    let at_bound: Vec<String> = (0..result.theta.len())
+        .filter(|&i| result.at_bound[i])
+        .map(|i| {
+            let p = &like.model.parameters[i];
+            let side = if result.theta[i] <= inner_bounds(p.bounds).0 {
+                "lower"
+            } else {
+                "upper"
+            };
+            format!("{} = {} ({side} bound)", p.name, result.theta[i])
+        })
+        .collect();
+    if !at_bound.is_empty() {
+        result.message = format!("{}; at bound: {}", result.message, at_bound.join(", "));
+    }
+    result
+}
+
+/// One minimisation with one strategy, spending at most `budget` evaluations.
+fn minimise_within(
+    like: &Likelihood,
+    options: &FitOptions,
+    strategy: Strategy,
+    budget: usize,
+) -> FitResult {
     match strategy {
-        Strategy::Newton => newton(like, options, 1e-8),
-        Strategy::DampedNewton => newton(like, options, 1.0),
+        Strategy::Newton => newton(like, options, 1e-8, budget),
+        Strategy::DampedNewton => newton(like, options, 1.0, budget),
         Strategy::QuasiNewton => {
             let (bounds, start) = bounded_start(like, options);
-            match lbfgs::lbfgs(
+            let run = lbfgs::lbfgs(
                 like,
                 &start,
                 &options.fixed,
                 &bounds,
                 options.max_iterations as u64,
-            ) {
-                Ok((point, evaluations)) => {
+                budget,
+            );
+            let stopped = run
+                .stopped
+                .map_or_else(String::new, |why| format!("; {why}"));
+            match run.best {
+                Some(point) => {
                     let polish = FitOptions {
                         init: point,
                         init_evaluation: None,
                         ..options.clone()
                     };
-                    let mut result = newton(like, &polish, 1e-8);
-                    result.n_eval += evaluations;
+                    let mut result = newton(like, &polish, 1e-8, budget.saturating_sub(run.n_eval));
+                    result.n_eval += run.n_eval;
+                    if !result.converged {
+                        result.message.push_str(&stopped);
+                    }
                     result
                 }
-                Err(why) => {
+                None => {
                     let at = like.evaluate(&start, Order::Hessian);
-                    failed(start, at, 1, why, options)
+                    let why = format!("L-BFGS found no point with a likelihood{stopped}");
+                    failed(start, at, run.n_eval + 1, why, options)
                 }
             }
         }
@@ -197,7 +334,12 @@ fn bounded_start(like: &Likelihood, options: &FitOptions) -> (Vec<(f64, f64)>, V
     (bounds, start)
 }
 
-fn newton(like: &Likelihood, options: &FitOptions, initial_damping: f64) -> FitResult {
+fn newton(
+    like: &Likelihood,
+    options: &FitOptions,
+    initial_damping: f64,
+    budget: usize,
+) -> FitResult {
     let n = like.n_parameters();
     let (bounds, mut x) = bounded_start(like, options);
     let mut n_eval = 0;
@@ -214,10 +356,7 @@ fn newton(like: &Likelihood, options: &FitOptions, initial_damping: f64) -> FitR
     let mut next = at.clone();
     let mut trial = x.clone();
     if !at.nll.is_finite() {
-        let why = at
-            .invalid
-            .as_ref()
-            .map_or("NLL is not finite".to_string(), |i| i.to_string());
+        let why = why_undefined(like, &x, &at);
         return failed(
             x,
             at,
@@ -232,8 +371,29 @@ fn newton(like: &Likelihood, options: &FitOptions, initial_damping: f64) -> FitR
     let mut damping = initial_damping;
     let mut edm = f64::INFINITY;
     let mut work = StepWork::default();
+    // The last line-search trial without likelihood (for the message of a failed fit).
+    let mut rejected: Option<Vec<f64>> = None;
     let mut iteration = 0;
     while iteration < options.max_iterations {
+        if n_eval >= budget {
+            let message = format!(
+                "evaluation budget of {} exhausted{}",
+                options.max_evaluations,
+                rejected_note(like, rejected.as_deref())
+            );
+            return finish(
+                x,
+                at,
+                hessian_estimated,
+                n_eval,
+                iteration,
+                edm,
+                false,
+                message,
+                options,
+                &bounds,
+            );
+        }
         work.free.clear();
         work.free.extend((0..n).filter(|&i| {
             !(options.fixed[i]
@@ -255,13 +415,8 @@ fn newton(like: &Likelihood, options: &FitOptions, initial_damping: f64) -> FitR
             );
         }
         let Some(step_edm) = work.damped_step(&at.gradient, &at.hessian, n, damping) else {
-            return failed(
-                x,
-                at,
-                n_eval,
-                "gradient or Hessian not finite".into(),
-                options,
-            );
+            let why = why_undefined(like, &x, &at);
+            return failed(x, at, n_eval, why, options);
         };
         edm = step_edm;
         if edm < options.edm_tolerance && damping <= 1e-6 {
@@ -301,9 +456,9 @@ fn newton(like: &Likelihood, options: &FitOptions, initial_damping: f64) -> FitR
             }
             like.evaluate_into(&trial, order, &mut next);
             n_eval += 1;
-            if next.nll.is_finite()
-                && next.nll <= at.nll + 1e-4 * t * dot(&at.gradient, step).min(0.0)
-            {
+            if !next.nll.is_finite() {
+                rejected.get_or_insert_with(Vec::new).clone_from(&trial);
+            } else if next.nll <= at.nll + 1e-4 * t * dot(&at.gradient, step).min(0.0) {
                 accepted = true;
                 break;
             }
@@ -354,6 +509,11 @@ fn newton(like: &Likelihood, options: &FitOptions, initial_damping: f64) -> FitR
         } else {
             damping = (damping * 100.0).max(1e-4);
             if damping > 1e12 {
+                let converged = edm < 1e3 * options.edm_tolerance;
+                let mut message = "line search failed".to_string();
+                if !converged {
+                    message.push_str(&rejected_note(like, rejected.as_deref()));
+                }
                 return finish(
                     x,
                     at,
@@ -361,15 +521,19 @@ fn newton(like: &Likelihood, options: &FitOptions, initial_damping: f64) -> FitR
                     n_eval,
                     iteration,
                     edm,
-                    edm < 1e3 * options.edm_tolerance,
-                    "line search failed".into(),
+                    converged,
+                    message,
                     options,
                     &bounds,
                 );
             }
         }
     }
-    let message = format!("no convergence in {} iterations", options.max_iterations);
+    let message = format!(
+        "no convergence in {} iterations{}",
+        options.max_iterations,
+        rejected_note(like, rejected.as_deref())
+    );
     finish(
         x,
         at,
@@ -540,17 +704,21 @@ fn finish(
         .collect();
     let mut covariance = vec![0.0; n * n];
     let mut message = message;
-    match linalg::spd_inverse(&h, m) {
+    let hessian_status = match linalg::spd_inverse(&h, m) {
         Some(inv) => {
             for (a, &i) in free.iter().enumerate() {
                 for (b, &j) in free.iter().enumerate() {
                     covariance[i * n + j] = inv[a * m + b];
                 }
             }
+            HessianStatus::PositiveDefinite
         }
-        None if m > 0 => message.push_str("; Hessian not positive definite, no covariance"),
-        None => {}
-    }
+        None if m > 0 => {
+            message.push_str("; Hessian not positive definite, no covariance");
+            HessianStatus::NotPositiveDefinite
+        }
+        None => HessianStatus::PositiveDefinite,
+    };
     FitResult {
         theta,
         nll: at.nll,
@@ -561,6 +729,7 @@ fn finish(
         edm,
         at_bound,
         covariance,
+        hessian: hessian_status,
         fixed: options.fixed.clone(),
         evaluation: at,
         hessian_estimated,
@@ -585,6 +754,7 @@ fn failed(
         edm: f64::INFINITY,
         at_bound: vec![false; n],
         covariance: vec![0.0; n * n],
+        hessian: HessianStatus::NotComputed,
         fixed: options.fixed.clone(),
         evaluation: at,
         hessian_estimated: false,

@@ -1,6 +1,8 @@
 //! Profile-likelihood scans in one or two parameters: at each grid point every other free
 //! parameter is profiled (a conditional fit warm-started from the global best fit), and
-//! t = 2(NLL(point, profiled) − NLL(best)) is recorded. Points are fitted in parallel.
+//! t = 2(NLL(point, profiled) − NLL(best)) is recorded. Points are fitted in parallel. The
+//! global best fit is a point of the curve, and a 1-D interval's ends are found by profiled
+//! fits between the grid points around each crossing, so the grid only brackets them.
 
 use indicatif::ProgressBar;
 use rayon::prelude::*;
@@ -25,6 +27,10 @@ pub struct ScanPoint {
     pub t: f64,
     pub converged: bool,
     pub theta: Vec<f64>,
+    /// The global best fit, put into the curve where it lies inside the scanned range (t = 0
+    /// there unless a grid point is lower): the minimum of the curve, which a coarse grid
+    /// misses.
+    pub best_fit: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -35,11 +41,15 @@ pub struct Scan {
     /// was found (then `best_from_scan` is true and t stays ≥ 0).
     pub reference_nll: f64,
     pub best_from_scan: bool,
+    /// The grid points, then the best fit where it is inside the range (for one parameter
+    /// all sorted by the parameter's value).
     pub points: Vec<ScanPoint>,
 }
 
 /// Scans `parameters` over `grid` (each entry one point, as many values as parameters).
-/// `frozen` parameters are held at the best-fit values (stat-only scans freeze the nuisances).
+/// `frozen` parameters are held at the best-fit values (stat-only scans freeze the nuisances,
+/// and parameters the user fixed stay fixed). The best fit joins the points when it lies inside
+/// the grid's range.
 pub fn scan(
     like: &Likelihood,
     best: &FitResult,
@@ -61,19 +71,10 @@ pub fn scan(
             }
         }
     }
-    let points: Vec<ScanPoint> = grid
+    let mut points: Vec<ScanPoint> = grid
         .par_iter()
         .map(|values| {
-            let mut options = FitOptions::new(like);
-            options.init = best.theta.clone();
-            for &f in frozen {
-                options.fixed[f] = true;
-            }
-            for (&p, &v) in parameters.iter().zip(values) {
-                options.init[p] = v;
-                options.fixed[p] = true;
-            }
-            let fit = minimise(like, &options);
+            let fit = fit_at(like, &best.theta, parameters, values, frozen);
             if let Some(bar) = progress {
                 bar.inc(1);
             }
@@ -83,9 +84,16 @@ pub fn scan(
                 t: f64::NAN,
                 converged: fit.converged,
                 theta: fit.theta,
+                best_fit: false,
             }
         })
         .collect();
+    if let Some(point) = best_fit_point(best, parameters, grid) {
+        points.push(point);
+        if parameters.len() == 1 {
+            points.sort_by(|a, b| a.values[0].total_cmp(&b.values[0]));
+        }
+    }
     let invalid: Vec<String> = points
         .iter()
         .filter(|p| !p.nll.is_finite())
@@ -120,6 +128,221 @@ pub fn scan(
         best_from_scan,
         points,
     })
+}
+
+/// The profiled fit at `values` of `parameters`, warm-started from `start`, with `frozen`
+/// held at their values in `start`.
+fn fit_at(
+    like: &Likelihood,
+    start: &[f64],
+    parameters: &[usize],
+    values: &[f64],
+    frozen: &[usize],
+) -> FitResult {
+    let mut options = FitOptions::new(like);
+    options.init = start.to_vec();
+    for &f in frozen {
+        options.fixed[f] = true;
+    }
+    for (&p, &v) in parameters.iter().zip(values) {
+        options.init[p] = v;
+        options.fixed[p] = true;
+    }
+    minimise(like, &options)
+}
+
+/// The global best fit as a scan point, when it lies inside the grid's range in every scanned
+/// parameter and is not a grid point already.
+fn best_fit_point(best: &FitResult, parameters: &[usize], grid: &[Vec<f64>]) -> Option<ScanPoint> {
+    let values: Vec<f64> = parameters.iter().map(|&p| best.theta[p]).collect();
+    let inside = values.iter().enumerate().all(|(k, v)| {
+        let lo = grid.iter().map(|g| g[k]).fold(f64::INFINITY, f64::min);
+        let hi = grid.iter().map(|g| g[k]).fold(f64::NEG_INFINITY, f64::max);
+        (lo..=hi).contains(v)
+    });
+    (inside && !grid.contains(&values)).then(|| ScanPoint {
+        values,
+        nll: best.nll,
+        t: f64::NAN,
+        converged: best.converged,
+        theta: best.theta.clone(),
+        best_fit: true,
+    })
+}
+
+/// An interval {x : t(x) ≤ threshold} of a 1-D scan. An end where the scanned range stops
+/// with t still below the threshold is open — the interval may go on beyond the grid —
+/// unless the range stops at the parameter's bound.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Interval {
+    pub low: f64,
+    pub high: f64,
+    pub low_open: bool,
+    pub high_open: bool,
+}
+
+/// Marks the ends of `intervals` that sit on the grid's `edges` short of the parameter's
+/// `bounds` as open.
+pub fn with_open_ends(
+    intervals: &[[f64; 2]],
+    edges: (f64, f64),
+    bounds: (f64, f64),
+) -> Vec<Interval> {
+    intervals
+        .iter()
+        .map(|&[low, high]| Interval {
+            low,
+            high,
+            low_open: low == edges.0 && edges.0 > bounds.0,
+            high_open: high == edges.1 && edges.1 < bounds.1,
+        })
+        .collect()
+}
+
+/// Fewest grid points an interval should hold for the scan to resolve the curve around it.
+const MIN_POINTS_INSIDE: usize = 3;
+/// A crossing refined further than this fraction of the grid step from its linear estimate
+/// means the grid is too coarse for the curve's shape there.
+const MAX_SHIFT_IN_STEPS: f64 = 0.1;
+
+/// The intervals of a 1-D scan at `threshold`, each crossing of the threshold found by
+/// Brent's root finding on t(x) − threshold with a profiled fit at each trial x (bracketed by
+/// the two grid points around it; `frozen` as in the scan), not by interpolation on the grid.
+/// Adds to `warnings` where the grid is too coarse: an interval holding fewer than
+/// [`MIN_POINTS_INSIDE`] grid points, or a crossing far from its linear estimate.
+pub fn profile_intervals(
+    like: &Likelihood,
+    scan: &Scan,
+    frozen: &[usize],
+    threshold: f64,
+    warnings: &mut Vec<String>,
+) -> Vec<Interval> {
+    let parameter = scan.parameters[0];
+    let name = &like.model.parameters[parameter].name;
+    let xs: Vec<f64> = scan.points.iter().map(|p| p.values[0]).collect();
+    let ts: Vec<f64> = scan.points.iter().map(|p| p.t).collect();
+    let (first, last) = (xs[0], xs[xs.len() - 1]);
+    let tolerance = 1e-6 * (last - first);
+    let refine = |i: usize| -> Option<f64> {
+        let (a, b) = (&scan.points[i], &scan.points[i + 1]);
+        let start = if a.t <= threshold { &a.theta } else { &b.theta };
+        let excess = |x: f64| {
+            let fit = fit_at(like, start, &scan.parameters, &[x], frozen);
+            2.0 * (fit.nll - scan.reference_nll) - threshold
+        };
+        let (fa, fb) = (a.t - threshold, b.t - threshold);
+        brent(excess, a.values[0], b.values[0], fa, fb, tolerance)
+    };
+    let mut out = Vec::new();
+    for [low, high] in intervals_1d(&xs, &ts, threshold) {
+        let mut ends = [low, high];
+        for end in &mut ends {
+            // A crossing lies strictly between grid points i and i + 1; a grid edge stays.
+            let Some(i) = xs.windows(2).position(|w| w[0] < *end && *end < w[1]) else {
+                continue;
+            };
+            let step = xs[i + 1] - xs[i];
+            let Some(refined) = refine(i) else {
+                warnings.push(format!(
+                    "the crossing near {name} = {:.4} could not be refined (a profiled fit \
+                     there had no finite likelihood); its linear interpolation on the grid is \
+                     reported",
+                    *end
+                ));
+                continue;
+            };
+            if (refined - *end).abs() > MAX_SHIFT_IN_STEPS * step {
+                warnings.push(format!(
+                    "the crossing at {name} = {refined:.4} lies {:.4} from its linear \
+                     interpolation on the grid (step {step:.4}): the grid is too coarse for the \
+                     curve; the profiled crossing is reported",
+                    (refined - *end).abs()
+                ));
+            }
+            *end = refined;
+        }
+        let inside = scan
+            .points
+            .iter()
+            .filter(|p| !p.best_fit && (ends[0]..=ends[1]).contains(&p.values[0]))
+            .count();
+        if inside < MIN_POINTS_INSIDE {
+            warnings.push(format!(
+                "the interval [{:.4}, {:.4}] of {name} holds {inside} grid point(s): the grid \
+                 is too coarse to show the curve; use more --points or a narrower --range",
+                ends[0], ends[1]
+            ));
+        }
+        out.push(ends);
+    }
+    let bounds = like.model.parameters[parameter].bounds;
+    with_open_ends(&out, (first, last), bounds)
+}
+
+/// Brent's root finding of `f` on [a, b], where f(a) = `fa` and f(b) = `fb` have opposite
+/// signs, to `tolerance` in x (Numerical Recipes' zbrent). None when `f` returns a
+/// non-finite value or the iterations run out.
+fn brent(
+    mut f: impl FnMut(f64) -> f64,
+    a: f64,
+    b: f64,
+    fa: f64,
+    fb: f64,
+    tolerance: f64,
+) -> Option<f64> {
+    let (mut a, mut b, mut fa, mut fb) = (a, b, fa, fb);
+    let (mut c, mut fc) = (b, fb);
+    let (mut d, mut e) = (b - a, b - a);
+    for _ in 0..100 {
+        if (fb > 0.0) == (fc > 0.0) {
+            (c, fc) = (a, fa);
+            d = b - a;
+            e = d;
+        }
+        if fc.abs() < fb.abs() {
+            (a, b, c) = (b, c, b);
+            (fa, fb, fc) = (fb, fc, fb);
+        }
+        let tol = 2.0 * f64::EPSILON * b.abs() + 0.5 * tolerance;
+        let half = 0.5 * (c - b);
+        if half.abs() <= tol || fb == 0.0 {
+            return Some(b);
+        }
+        if e.abs() >= tol && fa.abs() > fb.abs() {
+            // Inverse quadratic interpolation (secant when only two points differ).
+            let s = fb / fa;
+            let (mut p, mut q) = if a == c {
+                (2.0 * half * s, 1.0 - s)
+            } else {
+                let (q, r) = (fa / fc, fb / fc);
+                (
+                    s * (2.0 * half * q * (q - r) - (b - a) * (r - 1.0)),
+                    (q - 1.0) * (r - 1.0) * (s - 1.0),
+                )
+            };
+            if p > 0.0 {
+                q = -q;
+            }
+            p = p.abs();
+            if 2.0 * p < (3.0 * half * q - (tol * q).abs()).min((e * q).abs()) {
+                e = d;
+                d = p / q;
+            } else {
+                d = half;
+                e = d;
+            }
+        } else {
+            d = half;
+            e = d;
+        }
+        (a, fa) = (b, fb);
+        b += if d.abs() > tol { d } else { tol.copysign(half) };
+        fb = f(b);
+        if !fb.is_finite() {
+            return None;
+        }
+    }
+    None
 }
 
 /// Intervals {x : t(x) ≤ threshold} from a 1-D scan, with the crossings linearly
@@ -208,6 +431,27 @@ mod tests {
         );
         let two = intervals_1d(&xs, &ts, 4.0);
         assert!((two[0][0] + 1.5).abs() < 0.01 && (two[0][1] - 2.5).abs() < 0.01);
+    }
+
+    #[test]
+    fn brent_finds_the_root_of_a_parabola_to_tolerance() {
+        let parabola = |x: f64| (x - 0.944) * (x - 0.944) / (0.0714 * 0.0714) - 1.0;
+        let mut calls = 0;
+        let counted = |x: f64| {
+            calls += 1;
+            parabola(x)
+        };
+        let root = brent(counted, 0.944, 1.5, parabola(0.944), parabola(1.5), 1e-6).unwrap();
+        assert!((root - (0.944 + 0.0714)).abs() < 1e-6, "{root}");
+        assert!(calls < 40, "{calls} evaluations");
+    }
+
+    #[test]
+    fn ends_on_the_grid_edge_short_of_the_bound_are_open() {
+        let found = with_open_ends(&[[0.2, 1.3], [1.6, 3.0]], (0.2, 3.0), (0.0, 3.0));
+        assert!(found[0].low_open && !found[0].high_open);
+        // The grid ends at the parameter's bound: the interval really ends there.
+        assert!(!found[1].low_open && !found[1].high_open);
     }
 
     #[test]

@@ -153,15 +153,38 @@ pub fn neyman(
     records: &[ToyRecord],
     observed_t: Vec<f64>,
     levels: &[f64],
-) -> NeymanResult {
-    use super::neyman::{accepted_intervals, critical_value, statistics_by_grid};
+    model: &crate::model::Model,
+) -> Result<NeymanResult> {
+    use super::neyman::{
+        accepted_intervals, coarse_grid_warnings, critical_value, statistics_by_grid,
+    };
     use serde_json::{json, Map, Value};
     let grid = &header.grid;
+    let mut warnings = Vec::new();
+    let poi = model.parameter_index(&header.poi).ok_or_else(|| {
+        Error::Analysis(format!(
+            "the toys' POI '{}' is not in this workspace",
+            header.poi
+        ))
+    })?;
+    let bounds = model.parameters[poi].bounds;
+    let edge = |end: Option<&f64>| end.copied().unwrap_or(f64::NAN);
+    let edges = (edge(grid.first()), edge(grid.last()));
     let by_grid = statistics_by_grid(records, grid.len());
     let label = |level: f64| format!("{:.2}", 100.0 * level);
     let pairs = |iv: Vec<(f64, f64)>| -> Value {
         json!(iv.iter().map(|(a, b)| [a, b]).collect::<Vec<_>>())
     };
+    // Which ends stop at the grid's edge short of the POI's bound: the set may go on there.
+    let open_ends = |iv: &[(f64, f64)]| -> Value {
+        let ends: Vec<[f64; 2]> = iv.iter().map(|&(a, b)| [a, b]).collect();
+        let found = crate::fit::scan::with_open_ends(&ends, edges, bounds);
+        json!(found
+            .iter()
+            .map(|i| [i.low_open, i.high_open])
+            .collect::<Vec<_>>())
+    };
+    let mut open_json = Map::new();
     let (mut critical_json, mut ranges_json) = (Map::new(), Map::new());
     let (mut intervals_json, mut interval_ranges_json) = (Map::new(), Map::new());
     let mut critical = Vec::new();
@@ -172,10 +195,11 @@ pub fn neyman(
         let high: Vec<f64> = c.iter().map(|c| c.high).collect();
         critical_json.insert(label(level), json!(values));
         ranges_json.insert(label(level), json!({"low": low, "high": high}));
-        intervals_json.insert(
-            label(level),
-            pairs(accepted_intervals(grid, &observed_t, &values)),
-        );
+        let accepted = accepted_intervals(grid, &observed_t, &values);
+        let what = format!("{} % Neyman", label(level));
+        warnings.extend(coarse_grid_warnings(grid, &accepted, &what));
+        open_json.insert(label(level), open_ends(&accepted));
+        intervals_json.insert(label(level), pairs(accepted));
         // A larger critical value widens the set: the narrowest and widest intervals the toys'
         // statistics allow.
         interval_ranges_json.insert(
@@ -187,13 +211,14 @@ pub fn neyman(
         );
         critical.push((label(level), values));
     }
-    let mut asymptotic = Map::new();
+    let (mut asymptotic, mut asymptotic_open) = (Map::new(), Map::new());
     for (name, threshold) in crate::fit::scan::THRESHOLDS_1D {
         let flat = vec![threshold; grid.len()];
-        asymptotic.insert(
-            name.to_string(),
-            pairs(accepted_intervals(grid, &observed_t, &flat)),
-        );
+        let accepted = accepted_intervals(grid, &observed_t, &flat);
+        let what = format!("{name} % asymptotic");
+        warnings.extend(coarse_grid_warnings(grid, &accepted, &what));
+        asymptotic_open.insert(name.to_string(), open_ends(&accepted));
+        asymptotic.insert(name.to_string(), pairs(accepted));
     }
     let n_failed = records
         .iter()
@@ -204,20 +229,23 @@ pub fn neyman(
         "grid": grid,
         "n_toys": by_grid.iter().map(Vec::len).collect::<Vec<_>>(),
         "seed": header.seed,
-        "systematics": header.systematics,
+        "systematics": header.systematics && model.has_free_nuisances(),
         "critical_values": critical_json,
         "critical_value_ranges": ranges_json,
         "observed_t": observed_t,
         "intervals": intervals_json,
+        "open_ends": open_json,
         "interval_ranges": interval_ranges_json,
         "asymptotic_intervals": asymptotic,
+        "asymptotic_open_ends": asymptotic_open,
         "toy_fits_not_converged": n_failed,
+        "warnings": warnings,
     });
-    NeymanResult {
+    Ok(NeymanResult {
         json,
         critical,
         observed_t,
-    }
+    })
 }
 
 /// Coverage of the construction at one of its grid points: fresh toys at μ_true (a seed other
@@ -282,7 +310,7 @@ pub fn coverage(
         "n_toys": n_toys,
         "construction_toys": construction_t.len(),
         "seed": seed,
-        "systematics": header.systematics,
+        "systematics": header.systematics && analysis.model.has_free_nuisances(),
         "levels": rows,
     }))
 }

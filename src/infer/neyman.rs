@@ -74,6 +74,33 @@ pub fn accepted_intervals(grid: &[f64], observed: &[f64], critical: &[f64]) -> V
     out
 }
 
+/// Fewest grid points an accepted interval should hold for the grid to resolve it.
+const MIN_POINTS_INSIDE: usize = 2;
+
+/// Warnings when the grid is too coarse for the set `intervals` (of `what`, e.g. "68.27 %
+/// Neyman"): no grid point accepted, or an interval resting on fewer than
+/// [`MIN_POINTS_INSIDE`] of them. The toys fix the grid, so a finer one means new toys.
+pub fn coarse_grid_warnings(grid: &[f64], intervals: &[(f64, f64)], what: &str) -> Vec<String> {
+    if intervals.is_empty() {
+        return vec![format!(
+            "{what}: no grid point is accepted: the set is empty or lies between grid points; \
+             make toys on a finer --mu-grid"
+        )];
+    }
+    intervals
+        .iter()
+        .filter_map(|&(lo, hi)| {
+            let inside = grid.iter().filter(|&&mu| lo <= mu && mu <= hi).count();
+            (inside < MIN_POINTS_INSIDE).then(|| {
+                format!(
+                    "{what}: the interval [{lo:.4}, {hi:.4}] rests on {inside} grid point(s): \
+                     the grid is too coarse to place its ends; make toys on a finer --mu-grid"
+                )
+            })
+        })
+        .collect()
+}
+
 /// Fraction of `t` values at or below `critical`, with its binomial standard error.
 pub fn coverage(t: &[f64], critical: f64) -> (f64, f64) {
     let n = t.len() as f64;
@@ -109,6 +136,16 @@ mod tests {
         assert_eq!(iv[0].0, 0.0);
         assert!((iv[0].1 - (1.0 + 0.5 / 1.5)).abs() < 1e-12);
         assert_eq!(iv[1].1, 4.0);
+    }
+
+    #[test]
+    fn coarse_grids_warn() {
+        let grid = [0.0, 1.0, 2.0, 3.0];
+        assert!(coarse_grid_warnings(&grid, &[(0.5, 2.5)], "68.27 %").is_empty());
+        let one = coarse_grid_warnings(&grid, &[(0.5, 1.5)], "68.27 %");
+        assert!(one[0].contains("rests on 1 grid point(s)"), "{one:?}");
+        let none = coarse_grid_warnings(&grid, &[], "68.27 %");
+        assert!(none[0].contains("no grid point is accepted"), "{none:?}");
     }
 
     #[test]

@@ -198,6 +198,65 @@ impl Model {
             .filter(|&i| self.parameters[i].poi)
             .collect()
     }
+
+    /// Whether any parameter other than the POIs is free: without one every fit is stat-only,
+    /// however it is asked for.
+    pub fn has_free_nuisances(&self) -> bool {
+        self.parameters.iter().any(|p| !p.poi && !p.fixed)
+    }
+
+    /// `name = value` for every parameter, for messages about a point.
+    pub fn describe_point(&self, theta: &[f64]) -> String {
+        let values: Vec<String> = self
+            .parameters
+            .iter()
+            .zip(theta)
+            .map(|(p, v)| format!("{} = {v}", p.name))
+            .collect();
+        values.join(", ")
+    }
+
+    /// The first process coefficient that is not finite at `theta`, or one of whose first
+    /// or second derivatives is not: named by its expression, process and channel.
+    pub fn undefined_coefficient(&self, theta: &[f64]) -> Option<String> {
+        let name = |j: usize| self.parameters[j].name.as_str();
+        for channel in &self.channels {
+            for process in &channel.processes {
+                let coefficient = &process.coefficient;
+                let value = coefficient.expr.eval(theta);
+                let what = if !value.is_finite() {
+                    Some(format!("is {value}"))
+                } else if let Some((j, d)) = coefficient
+                    .gradient
+                    .iter()
+                    .map(|(j, d)| (*j, d.eval(theta)))
+                    .find(|(_, d)| !d.is_finite())
+                {
+                    Some(format!("has derivative {d} with respect to {}", name(j)))
+                } else {
+                    coefficient
+                        .hessian
+                        .iter()
+                        .map(|(j, l, d)| (*j, *l, d.eval(theta)))
+                        .find(|(_, _, d)| !d.is_finite())
+                        .map(|(j, l, d)| {
+                            format!(
+                                "has second derivative {d} with respect to {} and {}",
+                                name(j),
+                                name(l)
+                            )
+                        })
+                };
+                if let Some(what) = what {
+                    return Some(format!(
+                        "coefficient '{}' of process {} in channel {} {what}",
+                        coefficient.text, process.name, channel.name
+                    ));
+                }
+            }
+        }
+        None
+    }
 }
 
 /// ν_c(θ) = f_c(θ) ν_c⁰ Π_k G_ck(α_k) with its gradient and (dense, row-major) Hessian,

@@ -9,6 +9,7 @@ use super::write_png_and_svg;
 use crate::diagnostics::calibration::ReliabilityCurve;
 use crate::diagnostics::closure::ClosureTest;
 use crate::error::Result;
+use crate::report::OutputSet;
 
 type Drawn = std::result::Result<(), String>;
 
@@ -19,6 +20,7 @@ fn err(e: impl std::fmt::Display) -> String {
 /// Reliability curve of an ensemble (points with errors) and its members (thin lines) against
 /// the diagonal, with the pulls per bin below; `stem.png` and `stem.svg`.
 pub fn reliability(
+    outputs: &mut OutputSet,
     stem: &Path,
     title: &str,
     ensemble: &ReliabilityCurve,
@@ -26,6 +28,7 @@ pub fn reliability(
 ) -> Result<Vec<PathBuf>> {
     let size = (720, 820);
     write_png_and_svg(
+        outputs,
         stem,
         |tmp| {
             draw_reliability(
@@ -184,9 +187,10 @@ where
 
 /// One closure test: per feature, target and reweighted histograms with their statistical bands
 /// above, reweighted/target below; `stem.png` and `stem.svg`.
-pub fn closure(stem: &Path, test: &ClosureTest) -> Result<Vec<PathBuf>> {
+pub fn closure(outputs: &mut OutputSet, stem: &Path, test: &ClosureTest) -> Result<Vec<PathBuf>> {
     let size = (460 * test.features.len().max(1) as u32, 640);
     write_png_and_svg(
+        outputs,
         stem,
         |tmp| draw_closure(BitMapBackend::new(tmp, size).into_drawing_area(), test),
         |tmp| draw_closure(SVGBackend::new(tmp, size).into_drawing_area(), test),

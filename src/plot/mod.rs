@@ -9,6 +9,7 @@ use plotters::style::FontStyle;
 pub mod diagnostics;
 
 use crate::error::{Error, Result};
+use crate::report::OutputSet;
 
 fn register_fonts() {
     static ONCE: Once = Once::new();
@@ -31,9 +32,19 @@ pub struct Curve {
 /// Draws a figure into the file at the given path.
 type DrawInto<'a> = dyn FnOnce(&Path) -> std::result::Result<(), String> + 'a;
 
-/// Draws one figure twice — `stem.png` and `stem.svg` — each to a temporary file renamed into
-/// place, so a reader never sees half a picture.
+/// `stem` with `.ext` appended: the stem is kept whole, so `scan_v1.0` and `scan_v1.5` give
+/// two files (`Path::with_extension` would replace `.0` and `.5` and write one).
+pub fn with_suffix(stem: &Path, ext: &str) -> PathBuf {
+    let mut name = stem.as_os_str().to_owned();
+    name.push(".");
+    name.push(ext);
+    PathBuf::from(name)
+}
+
+/// Draws one figure twice — `stem.png` and `stem.svg` — each into a temporary file staged in
+/// `outputs`, which renames them into place with the command's other outputs.
 fn write_png_and_svg(
+    outputs: &mut OutputSet,
     stem: &Path,
     png: impl FnOnce(&Path) -> std::result::Result<(), String>,
     svg: impl FnOnce(&Path) -> std::result::Result<(), String>,
@@ -42,36 +53,25 @@ fn write_png_and_svg(
     let mut written = Vec::new();
     let draws: [(&str, Box<DrawInto<'_>>); 2] = [("png", Box::new(png)), ("svg", Box::new(svg))];
     for (ext, draw) in draws {
-        let path = stem.with_extension(ext);
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("plot")
-            .to_string();
-        let tmp = path.with_file_name(format!(
-            ".{name}.{}.tmp.{ext}",
-            crate::report::unique_suffix()
-        ));
-        draw(&tmp).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            Error::Analysis(format!("cannot draw {}: {e}", path.display()))
-        })?;
-        std::fs::rename(&tmp, &path)
-            .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+        let path = with_suffix(stem, ext);
+        let tmp = outputs.stage(&path);
+        draw(&tmp).map_err(|e| Error::Analysis(format!("cannot draw {}: {e}", path.display())))?;
         written.push(path);
     }
     Ok(written)
 }
 
-/// A 1-D scan plot: t against the parameter, with horizontal threshold lines; written as PNG
-/// and SVG next to each other (`stem.png`, `stem.svg`), each atomically.
+/// A 1-D scan plot: t against the parameter, with horizontal threshold lines; staged as PNG
+/// and SVG next to each other (`stem.png`, `stem.svg`).
 pub fn scan_1d(
+    outputs: &mut OutputSet,
     stem: &Path,
     x_label: &str,
     curves: &[Curve],
     thresholds: &[(&str, f64)],
 ) -> Result<Vec<PathBuf>> {
     write_png_and_svg(
+        outputs,
         stem,
         |tmp| {
             draw_scan(
@@ -165,6 +165,7 @@ where
 /// A 2-D scan: grid cells shaded by the region of t (inside 68 %, inside 95 %, outside) and the
 /// best fit marked; PNG and SVG.
 pub fn scan_2d(
+    outputs: &mut OutputSet,
     stem: &Path,
     labels: (&str, &str),
     cells: &[(f64, f64, f64)],
@@ -173,6 +174,7 @@ pub fn scan_2d(
     thresholds: &[(&str, f64)],
 ) -> Result<Vec<PathBuf>> {
     write_png_and_svg(
+        outputs,
         stem,
         |tmp| {
             draw_2d(

@@ -218,6 +218,7 @@ impl Workspace {
 
     fn consistency_problems(&self) -> Vec<Diagnostic> {
         let mut problems = self.parameter_problems();
+        problems.extend(self.unused_free_parameters());
         let names = self.parameter_names();
         let mut channel_names = HashSet::new();
         for channel in &self.spec.channels {
@@ -396,6 +397,72 @@ impl Workspace {
         }
         problems
     }
+
+    /// The parameters something uses: a coefficient expression or a systematic.
+    fn used_parameters(&self) -> HashSet<&str> {
+        let names = self.parameter_names();
+        let mut used = HashSet::new();
+        for process in self.spec.channels.iter().flat_map(|c| &c.processes) {
+            if let Ok(expr) = expr::Expr::parse(&process.coefficient.value, &names) {
+                used.extend(expr.parameters().into_iter().map(|i| names[i]));
+            }
+            used.extend(process.systematics.iter().map(|s| s.name.value.as_str()));
+        }
+        used
+    }
+
+    /// Errors for free parameters (not fixed, not constrained) that nothing uses: such a
+    /// parameter has no effect on the likelihood, a zero row in the Hessian, so no fit can
+    /// converge with errors.
+    fn unused_free_parameters(&self) -> Vec<Diagnostic> {
+        let used = self.used_parameters();
+        self.spec
+            .parameters
+            .iter()
+            .filter(|p| !p.fixed && !is_constrained(p) && !used.contains(p.name.value.as_str()))
+            .map(|p| {
+                self.diagnostic(
+                    &p.name,
+                    format!(
+                        "parameter '{}' is free, but no coefficient or systematic uses it: it \
+                         has no effect on the likelihood (its Hessian row is zero, so no fit \
+                         converges); use it, remove it, or mark it `fixed: true`",
+                        p.name.value
+                    ),
+                )
+            })
+            .collect()
+    }
+
+    /// Warnings for constrained nuisance parameters that nothing uses: harmless (their
+    /// constraint holds them at the global observable) but useless.
+    pub fn unused_constrained_parameters(&self) -> Vec<Diagnostic> {
+        let used = self.used_parameters();
+        self.spec
+            .parameters
+            .iter()
+            .filter(|p| !p.fixed && is_constrained(p) && !used.contains(p.name.value.as_str()))
+            .map(|p| {
+                self.diagnostic(
+                    &p.name,
+                    format!(
+                        "nuisance parameter '{}' is constrained, but no coefficient or \
+                         systematic uses it: it has no effect on any result",
+                        p.name.value
+                    ),
+                )
+            })
+            .collect()
+    }
+}
+
+/// Whether a parameter carries a Gaussian constraint: nuisances do unless `constraint: none`,
+/// parameters of interest never.
+fn is_constrained(p: &schema::ParameterSpec) -> bool {
+    !p.poi
+        && p.constraint
+            .as_ref()
+            .is_none_or(|c| c.value == ConstraintKind::Gaussian)
 }
 
 /// The workspace text, or an error that points at the first byte that is not UTF-8 (a file
@@ -421,11 +488,7 @@ fn utf8_text(path: &Path, bytes: Vec<u8>) -> Result<String> {
 
 /// The default starting value of a parameter: 0 for constrained nuisances, 1 otherwise.
 pub fn default_init(p: &schema::ParameterSpec) -> f64 {
-    let constrained = !p.poi
-        && p.constraint
-            .as_ref()
-            .is_none_or(|c| c.value == ConstraintKind::Gaussian);
-    if constrained {
+    if is_constrained(p) {
         0.0
     } else {
         1.0
