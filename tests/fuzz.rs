@@ -19,15 +19,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use nsbi::workspace::expr::Expr;
-use nsbi::workspace::{default_init, Workspace};
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 const SEED: u64 = 20261201;
 /// Mutated workspaces; each runs `validate` and `fit`, and every fourth one `scan` as well.
-const CASES: usize = 240;
+const CASES: usize = 400;
 /// MC events kept per event file (the observed file keeps all its ≈2000).
 const EVENTS: usize = 2000;
 /// A run still going after this long is a hang.
@@ -416,61 +414,6 @@ fn write_odd_column(path: &Path, group: &str, column: &str, rng: &mut ChaCha8Rng
     }
 }
 
-/// Why a case is left out: it hits a failure another engineer fixes (issue 12), named so that
-/// the filter can be removed once that fix is merged. `None`: the case runs.
-fn known_elsewhere(workspace: &Path) -> Option<&'static str> {
-    let Ok(ws) = Workspace::load(workspace) else {
-        return None;
-    };
-    let params = &ws.spec.parameters;
-    let bounded = |p: &nsbi::workspace::schema::ParameterSpec| {
-        p.bounds
-            .as_ref()
-            .is_some_and(|b| b.value.len() == 2 && b.value.iter().all(|x| x.is_finite()))
-    };
-    if params.iter().any(|p| !bounded(p)) {
-        return Some("item 8: parameter without finite bounds (clamp panic in the fit)");
-    }
-    let huge = |p: &nsbi::workspace::schema::ParameterSpec| {
-        p.bounds
-            .as_ref()
-            .unwrap()
-            .value
-            .iter()
-            .any(|x| x.abs() > 1e4)
-    };
-    if params.iter().any(huge) {
-        return Some(
-            "item 9: a bound beyond ±1e4, where yield factors δ^α overflow (the L-BFGS \
-             fallback spins on the non-finite NLL)",
-        );
-    }
-    let names = ws.parameter_names();
-    let init: Vec<f64> = params
-        .iter()
-        .map(|p| p.init.as_ref().map_or(default_init(p), |i| i.value))
-        .collect();
-    for process in ws.spec.channels.iter().flat_map(|c| &c.processes) {
-        let Ok(coefficient) = Expr::parse(&process.coefficient.value, &names) else {
-            continue;
-        };
-        for (k, p) in params.iter().enumerate() {
-            let [lo, hi] = p.bounds.as_ref().unwrap().value[..] else {
-                continue;
-            };
-            let undefined = (0..=40).any(|i| {
-                let mut theta = init.clone();
-                theta[k] = lo + (hi - lo) * i as f64 / 40.0;
-                !coefficient.eval(&theta).is_finite()
-            });
-            if undefined {
-                return Some("item 9: coefficient undefined inside the bounds (L-BFGS NaN hang)");
-            }
-        }
-    }
-    None
-}
-
 #[derive(Debug)]
 enum Outcome {
     Exit(i32),
@@ -520,7 +463,6 @@ fn located(message: &str, dir: &Path) -> bool {
 #[derive(Default)]
 struct Tally {
     cases: usize,
-    skipped: Vec<String>,
     runs: usize,
     exit0: usize,
     exit1: usize,
@@ -532,14 +474,6 @@ struct Tally {
 }
 
 fn check_case(case: &Case, fixture: &Fixture, tally: &Mutex<Tally>) {
-    if let Some(reason) = known_elsewhere(&case.workspace) {
-        let mut t = tally.lock().unwrap();
-        t.skipped.push(format!(
-            "case {} ({}): {reason}",
-            case.index, case.description
-        ));
-        return;
-    }
     let ws = case.workspace.to_str().unwrap();
     let cache = fixture.dir.join("cache");
     let cache = cache.to_str().unwrap();
@@ -630,10 +564,9 @@ fn mutated_workspaces_and_event_files_fail_cleanly() {
     });
     let t = tally.into_inner().unwrap();
     println!(
-        "fuzz: {} cases ({} skipped as known elsewhere), {} runs in {:.1} s: exit 0: {}, \
-         exit 1: {} ({} unlocated), panics: {}, signals: {}, hangs: {}",
+        "fuzz: {} cases, {} runs in {:.1} s: exit 0: {}, exit 1: {} ({} unlocated), \
+         panics: {}, signals: {}, hangs: {}",
         t.cases,
-        t.skipped.len(),
         t.runs,
         started.elapsed().as_secs_f64(),
         t.exit0,
@@ -643,9 +576,6 @@ fn mutated_workspaces_and_event_files_fail_cleanly() {
         t.signals,
         t.hangs
     );
-    for s in &t.skipped {
-        println!("skipped {s}");
-    }
     if !t.failures.is_empty() {
         let kept = dir.keep();
         panic!(
