@@ -9,7 +9,7 @@ use nsbi::data::RatioCache;
 use nsbi::diagnostics;
 use nsbi::fit::FitOptions;
 use nsbi::infer::construction;
-use nsbi::infer::toyfile::{self, ToyFile, ToyFileHeader};
+use nsbi::infer::toyfile::{self, ModelFingerprint, ToyFile, ToyFileHeader};
 use nsbi::infer::toys::ToyPlan;
 use nsbi::ratio;
 use nsbi::workspace::Workspace;
@@ -1079,7 +1079,8 @@ fn run_toys(args: &ToysArgs) -> anyhow::Result<()> {
         .iter()
         .map(|p| p.name.clone())
         .collect();
-    let header = ToyFileHeader::new(&args.workspace, &plan, names, shard);
+    let fingerprint = ModelFingerprint::of(&analysis);
+    let header = ToyFileHeader::new(&args.workspace, &plan, names, fingerprint, shard);
     ToyFile { header, records }.write(&args.out)?;
     println!(
         "{} toys (shard {}/{}) written to {}",
@@ -1136,6 +1137,9 @@ fn run_merge(args: &MergeArgs) -> anyhow::Result<()> {
 fn run_neyman(args: &NeymanArgs) -> anyhow::Result<()> {
     let merged = toyfile::merge(&toy_paths(&args.toys)?)?;
     let analysis = load_analysis(&args.workspace, args.cache_dir.clone())?;
+    merged
+        .header
+        .require_model(&analysis, &args.toys.join(" "))?;
     let header = &merged.header;
     let poi = analysis.model.parameter_index(&header.poi).ok_or_else(|| {
         anyhow::anyhow!("the toys' POI '{}' is not in this workspace", header.poi)
@@ -1222,6 +1226,9 @@ fn run_coverage(args: &CoverageArgs) -> anyhow::Result<()> {
             )
         })?;
     let analysis = load_analysis(&args.workspace, args.cache_dir.clone())?;
+    construction
+        .header
+        .require_model(&analysis, &args.toys.join(" "))?;
     let bar = indicatif::ProgressBar::new(args.n as u64);
     let report = construction::coverage(
         &analysis,

@@ -23,6 +23,25 @@ pub fn write_json_atomic(path: &Path, value: &Value) -> Result<()> {
 }
 
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let fill = |tmp: &Path| -> std::io::Result<()> {
+        let mut file = std::fs::File::create(tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()
+    };
+    write_through_temp(path, ".tmp", |tmp| {
+        fill(tmp).map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
+    })
+}
+
+/// Writes `path` through a temporary file beside it (hidden, ending in `suffix`): `write`
+/// fills the temporary file, which is then renamed to `path`. The temporary file is removed on
+/// every failure — of `write`, of the rename, or a panic — so a failed or killed run leaves
+/// neither half a file under the real name nor a stray temporary one (a kill -9 aside).
+pub fn write_through_temp(
+    path: &Path,
+    suffix: &str,
+    write: impl FnOnce(&Path) -> Result<()>,
+) -> Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -31,17 +50,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", unique_suffix()));
-    let write = || -> std::io::Result<()> {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(format!("cannot write {}", path.display()), e)
-    })
+    let prefix = format!(".{name}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(suffix);
+    // The permissions of an ordinary new file (the umask applies), not tempfile's private 0600:
+    // caches and toy files are shared between users and batch jobs.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let tmp = builder
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+    write(tmp.path())?;
+    tmp.persist(path)
+        .map_err(|e| Error::io(format!("cannot write {}", path.display()), e.error))?;
+    Ok(())
 }
 
 /// All the output files of one command, written all or none: each is rendered to a temporary

@@ -3,11 +3,13 @@
 //! exist and take as many features as the channel lists, standardisation files match. Every
 //! problem is reported (not just the first), each at the YAML line it comes from.
 
+use crate::data::Events;
 use crate::error::{Diagnostic, Error, Result};
 use crate::fit::inner_bounds;
 use crate::model::{Model, Parameter};
 use crate::ratio::{self, ensemble, Standardisation};
-use crate::workspace::Workspace;
+use crate::workspace::schema::ChannelSpec;
+use crate::workspace::{EventRole, Workspace};
 
 /// What a successful validation looked at.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -42,6 +44,9 @@ pub fn validate(path: &std::path::Path) -> Result<ValidationSummary> {
                         problems.push(
                             ws.diagnostic(&source.file, format!("{role} file holds no events")),
                         );
+                    }
+                    if let Some(problem) = non_positive_default_yield(channel, &role, &events) {
+                        problems.push(ws.diagnostic(&source.file, problem));
                     }
                 }
                 Err(e) => problems.push(ws.diagnostic(&source.file, format!("{role}: {e}"))),
@@ -93,6 +98,26 @@ pub fn validate(path: &std::path::Path) -> Result<ValidationSummary> {
         true => Ok(summary),
         false => Err(Error::Workspace(problems)),
     }
+}
+
+/// A process without `yield:` whose MC weights do not sum to a positive number: its default
+/// yield Σw would be a negative expected count (the fit refuses it too).
+fn non_positive_default_yield(
+    channel: &ChannelSpec,
+    role: &EventRole,
+    events: &Events,
+) -> Option<String> {
+    let EventRole::Process(name) = role else {
+        return None;
+    };
+    let process = channel.processes.iter().find(|p| p.name.value == *name)?;
+    let sum = events.total_weight();
+    (process.nominal_yield.is_none() && !events.is_empty() && sum <= 0.0).then(|| {
+        format!(
+            "{role}: the weights of process '{name}' sum to {sum}: without `yield:` the yield \
+             is this sum and must be positive; fix the weights or give a positive `yield:`"
+        )
+    })
 }
 
 /// Warnings for process coefficients that are not finite (with their first derivatives)

@@ -67,7 +67,7 @@ impl Events {
         let mut values = Array2::<f32>::zeros((n, features.len()));
         for (j, column) in columns.iter().enumerate() {
             for (i, x) in column.iter().enumerate() {
-                values[[i, j]] = *x as f32;
+                values[[i, j]] = as_network_input(file, &features[j], i, *x)?;
             }
         }
         Ok(Events {
@@ -103,6 +103,23 @@ impl Events {
     }
 }
 
+/// A feature value as the float32 the networks take; a value beyond float32's range would
+/// reach the networks as infinity, so it is blamed here, on the event file.
+fn as_network_input(file: &Path, column: &str, event: usize, x: f64) -> Result<f32> {
+    let narrowed = x as f32;
+    if narrowed.is_finite() {
+        return Ok(narrowed);
+    }
+    Err(Error::event_file(
+        file,
+        format!(
+            "column '{column}' holds {x:e} at event {event}, beyond the float32 range \
+             (±{:e}) of the networks' inputs: fix or rescale this feature",
+            f32::MAX
+        ),
+    ))
+}
+
 fn open_group(file: &Path, group: &str) -> Result<hdf5::Group> {
     if !file.exists() {
         return Err(Error::event_file(file, "event file not found"));
@@ -119,6 +136,17 @@ fn open_group(file: &Path, group: &str) -> Result<hdf5::Group> {
 }
 
 fn read_column(file: &Path, group: &hdf5::Group, name: &str) -> Result<Vec<f64>> {
+    if group.group(name).is_ok() {
+        return Err(Error::event_file(
+            file,
+            format!(
+                "column '{name}' in group '{}' is an HDF5 group, not a dataset: each column \
+                 must be a 1-D dataset with one number per event (point the workspace at the \
+                 dataset inside it)",
+                group.name()
+            ),
+        ));
+    }
     let dataset = group.dataset(name).map_err(|_| {
         let available = group.member_names().unwrap_or_default().join(", ");
         Error::event_file(

@@ -3,5 +3,5 @@
 pub mod cache;
 pub mod events;
 
-pub use cache::{CacheKey, CachedRatios, RatioCache};
+pub use cache::{CacheKey, CachedRatios, Lookup, RatioCache};
 pub use events::Events;

@@ -1,10 +1,11 @@
 //! Toy files: one HDF5 file per run or shard, and their merge.
 //!
 //! Layout (readable with h5py): a root attribute `plan` holding JSON (format version, POI,
-//! grid, toys per point, seed, systematics, parameter names, workspace, shard `i/N` and the
-//! job range it owns), and one 1-D dataset per record field — `grid_index`, `toy_index`,
-//! `mu_true`, `t`, `mu_hat`, `nll_conditional`, `nll_free`, `converged_conditional`,
-//! `converged_free` (0/1), `n_events` — plus `theta_hat` (records × parameters).
+//! grid, toys per point, seed, systematics, parameter names, workspace, the model fingerprint,
+//! shard `i/N` and the job range it owns), and one 1-D dataset per record field —
+//! `grid_index`, `toy_index`, `mu_true`, `t`, `mu_hat`, `nll_conditional`, `nll_free`,
+//! `converged_conditional`, `converged_free` (0/1), `n_events` — plus `theta_hat`
+//! (records × parameters).
 //! A file is written under a temporary name and renamed when complete, so a killed job
 //! leaves no file that could pass for finished.
 
@@ -14,14 +15,69 @@ use hdf5::types::VarLenUnicode;
 use serde::{Deserialize, Serialize};
 
 use super::toys::{shard_range, ToyPlan, ToyRecord};
+use crate::analysis::Analysis;
 use crate::error::{Error, Result};
 
-const FORMAT: &str = "nsbi-toys-1";
+/// Bump when the header or the datasets change meaning; older files are refused.
+const FORMAT: &str = "nsbi-toys-2";
+
+/// What defines the model a toy file was made from, as BLAKE3 hashes. Toys are only
+/// meaningful against the model that made them, so `neyman`, `coverage` and `merge` compare
+/// fingerprints; none of the parts depends on the path the workspace was named by.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelFingerprint {
+    /// The model the workspace resolves to: parameters (bounds, initial values, constraints),
+    /// coefficients, nominal yields, systematics and their interpolation codes.
+    pub model: String,
+    /// Every ratio entry's cache key: the networks, their settings and the events' features.
+    pub ratios: String,
+    /// The weights of every event file: they set the default yields and the toys' MC pool.
+    pub weights: String,
+}
+
+impl ModelFingerprint {
+    pub fn of(analysis: &Analysis) -> ModelFingerprint {
+        let hash = |bytes: &[u8]| blake3::hash(bytes).to_hex().to_string();
+        let mut ratios = blake3::Hasher::new();
+        let mut weights = blake3::Hasher::new();
+        for channel in &analysis.ratios {
+            for ((label, source), key) in &channel.keys {
+                ratios
+                    .update(format!("{}|{label}|{source}|{}\n", channel.channel, key.0).as_bytes());
+            }
+            for (role, events) in &channel.sources {
+                weights.update(format!("{}|{role}|{}\n", channel.channel, events.len()).as_bytes());
+                for w in &events.weights {
+                    weights.update(&w.to_le_bytes());
+                }
+            }
+        }
+        ModelFingerprint {
+            model: hash(format!("{:?}", analysis.model).as_bytes()),
+            ratios: ratios.finalize().to_hex().to_string(),
+            weights: weights.finalize().to_hex().to_string(),
+        }
+    }
+
+    /// The parts in which `self` and `other` differ, in words.
+    fn differences(&self, other: &ModelFingerprint) -> Vec<String> {
+        [
+            ("workspace content differs", &self.model, &other.model),
+            ("ratio entries differ", &self.ratios, &other.ratios),
+            ("event weights differ", &self.weights, &other.weights),
+        ]
+        .into_iter()
+        .filter(|(_, a, b)| a != b)
+        .map(|(difference, _, _)| difference.to_string())
+        .collect()
+    }
+}
 
 /// What a toy file says about how it was made.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ToyFileHeader {
     pub format: String,
+    /// The workspace path as it was given: for people; files are matched by `fingerprint`.
     pub workspace: String,
     pub poi: String,
     pub grid: Vec<f64>,
@@ -29,6 +85,7 @@ pub struct ToyFileHeader {
     pub seed: u64,
     pub systematics: bool,
     pub parameters: Vec<String>,
+    pub fingerprint: ModelFingerprint,
     /// (index, count) of the shard; (0, 1) for a whole run or a merged file.
     pub shard: (usize, usize),
     /// The (grid, toy) job indices the file holds: `jobs.0..jobs.1`.
@@ -40,6 +97,7 @@ impl ToyFileHeader {
         workspace: &Path,
         plan: &ToyPlan,
         parameters: Vec<String>,
+        fingerprint: ModelFingerprint,
         shard: (usize, usize),
     ) -> ToyFileHeader {
         let range = plan.shard(shard.0, shard.1);
@@ -52,19 +110,80 @@ impl ToyFileHeader {
             seed: plan.seed,
             systematics: plan.systematics,
             parameters,
+            fingerprint,
             shard,
             jobs: (range.start, range.end),
         }
     }
 
-    /// Whether two files belong to the same construction (everything but the shard).
-    fn same_run(&self, other: &ToyFileHeader) -> bool {
-        let strip = |h: &ToyFileHeader| ToyFileHeader {
-            shard: (0, 1),
-            jobs: (0, 0),
-            ..h.clone()
-        };
-        strip(self) == strip(other)
+    /// How two files fail to belong to the same construction, in words (empty when they do):
+    /// everything but the shard and the path the workspace was named by must agree.
+    fn run_differences(&self, other: &ToyFileHeader) -> Vec<String> {
+        let mut out = Vec::new();
+        let settings = [
+            ("POI", self.poi.clone(), other.poi.clone()),
+            (
+                "grid",
+                format!("{:?}", self.grid),
+                format!("{:?}", other.grid),
+            ),
+            (
+                "toys per point",
+                self.n_toys.to_string(),
+                other.n_toys.to_string(),
+            ),
+            ("seed", self.seed.to_string(), other.seed.to_string()),
+            (
+                "systematics",
+                self.systematics.to_string(),
+                other.systematics.to_string(),
+            ),
+        ];
+        for (name, a, b) in settings {
+            if a != b {
+                out.push(format!("generation settings differ: {name} {a} vs {b}"));
+            }
+        }
+        out.extend(self.model_differences(&other.parameters, &other.fingerprint));
+        out
+    }
+
+    /// How the model of this file differs from one with `parameters` and `fingerprint`.
+    fn model_differences(
+        &self,
+        parameters: &[String],
+        fingerprint: &ModelFingerprint,
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.parameters != parameters {
+            out.push(format!(
+                "parameter lists differ: {:?} vs {parameters:?}",
+                self.parameters
+            ));
+        }
+        out.extend(self.fingerprint.differences(fingerprint));
+        out
+    }
+
+    /// Refuses toys (from `files`) that were not made from the model of `analysis`, saying
+    /// which part differs.
+    pub fn require_model(&self, analysis: &Analysis, files: &str) -> Result<()> {
+        let parameters: Vec<String> = analysis
+            .model
+            .parameters
+            .iter()
+            .map(|p| p.name.clone())
+            .collect();
+        let differences = self.model_differences(&parameters, &ModelFingerprint::of(analysis));
+        if differences.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Analysis(format!(
+            "toy file {files} was made from another model than {}: {}; make the toys again \
+             from this workspace with `nsbi toys`",
+            analysis.workspace.path.display(),
+            differences.join("; ")
+        )))
     }
 }
 
@@ -84,6 +203,7 @@ fn h5_error(path: &Path) -> impl Fn(hdf5::Error) -> Error + '_ {
 
 impl ToyFile {
     /// Writes the file atomically (temporary name in the same folder, then rename).
+    /// The temporary file is removed on every failure.
     pub fn write(&self, path: &Path) -> Result<()> {
         let dir = path
             .parent()
@@ -91,15 +211,7 @@ impl ToyFile {
             .unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
-        let name = path.file_name().unwrap_or_default().to_string_lossy();
-        let tmp = dir.join(format!(".{name}.{}.tmp", crate::report::unique_suffix()));
-        let written = self.write_to(&tmp);
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-            return written;
-        }
-        std::fs::rename(&tmp, path)
-            .map_err(|e| Error::io(format!("cannot move {} into place", path.display()), e))
+        crate::report::write_through_temp(path, ".tmp", |tmp| self.write_to(tmp))
     }
 
     fn write_to(&self, path: &Path) -> Result<()> {
@@ -173,17 +285,7 @@ impl ToyFile {
                     file: path.to_path_buf(),
                     message: "not an nsbi toy file (no 'plan' attribute)".into(),
                 })?;
-        let header: ToyFileHeader =
-            serde_json::from_str(plan.as_str()).map_err(|e| Error::EventFile {
-                file: path.to_path_buf(),
-                message: format!("unreadable 'plan' attribute: {e}"),
-            })?;
-        if header.format != FORMAT {
-            return Err(Error::EventFile {
-                file: path.to_path_buf(),
-                message: format!("toy file format {} (expected {FORMAT})", header.format),
-            });
-        }
+        let header = parse_header(path, plan.as_str())?;
         let floats = |name: &str| -> Result<Vec<f64>> {
             file.dataset(name)
                 .and_then(|d| d.read_raw::<f64>())
@@ -244,6 +346,27 @@ impl ToyFile {
     }
 }
 
+/// The `plan` attribute of the toy file at `path`, refusing other formats: a file of an older
+/// nsbi records no model fingerprint, so nothing could say it belongs to the workspace.
+fn parse_header(path: &Path, plan: &str) -> Result<ToyFileHeader> {
+    let unreadable = |e: serde_json::Error| Error::EventFile {
+        file: path.to_path_buf(),
+        message: format!("unreadable 'plan' attribute: {e}"),
+    };
+    let value: serde_json::Value = serde_json::from_str(plan).map_err(unreadable)?;
+    let format = value["format"].as_str().unwrap_or("(none)");
+    if format != FORMAT {
+        return Err(Error::EventFile {
+            file: path.to_path_buf(),
+            message: format!(
+                "toy file format {format}, but this nsbi reads {FORMAT} (which records the \
+                 model the toys were made from): make the toys again with `nsbi toys`"
+            ),
+        });
+    }
+    serde_json::from_value(value).map_err(unreadable)
+}
+
 /// Combines the toy files of one construction: checks they come from the same run, that every
 /// (grid, toy) job is present exactly once, and orders the records by job. The error names
 /// missing jobs by the shard that owns them, and files that do not belong.
@@ -256,12 +379,13 @@ pub fn merge(paths: &[PathBuf]) -> Result<ToyFile> {
         return Err(Error::Analysis("no toy files to merge".into()));
     };
     for (path, file) in &files[1..] {
-        if !file.header.same_run(&first.header) {
+        let differences = first.header.run_differences(&file.header);
+        if !differences.is_empty() {
             return Err(Error::Analysis(format!(
-                "{} does not belong to the same construction as {} (seed, grid, toys, POI, \
-                 systematics or workspace differ)",
+                "{} does not belong to the same construction as {}: {}",
                 path.display(),
-                first_path.display()
+                first_path.display(),
+                differences.join("; ")
             )));
         }
     }

@@ -105,10 +105,28 @@ pub fn nominal_yields(channel: &Channel, ratios: &ChannelRatios) -> Result<Vec<f
             Some(y) => Ok(y),
             None => {
                 let idx = source_index(ratios, &EventRole::Process(p.name.clone()))?;
-                Ok(ratios.sources[idx].1.total_weight())
+                weights_yield(&p.name, &ratios.sources[idx].1)
             }
         })
         .collect()
+}
+
+/// ν_c⁰ = Σ w of a process's MC sample, refused unless positive (as an explicit `yield:` is):
+/// a non-positive sum would enter the likelihood as a negative expected count.
+fn weights_yield(process: &str, events: &crate::data::Events) -> Result<f64> {
+    let sum = events.total_weight();
+    if sum > 0.0 {
+        return Ok(sum);
+    }
+    Err(Error::event_file(
+        &events.file,
+        format!(
+            "the weights of process '{process}' sum to {sum} over {} events: its yield (the \
+             sum of the MC weights when the workspace gives no `yield:`) must be positive; \
+             fix the weights or give the process a positive `yield:`",
+            events.len()
+        ),
+    ))
 }
 
 /// Per-process inputs for the events of source `source` (in order).

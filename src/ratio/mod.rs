@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::data::{CachedRatios, Events, RatioCache};
+use crate::data::{CacheKey, CachedRatios, Events, Lookup, RatioCache};
 use crate::error::{Error, Result};
 use crate::workspace::schema::{ChannelSpec, EventSourceSpec, RatioSpec};
 use crate::workspace::{EnsembleRef, EventRole, Workspace};
@@ -82,6 +82,8 @@ pub struct ChannelRatios {
     pub sources: Vec<(EventRole, Events)>,
     /// Keyed by (ensemble label, index into `sources`).
     pub ratios: BTreeMap<(String, usize), CachedRatios>,
+    /// The cache key of each entry of `ratios`: what the numbers were computed from.
+    pub keys: BTreeMap<(String, usize), CacheKey>,
 }
 
 /// What happened to one (ensemble, event file) pair: for the summary table.
@@ -123,6 +125,7 @@ pub fn evaluate_workspace(
             .map(|(role, spec)| read_events(ws, channel, spec).map(|events| (role, events)))
             .collect::<Result<_>>()?;
         let mut ratios = BTreeMap::new();
+        let mut keys = BTreeMap::new();
         for eref in ensembles
             .iter()
             .filter(|e| std::ptr::eq(e.channel, channel))
@@ -130,9 +133,11 @@ pub fn evaluate_workspace(
             let label = eref.label();
             let ensemble = load_ensemble(ws, channel, &label, eref.spec)?;
             for (index, (role, events)) in sources.iter().enumerate() {
+                let key = ensemble.cache_key(events);
                 let (values, record) =
-                    ratios_for(&ensemble, eref, role, events, cache, show_progress)?;
+                    ratios_for(&ensemble, eref, role, events, cache, &key, show_progress)?;
                 records.push(record);
+                keys.insert((label.clone(), index), key);
                 ratios.insert((label.clone(), index), values);
             }
         }
@@ -140,6 +145,7 @@ pub fn evaluate_workspace(
             channel: channel.name.value.clone(),
             sources,
             ratios,
+            keys,
         });
     }
     Ok(WorkspaceRatios { channels, records })
@@ -151,12 +157,14 @@ fn ratios_for(
     role: &EventRole,
     events: &Events,
     cache: &RatioCache,
+    key: &CacheKey,
     show_progress: bool,
 ) -> Result<(CachedRatios, RatioRecord)> {
-    let (values, from_cache, entry) = cached_or_evaluated(
+    let (values, from_cache, entry) = cached_or_evaluated_at(
         ensemble,
         events,
         cache,
+        key,
         show_progress.then(|| format!("{} on {role}", eref.label())),
     )?;
     let record = summarise(ensemble, role, events, &values, from_cache, entry);
@@ -172,10 +180,31 @@ pub fn cached_or_evaluated(
     cache: &RatioCache,
     progress: Option<String>,
 ) -> Result<(CachedRatios, bool, PathBuf)> {
-    let key = ensemble.cache_key(events);
-    let entry = cache.entry_path(&key);
-    if let Some(hit) = cache.load(&key, events.len()) {
-        return Ok((hit, true, entry));
+    cached_or_evaluated_at(
+        ensemble,
+        events,
+        cache,
+        &ensemble.cache_key(events),
+        progress,
+    )
+}
+
+/// [`cached_or_evaluated`] with the entry's key already computed.
+fn cached_or_evaluated_at(
+    ensemble: &RatioEnsemble,
+    events: &Events,
+    cache: &RatioCache,
+    key: &CacheKey,
+    progress: Option<String>,
+) -> Result<(CachedRatios, bool, PathBuf)> {
+    let entry = cache.entry_path(key);
+    match cache.load(key, events.len()) {
+        Lookup::Hit(hit) => return Ok((hit, true, entry)),
+        Lookup::Rejected(reason) => eprintln!(
+            "warning: ratio cache entry {} is not used ({reason}); recomputing it",
+            entry.display()
+        ),
+        Lookup::Absent => {}
     }
     let bar = progress.map(|label| progress_bar(events.len(), &label));
     let values = ensemble.evaluate(events, bar.as_ref())?;
@@ -189,7 +218,7 @@ pub fn cached_or_evaluated(
         ensemble.model_paths(),
         events.file.display()
     );
-    cache.store(&key, &values, &description)?;
+    cache.store(key, &values, &description)?;
     Ok((values, false, entry))
 }
 
