@@ -157,7 +157,7 @@ fn absurd_scan_points_are_refused() {
 
 #[test]
 fn toy_files_without_toys_are_refused() {
-    use nsbi::infer::toyfile::{ToyFile, ToyFileHeader};
+    use nsbi::infer::toyfile::{ModelFingerprint, ToyFile, ToyFileHeader};
     use nsbi::infer::toys::ToyPlan;
     let dir = tempfile::tempdir().unwrap();
     let toys = dir.path().join("empty.h5");
@@ -170,7 +170,8 @@ fn toy_files_without_toys_are_refused() {
     };
     let names = vec!["mu".into(), "alpha_eff".into(), "alpha_shape".into()];
     let ws = example().join("workspace_exact.yaml");
-    let header = ToyFileHeader::new(&ws, &plan, names, (0, 1));
+    let fingerprint = ModelFingerprint::of(&example_analysis("workspace_exact.yaml"));
+    let header = ToyFileHeader::new(&ws, &plan, names, fingerprint, (0, 1));
     ToyFile {
         header,
         records: vec![],
