@@ -14,6 +14,20 @@ use nsbi::infer::toys::ToyPlan;
 use nsbi::ratio;
 use nsbi::workspace::Workspace;
 
+/// `println!` that ignores a closed stdout (`nsbi fit W --json f.json | head -1`): the
+/// standard one panics with "Broken pipe" and the command stops before writing its files.
+/// Results are still computed and files written; only the lines nobody reads are dropped.
+macro_rules! println {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                eprintln!("cannot write to standard output: {e}");
+            }
+        }
+    }};
+}
+
 #[derive(Parser)]
 #[command(
     name = "nsbi",
@@ -140,7 +154,7 @@ struct CoverageArgs {
     #[arg(long, required = true, num_args = 1..)]
     toys: Vec<String>,
     /// The true POI value: one of the construction's grid points.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     mu_true: f64,
     /// Number of coverage toys.
     #[arg(long, default_value_t = 500)]
@@ -186,7 +200,7 @@ struct ToyPlanArgs {
     #[arg(long)]
     poi: Option<String>,
     /// Grid of true POI values, start:stop:step (inclusive), e.g. 0:3:0.1.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     mu_grid: String,
     /// Toys per grid point.
     #[arg(long)]
@@ -350,10 +364,10 @@ struct ClosureArgs {
     #[command(flatten)]
     common: DiagnosticArgs,
     /// Values of the POI for the parameter-point test (repeatable; 1.7 as in the ATLAS seeds).
-    #[arg(long, default_values_t = [1.7])]
+    #[arg(long, default_values_t = [1.7], allow_hyphen_values = true)]
     mu: Vec<f64>,
     /// The POI value of the MC mixture that is reweighted.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
     mu_ref: f64,
 }
 
@@ -570,6 +584,7 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<()> {
     if points.iter().any(|&n| n < 2) {
         anyhow::bail!("--points must be at least 2");
     }
+    nsbi::fit::scan::check_points(&points)?;
     let dataset = dataset_from(&analysis, args.asimov.as_deref())?;
     let like = analysis.likelihood(&dataset)?;
     let mut options = FitOptions::new(&like);
@@ -1013,9 +1028,11 @@ fn toy_plan(analysis: &Analysis, args: &ToyPlanArgs) -> anyhow::Result<ToyPlan> 
     if args.toys == 0 {
         anyhow::bail!("--toys must be at least 1");
     }
+    let grid = construction::parse_grid(&args.mu_grid)?;
+    construction::check_toy_count(grid.len(), args.toys)?;
     Ok(ToyPlan {
         poi,
-        grid: construction::parse_grid(&args.mu_grid)?,
+        grid,
         n_toys: args.toys,
         seed: args.seed,
         // Without a free nuisance parameter the toys are stat-only, and say so.

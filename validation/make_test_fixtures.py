@@ -1,6 +1,8 @@
 """Small ONNX models that the Rust tests use to provoke errors.
 
     width4.onnx     takes [N, 4] features (the example channels have 3): an input-width mismatch.
+    fixed_batch.onnx  takes exactly [1000, 3] features (a model exported without a dynamic batch
+                    axis): the engine feeds batches of any size, so `validate` must refuse it.
     nonfinite.onnx  ratio = sqrt(m4l - 500): NaN for every event with m4l < 500 GeV, so the
                     engine must stop and name the model, the file and the event index.
     distorted_S.onnx  the example's exact ratio r_S(x) (models/S/exact.onnx) with its output
@@ -38,6 +40,21 @@ def width4(path):
         helper.make_node("Add", ["z", "one"], ["ratio"]),
     ]
     _save(helper.make_graph(nodes, "width4", [x], [y], [zero, one, axes]), path)
+
+
+def fixed_batch(path):
+    """ratio = 1 + 0 * sum(x) with the batch axis fixed at 1000."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1000, 3])
+    y = helper.make_tensor_value_info("ratio", TensorProto.FLOAT, [1000, 1])
+    zero = helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])
+    one = helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])
+    axes = helper.make_tensor("axes", TensorProto.INT64, [1], [1])
+    nodes = [
+        helper.make_node("ReduceSum", ["x", "axes"], ["s"], keepdims=1),
+        helper.make_node("Mul", ["s", "zero"], ["z"]),
+        helper.make_node("Add", ["z", "one"], ["ratio"]),
+    ]
+    _save(helper.make_graph(nodes, "fixed_batch", [x], [y], [zero, one, axes]), path)
 
 
 def nonfinite(path):
@@ -96,9 +113,10 @@ def main():
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     width4(out / "width4.onnx")
+    fixed_batch(out / "fixed_batch.onnx")
     nonfinite(out / "nonfinite.onnx")
     distorted_s(out / "distorted_S.onnx", pathlib.Path(args.example))
-    print(f"wrote {out}/width4.onnx, {out}/nonfinite.onnx, {out}/distorted_S.onnx")
+    print(f"wrote {out}/width4.onnx, {out}/fixed_batch.onnx, {out}/nonfinite.onnx, {out}/distorted_S.onnx")
 
 
 if __name__ == "__main__":

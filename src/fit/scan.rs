@@ -389,6 +389,21 @@ pub fn parse_range(text: &str) -> Result<(f64, f64)> {
     Ok((lo, hi))
 }
 
+/// The most points a scan may have in all (each point is a profile fit).
+pub const MAX_SCAN_POINTS: usize = 1_000_000;
+
+/// Refuses a scan of `points` per parameter beyond [`MAX_SCAN_POINTS`] points in all: a larger
+/// request is a typing error (and its grid would not fit in memory).
+pub fn check_points(points: &[usize]) -> Result<()> {
+    let total = points.iter().try_fold(1usize, |n, &p| n.checked_mul(p));
+    match total {
+        Some(n) if n <= MAX_SCAN_POINTS => Ok(()),
+        _ => Err(Error::Analysis(format!(
+            "--points {points:?}: at most {MAX_SCAN_POINTS} scan points are allowed in all"
+        ))),
+    }
+}
+
 /// `points` evenly spaced values from lo to hi inclusive.
 pub fn linspace(lo: f64, hi: f64, points: usize) -> Vec<f64> {
     match points {

@@ -22,8 +22,35 @@ pub fn parse_grid(text: &str) -> Result<Vec<f64>> {
     if !(step > 0.0 && stop >= start && start.is_finite() && stop.is_finite()) {
         return Err(bad());
     }
-    let n = ((stop - start) / step + 1e-9).floor() as usize + 1;
-    Ok((0..n).map(|i| start + i as f64 * step).collect())
+    // In floating point first: a tiny step gives 10³⁰⁰ points, which no integer holds (n is
+    // never NaN: the ends are finite and the step positive).
+    let n = ((stop - start) / step + 1e-9).floor() + 1.0;
+    if n > MAX_GRID_POINTS as f64 {
+        return Err(Error::Analysis(format!(
+            "--mu-grid '{text}' has {n:.3e} points; at most {MAX_GRID_POINTS} points are \
+             allowed: use a larger step"
+        )));
+    }
+    Ok((0..n as usize).map(|i| start + i as f64 * step).collect())
+}
+
+/// The most grid points a toy construction may have (each point costs a set of toy fits).
+pub const MAX_GRID_POINTS: usize = 1_000_000;
+
+/// The most toys a plan may hold in all (grid points × toys per point): 10⁹ toys are two
+/// billion fits and 100 GB of toy records, beyond any construction; a larger request is a
+/// typing error, and its product could overflow.
+pub const MAX_TOYS: usize = 1_000_000_000;
+
+/// Refuses `n_toys` toys per point on `n_grid` grid points beyond [`MAX_TOYS`] in all.
+pub fn check_toy_count(n_grid: usize, n_toys: usize) -> Result<()> {
+    match n_grid.checked_mul(n_toys) {
+        Some(total) if total <= MAX_TOYS => Ok(()),
+        _ => Err(Error::Analysis(format!(
+            "--toys {n_toys} on {n_grid} grid points is more than {MAX_TOYS} toys in all: \
+             ask for fewer toys or a coarser --mu-grid"
+        ))),
+    }
 }
 
 /// Fits of the observed data: the unconditional best fit and the conditional fit at every

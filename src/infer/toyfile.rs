@@ -391,6 +391,15 @@ pub fn merge(paths: &[PathBuf]) -> Result<ToyFile> {
     }
     let header = &first.header;
     let n_jobs = header.grid.len() * header.n_toys;
+    if n_jobs == 0 {
+        return Err(Error::Analysis(format!(
+            "{}: holds no toys (a grid of {} points, {} toys per point): nothing to build a \
+             construction from; make toys with a non-empty --mu-grid and --toys ≥ 1",
+            first_path.display(),
+            header.grid.len(),
+            header.n_toys
+        )));
+    }
     let mut slots: Vec<Option<ToyRecord>> = vec![None; n_jobs];
     for (path, file) in &files {
         for r in &file.records {

@@ -168,6 +168,17 @@ fn check_interface(
                     input.name()
                 )));
             }
+            // Events are fed in batches of any size, the last one short: a model exported
+            // with a fixed first axis would fail at the first batch, after the others ran.
+            if let Some(batch) = shape.first().copied().filter(|&b| b >= 0) {
+                return Err(fail(format!(
+                    "input '{}' has shape {shape}, a fixed batch size {batch}: export the model \
+                     with a dynamic first axis, [N, {n_features}] (e.g. dynamic_axes={{'{}': {{0: 'N'}}}} \
+                     in torch.onnx.export)",
+                    input.name(),
+                    input.name()
+                )));
+            }
         }
         other => {
             return Err(fail(format!(

@@ -38,11 +38,26 @@ impl fmt::Display for ParseError {
     }
 }
 
+/// The most tokens an expression may have. Parsing, evaluating and differentiating recurse
+/// once per level of the tree, so a limit on its size keeps a pathological coefficient (a
+/// hundred thousand nested parentheses) from overflowing the stack; physics coefficients
+/// have a few dozen tokens.
+const MAX_TOKENS: usize = 1000;
+
 impl Expr {
     /// Parses `text`, resolving identifiers against `parameters` (their index is the position
     /// in that slice).
     pub fn parse(text: &str, parameters: &[&str]) -> Result<Expr, ParseError> {
         let tokens = tokenize(text)?;
+        if let Some((at, _)) = tokens.get(MAX_TOKENS) {
+            return Err(ParseError {
+                position: *at,
+                message: format!(
+                    "expression too long ({} tokens; at most {MAX_TOKENS}): write it shorter",
+                    tokens.len()
+                ),
+            });
+        }
         let mut parser = Parser {
             tokens,
             pos: 0,

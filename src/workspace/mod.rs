@@ -79,8 +79,21 @@ impl Workspace {
     /// is reported at once, each with its line and column.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let text = std::fs::read_to_string(&path)
+        let bytes = std::fs::read(&path)
             .map_err(|e| Error::io(format!("cannot read workspace {}", path.display()), e))?;
+        let text = utf8_text(&path, bytes)?;
+        if text
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim().starts_with('#'))
+        {
+            return Err(Error::YamlSyntax {
+                file: path.clone(),
+                message: format!(
+                    "workspace file {} is empty; expected a YAML mapping with parameters and channels",
+                    path.display()
+                ),
+            });
+        }
         let spec: WorkspaceSpec = serde_saphyr::from_str(&text).map_err(|e| Error::YamlSyntax {
             file: path.clone(),
             message: e.to_string(),
@@ -450,6 +463,27 @@ fn is_constrained(p: &schema::ParameterSpec) -> bool {
         && p.constraint
             .as_ref()
             .is_none_or(|c| c.value == ConstraintKind::Gaussian)
+}
+
+/// The workspace text, or an error that points at the first byte that is not UTF-8 (a file
+/// saved as Latin-1 or Windows-1252 usually), with its line and column, so that it can be found.
+fn utf8_text(path: &Path, bytes: Vec<u8>) -> Result<String> {
+    String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        let offset = e.utf8_error().valid_up_to();
+        let before = &bytes[..offset];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+        Error::YamlSyntax {
+            file: path.to_path_buf(),
+            message: format!(
+                "byte 0x{:02X} at byte offset {offset} (line {line}, column {column}) is not UTF-8: \
+                 save the workspace as UTF-8",
+                bytes[offset]
+            ),
+        }
+    })
 }
 
 /// The default starting value of a parameter: 0 for constrained nuisances, 1 otherwise.
