@@ -416,6 +416,36 @@ fn toy_file_of_the_previous_format_is_refused_with_the_remedy() {
     );
 }
 
+/// A damaged or crafted header claiming more toys than nsbi ever makes is refused at the file,
+/// with the sizes: `merge` allocated a slot per claimed toy, and aborted (or overflowed the
+/// count) before.
+#[test]
+fn toy_file_claiming_absurd_sizes_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let toys = dir.path().join("toys.h5");
+    let o = two_toys(&toys, test_cache().dir());
+    assert!(o.status.success(), "{}", stderr(&o));
+    for (grid, n_toys) in [
+        (vec![1.0], 1_000_000_000_000u64),
+        (vec![0.5, 1.0, 1.5], u64::MAX),
+    ] {
+        let n_grid = grid.len();
+        edit_plan(&toys, |header| {
+            header["grid"] = grid.into();
+            header["n_toys"] = n_toys.into();
+        });
+        let claim = format!(
+            "{}: the 'plan' attribute claims {n_toys} toys on each of {n_grid} grid points, \
+             more than the 1000000000 toys",
+            toys.display()
+        );
+        let merged = dir.path().join("merged.h5");
+        assert_refused(&merge(&[&toys], &merged), &[&claim]);
+        assert!(!merged.exists());
+        assert_refused(&neyman(&exact_workspace(), &toys), &[&claim]);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Event files
 // ---------------------------------------------------------------------------------------------
