@@ -394,3 +394,33 @@ fn exhausted_budgets_are_not_convergence() {
         fit.message
     );
 }
+
+/// A yield factor of 1e23 (a typing error) made `fit` end with "no convergence in 200
+/// iterations; Hessian not positive definite", naming no parameter. Factors beyond a
+/// million-fold change either way are refused at their line by `validate` and `fit`.
+#[test]
+fn absurd_yield_factors_are_refused_at_their_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for (factors, shown) in [
+        (
+            "{up: 99999999999999999999999, down: 0.95}",
+            "up=100000000000000000000000, down=0.95",
+        ),
+        ("{up: 1.04, down: 1e-9}", "up=1.04, down=0.000000001"),
+    ] {
+        let ws = example_with(dir.path(), &[("{up: 1.04, down: 0.95}", factors)]);
+        let line = line_of(&ws, factors);
+        for command in ["validate", "fit"] {
+            assert_refused(
+                &nsbi(&[command, ws.to_str().unwrap()]),
+                &[
+                    &format!("workspace.yaml:{line}:"),
+                    &format!(
+                        "error: yield factors of 'alpha_eff' on process 'S' must be finite and \
+                         in [1e-6, 1e6], got {shown}"
+                    ),
+                ],
+            );
+        }
+    }
+}
