@@ -15,24 +15,6 @@ use nsbi::fit::{minimise, minimise_with, FitOptions, Strategy};
 /// Generous bound on the time of one fit here (they take below a second): a hang guard only.
 const HANG_GUARD: Duration = Duration::from_secs(120);
 
-/// The exact-ratio example workspace with every `(from, to)` replacement made, written to
-/// `dir` with absolute paths.
-fn example_with(dir: &Path, edits: &[(&str, &str)]) -> PathBuf {
-    let ex = example();
-    let mut text = std::fs::read_to_string(ex.join("workspace_exact.yaml"))
-        .unwrap()
-        .replace("file: data/", &format!("file: {}/data/", ex.display()))
-        .replace(
-            "models: models/",
-            &format!("models: {}/models/", ex.display()),
-        );
-    for (from, to) in edits {
-        assert!(text.contains(from), "the example has no '{from}'");
-        text = text.replace(from, to);
-    }
-    write_workspace(dir, &text)
-}
-
 /// One process, coefficient `k_norm` on a nominal yield of 1000, fitted to the example's
 /// 2023 observed events: the extended likelihood's maximum is k̂ = 2023/1000 whatever the
 /// ratio, with Hessian error √2023/1000.
@@ -101,8 +83,22 @@ fn load(path: &Path) -> Analysis {
     Analysis::load(path, &test_cache(), false).unwrap()
 }
 
-fn read_json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+/// `nsbi fit WORKSPACE --json JSON ARGS`, which must succeed; the JSON report.
+fn fit_json(workspace: &Path, json: &Path, args: &[&str]) -> serde_json::Value {
+    let out = nsbi_guarded(
+        &[
+            &[
+                "fit",
+                workspace.to_str().unwrap(),
+                "--json",
+                json.to_str().unwrap(),
+            ],
+            args,
+        ]
+        .concat(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    read_json(json)
 }
 
 /// Item 6: with μ bounded to [0, 0.3] the fit of the example ends with μ and α_shape on their
@@ -127,11 +123,9 @@ fn a_hessian_not_positive_definite_is_reported_and_refused() {
         json.to_str().unwrap(),
     ];
     let refused = nsbi_guarded(&args);
-    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
-    let message = stderr(&refused);
-    assert!(
-        message.contains("not positive definite") && message.contains("--accept-non-pd-hessian"),
-        "{message}"
+    assert_refused(
+        &refused,
+        &["not positive definite", "--accept-non-pd-hessian"],
     );
     assert!(
         stdout(&refused).contains("WARNING: the Hessian is not positive definite"),
@@ -164,15 +158,7 @@ fn a_hessian_not_positive_definite_is_reported_and_refused() {
     );
 
     // The example itself: a positive-definite Hessian, errors and correlations.
-    let ws = example_with(dir.path(), &[]);
-    let out = nsbi_guarded(&[
-        "fit",
-        ws.to_str().unwrap(),
-        "--json",
-        json.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let v = read_json(&json);
+    let v = fit_json(&example_with(dir.path(), &[]), &json, &[]);
     assert_eq!(v["status"]["hessian"], "positive_definite");
     let error = v["parameters"]["mu"]["error"].as_f64().unwrap();
     assert!((error - 0.0714).abs() < 1e-3, "σ(μ) = {error}");
@@ -219,15 +205,7 @@ fn unbounded_and_half_bounded_parameters_fit_with_every_strategy() {
     // The CLI, its JSON bounds, and the profile interval towards the infinite side.
     let dir = tempfile::tempdir().unwrap();
     let ws = normalisation_workspace(dir.path(), "{name: k_norm, poi: true, init: 1.0}");
-    let json = dir.path().join("fit.json");
-    let out = nsbi_guarded(&[
-        "fit",
-        ws.to_str().unwrap(),
-        "--json",
-        json.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let k = &read_json(&json)["parameters"]["k_norm"];
+    let k = &fit_json(&ws, &dir.path().join("fit.json"), &[])["parameters"]["k_norm"];
     assert_eq!(k["bounds"], serde_json::json!([null, null]));
     assert!((k["value"].as_f64().unwrap() - K_HAT).abs() < 1e-6, "{k}");
     let high = k["error_high"].as_f64().unwrap();
@@ -325,24 +303,16 @@ fn an_undefined_coefficient_is_named_by_fit_and_validate() {
             ("coefficient: mu - sqrt(mu)", "coefficient: log(mu - 2)"),
         ],
     );
+    let line = line_of(&ws, "coefficient: log(mu - 2)");
     let ws = ws.to_str().unwrap();
-    let out = nsbi_guarded(&["fit", ws, "--no-minos"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let message = stderr(&out);
-    assert!(
-        message.contains("coefficient 'log(mu - 2)' of process S in channel SR is NaN at mu = 1,"),
-        "{message}"
+    assert_refused(
+        &nsbi_guarded(&["fit", ws, "--no-minos"]),
+        &["coefficient 'log(mu - 2)' of process S in channel SR is NaN at mu = 1,"],
     );
 
     let out = nsbi(&["validate", ws]);
     assert!(out.status.success(), "{}", stderr(&out));
     let warnings = stderr(&out);
-    let line = std::fs::read_to_string(ws)
-        .unwrap()
-        .lines()
-        .position(|l| l.contains("coefficient: log(mu - 2)"))
-        .unwrap()
-        + 1;
     assert!(
         warnings.contains(&format!("workspace.yaml:{line}:"))
             && warnings.contains("warning: coefficient 'log(mu - 2)' of process S")
@@ -374,22 +344,14 @@ fn unused_parameters_are_named() {
         )
     };
     let ws = with("{name: k_spare, init: 1.0, bounds: [0.0, 5.0], constraint: none}");
-    let line = std::fs::read_to_string(&ws)
-        .unwrap()
-        .lines()
-        .position(|l| l.contains("k_spare"))
-        .unwrap()
-        + 1;
+    let line = line_of(&ws, "k_spare");
     for command in ["validate", "fit"] {
-        let out = nsbi(&[command, ws.to_str().unwrap()]);
-        assert_eq!(out.status.code(), Some(1), "{command}");
-        assert!(
-            stderr(&out).contains(&format!(
+        assert_refused(
+            &nsbi(&[command, ws.to_str().unwrap()]),
+            &[&format!(
                 "workspace.yaml:{line}:12: error: parameter 'k_spare' is free, but no \
                  coefficient or systematic uses it"
-            )),
-            "{command}: {}",
-            stderr(&out)
+            )],
         );
     }
     let ws = with("{name: alpha_spare, bounds: [-5.0, 5.0]}");
@@ -431,4 +393,34 @@ fn exhausted_budgets_are_not_convergence() {
         "{}",
         fit.message
     );
+}
+
+/// A yield factor of 1e23 (a typing error) made `fit` end with "no convergence in 200
+/// iterations; Hessian not positive definite", naming no parameter. Factors beyond a
+/// million-fold change either way are refused at their line by `validate` and `fit`.
+#[test]
+fn absurd_yield_factors_are_refused_at_their_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for (factors, shown) in [
+        (
+            "{up: 99999999999999999999999, down: 0.95}",
+            "up=100000000000000000000000, down=0.95",
+        ),
+        ("{up: 1.04, down: 1e-9}", "up=1.04, down=0.000000001"),
+    ] {
+        let ws = example_with(dir.path(), &[("{up: 1.04, down: 0.95}", factors)]);
+        let line = line_of(&ws, factors);
+        for command in ["validate", "fit"] {
+            assert_refused(
+                &nsbi(&[command, ws.to_str().unwrap()]),
+                &[
+                    &format!("workspace.yaml:{line}:"),
+                    &format!(
+                        "error: yield factors of 'alpha_eff' on process 'S' must be finite and \
+                         in [1e-6, 1e6], got {shown}"
+                    ),
+                ],
+            );
+        }
+    }
 }

@@ -26,12 +26,38 @@ fn fit_mu(workspace: &Path, cache: &Path) -> (f64, String) {
         json.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     (
-        report["parameters"]["mu"]["value"].as_f64().unwrap(),
+        read_json(&json)["parameters"]["mu"]["value"]
+            .as_f64()
+            .unwrap(),
         stderr(&o),
     )
+}
+
+/// `nsbi fit WORKSPACE --cache-dir CACHE`.
+fn fit_in(workspace: &Path, cache: &Path) -> std::process::Output {
+    nsbi(&[
+        "fit",
+        workspace.to_str().unwrap(),
+        "--cache-dir",
+        cache.to_str().unwrap(),
+    ])
+}
+
+/// `nsbi toys` of the example at μ = 1 with 2 toys into `out`, with the cache in `cache`.
+fn two_toys(out: &Path, cache: &Path) -> std::process::Output {
+    nsbi(&[
+        "toys",
+        exact_workspace().to_str().unwrap(),
+        "--mu-grid",
+        "1:1:1",
+        "--toys",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+        "--cache-dir",
+        cache.to_str().unwrap(),
+    ])
 }
 
 /// The cache entries (sorted) holding the ratios of the observed data (2023 events).
@@ -50,9 +76,8 @@ fn observed_data_entries(cache: &Path) -> Vec<PathBuf> {
 
 /// Files in `dir` whose name contains `.tmp`.
 fn temporary_files(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+    file_names(dir)
+        .into_iter()
         .filter(|name| name.contains(".tmp"))
         .collect()
 }
@@ -144,20 +169,14 @@ fn cache_that_cannot_be_written_is_named_with_the_remedy() {
     // run as root, which ignores read-only permissions).
     let cache = dir.path().join("cache");
     std::fs::write(&cache, b"not a folder").unwrap();
-    let o = nsbi(&[
-        "fit",
-        exact_workspace().to_str().unwrap(),
-        "--cache-dir",
-        cache.to_str().unwrap(),
-    ]);
-    assert_eq!(o.status.code(), Some(1));
-    let text = stderr(&o);
-    assert!(
-        text.contains(&cache.display().to_string())
-            && text.contains("cache folder cannot be written")
-            && text.contains("--cache-dir")
-            && text.contains("NSBI_CACHE_DIR"),
-        "{text}"
+    assert_refused(
+        &fit_in(&exact_workspace(), &cache),
+        &[
+            &cache.display().to_string(),
+            "cache folder cannot be written",
+            "--cache-dir",
+            "NSBI_CACHE_DIR",
+        ],
     );
 }
 
@@ -170,17 +189,9 @@ fn failed_cache_store_leaves_no_temporary_file() {
     let entry = observed_data_entries(&cache)[0].clone();
     std::fs::remove_file(&entry).unwrap();
     std::fs::create_dir_all(entry.join("occupied")).unwrap();
-    let o = nsbi(&[
-        "fit",
-        exact_workspace().to_str().unwrap(),
-        "--cache-dir",
-        cache.to_str().unwrap(),
-    ]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).contains("cache folder cannot be written"),
-        "{}",
-        stderr(&o)
+    assert_refused(
+        &fit_in(&exact_workspace(), &cache),
+        &["cache folder cannot be written"],
     );
     assert_eq!(temporary_files(&cache), Vec::<String>::new());
 }
@@ -191,23 +202,9 @@ fn failed_toy_file_and_plot_writes_leave_no_temporary_file() {
     let cache = test_cache();
     let out = dir.path().join("toys.h5");
     std::fs::create_dir_all(out.join("occupied")).unwrap();
-    let o = nsbi(&[
-        "toys",
-        exact_workspace().to_str().unwrap(),
-        "--mu-grid",
-        "1:1:1",
-        "--toys",
-        "2",
-        "--out",
-        out.to_str().unwrap(),
-        "--cache-dir",
-        cache.dir().to_str().unwrap(),
-    ]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).contains(&format!("cannot write {}", out.display())),
-        "{}",
-        stderr(&o)
+    assert_refused(
+        &two_toys(&out, cache.dir()),
+        &[&format!("cannot write {}", out.display())],
     );
     assert_eq!(temporary_files(dir.path()), Vec::<String>::new());
 
@@ -221,12 +218,7 @@ fn failed_toy_file_and_plot_writes_leave_no_temporary_file() {
         "--cache-dir",
         cache.dir().to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).contains("calibration_SR_S.png"),
-        "{}",
-        stderr(&o)
-    );
+    assert_refused(&o, &["calibration_SR_S.png"]);
     assert_eq!(temporary_files(&plots), Vec::<String>::new());
 }
 
@@ -239,18 +231,7 @@ fn written_files_get_ordinary_permissions() {
     std::fs::write(&reference, b"").unwrap();
     let cache = dir.path().join("cache");
     let toys = dir.path().join("toys.h5");
-    let o = nsbi(&[
-        "toys",
-        exact_workspace().to_str().unwrap(),
-        "--mu-grid",
-        "1:1:1",
-        "--toys",
-        "2",
-        "--out",
-        toys.to_str().unwrap(),
-        "--cache-dir",
-        cache.to_str().unwrap(),
-    ]);
+    let o = two_toys(&toys, &cache);
     assert!(o.status.success(), "{}", stderr(&o));
     use std::os::unix::fs::PermissionsExt;
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
@@ -294,6 +275,23 @@ fn toys_in(cwd: &Path, workspace: &Path, out: &Path, seed: &str, shard: &str) ->
     stderr(&o)
 }
 
+/// Rewrites the JSON header (the `plan` attribute) of the toy file `toys` with `edit`.
+fn edit_plan(toys: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    use hdf5::types::VarLenUnicode;
+    let file = hdf5::File::open_rw(toys).unwrap();
+    let plan: VarLenUnicode = file.attr("plan").unwrap().read_scalar().unwrap();
+    let mut header: serde_json::Value = serde_json::from_str(plan.as_str()).unwrap();
+    edit(&mut header);
+    file.delete_attr("plan").unwrap();
+    let text: VarLenUnicode = header.to_string().parse().unwrap();
+    file.new_attr::<VarLenUnicode>()
+        .create("plan")
+        .unwrap()
+        .write_scalar(&text)
+        .unwrap();
+    file.close().unwrap();
+}
+
 fn merge(inputs: &[&Path], out: &Path) -> std::process::Output {
     let mut args = vec!["merge"];
     args.extend(inputs.iter().map(|p| p.to_str().unwrap()));
@@ -319,17 +317,14 @@ fn toys_of_another_workspace_are_refused_by_neyman_and_coverage() {
     toys_in(dir.path(), &exact_workspace(), &toys, "3", "0/1");
     // The same model with networks instead of exact ratios.
     let networks = example().join("workspace.yaml");
-    let o = neyman(&networks, &toys);
-    assert_eq!(o.status.code(), Some(1));
-    let text = stderr(&o);
-    assert!(
-        text.contains(&format!(
-            "toy file {} was made from another model",
-            toys.display()
-        )) && text.contains("ratio entries differ")
-            && !text.contains("event weights differ"),
-        "{text}"
+    let text = assert_refused(
+        &neyman(&networks, &toys),
+        &[
+            &format!("toy file {} was made from another model", toys.display()),
+            "ratio entries differ",
+        ],
     );
+    assert!(!text.contains("event weights differ"), "{text}");
     let o = nsbi(&[
         "coverage",
         networks.to_str().unwrap(),
@@ -344,12 +339,7 @@ fn toys_of_another_workspace_are_refused_by_neyman_and_coverage() {
         "--cache-dir",
         test_cache().dir().to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).contains("ratio entries differ"),
-        "{}",
-        stderr(&o)
-    );
+    assert_refused(&o, &["ratio entries differ"]);
     // Its own workspace is accepted.
     let o = neyman(&exact_workspace(), &toys);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -377,15 +367,14 @@ fn shards_from_before_and_after_a_yield_edit_do_not_merge() {
     assert_ne!(edited, yaml);
     std::fs::write(&ws, edited).unwrap();
     toys_in(dir.path(), &ws, &second, "3", "1/2");
-    let o = merge(&[&first, &second], &merged);
-    assert_eq!(o.status.code(), Some(1));
-    let text = stderr(&o);
-    assert!(
-        text.contains("does not belong to the same construction")
-            && text.contains("workspace content differs")
-            && !text.contains("ratio entries differ"),
-        "{text}"
+    let text = assert_refused(
+        &merge(&[&first, &second], &merged),
+        &[
+            "does not belong to the same construction",
+            "workspace content differs",
+        ],
     );
+    assert!(!text.contains("ratio entries differ"), "{text}");
     // And a file made before the edit, against the edited workspace.
     let o = neyman(&ws, &whole);
     assert!(
@@ -401,12 +390,9 @@ fn merge_names_the_generation_setting_that_differs() {
     let (first, second) = (dir.path().join("s0.h5"), dir.path().join("s1.h5"));
     toys_in(dir.path(), &exact_workspace(), &first, "1", "0/2");
     toys_in(dir.path(), &exact_workspace(), &second, "2", "1/2");
-    let o = merge(&[&first, &second], &dir.path().join("merged.h5"));
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).contains("generation settings differ: seed 1 vs 2"),
-        "{}",
-        stderr(&o)
+    assert_refused(
+        &merge(&[&first, &second], &dir.path().join("merged.h5")),
+        &["generation settings differ: seed 1 vs 2"],
     );
 }
 
@@ -415,31 +401,49 @@ fn toy_file_of_the_previous_format_is_refused_with_the_remedy() {
     let dir = tempfile::tempdir().unwrap();
     let toys = dir.path().join("old.h5");
     toys_in(dir.path(), &exact_workspace(), &toys, "3", "0/1");
-    {
-        // The header as format 1 wrote it: no fingerprint.
-        let file = hdf5::File::open_rw(&toys).unwrap();
-        let plan: hdf5::types::VarLenUnicode = file.attr("plan").unwrap().read_scalar().unwrap();
-        let mut header: serde_json::Value = serde_json::from_str(plan.as_str()).unwrap();
+    // The header as format 1 wrote it: no fingerprint.
+    edit_plan(&toys, |header| {
         header["format"] = "nsbi-toys-1".into();
         header.as_object_mut().unwrap().remove("fingerprint");
-        file.delete_attr("plan").unwrap();
-        let text: hdf5::types::VarLenUnicode = header.to_string().parse().unwrap();
-        file.new_attr::<hdf5::types::VarLenUnicode>()
-            .create("plan")
-            .unwrap()
-            .write_scalar(&text)
-            .unwrap();
-        file.close().unwrap();
-    }
-    let o = neyman(&exact_workspace(), &toys);
-    assert_eq!(o.status.code(), Some(1));
-    let text = stderr(&o);
-    assert!(
-        text.contains(&toys.display().to_string())
-            && text.contains("toy file format nsbi-toys-1")
-            && text.contains("make the toys again"),
-        "{text}"
+    });
+    assert_refused(
+        &neyman(&exact_workspace(), &toys),
+        &[
+            &toys.display().to_string(),
+            "toy file format nsbi-toys-1",
+            "make the toys again",
+        ],
     );
+}
+
+/// A damaged or crafted header claiming more toys than nsbi ever makes is refused at the file,
+/// with the sizes: `merge` allocated a slot per claimed toy, and aborted (or overflowed the
+/// count) before.
+#[test]
+fn toy_file_claiming_absurd_sizes_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let toys = dir.path().join("toys.h5");
+    let o = two_toys(&toys, test_cache().dir());
+    assert!(o.status.success(), "{}", stderr(&o));
+    for (grid, n_toys) in [
+        (vec![1.0], 1_000_000_000_000u64),
+        (vec![0.5, 1.0, 1.5], u64::MAX),
+    ] {
+        let n_grid = grid.len();
+        edit_plan(&toys, |header| {
+            header["grid"] = grid.into();
+            header["n_toys"] = n_toys.into();
+        });
+        let claim = format!(
+            "{}: the 'plan' attribute claims {n_toys} toys on each of {n_grid} grid points, \
+             more than the 1000000000 toys",
+            toys.display()
+        );
+        let merged = dir.path().join("merged.h5");
+        assert_refused(&merge(&[&toys], &merged), &[&claim]);
+        assert!(!merged.exists());
+        assert_refused(&neyman(&exact_workspace(), &toys), &[&claim]);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -462,6 +466,17 @@ fn write_events(path: &Path, m4l: &[f64], weight: impl FnOnce(&hdf5::Group)) {
     weight(&group);
 }
 
+/// A `weight` dataset holding `values`, for [`write_events`].
+fn weight_column(values: Vec<f64>) -> impl FnOnce(&hdf5::Group) {
+    move |group| {
+        group
+            .new_dataset_builder()
+            .with_data(&values)
+            .create("weight")
+            .unwrap();
+    }
+}
+
 fn masses(n: usize) -> Vec<f64> {
     (0..n).map(|i| 250.0 + 5.0 * i as f64).collect()
 }
@@ -473,13 +488,7 @@ fn fit_with_sample(dir: &Path, samples: &Path) -> std::process::Output {
         example().join("models/S/exact.onnx").display()
     );
     let yaml = single_process_workspace(&samples.display().to_string(), &block);
-    let ws = write_workspace(dir, &yaml);
-    nsbi(&[
-        "fit",
-        ws.to_str().unwrap(),
-        "--cache-dir",
-        dir.join("cache").to_str().unwrap(),
-    ])
+    fit_in(&write_workspace(dir, &yaml), &dir.join("cache"))
 }
 
 #[test]
@@ -487,30 +496,19 @@ fn weights_summing_to_zero_or_less_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let samples = dir.path().join("negative.h5");
     let weights: Vec<f64> = (0..100).map(|i| if i < 60 { -1.0 } else { 1.0 }).collect();
-    write_events(&samples, &masses(100), |g| {
-        g.new_dataset_builder()
-            .with_data(&weights)
-            .create("weight")
-            .unwrap();
-    });
-    let o = fit_with_sample(dir.path(), &samples);
-    assert_eq!(o.status.code(), Some(1));
-    let text = stderr(&o);
-    assert!(
-        text.contains(&samples.display().to_string())
-            && text.contains("the weights of process 'S' sum to -20 over 100 events"),
-        "{text}"
+    write_events(&samples, &masses(100), weight_column(weights));
+    assert_refused(
+        &fit_with_sample(dir.path(), &samples),
+        &[
+            &samples.display().to_string(),
+            "the weights of process 'S' sum to -20 over 100 events",
+        ],
     );
     let o = nsbi(&[
         "validate",
         dir.path().join("workspace.yaml").to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).contains("the weights of process 'S' sum to -20"),
-        "{}",
-        stderr(&o)
-    );
+    assert_refused(&o, &["the weights of process 'S' sum to -20"]);
 }
 
 #[test]
@@ -525,13 +523,12 @@ fn weight_column_that_is_a_group_is_named() {
             .create("values")
             .unwrap();
     });
-    let o = fit_with_sample(dir.path(), &samples);
-    assert_eq!(o.status.code(), Some(1));
-    let text = stderr(&o);
-    assert!(
-        text.contains(&samples.display().to_string())
-            && text.contains("column 'weight' in group '/events' is an HDF5 group, not a dataset"),
-        "{text}"
+    assert_refused(
+        &fit_with_sample(dir.path(), &samples),
+        &[
+            &samples.display().to_string(),
+            "column 'weight' in group '/events' is an HDF5 group, not a dataset",
+        ],
     );
 }
 
@@ -541,15 +538,8 @@ fn feature_beyond_float32_is_blamed_on_the_event_file() {
     let samples = dir.path().join("huge.h5");
     let mut m4l = masses(50);
     m4l[7] = 1e300;
-    write_events(&samples, &m4l, |g| {
-        g.new_dataset_builder()
-            .with_data(&[1.0f64; 50][..])
-            .create("weight")
-            .unwrap();
-    });
-    let o = fit_with_sample(dir.path(), &samples);
-    assert_eq!(o.status.code(), Some(1));
-    let text = stderr(&o);
+    write_events(&samples, &m4l, weight_column(vec![1.0; 50]));
+    let text = assert_refused(&fit_with_sample(dir.path(), &samples), &[]);
     assert!(
         text.starts_with(&format!(
             "{}: column 'm4l' holds 1e300 at event 7",

@@ -8,7 +8,6 @@ mod common;
 use common::*;
 use nsbi::analysis::{fit_with_intervals, run_scan, Dataset, ScanRequest};
 use nsbi::fit::FitOptions;
-use serde_json::Value;
 
 /// `nsbi ARGS... --cache-dir <test cache>`.
 fn nsbi_cached(args: &[&str]) -> std::process::Output {
@@ -26,23 +25,45 @@ fn example_workspace() -> String {
         .to_string()
 }
 
-/// The exact example workspace copied into `dir` with absolute file paths, its parameter lines
-/// replaced as in `replacements`.
-fn edited_example(dir: &std::path::Path, replacements: &[(&str, &str)]) -> String {
-    let ex = example().display().to_string();
-    let mut yaml = std::fs::read_to_string(example().join("workspace_exact.yaml"))
-        .unwrap()
-        .replace("file: data/", &format!("file: {ex}/data/"))
-        .replace("models: models/", &format!("models: {ex}/models/"));
-    for (from, to) in replacements {
-        assert!(yaml.contains(from), "{from} not in the example");
-        yaml = yaml.replace(from, to);
-    }
-    write_workspace(dir, &yaml).to_str().unwrap().to_string()
+/// `nsbi scan WORKSPACE --poi mu --range RANGE --points POINTS ARGS...` on the tests' cache.
+fn scan_mu(workspace: &str, range: &str, points: &str, args: &[&str]) -> std::process::Output {
+    let scan = [
+        "scan", workspace, "--poi", "mu", "--range", range, "--points", points,
+    ];
+    nsbi_cached(&[&scan[..], args].concat())
 }
 
-fn read_json(path: &std::path::Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+/// `nsbi toys WORKSPACE --mu-grid GRID --toys N --out OUT`, which must succeed.
+fn make_toys(workspace: &str, grid: &str, n: &str, out: &std::path::Path) {
+    let o = nsbi_cached(&[
+        "toys",
+        workspace,
+        "--mu-grid",
+        grid,
+        "--toys",
+        n,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// `nsbi neyman WORKSPACE --toys TOYS --json JSON`, which must succeed.
+fn neyman_json(
+    workspace: &str,
+    toys: &std::path::Path,
+    json: &std::path::Path,
+) -> std::process::Output {
+    let o = nsbi_cached(&[
+        "neyman",
+        workspace,
+        "--toys",
+        toys.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    o
 }
 
 /// Item 3: a 7-point grid on 0:3 gave 68 % = [0.9905, 1.0050] around μ̂ = 0.944, and 31 points
@@ -115,9 +136,7 @@ fn a_coarse_two_parameter_scan_has_its_best_fit_and_warns() {
 #[test]
 fn a_coarse_scan_warns_on_stderr() {
     let ws = example_workspace();
-    let out = nsbi_cached(&[
-        "scan", &ws, "--poi", "mu", "--range", "0:3", "--points", "7",
-    ]);
+    let out = scan_mu(&ws, "0:3", "7", &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stdout(&out).contains("68.27 % CL (asymptotic): [0.8739, 1.0169]"),
@@ -138,24 +157,21 @@ fn scanning_a_fixed_parameter_is_refused() {
     let out = nsbi_cached(&[
         "scan", &ws, "--poi", "mu", "--range", "0:3", "--fix", "mu=1",
     ]);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("cannot scan 'mu': it is fixed"),
-        "{}",
-        stderr(&out)
-    );
+    assert_refused(&out, &["cannot scan 'mu': it is fixed"]);
     let dir = tempfile::tempdir().unwrap();
-    let fixed = edited_example(
+    let fixed = example_with(
         dir.path(),
         &[("bounds: [0.0, 20.0]}", "bounds: [0.0, 20.0], fixed: true}")],
     );
-    let out = nsbi_cached(&["scan", &fixed, "--poi", "mu", "--range", "0:3"]);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("cannot scan 'mu': it is fixed"),
-        "{}",
-        stderr(&out)
-    );
+    let out = nsbi_cached(&[
+        "scan",
+        fixed.to_str().unwrap(),
+        "--poi",
+        "mu",
+        "--range",
+        "0:3",
+    ]);
+    assert_refused(&out, &["cannot scan 'mu': it is fixed"]);
 }
 
 /// `--fix` holds a parameter at every scan point too, not only in the global fit: scanning
@@ -184,18 +200,7 @@ fn interval_ends_on_the_grid_edge_are_flagged_open() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("scan.json");
     let ws = example_workspace();
-    let out = nsbi_cached(&[
-        "scan",
-        &ws,
-        "--poi",
-        "mu",
-        "--range",
-        "0.85:1.5",
-        "--points",
-        "14",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
+    let out = scan_mu(&ws, "0.85:1.5", "14", &["--json", json.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     // μ̂ = 0.944: the 95 % interval's lower end (0.805) lies below the grid, the 68 % one's
     // (0.874) on it.
@@ -216,26 +221,8 @@ fn neyman_ends_on_the_grid_edge_are_flagged_open() {
     let dir = tempfile::tempdir().unwrap();
     let (toys, json) = (dir.path().join("toys.h5"), dir.path().join("ci.json"));
     let ws = example_workspace();
-    let out = nsbi_cached(&[
-        "toys",
-        &ws,
-        "--mu-grid",
-        "0.9:1.5:0.3",
-        "--toys",
-        "3",
-        "--out",
-        toys.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let out = nsbi_cached(&[
-        "neyman",
-        &ws,
-        "--toys",
-        toys.to_str().unwrap(),
-        "--json",
-        json.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    make_toys(&ws, "0.9:1.5:0.3", "3", &toys);
+    let out = neyman_json(&ws, &toys, &json);
     let v = read_json(&json);
     assert_eq!(v["asymptotic_intervals"]["95.45"][0][0], 0.9);
     assert_eq!(
@@ -267,26 +254,16 @@ fn neyman_ends_on_the_grid_edge_are_flagged_open() {
 #[test]
 fn a_model_without_free_nuisances_is_not_called_stat_plus_syst() {
     let dir = tempfile::tempdir().unwrap();
-    let ws = edited_example(
+    let ws = example_with(
         dir.path(),
         &[(
             "constraint: gaussian}",
             "constraint: gaussian, fixed: true}",
         )],
     );
+    let ws = ws.to_str().unwrap();
     let json = dir.path().join("scan.json");
-    let out = nsbi_cached(&[
-        "scan",
-        &ws,
-        "--poi",
-        "mu",
-        "--range",
-        "0.6:1.4",
-        "--points",
-        "9",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
+    let out = scan_mu(ws, "0.6:1.4", "9", &["--json", json.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!stdout(&out).contains("stat+syst"), "{}", stdout(&out));
     assert!(
@@ -296,32 +273,14 @@ fn a_model_without_free_nuisances_is_not_called_stat_plus_syst() {
     );
     assert_eq!(read_json(&json)["systematics"], false);
     let (toys, ci) = (dir.path().join("toys.h5"), dir.path().join("ci.json"));
-    let out = nsbi_cached(&[
-        "toys",
-        &ws,
-        "--mu-grid",
-        "0.8:1.2:0.4",
-        "--toys",
-        "2",
-        "--out",
-        toys.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    make_toys(ws, "0.8:1.2:0.4", "2", &toys);
     assert!(
         !nsbi::infer::toyfile::ToyFile::read(&toys)
             .unwrap()
             .header
             .systematics
     );
-    let out = nsbi_cached(&[
-        "neyman",
-        &ws,
-        "--toys",
-        toys.to_str().unwrap(),
-        "--json",
-        ci.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    neyman_json(ws, &toys, &ci);
     assert_eq!(read_json(&ci)["systematics"], false);
 }
 
@@ -330,21 +289,11 @@ fn a_model_without_free_nuisances_is_not_called_stat_plus_syst() {
 fn a_parameter_given_twice_is_an_error() {
     let ws = example_workspace();
     let out = nsbi_cached(&["fit", &ws, "--asimov", "mu=1,mu=2"]);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("--asimov: mu is given twice"),
-        "{}",
-        stderr(&out)
-    );
+    assert_refused(&out, &["--asimov: mu is given twice"]);
     let out = nsbi_cached(&[
         "scan", &ws, "--poi", "mu", "--range", "0:3", "--poi", "mu", "--range", "0:3",
     ]);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("--poi mu is given twice"),
-        "{}",
-        stderr(&out)
-    );
+    assert_refused(&out, &["--poi mu is given twice"]);
 }
 
 /// Item 12: `--plot out/scan_v1.0` and `--plot out/scan_v1.5` write two plots, not one
@@ -355,27 +304,11 @@ fn plot_stems_with_dots_are_kept_whole() {
     let ws = example_workspace();
     for version in ["scan_v1.0", "scan_v1.5"] {
         let stem = dir.path().join(version);
-        let out = nsbi_cached(&[
-            "scan",
-            &ws,
-            "--poi",
-            "mu",
-            "--range",
-            "0.6:1.4",
-            "--points",
-            "5",
-            "--plot",
-            stem.to_str().unwrap(),
-        ]);
+        let out = scan_mu(&ws, "0.6:1.4", "5", &["--plot", stem.to_str().unwrap()]);
         assert!(out.status.success(), "{}", stderr(&out));
     }
-    let mut names: Vec<String> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
     assert_eq!(
-        names,
+        file_names(dir.path()),
         [
             "scan_v1.0.png",
             "scan_v1.0.svg",
@@ -398,28 +331,21 @@ fn a_failing_plot_leaves_the_old_outputs_in_place() {
     std::fs::create_dir(dir.path().join("scan.svg")).unwrap();
     let ws = example_workspace();
     for stem in [missing, occupied] {
-        let out = nsbi_cached(&[
-            "scan",
-            &ws,
-            "--poi",
-            "mu",
-            "--range",
-            "0.6:1.4",
-            "--points",
-            "5",
+        let plot = [
             "--json",
             json.to_str().unwrap(),
             "--plot",
             stem.to_str().unwrap(),
-        ]);
+        ];
+        let out = scan_mu(&ws, "0.6:1.4", "5", &plot);
         assert!(!out.status.success(), "{}", stdout(&out));
         assert!(stderr(&out).contains("scan."), "{}", stderr(&out));
         assert_eq!(std::fs::read_to_string(&json).unwrap(), "{\"old\": true}");
-        let mut names: Vec<String> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        assert_eq!(names, ["scan.json", "scan.svg"], "{}", stderr(&out));
+        assert_eq!(
+            file_names(dir.path()),
+            ["scan.json", "scan.svg"],
+            "{}",
+            stderr(&out)
+        );
     }
 }

@@ -42,11 +42,18 @@ pub const MAX_GRID_POINTS: usize = 1_000_000;
 /// typing error, and its product could overflow.
 pub const MAX_TOYS: usize = 1_000_000_000;
 
+/// The toys of `n_toys` per point on `n_grid` grid points in all; `None` beyond [`MAX_TOYS`].
+pub fn total_toys(n_grid: usize, n_toys: usize) -> Option<usize> {
+    n_grid
+        .checked_mul(n_toys)
+        .filter(|&total| total <= MAX_TOYS)
+}
+
 /// Refuses `n_toys` toys per point on `n_grid` grid points beyond [`MAX_TOYS`] in all.
 pub fn check_toy_count(n_grid: usize, n_toys: usize) -> Result<()> {
-    match n_grid.checked_mul(n_toys) {
-        Some(total) if total <= MAX_TOYS => Ok(()),
-        _ => Err(Error::Analysis(format!(
+    match total_toys(n_grid, n_toys) {
+        Some(_) => Ok(()),
+        None => Err(Error::Analysis(format!(
             "--toys {n_toys} on {n_grid} grid points is more than {MAX_TOYS} toys in all: \
              ask for fewer toys or a coarser --mu-grid"
         ))),

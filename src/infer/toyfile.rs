@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use hdf5::types::VarLenUnicode;
 use serde::{Deserialize, Serialize};
 
+use super::construction::{total_toys, MAX_TOYS};
 use super::toys::{shard_range, ToyPlan, ToyRecord};
 use crate::analysis::Analysis;
 use crate::error::{Error, Result};
@@ -364,7 +365,27 @@ fn parse_header(path: &Path, plan: &str) -> Result<ToyFileHeader> {
             ),
         });
     }
-    serde_json::from_value(value).map_err(unreadable)
+    let header: ToyFileHeader = serde_json::from_value(value).map_err(unreadable)?;
+    check_plan_size(path, &header)?;
+    Ok(header)
+}
+
+/// Refuses a header whose plan holds more than [`MAX_TOYS`] toys (grid points × toys per
+/// point), as `nsbi toys` does: `merge` allocates a slot per toy, so a damaged or crafted
+/// header would otherwise overflow the count or abort on the allocation.
+fn check_plan_size(path: &Path, header: &ToyFileHeader) -> Result<()> {
+    let (n_grid, n_toys) = (header.grid.len(), header.n_toys);
+    match total_toys(n_grid, n_toys) {
+        Some(_) => Ok(()),
+        None => Err(Error::EventFile {
+            file: path.to_path_buf(),
+            message: format!(
+                "the 'plan' attribute claims {n_toys} toys on each of {n_grid} grid points, \
+                 more than the {MAX_TOYS} toys nsbi makes in all: the file is damaged or was \
+                 not written by nsbi; make the toys again with `nsbi toys`"
+            ),
+        }),
+    }
 }
 
 /// Combines the toy files of one construction: checks they come from the same run, that every
@@ -403,8 +424,7 @@ pub fn merge(paths: &[PathBuf]) -> Result<ToyFile> {
     let mut slots: Vec<Option<ToyRecord>> = vec![None; n_jobs];
     for (path, file) in &files {
         for r in &file.records {
-            let job = r.grid_index * header.n_toys + r.toy_index;
-            if job >= n_jobs || r.toy_index >= header.n_toys {
+            if r.grid_index >= header.grid.len() || r.toy_index >= header.n_toys {
                 return Err(Error::Analysis(format!(
                     "{}: record (grid {}, toy {}) lies outside the plan",
                     path.display(),
@@ -412,6 +432,7 @@ pub fn merge(paths: &[PathBuf]) -> Result<ToyFile> {
                     r.toy_index
                 )));
             }
+            let job = r.grid_index * header.n_toys + r.toy_index;
             if slots[job].replace(r.clone()).is_some() {
                 return Err(Error::Analysis(format!(
                     "{}: toy (grid {}, toy {}) appears in more than one file",

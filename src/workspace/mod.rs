@@ -387,10 +387,15 @@ impl Workspace {
             }
             if let Some(y) = &syst.yield_factors {
                 let (up, down) = (y.value.up, y.value.down);
-                if !(up.is_finite() && down.is_finite() && up > 0.0 && down > 0.0) {
+                let (low, high) = YIELD_FACTOR_RANGE;
+                if ![up, down].iter().all(|f| (low..=high).contains(f)) {
                     problems.push(self.diagnostic(
                         y,
-                        format!("yield factors of '{name}' must be finite and > 0, got up={up}, down={down}"),
+                        format!(
+                            "yield factors of '{name}' on process '{}' must be finite and in \
+                             [{low:e}, {high:e}], got up={up}, down={down}",
+                            process.name.value
+                        ),
                     ));
                 }
             }
@@ -458,6 +463,11 @@ impl Workspace {
 
 /// Whether a parameter carries a Gaussian constraint: nuisances do unless `constraint: none`,
 /// parameters of interest never.
+/// The yield factors δ± a systematic may declare: a million-fold change or more is a typing
+/// error, and the fit could not use it (the curvature in α vanishes or overflows, and Newton
+/// would stop with a Hessian that names no parameter).
+const YIELD_FACTOR_RANGE: (f64, f64) = (1e-6, 1e6);
+
 fn is_constrained(p: &schema::ParameterSpec) -> bool {
     !p.poi
         && p.constraint

@@ -113,3 +113,54 @@ pub fn test_cache() -> nsbi::data::RatioCache {
 pub fn example_analysis(file: &str) -> nsbi::analysis::Analysis {
     nsbi::analysis::Analysis::load(&example().join(file), &test_cache(), false).unwrap()
 }
+
+/// Asserts that `output` is a refusal (exit 1) whose stderr holds every one of `needles`;
+/// returns that stderr for further checks.
+pub fn assert_refused(output: &Output, needles: &[&str]) -> String {
+    let text = stderr(output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    for needle in needles {
+        assert!(text.contains(needle), "'{needle}' missing from:\n{text}");
+    }
+    text
+}
+
+/// The JSON document in the file at `path`.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The names of the entries of folder `dir`, sorted.
+pub fn file_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The 1-based number of the first line of the file at `path` that contains `needle`.
+pub fn line_of(path: &Path, needle: &str) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line of {} contains '{needle}'", path.display()))
+        + 1
+}
+
+/// The exact-ratio example workspace with every `(from, to)` replacement made, written to
+/// `dir` as `workspace.yaml` with absolute paths.
+pub fn example_with(dir: &Path, edits: &[(&str, &str)]) -> PathBuf {
+    let ex = example().display().to_string();
+    let mut text = std::fs::read_to_string(example().join("workspace_exact.yaml"))
+        .unwrap()
+        .replace("file: data/", &format!("file: {ex}/data/"))
+        .replace("models: models/", &format!("models: {ex}/models/"));
+    for (from, to) in edits {
+        assert!(text.contains(from), "the example has no '{from}'");
+        text = text.replace(from, to);
+    }
+    write_workspace(dir, &text)
+}
