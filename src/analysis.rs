@@ -247,8 +247,8 @@ pub fn run_scan(
     let mut warnings = Vec::new();
     if request.stat_only && !systematics {
         warnings.push(
-            "--stat-only: the model has no free nuisance parameter, so the stat-only curve is the \
-             main one"
+            "--stat-only: the model has no free nuisance parameter, so the main curve is already \
+             stat-only and no second curve is drawn"
                 .to_string(),
         );
     }
@@ -259,7 +259,8 @@ pub fn run_scan(
     };
     let mut frozen_stat = fixed.clone();
     frozen_stat.extend(nuisances);
-    let variants: Vec<(&str, Vec<usize>)> = if request.stat_only {
+    // Without a free nuisance the stat-only curve would repeat the main one point for point.
+    let variants: Vec<(&str, Vec<usize>)> = if request.stat_only && systematics {
         vec![(main_label, fixed), ("stat-only", frozen_stat)]
     } else {
         vec![(main_label, fixed)]

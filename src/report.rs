@@ -91,20 +91,29 @@ impl OutputSet {
 
     /// A fresh temporary path beside `path` for a writer to fill; `commit` renames it onto
     /// `path`. It keeps `path`'s extension last, as plot backends pick the format by it.
-    pub fn stage(&mut self, path: &Path) -> PathBuf {
+    /// A destination folder that does not exist is refused here, by name, rather than as the
+    /// writer's (or the plot library's) bare "No such file or directory".
+    pub fn stage(&mut self, path: &Path) -> Result<PathBuf> {
         let (dir, name) = folder_and_name(path);
+        if !dir.is_dir() {
+            return Err(Error::Analysis(format!(
+                "cannot write {}: the folder {} does not exist; create it first",
+                path.display(),
+                dir.display()
+            )));
+        }
         let ext = path
             .extension()
             .map(|e| format!(".{}", e.to_string_lossy()))
             .unwrap_or_default();
         let tmp = dir.join(format!(".{name}.{}.tmp{ext}", unique_suffix()));
         self.staged.push((tmp.clone(), path.to_path_buf()));
-        tmp
+        Ok(tmp)
     }
 
     /// Stages `bytes` for `path`.
     pub fn write(&mut self, path: &Path, bytes: &[u8]) -> Result<()> {
-        let tmp = self.stage(path);
+        let tmp = self.stage(path)?;
         let write = || -> std::io::Result<()> {
             let mut file = std::fs::File::create(&tmp)?;
             file.write_all(bytes)?;

@@ -272,6 +272,17 @@ fn a_model_without_free_nuisances_is_not_called_stat_plus_syst() {
         stdout(&out)
     );
     assert_eq!(read_json(&json)["systematics"], false);
+    // --stat-only would repeat the main curve: one curve, and a warning saying why.
+    let out = scan_mu(
+        ws,
+        "0.6:1.4",
+        "9",
+        &["--stat-only", "--json", json.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).matches("stat-only   68.27 % CL").count(), 1);
+    assert!(stderr(&out).contains("no second curve"), "{}", stderr(&out));
+    assert!(read_json(&json).get("stat_only").is_none());
     let (toys, ci) = (dir.path().join("toys.h5"), dir.path().join("ci.json"));
     make_toys(ws, "0.8:1.2:0.4", "2", &toys);
     assert!(
@@ -330,7 +341,14 @@ fn a_failing_plot_leaves_the_old_outputs_in_place() {
     let occupied = dir.path().join("scan");
     std::fs::create_dir(dir.path().join("scan.svg")).unwrap();
     let ws = example_workspace();
-    for stem in [missing, occupied] {
+    let missing_folder = dir.path().join("missing");
+    for (stem, why) in [
+        (
+            missing,
+            format!("the folder {} does not exist", missing_folder.display()),
+        ),
+        (occupied, "it is a folder".to_string()),
+    ] {
         let plot = [
             "--json",
             json.to_str().unwrap(),
@@ -338,14 +356,12 @@ fn a_failing_plot_leaves_the_old_outputs_in_place() {
             stem.to_str().unwrap(),
         ];
         let out = scan_mu(&ws, "0.6:1.4", "5", &plot);
-        assert!(!out.status.success(), "{}", stdout(&out));
-        assert!(stderr(&out).contains("scan."), "{}", stderr(&out));
+        let message = assert_refused(&out, &["scan.", &why]);
         assert_eq!(std::fs::read_to_string(&json).unwrap(), "{\"old\": true}");
         assert_eq!(
             file_names(dir.path()),
             ["scan.json", "scan.svg"],
-            "{}",
-            stderr(&out)
+            "{message}"
         );
     }
 }

@@ -54,7 +54,7 @@ fn write_png_and_svg(
     let draws: [(&str, Box<DrawInto<'_>>); 2] = [("png", Box::new(png)), ("svg", Box::new(svg))];
     for (ext, draw) in draws {
         let path = with_suffix(stem, ext);
-        let tmp = outputs.stage(&path);
+        let tmp = outputs.stage(&path)?;
         draw(&tmp).map_err(|e| Error::Analysis(format!("cannot draw {}: {e}", path.display())))?;
         written.push(path);
     }
