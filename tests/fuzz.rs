@@ -12,13 +12,12 @@
 
 mod common;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use common::{nsbi_with_limit, Ended};
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -414,40 +413,9 @@ fn write_odd_column(path: &Path, group: &str, column: &str, rng: &mut ChaCha8Rng
     }
 }
 
-#[derive(Debug)]
-enum Outcome {
-    Exit(i32),
-    Signal,
-    Hang,
-}
-
-/// Runs `nsbi args` with the hang limit; the outcome and stderr.
-fn run(args: &[&str]) -> (Outcome, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nsbi"))
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("nsbi starts");
-    let mut stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    let start = Instant::now();
-    let outcome = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status.code().map_or(Outcome::Signal, Outcome::Exit);
-        }
-        if start.elapsed() > HANG_LIMIT {
-            child.kill().ok();
-            child.wait().ok();
-            break Outcome::Hang;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    (outcome, reader.join().unwrap())
+/// Runs `nsbi args` with the hang limit.
+fn run(args: &[&str]) -> (Ended, String) {
+    nsbi_with_limit(args, HANG_LIMIT)
 }
 
 /// Whether an error message says where the problem is: a file of the case (or the device a
@@ -497,29 +465,29 @@ fn check_case(case: &Case, fixture: &Fixture, tally: &Mutex<Tally>) {
         let mut t = tally.lock().unwrap();
         t.runs += 1;
         let problem = match outcome {
-            Outcome::Exit(0) => {
+            Ended::Exit(0) => {
                 t.exit0 += 1;
                 None
             }
-            Outcome::Exit(1) if located(&message, &fixture.dir) => {
+            Ended::Exit(1) if located(&message, &fixture.dir) => {
                 t.exit1 += 1;
                 None
             }
-            Outcome::Exit(1) => {
+            Ended::Exit(1) => {
                 t.exit1 += 1;
                 t.unlocated += 1;
                 Some("error message names no file or parameter")
             }
-            Outcome::Exit(101) => {
+            Ended::Exit(101) => {
                 t.panics += 1;
                 Some("panic")
             }
-            Outcome::Exit(_) => Some("unexpected exit code"),
-            Outcome::Signal => {
+            Ended::Exit(_) => Some("unexpected exit code"),
+            Ended::Signal => {
                 t.signals += 1;
                 Some("killed by a signal")
             }
-            Outcome::Hang => {
+            Ended::Hang => {
                 t.hangs += 1;
                 Some("hang")
             }

@@ -3,9 +3,8 @@
 
 mod common;
 
-use std::io::Read;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use nsbi::workspace::Workspace;
@@ -16,30 +15,6 @@ fn exact_workspace() -> String {
 
 fn test_cache_dir() -> String {
     root().join("target/test-ratio-cache").display().to_string()
-}
-
-/// Runs `nsbi args` and kills it after `limit` (a hang guard, not a timing test).
-fn nsbi_within(args: &[&str], limit: Duration) -> (Option<i32>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nsbi"))
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("nsbi starts");
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            let mut err = String::new();
-            child.stderr.take().unwrap().read_to_string(&mut err).ok();
-            return (status.code(), err);
-        }
-        if start.elapsed() > limit {
-            child.kill().ok();
-            child.wait().ok();
-            panic!("nsbi {args:?} still running after {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
@@ -179,7 +154,7 @@ fn toy_files_without_toys_are_refused() {
     .write(&toys)
     .unwrap();
     let plot = dir.path().join("belt");
-    let (code, text) = nsbi_within(
+    let (ended, text) = nsbi_with_limit(
         &[
             "neyman",
             &exact_workspace(),
@@ -192,7 +167,7 @@ fn toy_files_without_toys_are_refused() {
         ],
         Duration::from_secs(120),
     );
-    assert_eq!(code, Some(1), "{text}");
+    assert_eq!(ended, Ended::Exit(1), "{text}");
     assert!(text.contains(&toys.display().to_string()), "{text}");
     assert!(text.contains("holds no toys"), "{text}");
 }

@@ -164,3 +164,43 @@ pub fn example_with(dir: &Path, edits: &[(&str, &str)]) -> PathBuf {
     }
     write_workspace(dir, &text)
 }
+
+/// How a hang-guarded run of `nsbi` ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    Exit(i32),
+    Signal,
+    /// Still running after the limit, and killed.
+    Hang,
+}
+
+/// Runs `nsbi args` and kills it after `limit` (a hang guard, not a timing test): how it ended
+/// and its stderr, read on a thread of its own so that a long message cannot block the child.
+pub fn nsbi_with_limit(args: &[&str], limit: std::time::Duration) -> (Ended, String) {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nsbi"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("nsbi starts");
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let start = std::time::Instant::now();
+    let ended = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code().map_or(Ended::Signal, Ended::Exit);
+        }
+        if start.elapsed() > limit {
+            child.kill().ok();
+            child.wait().ok();
+            break Ended::Hang;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    (ended, reader.join().unwrap())
+}
