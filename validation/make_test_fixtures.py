@@ -27,10 +27,11 @@ def _save(graph, path):
     onnx.save(model, str(path))
 
 
-def width4(path):
-    """ratio = 1 + 0 * sum(x): valid, positive, but takes four features."""
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4])
-    y = helper.make_tensor_value_info("ratio", TensorProto.FLOAT, [None, 1])
+def _constant_ratio(name, x_shape, y_shape, path):
+    """ratio = 1 + 0 * sum(x) for inputs of `x_shape`: a valid, positive ratio, so that a
+    refusal can only come from the model's interface."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)
+    y = helper.make_tensor_value_info("ratio", TensorProto.FLOAT, y_shape)
     zero = helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])
     one = helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])
     axes = helper.make_tensor("axes", TensorProto.INT64, [1], [1])
@@ -39,22 +40,17 @@ def width4(path):
         helper.make_node("Mul", ["s", "zero"], ["z"]),
         helper.make_node("Add", ["z", "one"], ["ratio"]),
     ]
-    _save(helper.make_graph(nodes, "width4", [x], [y], [zero, one, axes]), path)
+    _save(helper.make_graph(nodes, name, [x], [y], [zero, one, axes]), path)
+
+
+def width4(path):
+    """Takes four features."""
+    _constant_ratio("width4", [None, 4], [None, 1], path)
 
 
 def fixed_batch(path):
-    """ratio = 1 + 0 * sum(x) with the batch axis fixed at 1000."""
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1000, 3])
-    y = helper.make_tensor_value_info("ratio", TensorProto.FLOAT, [1000, 1])
-    zero = helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])
-    one = helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])
-    axes = helper.make_tensor("axes", TensorProto.INT64, [1], [1])
-    nodes = [
-        helper.make_node("ReduceSum", ["x", "axes"], ["s"], keepdims=1),
-        helper.make_node("Mul", ["s", "zero"], ["z"]),
-        helper.make_node("Add", ["z", "one"], ["ratio"]),
-    ]
-    _save(helper.make_graph(nodes, "fixed_batch", [x], [y], [zero, one, axes]), path)
+    """The batch axis fixed at 1000."""
+    _constant_ratio("fixed_batch", [1000, 3], [1000, 1], path)
 
 
 def nonfinite(path):
