@@ -4,6 +4,8 @@
 //! global best fit is a point of the curve, and a 1-D interval's ends are found by profiled
 //! fits between the grid points around each crossing, so the grid only brackets them.
 
+use argmin::core::{CostFunction, Error as ArgminError, Executor, State, TerminationReason};
+use argmin::solver::brent::BrentRoot;
 use indicatif::ProgressBar;
 use rayon::prelude::*;
 
@@ -279,70 +281,45 @@ pub fn profile_intervals(
     with_open_ends(&out, (first, last), bounds)
 }
 
-/// Brent's root finding of `f` on [a, b], where f(a) = `fa` and f(b) = `fb` have opposite
-/// signs, to `tolerance` in x (Numerical Recipes' zbrent). None when `f` returns a
-/// non-finite value or the iterations run out.
-fn brent(
-    mut f: impl FnMut(f64) -> f64,
-    a: f64,
-    b: f64,
-    fa: f64,
-    fb: f64,
-    tolerance: f64,
-) -> Option<f64> {
-    let (mut a, mut b, mut fa, mut fb) = (a, b, fa, fb);
-    let (mut c, mut fc) = (b, fb);
-    let (mut d, mut e) = (b - a, b - a);
-    for _ in 0..100 {
-        if (fb > 0.0) == (fc > 0.0) {
-            (c, fc) = (a, fa);
-            d = b - a;
-            e = d;
+/// A function whose values at the two ends of the bracket are already known (the scan's grid
+/// points): argmin's `BrentRoot` evaluates both ends when it starts, and here each evaluation
+/// is a profiled fit, so the ends are answered from the scan. A non-finite value stops the run.
+struct KnownEnds<F> {
+    ends: [(f64, f64); 2],
+    f: F,
+}
+
+impl<F: Fn(f64) -> f64> CostFunction for KnownEnds<F> {
+    type Param = f64;
+    type Output = f64;
+    fn cost(&self, x: &f64) -> std::result::Result<f64, ArgminError> {
+        if let Some(&(_, known)) = self.ends.iter().find(|(end, _)| end == x) {
+            return Ok(known);
         }
-        if fc.abs() < fb.abs() {
-            (a, b, c) = (b, c, b);
-            (fa, fb, fc) = (fb, fc, fb);
-        }
-        let tol = 2.0 * f64::EPSILON * b.abs() + 0.5 * tolerance;
-        let half = 0.5 * (c - b);
-        if half.abs() <= tol || fb == 0.0 {
-            return Some(b);
-        }
-        if e.abs() >= tol && fa.abs() > fb.abs() {
-            // Inverse quadratic interpolation (secant when only two points differ).
-            let s = fb / fa;
-            let (mut p, mut q) = if a == c {
-                (2.0 * half * s, 1.0 - s)
-            } else {
-                let (q, r) = (fa / fc, fb / fc);
-                (
-                    s * (2.0 * half * q * (q - r) - (b - a) * (r - 1.0)),
-                    (q - 1.0) * (r - 1.0) * (s - 1.0),
-                )
-            };
-            if p > 0.0 {
-                q = -q;
-            }
-            p = p.abs();
-            if 2.0 * p < (3.0 * half * q - (tol * q).abs()).min((e * q).abs()) {
-                e = d;
-                d = p / q;
-            } else {
-                d = half;
-                e = d;
-            }
+        let value = (self.f)(*x);
+        if value.is_finite() {
+            Ok(value)
         } else {
-            d = half;
-            e = d;
-        }
-        (a, fa) = (b, fb);
-        b += if d.abs() > tol { d } else { tol.copysign(half) };
-        fb = f(b);
-        if !fb.is_finite() {
-            return None;
+            Err(ArgminError::msg(format!("not finite at {x}")))
         }
     }
-    None
+}
+
+/// The root of `f` on [a, b], where f(a) = `fa` and f(b) = `fb` have opposite signs, by
+/// argmin's Brent solver to `tolerance` in x. None when `f` returns a non-finite value or 100
+/// iterations do not converge.
+fn brent(f: impl Fn(f64) -> f64, a: f64, b: f64, fa: f64, fb: f64, tolerance: f64) -> Option<f64> {
+    let problem = KnownEnds {
+        ends: [(a, fa), (b, fb)],
+        f,
+    };
+    let run = Executor::new(problem, BrentRoot::new(a, b, tolerance))
+        .configure(|state| state.max_iters(100))
+        .run()
+        .ok()?;
+    let state = run.state();
+    let converged = state.get_termination_reason() == Some(&TerminationReason::SolverConverged);
+    converged.then(|| state.get_param().copied()).flatten()
 }
 
 /// Intervals {x : t(x) ≤ threshold} from a 1-D scan, with the crossings linearly
@@ -436,14 +413,14 @@ mod tests {
     #[test]
     fn brent_finds_the_root_of_a_parabola_to_tolerance() {
         let parabola = |x: f64| (x - 0.944) * (x - 0.944) / (0.0714 * 0.0714) - 1.0;
-        let mut calls = 0;
+        let calls = std::cell::Cell::new(0);
         let counted = |x: f64| {
-            calls += 1;
+            calls.set(calls.get() + 1);
             parabola(x)
         };
         let root = brent(counted, 0.944, 1.5, parabola(0.944), parabola(1.5), 1e-6).unwrap();
         assert!((root - (0.944 + 0.0714)).abs() < 1e-6, "{root}");
-        assert!(calls < 40, "{calls} evaluations");
+        assert!(calls.get() < 40, "{} evaluations", calls.get());
     }
 
     #[test]
