@@ -654,6 +654,13 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The `warnings` of a scan or Neyman report, on stderr.
+fn print_warnings(report: &serde_json::Value) {
+    for warning in report["warnings"].as_array().into_iter().flatten() {
+        eprintln!("warning: {}", warning.as_str().unwrap_or_default());
+    }
+}
+
 /// "stat+syst", or "stat-only" for a model without free nuisance parameters.
 fn scan_label(report: &serde_json::Value) -> &'static str {
     if report["systematics"].as_bool() == Some(true) {
@@ -955,9 +962,7 @@ fn print_scan(report: &serde_json::Value) {
             report["pois"], report["best_fit"]
         );
     }
-    for warning in report["warnings"].as_array().into_iter().flatten() {
-        eprintln!("warning: {}", warning.as_str().unwrap_or_default());
-    }
+    print_warnings(report);
 }
 
 fn print_fit(value: &serde_json::Value, dataset: &Dataset) {
@@ -1172,9 +1177,7 @@ fn run_neyman(args: &NeymanArgs) -> anyhow::Result<()> {
         let text = format_intervals(iv, &json["asymptotic_open_ends"][label]);
         println!("{label} % asymptotic interval(s): {text}");
     }
-    for warning in json["warnings"].as_array().into_iter().flatten() {
-        eprintln!("warning: {}", warning.as_str().unwrap_or_default());
-    }
+    print_warnings(json);
     let mut outputs = nsbi::report::OutputSet::new();
     if let Some(path) = &args.json {
         outputs.json(path, json)?;
