@@ -75,6 +75,10 @@ enum Command {
         /// Do not draw progress bars.
         #[arg(long)]
         quiet: bool,
+        /// Farm shard i of N (i from 0): evaluate only this shard's events of every entry not
+        /// in the cache, as parts that the next command reading the cache assembles.
+        #[arg(long, value_name = "i/N", conflicts_with = "json")]
+        shard: Option<String>,
     },
     /// Maximum-likelihood fit of all free parameters, with Hessian errors, profile-likelihood
     /// (MINOS-like) intervals for the POIs, correlations and nuisance pulls.
@@ -138,7 +142,9 @@ enum Command {
     /// array) or DIR/submit.sub (HTCondor, `queue N`), and DIR/manifest.json. Each shard writes
     /// DIR/shard_i.h5; `nsbi merge DIR --out FILE` checks every shard is there (naming the
     /// command that re-runs a missing one) and merges. Fills the ratio cache first, so the
-    /// shards only read it.
+    /// shards only read it. With --ratios instead of a toy plan: shard i evaluates its range of
+    /// events of every ratio cache entry not complete yet (`nsbi ratios W --shard i/N`), and
+    /// the next command reading the cache assembles the parts.
     Batch(BatchArgs),
     /// Coverage check of a Neyman construction: fresh toys at one of its grid points (another
     /// seed), and the fraction whose confidence interval contains μ_true at each level, with
@@ -181,7 +187,10 @@ struct BatchArgs {
     /// The workspace YAML file.
     workspace: PathBuf,
     #[command(flatten)]
-    plan: ToyPlanArgs,
+    plan: Option<ToyPlanArgs>,
+    /// Shard the ratio evaluation (`nsbi ratios`) by event ranges instead of making toys.
+    #[arg(long, conflicts_with_all = ["mu_grid", "toys"])]
+    ratios: bool,
     /// Number of shards (array tasks).
     #[arg(long)]
     shards: usize,
@@ -411,9 +420,17 @@ fn main() -> ExitCode {
         Command::Ratios {
             workspace,
             cache_dir,
+            threads,
+            shard: Some(shard),
+            ..
+        } => run_ratio_shard(&workspace, cache_dir, &shard, threads).map(passed),
+        Command::Ratios {
+            workspace,
+            cache_dir,
             json,
             threads,
             quiet,
+            shard: None,
         } => run_ratios(&workspace, cache_dir, json, threads, quiet).map(passed),
         Command::Fit {
             workspace,
@@ -491,13 +508,18 @@ fn run_ratios(
     let cache = RatioCache::new(cache_dir.unwrap_or_else(|| default_cache_dir(&ws)));
     let result = ratio::evaluate_workspace(&ws, &cache, !quiet)?;
     print_ratio_table(&result.records);
-    let fresh = result.records.iter().filter(|r| !r.from_cache).count();
+    let cached = result.records.iter().filter(|r| r.from_cache).count();
+    let assembled = result.records.iter().filter(|r| r.from_parts > 0).count();
     println!(
-        "{} ratio set(s): {} evaluated, {} from cache {}",
+        "{} ratio set(s): {} evaluated, {} from cache {}{}",
         result.records.len(),
-        fresh,
-        result.records.len() - fresh,
-        cache.dir().display()
+        result.records.len() - cached - assembled,
+        cached,
+        cache.dir().display(),
+        match assembled {
+            0 => String::new(),
+            n => format!(", {n} assembled from farm parts"),
+        }
     );
     if let Some(path) = json {
         nsbi::report::write_json_atomic(&path, &nsbi::report::ratio_records_json(&result.records))?;
@@ -1262,6 +1284,12 @@ fn run_batch(args: &BatchArgs) -> anyhow::Result<()> {
     if args.shards == 0 {
         anyhow::bail!("--shards must be at least 1");
     }
+    let Some(plan_args) = &args.plan else {
+        if args.ratios {
+            return run_batch_ratios(args);
+        }
+        anyhow::bail!("nsbi batch needs a toy plan (--mu-grid and --toys) or --ratios");
+    };
     let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     let ws = Workspace::load(&args.workspace)?;
     let cache_dir = absolute(
@@ -1275,10 +1303,10 @@ fn run_batch(args: &BatchArgs) -> anyhow::Result<()> {
         "toys".to_string(),
         absolute(&args.workspace).display().to_string(),
     ];
-    toys_arguments.extend(args.plan.to_arguments());
+    toys_arguments.extend(plan_args.to_arguments());
     toys_arguments.extend(["--cache-dir".to_string(), cache_dir.display().to_string()]);
     // The same checks `nsbi toys` makes, now rather than on the farm.
-    let plan = toy_plan(&analysis, &args.plan)?;
+    let plan = toy_plan(&analysis, plan_args)?;
     construction::observed_profile(&analysis, &plan)?;
     let dir = absolute(&args.dir);
     let manifest =
@@ -1290,6 +1318,83 @@ fn run_batch(args: &BatchArgs) -> anyhow::Result<()> {
         plan.n_jobs(),
         submission.display(),
         dir.join("manifest.json").display()
+    );
+    Ok(())
+}
+
+/// `nsbi batch … --ratios`: a job array whose shard i runs `nsbi ratios W --shard i/N`. The
+/// workspace and its models are checked here, and nothing is evaluated.
+fn run_batch_ratios(args: &BatchArgs) -> anyhow::Result<()> {
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let ws = Workspace::load(&args.workspace)?;
+    let cache_dir = absolute(
+        &args
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| default_cache_dir(&ws)),
+    );
+    let pending = ratio::shard::pending_entries(&ws, &RatioCache::new(cache_dir.clone()))?;
+    let arguments = vec![
+        "ratios".to_string(),
+        absolute(&args.workspace).display().to_string(),
+        "--cache-dir".into(),
+        cache_dir.display().to_string(),
+        "--quiet".into(),
+    ];
+    let dir = absolute(&args.dir);
+    let manifest = nsbi::batch::Manifest::ratios(&std::env::current_exe()?, arguments, args.shards);
+    let submission = nsbi::batch::write_submission(&dir, args.scheduler, manifest)?;
+    println!(
+        "{} shards over {} ratio cache entries to evaluate ({} events): submission {}, \
+         manifest {}",
+        args.shards,
+        pending.len(),
+        pending.iter().sum::<usize>(),
+        submission.display(),
+        dir.join("manifest.json").display()
+    );
+    Ok(())
+}
+
+/// `nsbi ratios W --shard i/N`: this shard's parts of the entries not in the cache.
+fn run_ratio_shard(
+    workspace: &Path,
+    cache_dir: Option<PathBuf>,
+    shard: &str,
+    threads: Option<usize>,
+) -> anyhow::Result<()> {
+    use ratio::shard::PartOutcome;
+    let shard = parse_shard(shard)?;
+    if let Some(n) = threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()?;
+    }
+    let ws = Workspace::load(workspace)?;
+    let cache = RatioCache::new(cache_dir.unwrap_or_else(|| default_cache_dir(&ws)));
+    let records = ratio::shard::evaluate_workspace_shard(&ws, &cache, shard)?;
+    for r in &records {
+        println!(
+            "{:<36} {:<22} events {:>9}..{:<9} of {:>9}  {:?}",
+            r.ensemble,
+            r.role.to_string(),
+            r.events.start,
+            r.events.end,
+            r.n_events,
+            r.outcome
+        );
+    }
+    let count = |o| records.iter().filter(|r| r.outcome == o).count();
+    println!(
+        "shard {}/{}: {} part(s) evaluated, {} already present, {} entries complete, {} with no \
+         events in this shard; cache {}",
+        shard.0,
+        shard.1,
+        count(PartOutcome::Evaluated),
+        count(PartOutcome::PartPresent),
+        count(PartOutcome::EntryComplete),
+        count(PartOutcome::NoEvents),
+        cache.dir().display()
     );
     Ok(())
 }
@@ -1323,7 +1428,11 @@ fn print_ratio_table(records: &[ratio::RatioRecord]) {
             r.min_ratio,
             r.max_ratio,
             r.mean_spread,
-            if r.from_cache { "cache" } else { "evaluated" }
+            match (r.from_cache, r.from_parts) {
+                (true, _) => "cache".to_string(),
+                (false, 0) => "evaluated".to_string(),
+                (false, parts) => format!("{parts} farm part(s)"),
+            }
         );
     }
 }

@@ -171,6 +171,7 @@ pub fn ratio_records_json(records: &[RatioRecord]) -> Value {
                 "n_events": r.n_events,
                 "n_members": r.n_members,
                 "from_cache": r.from_cache,
+                "from_parts": r.from_parts,
                 "cache_entry": r.cache_entry,
                 "mean_ratio": r.mean_ratio,
                 "min_ratio": r.min_ratio,

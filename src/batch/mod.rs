@@ -1,9 +1,11 @@
-//! Batch farms: a toy run split into shards, written as a ready job-array submission (Slurm
-//! `sbatch --array`, HTCondor `queue N`) with a manifest that `nsbi merge` reads to check
-//! that every shard is there.
+//! Batch farms: a toy run or a ratio evaluation split into shards, written as a ready job-array
+//! submission (Slurm `sbatch --array`, HTCondor `queue N`) with a manifest.
 //!
-//! Shard i runs `nsbi toys … --shard i/N --out DIR/shard_i.h5`; the toy files are written
-//! atomically, so a shard killed half-way leaves no `shard_i.h5` and is reported missing.
+//! Toys: shard i runs `nsbi toys … --shard i/N --out DIR/shard_i.h5`; the toy files are written
+//! atomically, so a shard killed half-way leaves no `shard_i.h5`, and `nsbi merge DIR` reports
+//! it missing. Ratios: shard i runs `nsbi ratios W --cache-dir C --shard i/N`, which writes its
+//! event range of every incomplete cache entry as a part into the cache (atomically, skipping
+//! parts already there); the next command that reads the cache assembles the parts.
 
 use std::path::{Path, PathBuf};
 
@@ -18,14 +20,28 @@ pub enum Scheduler {
     Condor,
 }
 
+/// What the shards of a run make.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    /// Toy files `shard_i.h5` in the run's folder, merged by `nsbi merge DIR`.
+    #[default]
+    Toys,
+    /// Parts of ratio cache entries, assembled by the next command that reads the cache.
+    Ratios,
+}
+
 /// What `nsbi batch` writes beside the submission, and `nsbi merge DIR` reads.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     pub format: String,
     /// The nsbi executable every shard runs.
     pub executable: String,
-    /// `nsbi toys` arguments shared by all shards (without --shard and --out).
+    /// `nsbi toys` (or `nsbi ratios`) arguments shared by all shards (without --shard and --out).
     pub toys_arguments: Vec<String>,
+    /// What the shards make (absent in the manifests of toy runs made before ratio runs).
+    #[serde(default)]
+    pub task: Task,
     pub shards: usize,
     pub submission: String,
 }
@@ -38,8 +54,17 @@ impl Manifest {
             format: FORMAT.into(),
             executable: executable.display().to_string(),
             toys_arguments,
+            task: Task::Toys,
             shards,
             submission: String::new(),
+        }
+    }
+
+    /// The manifest of a ratio run: `arguments` are `nsbi ratios` arguments.
+    pub fn ratios(executable: &Path, arguments: Vec<String>, shards: usize) -> Manifest {
+        Manifest {
+            task: Task::Ratios,
+            ..Manifest::new(executable, arguments, shards)
         }
     }
 
@@ -54,8 +79,10 @@ impl Manifest {
         words.extend(self.toys_arguments.iter().cloned());
         words.push("--shard".into());
         words.push(format!("{i}/{}", self.shards));
-        words.push("--out".into());
-        words.push(Manifest::shard_file(dir, i).display().to_string());
+        if self.task == Task::Toys {
+            words.push("--out".into());
+            words.push(Manifest::shard_file(dir, i).display().to_string());
+        }
         words
             .iter()
             .map(|w| shell_quote(w))
@@ -86,6 +113,15 @@ impl Manifest {
     /// The shard files of `dir`, or an error naming each missing shard with the command that
     /// re-runs it.
     pub fn shard_files(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+        if self.task == Task::Ratios {
+            return Err(Error::Analysis(format!(
+                "{} is a ratio run: its shards write parts of ratio cache entries, which the \
+                 next command that reads the cache assembles (e.g. `nsbi {}`); there is \
+                 nothing to merge",
+                dir.display(),
+                self.toys_arguments.join(" ")
+            )));
+        }
         let files: Vec<PathBuf> = (0..self.shards)
             .map(|i| Manifest::shard_file(dir, i))
             .collect();
@@ -134,6 +170,20 @@ pub fn write_submission(
     std::fs::create_dir_all(&logs)
         .map_err(|e| Error::io(format!("cannot create {}", logs.display()), e))?;
     let n = manifest.shards;
+    let (task, after) = match manifest.task {
+        Task::Toys => (
+            "toys",
+            format!(
+                "merge with `nsbi merge {} --out {}/toys.h5`",
+                dir.display(),
+                dir.display()
+            ),
+        ),
+        Task::Ratios => (
+            "ratios",
+            "any command that reads the cache assembles the parts".to_string(),
+        ),
+    };
     let (name, text) = match scheduler {
         Scheduler::Slurm => {
             let command = manifest.rerun_command(dir, 0);
@@ -143,9 +193,9 @@ pub fn write_submission(
                 .replace("shard_0.h5", "shard_${SLURM_ARRAY_TASK_ID}.h5");
             let text = format!(
                 "#!/bin/bash\n\
-                 # nsbi toys, {n} shards: submit with `sbatch {sub}`; merge with\n\
-                 # `nsbi merge {dir} --out {dir}/toys.h5`. Shard i alone: see manifest.json.\n\
-                 #SBATCH --job-name=nsbi-toys\n\
+                 # nsbi {task}, {n} shards: submit with `sbatch {sub}`;\n\
+                 # {after}. Shard i alone: see manifest.json.\n\
+                 #SBATCH --job-name=nsbi-{task}\n\
                  #SBATCH --array=0-{last}\n\
                  #SBATCH --ntasks=1\n\
                  #SBATCH --cpus-per-task=1\n\
@@ -153,7 +203,6 @@ pub fn write_submission(
                  set -euo pipefail\n\
                  {command} --threads \"${{SLURM_CPUS_PER_TASK:-1}}\"\n",
                 sub = dir.join("submit.sbatch").display(),
-                dir = dir.display(),
                 last = n - 1,
                 logs = logs.display(),
             );
@@ -163,8 +212,10 @@ pub fn write_submission(
             let mut args: Vec<String> = manifest.toys_arguments.clone();
             args.push("--shard".into());
             args.push(format!("$(Process)/{n}"));
-            args.push("--out".into());
-            args.push(dir.join("shard_$(Process).h5").display().to_string());
+            if manifest.task == Task::Toys {
+                args.push("--out".into());
+                args.push(dir.join("shard_$(Process).h5").display().to_string());
+            }
             args.push("--threads".into());
             args.push("1".into());
             // HTCondor's new argument syntax: the whole list in double quotes, words with
@@ -180,8 +231,8 @@ pub fn write_submission(
                 })
                 .collect();
             let text = format!(
-                "# nsbi toys, {n} shards: submit with `condor_submit {sub}`; merge with\n\
-                 # `nsbi merge {dir} --out {dir}/toys.h5`.\n\
+                "# nsbi {task}, {n} shards: submit with `condor_submit {sub}`;\n\
+                 # {after}.\n\
                  universe = vanilla\n\
                  executable = {exe}\n\
                  arguments = \"{args}\"\n\
@@ -192,7 +243,6 @@ pub fn write_submission(
                  getenv = True\n\
                  queue {n}\n",
                 sub = dir.join("submit.sub").display(),
-                dir = dir.display(),
                 exe = manifest.executable,
                 args = quoted.join(" ").replace('"', "\"\""),
                 logs = logs.display(),

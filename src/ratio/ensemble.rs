@@ -316,12 +316,39 @@ impl RatioEnsemble {
         Ok(self.evaluate_members(events, progress)?.ensemble)
     }
 
+    /// [`RatioEnsemble::evaluate`] for events `events` only. The range must start on a batch
+    /// boundary (a multiple of [`BATCH_SIZE`]) so that every network call sees exactly the rows
+    /// it sees when all events are evaluated at once: the numbers are then bit for bit those of
+    /// the whole evaluation, whatever the network's arithmetic does with the batch size.
+    pub fn evaluate_range(
+        &self,
+        events: &Events,
+        range: std::ops::Range<usize>,
+        progress: Option<&ProgressBar>,
+    ) -> Result<CachedRatios> {
+        assert!(
+            range.start % BATCH_SIZE == 0 && range.end <= events.len(),
+            "event range {range:?} of {} events is not batch-aligned",
+            events.len()
+        );
+        Ok(self.evaluate_members_in(events, range, progress)?.ensemble)
+    }
+
     /// Like [`RatioEnsemble::evaluate`], and also every member's own ratio: the diagnostics
     /// judge each network, not only their combination. Same batches, so the ensemble numbers
     /// are identical to `evaluate`'s.
     pub fn evaluate_members(
         &self,
         events: &Events,
+        progress: Option<&ProgressBar>,
+    ) -> Result<MemberRatios> {
+        self.evaluate_members_in(events, 0..events.len(), progress)
+    }
+
+    fn evaluate_members_in(
+        &self,
+        events: &Events,
+        range: std::ops::Range<usize>,
         progress: Option<&ProgressBar>,
     ) -> Result<MemberRatios> {
         if events.features.len() != self.n_features {
@@ -335,10 +362,10 @@ impl RatioEnsemble {
                 ),
             ));
         }
-        let n = events.len();
-        let batches: Vec<(usize, usize)> = (0..n)
+        let (n, end) = (range.len(), range.end);
+        let batches: Vec<(usize, usize)> = range
             .step_by(BATCH_SIZE)
-            .map(|s| (s, (s + BATCH_SIZE).min(n)))
+            .map(|s| (s, (s + BATCH_SIZE).min(end)))
             .collect();
         let results: Vec<Result<MemberRatios>> = batches
             .par_iter()

@@ -4,6 +4,7 @@
 pub mod convention;
 pub mod ensemble;
 pub mod runtime;
+pub mod shard;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -95,6 +96,8 @@ pub struct RatioRecord {
     pub n_events: usize,
     pub n_members: usize,
     pub from_cache: bool,
+    /// Farm parts assembled into the entry now (0: none; see [`shard`]).
+    pub from_parts: usize,
     pub cache_entry: PathBuf,
     pub mean_ratio: f64,
     pub min_ratio: f64,
@@ -160,14 +163,14 @@ fn ratios_for(
     key: &CacheKey,
     show_progress: bool,
 ) -> Result<(CachedRatios, RatioRecord)> {
-    let (values, from_cache, entry) = cached_or_evaluated_at(
+    let (values, source, entry) = cached_or_evaluated_at(
         ensemble,
         events,
         cache,
         key,
         show_progress.then(|| format!("{} on {role}", eref.label())),
     )?;
-    let record = summarise(ensemble, role, events, &values, from_cache, entry);
+    let record = summarise(ensemble, role, events, &values, source, entry);
     Ok((values, record))
 }
 
@@ -180,46 +183,62 @@ pub fn cached_or_evaluated(
     cache: &RatioCache,
     progress: Option<String>,
 ) -> Result<(CachedRatios, bool, PathBuf)> {
-    cached_or_evaluated_at(
+    let (values, source, entry) = cached_or_evaluated_at(
         ensemble,
         events,
         cache,
         &ensemble.cache_key(events),
         progress,
-    )
+    )?;
+    Ok((values, source.from_cache, entry))
 }
 
-/// [`cached_or_evaluated`] with the entry's key already computed.
+/// Where the numbers of an entry came from.
+#[derive(Clone, Copy, Debug)]
+struct Source {
+    /// The whole entry was in the cache.
+    from_cache: bool,
+    /// Farm parts assembled into it now.
+    from_parts: usize,
+}
+
+/// [`cached_or_evaluated`] with the entry's key already computed. An entry not in the cache is
+/// assembled from the farm parts there (see [`shard`]), evaluating what they do not cover;
+/// once the entry is stored, its parts are removed.
 fn cached_or_evaluated_at(
     ensemble: &RatioEnsemble,
     events: &Events,
     cache: &RatioCache,
     key: &CacheKey,
     progress: Option<String>,
-) -> Result<(CachedRatios, bool, PathBuf)> {
+) -> Result<(CachedRatios, Source, PathBuf)> {
     let entry = cache.entry_path(key);
     match cache.load(key, events.len()) {
-        Lookup::Hit(hit) => return Ok((hit, true, entry)),
+        Lookup::Hit(hit) => {
+            let source = Source {
+                from_cache: true,
+                from_parts: 0,
+            };
+            return Ok((hit, source, entry));
+        }
         Lookup::Rejected(reason) => eprintln!(
             "warning: ratio cache entry {} is not used ({reason}); recomputing it",
             entry.display()
         ),
         Lookup::Absent => {}
     }
-    let bar = progress.map(|label| progress_bar(events.len(), &label));
-    let values = ensemble.evaluate(events, bar.as_ref())?;
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
-    let description = format!(
-        "ensemble {} ({} members: {:?}) on {}",
-        ensemble.label,
-        ensemble.n_members(),
-        ensemble.model_paths(),
-        events.file.display()
-    );
-    cache.store(key, &values, &description)?;
-    Ok((values, false, entry))
+    let assembled = shard::assemble(ensemble, events, cache, key, progress)?;
+    cache.store(
+        key,
+        &assembled.ratios,
+        &shard::description(ensemble, events),
+    )?;
+    cache.remove_parts(key);
+    let source = Source {
+        from_cache: false,
+        from_parts: assembled.parts,
+    };
+    Ok((assembled.ratios, source, entry))
 }
 
 fn summarise(
@@ -227,7 +246,7 @@ fn summarise(
     role: &EventRole,
     events: &Events,
     values: &CachedRatios,
-    from_cache: bool,
+    source: Source,
     cache_entry: PathBuf,
 ) -> RatioRecord {
     let n = values.ratio.len().max(1) as f64;
@@ -237,7 +256,8 @@ fn summarise(
         file: events.file.clone(),
         n_events: events.len(),
         n_members: ensemble.n_members(),
-        from_cache,
+        from_cache: source.from_cache,
+        from_parts: source.from_parts,
         cache_entry,
         mean_ratio: values.ratio.iter().sum::<f64>() / n,
         min_ratio: values.ratio.iter().copied().fold(f64::INFINITY, f64::min),
