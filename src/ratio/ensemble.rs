@@ -327,7 +327,7 @@ impl RatioEnsemble {
         progress: Option<&ProgressBar>,
     ) -> Result<CachedRatios> {
         assert!(
-            range.start % BATCH_SIZE == 0 && range.end <= events.len(),
+            range.start.is_multiple_of(BATCH_SIZE) && range.end <= events.len(),
             "event range {range:?} of {} events is not batch-aligned",
             events.len()
         );

@@ -221,8 +221,8 @@ fn valid_parts(cache: &RatioCache, key: &CacheKey, n: usize) -> Vec<(Range<usize
         if range.start < next {
             continue;
         }
-        let whole_batches =
-            range.start % BATCH_SIZE == 0 && (range.end % BATCH_SIZE == 0 || range.end == n);
+        let whole_batches = range.start.is_multiple_of(BATCH_SIZE)
+            && (range.end.is_multiple_of(BATCH_SIZE) || range.end == n);
         let lookup = if range.end > n || !whole_batches {
             Lookup::Rejected(format!(
                 "events {}..{} are not whole batches of {BATCH_SIZE} of a file of {n} events",
@@ -245,4 +245,34 @@ fn valid_parts(cache: &RatioCache, key: &CacheKey, n: usize) -> Vec<(Range<usize
         }
     }
     parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every event in exactly one shard, every cut on a batch boundary, for files smaller and
+    /// larger than the number of shards in batches.
+    #[test]
+    fn shards_tile_the_events_in_whole_batches() {
+        for n_events in [0, 1, 1023, 1024, 1025, 2023, 5000, 100_000] {
+            for n in [1, 2, 3, 7, 200] {
+                let ranges: Vec<Range<usize>> =
+                    (0..n).map(|i| shard_events(n_events, (i, n))).collect();
+                assert_eq!(ranges[0].start, 0);
+                assert_eq!(ranges[n - 1].end, n_events);
+                for pair in ranges.windows(2) {
+                    assert_eq!(pair[0].end, pair[1].start, "{n_events} events, {n} shards");
+                }
+                for r in &ranges {
+                    assert!(r.start.is_multiple_of(BATCH_SIZE), "{r:?}");
+                    assert!(
+                        r.end.is_multiple_of(BATCH_SIZE) || r.end == n_events,
+                        "{r:?}"
+                    );
+                }
+            }
+        }
+        assert_eq!(shard_events(5000, (1, 3)), 1024..3072);
+    }
 }
