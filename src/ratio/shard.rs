@@ -199,7 +199,8 @@ pub fn assemble(
         append(values);
         next = range.end;
     }
-    if next < n {
+    // Without parts, the whole file (also when it is empty: the ensemble checks its columns).
+    if next < n || n_parts == 0 {
         append(ensemble.evaluate_range(events, next..n, bar.as_ref())?);
     }
     if let Some(bar) = bar {
