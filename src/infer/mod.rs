@@ -2,5 +2,6 @@
 
 pub mod construction;
 pub mod neyman;
+pub mod resample;
 pub mod toyfile;
 pub mod toys;

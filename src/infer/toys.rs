@@ -36,6 +36,7 @@ use rand_distr::weighted::WeightedAliasIndex;
 use rand_distr::{Distribution, Normal, Poisson};
 use rayon::prelude::*;
 
+use super::resample::toy_mc_weights;
 use crate::analysis::Analysis;
 use crate::error::{Error, Result};
 use crate::fit::{minimise, FitOptions, FitResult};
@@ -107,13 +108,33 @@ pub struct ToySource<'m> {
 impl<'m> ToySource<'m> {
     /// The toy source of `analysis` at `theta_gen`: its channels' Asimov sets there
     /// ([`crate::likelihood::data::asimov`]) as pools.
+    /// Negative generator weights are cell resampled first ([`super::resample`]).
     pub fn asimov(analysis: &'m Analysis, theta_gen: &[f64]) -> Result<Self> {
-        let pools = data::asimov(&analysis.model, &analysis.ratios, theta_gen)?;
+        ToySource::asimov_reusing(analysis, theta_gen, &mut None)
+    }
+
+    /// [`ToySource::asimov`], with the resampled toy MC weights taken from `toy_mc` (and put
+    /// there when it is empty): they do not depend on the generation point, so a run over a
+    /// grid resamples once.
+    pub fn asimov_reusing(
+        analysis: &'m Analysis,
+        theta_gen: &[f64],
+        toy_mc: &mut Option<Vec<Vec<f64>>>,
+    ) -> Result<Self> {
+        let mut pools = data::asimov(&analysis.model, &analysis.ratios, theta_gen)?;
+        let weights = match toy_mc {
+            Some(w) => w,
+            None => toy_mc.insert(toy_mc_weights(analysis, &pools)?),
+        };
+        for (pool, w) in pools.iter_mut().zip(weights.iter()) {
+            pool.mc_weights = Some(w.clone());
+        }
         ToySource::new(&analysis.model, pools, theta_gen)
     }
 
     /// `pools` are the channels' Asimov sets at `theta_gen` ([`crate::likelihood::data::asimov`]):
-    /// pooled events with the signed weights w_i.
+    /// pooled events with the signed weights w_i, and as `mc_weights` the non-negative toy MC
+    /// weights b̃_i ([`super::resample::toy_mc_weights`]).
     pub fn new(model: &'m Model, pools: Vec<ChannelData>, theta_gen: &[f64]) -> Result<Self> {
         let mut samplers = Vec::new();
         let mut draw_weights = Vec::new();
@@ -218,8 +239,9 @@ fn positive_weights(
     for (i, &b) in base.iter().enumerate() {
         if b < 0.0 {
             return Err(Error::Analysis(format!(
-                "channel {}: pooled MC event {i} has a negative generator weight ({b}); \
-                 bootstrap toys need non-negative MC weights",
+                "channel {}: pooled MC event {i} has a negative toy weight ({b}); the toys \
+                 draw from generator weights resampled to non-negative ones \
+                 (resample::toy_mc_weights)",
                 channel.name
             )));
         }
