@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::workspace::expr::Expr;
 use crate::workspace::schema::ConstraintKind;
 use crate::workspace::{default_init, Direction, Workspace};
-use interpolation::{InterpolationCode, Interpolated, Variation};
+use interpolation::{Interpolated, InterpolationCode, Variation};
 
 /// Boundary α₀ of code4's polynomial region.
 pub const CODE4_ALPHA0: f64 = 1.0;
@@ -503,7 +503,10 @@ mod tests {
         let mut yield_systematics = Vec::new();
         for s in 0..100 {
             let parameter = if s < 80 { 1 + s } else { 1 + 5 * (s - 80) };
-            let (up, down) = (1.0 + 0.01 * (1 + s % 7) as f64, 1.0 - 0.008 * (1 + s % 5) as f64);
+            let (up, down) = (
+                1.0 + 0.01 * (1 + s % 7) as f64,
+                1.0 - 0.008 * (1 + s % 5) as f64,
+            );
             yield_systematics.push(YieldSystematic {
                 parameter,
                 variation: Variation::new(CODES[s % 5], up, down, CODE4_ALPHA0),
@@ -518,7 +521,13 @@ mod tests {
             shape_systematics: vec![],
         };
         let theta = (0..120)
-            .map(|k| if k == 0 { 1.3 } else { 1.7 * ((k as f64) * 0.37).sin() })
+            .map(|k| {
+                if k == 0 {
+                    1.3
+                } else {
+                    1.7 * ((k as f64) * 0.37).sin()
+                }
+            })
             .collect();
         (process, theta)
     }
@@ -564,14 +573,20 @@ mod tests {
             };
             let (plus, minus) = (at(theta[j] + step, &mut g2), at(theta[j] - step, &mut g2));
             let slope = (plus - minus) / (2.0 * step);
-            assert!((slope - g[j]).abs() <= 1e-6 * g[j].abs().max(1.0), "∂ν/∂θ_{j}");
+            assert!(
+                (slope - g[j]).abs() <= 1e-6 * g[j].abs().max(1.0),
+                "∂ν/∂θ_{j}"
+            );
             // Column j of the Hessian from the gradient's differences.
             let mut up = vec![0.0; n];
             at(theta[j] + step, &mut up);
             at(theta[j] - step, &mut g2);
             for l in 0..n {
                 let d2 = (up[l] - g2[l]) / (2.0 * step);
-                assert!((d2 - h[l * n + j]).abs() <= 1e-5 * h[l * n + j].abs().max(1.0), "∂²ν/∂θ_{l}∂θ_{j}");
+                assert!(
+                    (d2 - h[l * n + j]).abs() <= 1e-5 * h[l * n + j].abs().max(1.0),
+                    "∂²ν/∂θ_{l}∂θ_{j}"
+                );
             }
         }
     }
