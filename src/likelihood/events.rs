@@ -9,8 +9,9 @@
 //! Events go four at a time ([`Quad`]), lane by lane, in sub-blocks of [`SUB`] events whose
 //! per-quad rows (densities, q, weights) stay in the L1/L2 cache. For each sub-block:
 //! 1. each process adds ν_c t_c to the densities and writes its q rows — in one pass with
-//!    everything in registers when its shape systematics are few and of one vectorised kind
-//!    ([`process_terms`]), a pass per step otherwise;
+//!    everything in registers when its shape systematics (up to 15) are of the vectorised
+//!    kinds, code 4 inside |α| < 1 and the exponential, mixed or not ([`process_terms`]), a
+//!    pass per step otherwise (codes 0, 2 and 4p);
 //! 2. each event's ln s, w/s, w/s² and, for a small q, every sum in registers in one more pass
 //!    ([`sums_in_one_pass`]); for a large q, rows of weights and a pass per sum.
 //!
@@ -32,8 +33,8 @@ use std::cell::RefCell;
 use super::data::ChannelData;
 use super::Order;
 use crate::model::interpolation::{
-    Code4Quad, ExponentialQuad, FactorRows, Quad, QuadFactors, QuadInterpolation, ShapeKernel,
-    VariationRun,
+    Code4Quad, ExponentialQuad, FactorRows, MixedQuad, Quad, QuadFactors, QuadInterpolation,
+    ShapeKernel, VariationRun,
 };
 use crate::vecmath::{ln4, ln4x2, mul_add4};
 
@@ -246,12 +247,15 @@ fn mul(a: Quad, b: Quad) -> Quad {
     std::array::from_fn(|l| a[l] * b[l])
 }
 
+/// The most shape systematics per process of the one-pass path (a real analysis has 5–15).
+const MAX_ONE_PASS_K: usize = 15;
+
 /// Adds process c's terms of the sub-block's quads from `i0` to the densities, and fills its
-/// q (and second derivatives): in one pass when the process has at most three shape
-/// systematics, all of one [`QuadInterpolation`] kind (code 4 inside |α| < 1, or the
-/// exponential: the common cases in a fit), the sub-block is whole quads of events and
-/// `one_pass` is set; in a pass per step otherwise. Both make the same products in the same
-/// order, so they give the same bits.
+/// q (and second derivatives): in one pass when the process has at most [`MAX_ONE_PASS_K`]
+/// shape systematics, each of a [`QuadInterpolation`] kind (code 4 inside |α| < 1, or the
+/// exponential: the cases of a fit with codes 4 and 1), the sub-block is whole quads of events
+/// and `one_pass` is set; in a pass per step otherwise. Both make the same products in the
+/// same order, so they give the same bits.
 #[inline(always)]
 fn process_terms(
     input: &BlockInput<'_>,
@@ -262,6 +266,8 @@ fn process_terms(
     one_pass: bool,
 ) {
     let at = (c, i0, n_quads);
+    // One kind throughout for K ≤ 3 (the commonest cases: no branch per systematic), the
+    // kinds decided per systematic otherwise.
     let done = one_pass
         && match input.kernels[c].len() {
             0 => terms_in_one_pass::<0, Code4Quad>(input, at, scratch),
@@ -272,11 +278,25 @@ fn process_terms(
             2 => {
                 terms_in_one_pass::<2, Code4Quad>(input, at, scratch)
                     || terms_in_one_pass::<2, ExponentialQuad>(input, at, scratch)
+                    || terms_in_one_pass::<2, MixedQuad>(input, at, scratch)
             }
             3 => {
                 terms_in_one_pass::<3, Code4Quad>(input, at, scratch)
                     || terms_in_one_pass::<3, ExponentialQuad>(input, at, scratch)
+                    || terms_in_one_pass::<3, MixedQuad>(input, at, scratch)
             }
+            4 => terms_in_one_pass::<4, MixedQuad>(input, at, scratch),
+            5 => terms_in_one_pass::<5, MixedQuad>(input, at, scratch),
+            6 => terms_in_one_pass::<6, MixedQuad>(input, at, scratch),
+            7 => terms_in_one_pass::<7, MixedQuad>(input, at, scratch),
+            8 => terms_in_one_pass::<8, MixedQuad>(input, at, scratch),
+            9 => terms_in_one_pass::<9, MixedQuad>(input, at, scratch),
+            10 => terms_in_one_pass::<10, MixedQuad>(input, at, scratch),
+            11 => terms_in_one_pass::<11, MixedQuad>(input, at, scratch),
+            12 => terms_in_one_pass::<12, MixedQuad>(input, at, scratch),
+            13 => terms_in_one_pass::<13, MixedQuad>(input, at, scratch),
+            14 => terms_in_one_pass::<14, MixedQuad>(input, at, scratch),
+            MAX_ONE_PASS_K => terms_in_one_pass::<MAX_ONE_PASS_K, MixedQuad>(input, at, scratch),
             _ => false,
         };
     if !done {
@@ -836,7 +856,7 @@ mod tests {
     use crate::likelihood::data::{ProcessData, ShapeData};
     use crate::model::interpolation::{InterpolationCode, ShapeVariations};
 
-    use InterpolationCode::{Code2, Code4};
+    use InterpolationCode::{Code1, Code2, Code4};
 
     /// Three processes with a code-4 and a code-2 shape systematic each.
     const MIXED: &[&[InterpolationCode]] = &[&[Code4, Code2], &[Code4, Code2], &[Code4, Code2]];
@@ -846,10 +866,15 @@ mod tests {
         &[&[], &[Code4], &[Code4, Code4, Code4], &[Code4, Code2]];
     /// A q of five entries (its sums in registers), and of two.
     const SMALL: &[&[InterpolationCode]] = &[&[], &[Code4], &[Code4]];
+    /// K = 4 and K = 10 (the one-pass path at any K; kinds mixed where some α lie beyond ±1),
+    /// and codes 4 and 1 in one process (kinds mixed inside ±1 too).
+    const WIDE: &[&[InterpolationCode]] = &[&[Code4; 4], &[Code4; 10]];
+    const MIXED_CODES: &[&[InterpolationCode]] =
+        &[&[Code4, Code1, Code4], &[Code1, Code4, Code4, Code1, Code4]];
     const TINY: &[&[InterpolationCode]] = &[&[Code2]];
 
     /// `n` events whose values come from a fixed sequence; process c has a shape systematic of
-    /// code `codes[c][k]` on parameter 1 + k.
+    /// code `codes[c][k]` on parameter 1 + k mod 3 (systematics beyond the third share one).
     fn channel(n: usize, codes: &[&[InterpolationCode]]) -> ChannelData {
         let mut state = 0x9e3779b97f4a7c15_u64;
         let mut next = move || {
@@ -869,7 +894,7 @@ mod tests {
                         let up: Vec<f64> = (0..n).map(|_| 0.9 + 0.2 * next()).collect();
                         let down: Vec<f64> = (0..n).map(|_| 0.9 + 0.2 * next()).collect();
                         ShapeData {
-                            parameter: 1 + k,
+                            parameter: 1 + k % 3,
                             code,
                             variations: ShapeVariations::from_ratios(&up, &down),
                         }
@@ -922,7 +947,7 @@ mod tests {
         if !has_avx2_fma() {
             return;
         }
-        for (data, theta, order) in cases(&[MIXED, ONE_PASS, SMALL], &[1001]) {
+        for (data, theta, order) in cases(&[MIXED, ONE_PASS, SMALL, WIDE, MIXED_CODES], &[1001]) {
             let portable = sums_by(&data, &theta, order, |input, range, sums| {
                 event_block_portable::<true>(input, range, &mut Scratch::default(), sums);
             });
@@ -937,7 +962,9 @@ mod tests {
     #[test]
     fn one_pass_gives_the_bits_of_a_pass_per_step() {
         // 1001 events: a partial last quad; 2052: a second, whole-quad sub-block.
-        for (data, theta, order) in cases(&[ONE_PASS, SMALL, TINY], &[1001, 2052]) {
+        for (data, theta, order) in
+            cases(&[ONE_PASS, SMALL, TINY, WIDE, MIXED_CODES], &[1001, 2052])
+        {
             let one_pass = sums_by(&data, &theta, order, |input, range, sums| {
                 event_block(input, range, sums);
             });

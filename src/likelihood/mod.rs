@@ -21,7 +21,7 @@ use std::cell::Cell;
 use rayon::prelude::*;
 
 use crate::model::interpolation::ShapeKernel;
-use crate::model::{process_yield, Model};
+use crate::model::{Model, YieldTerms};
 use events::{event_block, BlockInput, InvalidEvent, Layout};
 
 /// Events per block of the parallel event sums (fixed: it defines the summation order).
@@ -68,8 +68,9 @@ pub struct Evaluation {
 struct Workspace {
     layout: Layout,
     nu: Vec<f64>,
+    /// ∂ν_c/∂θ_j (c × n); ν_c's derivatives in the parameters it depends on (per process).
     nu_grad: Vec<f64>,
-    nu_hess: Vec<f64>,
+    yields: Vec<YieldTerms>,
     kernels: Vec<Vec<ShapeKernel>>,
     sums: Vec<f64>,
     /// L[j][a] = ∂(ν-coefficient of q_a)/∂θ_j (see `channel_nll`).
@@ -169,7 +170,7 @@ fn channel_nll(
         layout,
         nu,
         nu_grad,
-        nu_hess,
+        yields,
         kernels,
         sums,
         l,
@@ -180,16 +181,12 @@ fn channel_nll(
     // Yields and their derivatives.
     let c = layout.n_processes;
     nu.resize(c, 0.0);
+    nu_grad.clear();
     nu_grad.resize(c * n, 0.0);
-    nu_hess.resize(c * n * n, 0.0);
+    yields.resize_with(c, YieldTerms::default);
     for (i, (process, pdata)) in channel.processes.iter().zip(&data.processes).enumerate() {
-        nu[i] = process_yield(
-            process,
-            pdata.nominal_yield,
-            theta,
-            &mut nu_grad[i * n..(i + 1) * n],
-            &mut nu_hess[i * n * n..(i + 1) * n * n],
-        );
+        nu[i] = yields[i].fill(process, pdata.nominal_yield, theta);
+        yields[i].add_gradient(1.0, &mut nu_grad[i * n..(i + 1) * n]);
     }
     // Shape interpolations prepared once per evaluation, at this α.
     data.shape_kernels_into(theta, kernels);
@@ -238,17 +235,12 @@ fn channel_nll(
         for (ci, pdata) in data.processes.iter().enumerate() {
             // ∂²ν_c (1 − Σ w t_c/s)
             let not_in_events = 1.0 - first[ci];
-            for (h, d2) in hessian
-                .iter_mut()
-                .zip(&nu_hess[ci * n * n..(ci + 1) * n * n])
-            {
-                *h += d2 * not_in_events;
-            }
+            yields[ci].add_hessian(not_in_events, hessian);
             // − ∂ν_c ⊗ Σ w ∂t_c/∂α_k/s, both ways round, and − ν_c Σ w ∂²t_c/∂α_k∂α_k'/s
             let shapes = &pdata.shapes;
             for (s, shape) in shapes.iter().enumerate() {
                 let (k, b) = (shape.parameter, first[layout.shape_offset[ci] + s]);
-                for j in 0..n {
+                for &j in &yields[ci].parameters {
                     let term = nu_grad[ci * n + j] * b;
                     hessian[j * n + k] -= term;
                     hessian[k * n + j] -= term;

@@ -236,6 +236,38 @@ impl QuadInterpolation for ExponentialQuad {
     }
 }
 
+/// Code 4 inside |α| < 1 or the exponential, decided systematic by systematic: a process whose
+/// α lie some inside ±1 and some beyond (or whose codes are 4 and 1) keeps the one-pass event
+/// loop. The branch is on the systematic, not the event, so it is the same for every quad.
+#[derive(Clone, Copy, Debug)]
+pub enum MixedQuad {
+    Code4(Code4Quad),
+    Exponential(ExponentialQuad),
+}
+
+impl Default for MixedQuad {
+    fn default() -> Self {
+        MixedQuad::Exponential(ExponentialQuad::default())
+    }
+}
+
+impl QuadInterpolation for MixedQuad {
+    #[inline(always)]
+    fn of(kernel: &ShapeKernel) -> Option<Self> {
+        Code4Quad::of(kernel)
+            .map(MixedQuad::Code4)
+            .or_else(|| ExponentialQuad::of(kernel).map(MixedQuad::Exponential))
+    }
+
+    #[inline(always)]
+    fn factors(&self, v: [Quad; 4], gradient: bool, hessian: bool) -> QuadFactors {
+        match self {
+            MixedQuad::Code4(kind) => kind.factors(v, gradient, hessian),
+            MixedQuad::Exponential(kind) => kind.factors(v, gradient, hessian),
+        }
+    }
+}
+
 /// One event's inputs of a shape interpolation: δ⁺ − 1, δ⁻ − 1, ln δ⁺ and ln δ⁻.
 pub type EventVariation = [f64; 4];
 

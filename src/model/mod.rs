@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::workspace::expr::Expr;
 use crate::workspace::schema::ConstraintKind;
 use crate::workspace::{default_init, Direction, Workspace};
-use interpolation::{InterpolationCode, Variation};
+use interpolation::{Interpolated, InterpolationCode, Variation};
 
 /// Boundary α₀ of code4's polynomial region.
 pub const CODE4_ALPHA0: f64 = 1.0;
@@ -259,9 +259,9 @@ impl Model {
     }
 }
 
-/// ν_c(θ) = f_c(θ) ν_c⁰ Π_k G_ck(α_k) with its gradient and (dense, row-major) Hessian,
-/// written to `grad` and `hess` (which also serve as the working space: no allocation, as
-/// every NLL evaluation calls this).
+/// ν_c(θ) = f_c(θ) ν_c⁰ Π_k G_ck(α_k) with its gradient and (dense, row-major) Hessian over
+/// all parameters, written to `grad` and `hess`: [`YieldTerms`] scattered (for callers
+/// outside the NLL's evaluation loop, which uses the sparse form).
 pub fn process_yield(
     process: &Process,
     nominal: f64,
@@ -269,68 +269,325 @@ pub fn process_yield(
     grad: &mut [f64],
     hess: &mut [f64],
 ) -> f64 {
-    let n = theta.len();
-    // First G = Π_k G_k and its derivatives, in grad and hess.
-    let g = yield_factors(process, theta, grad, hess);
-    // Then (ν⁰ f G)'' = ν⁰ (f'' G + f' G'ᵀ + G' f'ᵀ + f G'') and (ν⁰ f G)' = ν⁰ (f' G + f G'),
-    // f' and f'' sparse (the coefficient's symbolic derivatives).
-    let f = process.coefficient.expr.eval(theta);
-    for h in hess.iter_mut() {
-        *h *= nominal * f;
-    }
-    for (j, l, d) in &process.coefficient.hessian {
-        hess[j * n + l] += nominal * d.eval(theta) * g;
-    }
-    for (j, d) in &process.coefficient.gradient {
-        let f_j = nominal * d.eval(theta);
-        for b in 0..n {
-            hess[j * n + b] += f_j * grad[b];
-            hess[b * n + j] += grad[b] * f_j;
-        }
-    }
-    for x in grad.iter_mut() {
-        *x *= nominal * f;
-    }
-    for (j, d) in &process.coefficient.gradient {
-        grad[*j] += nominal * d.eval(theta) * g;
-    }
-    nominal * f * g
-}
-
-/// G = Π_k G_k(α_k), the product of a process's yield factors; its gradient and Hessian are
-/// written to `grad` and `hess` (factors of different parameters multiply; several factors
-/// may share one parameter).
-fn yield_factors(process: &Process, theta: &[f64], grad: &mut [f64], hess: &mut [f64]) -> f64 {
-    let n = theta.len();
+    let mut terms = YieldTerms::default();
+    let nu = terms.fill(process, nominal, theta);
     grad.fill(0.0);
     hess.fill(0.0);
-    let mut g = 1.0;
-    for s in &process.yield_systematics {
-        let k = s.parameter;
-        let i = s.variation.eval(theta[k]);
-        // (g·I)' = g' I + g I'; (g·I)'' = g'' I + g' I' + I' g' + g I''
-        for a in 0..n {
-            for b in 0..n {
-                let mut h = hess[a * n + b] * i.value;
-                if b == k {
-                    h += grad[a] * i.d1;
-                }
-                if a == k {
-                    h += grad[b] * i.d1;
-                }
-                if a == k && b == k {
-                    h += g * i.d2;
-                }
-                hess[a * n + b] = h;
+    terms.add_gradient(1.0, grad);
+    terms.add_hessian(1.0, hess);
+    nu
+}
+
+/// ν_c(θ) and its derivatives in the few parameters it depends on (its coefficient's and its
+/// yield systematics'): with ~100 yield-only nuisance parameters each process depends on
+/// m of the n parameters, and a dense n-vector and n×n matrix per process and evaluation
+/// would cost O(n²) to clear alone (the dense product over factors cost O(m n²)). Here the
+/// value and gradient cost O(m log m), the Hessian O(m²).
+#[derive(Clone, Debug, Default)]
+pub struct YieldTerms {
+    /// The parameters ν_c depends on, ascending, each once.
+    pub parameters: Vec<usize>,
+    /// ∂ν/∂θ_p for p in `parameters`.
+    pub gradient: Vec<f64>,
+    /// ∂²ν/∂θ_p∂θ_q, row-major over `parameters` × `parameters`.
+    pub hessian: Vec<f64>,
+    /// G_p(θ_p) = Π over the factors of parameter p, and its two derivatives.
+    factors: Vec<Interpolated>,
+    /// Products of the factors before and after each parameter's (prefix and suffix).
+    before: Vec<f64>,
+    after: Vec<f64>,
+}
+
+impl YieldTerms {
+    /// ν_c(θ) = f_c ν_c⁰ Π_p G_p with its gradient and Hessian over the parameters it depends
+    /// on, reusing this struct's arrays.
+    pub fn fill(&mut self, process: &Process, nominal: f64, theta: &[f64]) -> f64 {
+        let coefficient = &process.coefficient;
+        self.parameters.clear();
+        self.parameters
+            .extend(process.yield_systematics.iter().map(|s| s.parameter));
+        self.parameters
+            .extend(coefficient.gradient.iter().map(|(j, _)| *j));
+        self.parameters.sort_unstable();
+        self.parameters.dedup();
+        let g = self.yield_factors(process, theta);
+        // (ν⁰ f G)' = ν⁰ (f' G + f G'), (ν⁰ f G)'' = ν⁰ (f'' G + f' G'ᵀ + G' f'ᵀ + f G''),
+        // f' and f'' sparse (the coefficient's symbolic derivatives).
+        let t = self.parameters.len();
+        let f = coefficient.expr.eval(theta);
+        for h in self.hessian.iter_mut() {
+            *h *= nominal * f;
+        }
+        for (j, l, d) in &coefficient.hessian {
+            let (a, b) = (self.local(*j), self.local(*l));
+            self.hessian[a * t + b] += nominal * d.eval(theta) * g;
+        }
+        for (j, d) in &coefficient.gradient {
+            let (a, f_j) = (self.local(*j), nominal * d.eval(theta));
+            for b in 0..t {
+                let term = f_j * self.gradient[b];
+                self.hessian[a * t + b] += term;
+                self.hessian[b * t + a] += term;
             }
         }
-        for (a, ga) in grad.iter_mut().enumerate() {
-            *ga *= i.value;
-            if a == k {
-                *ga += g * i.d1;
-            }
+        for x in self.gradient.iter_mut() {
+            *x *= nominal * f;
         }
-        g *= i.value;
+        for (j, d) in &coefficient.gradient {
+            let a = self.local(*j);
+            self.gradient[a] += nominal * d.eval(theta) * g;
+        }
+        nominal * f * g
     }
-    g
+
+    /// out[θ_p] += scale ∂ν/∂θ_p (`out` over all parameters).
+    pub fn add_gradient(&self, scale: f64, out: &mut [f64]) {
+        for (&p, d) in self.parameters.iter().zip(&self.gradient) {
+            out[p] += scale * d;
+        }
+    }
+
+    /// out[θ_p, θ_q] += scale ∂²ν/∂θ_p∂θ_q (`out` dense, row-major over all parameters).
+    pub fn add_hessian(&self, scale: f64, out: &mut [f64]) {
+        let n = out.len().isqrt();
+        let t = self.parameters.len();
+        for (a, &p) in self.parameters.iter().enumerate() {
+            for (b, &q) in self.parameters.iter().enumerate() {
+                out[p * n + q] += scale * self.hessian[a * t + b];
+            }
+        }
+    }
+
+    /// The position of parameter `j` in `parameters` (which holds it).
+    fn local(&self, j: usize) -> usize {
+        self.parameters
+            .binary_search(&j)
+            .expect("every parameter of the process is listed")
+    }
+
+    /// G = Π_k G_k(α_k), the product of the process's yield factors, into `gradient` and
+    /// `hessian` (over `parameters`). Factors of one parameter are first multiplied into
+    /// G_p (several factors may share a parameter); then ∂G/∂θ_p = G'_p Π_{q≠p} G_q and
+    /// ∂²G/∂θ_p∂θ_q = G'_p G'_q Π_{r≠p,q} G_r (G''_p Π_{r≠p} G_r on the diagonal), the
+    /// products of the other factors from prefix and suffix products (no division: a factor
+    /// may be zero).
+    fn yield_factors(&mut self, process: &Process, theta: &[f64]) -> f64 {
+        let t = self.parameters.len();
+        let one = Interpolated {
+            value: 1.0,
+            d1: 0.0,
+            d2: 0.0,
+        };
+        self.factors.clear();
+        self.factors.resize(t, one);
+        for s in &process.yield_systematics {
+            let p = self.local(s.parameter);
+            let i = s.variation.eval(theta[s.parameter]);
+            let g = &mut self.factors[p];
+            // (g·I)' = g' I + g I'; (g·I)'' = g'' I + 2 g' I' + g I''
+            *g = Interpolated {
+                value: g.value * i.value,
+                d1: g.d1 * i.value + g.value * i.d1,
+                d2: g.d2 * i.value + 2.0 * g.d1 * i.d1 + g.value * i.d2,
+            };
+        }
+        let factors = &self.factors;
+        self.before.clear();
+        self.before.push(1.0);
+        for f in factors {
+            let last = *self.before.last().expect("starts with 1");
+            self.before.push(last * f.value);
+        }
+        self.after.clear();
+        self.after.resize(t + 1, 1.0);
+        for p in (0..t).rev() {
+            self.after[p] = self.after[p + 1] * factors[p].value;
+        }
+        let (before, after) = (&self.before, &self.after);
+        self.gradient.clear();
+        self.gradient
+            .extend((0..t).map(|p| factors[p].d1 * before[p] * after[p + 1]));
+        self.hessian.clear();
+        self.hessian.resize(t * t, 0.0);
+        for p in 0..t {
+            self.hessian[p * t + p] = factors[p].d2 * before[p] * after[p + 1];
+            // Π_{p<r<q} G_r, grown as q moves right.
+            let mut between = 1.0;
+            for q in p + 1..t {
+                let h = factors[p].d1 * factors[q].d1 * before[p] * between * after[q + 1];
+                self.hessian[p * t + q] = h;
+                self.hessian[q * t + p] = h;
+                between *= factors[q].value;
+            }
+        }
+        before[t]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The dense product over factors that `YieldTerms` replaced (O(m n²) per process): the
+    /// reference its results must reproduce.
+    fn dense_yield(process: &Process, nominal: f64, theta: &[f64]) -> (f64, Vec<f64>, Vec<f64>) {
+        let n = theta.len();
+        let (mut grad, mut hess) = (vec![0.0; n], vec![0.0; n * n]);
+        let mut g = 1.0;
+        for s in &process.yield_systematics {
+            let k = s.parameter;
+            let i = s.variation.eval(theta[k]);
+            for a in 0..n {
+                for b in 0..n {
+                    let mut h = hess[a * n + b] * i.value;
+                    if b == k {
+                        h += grad[a] * i.d1;
+                    }
+                    if a == k {
+                        h += grad[b] * i.d1;
+                    }
+                    if a == k && b == k {
+                        h += g * i.d2;
+                    }
+                    hess[a * n + b] = h;
+                }
+            }
+            for (a, ga) in grad.iter_mut().enumerate() {
+                *ga *= i.value;
+                if a == k {
+                    *ga += g * i.d1;
+                }
+            }
+            g *= i.value;
+        }
+        let f = process.coefficient.expr.eval(theta);
+        for h in hess.iter_mut() {
+            *h *= nominal * f;
+        }
+        for (j, l, d) in &process.coefficient.hessian {
+            hess[j * n + l] += nominal * d.eval(theta) * g;
+        }
+        for (j, d) in &process.coefficient.gradient {
+            let f_j = nominal * d.eval(theta);
+            for b in 0..n {
+                hess[j * n + b] += f_j * grad[b];
+                hess[b * n + j] += grad[b] * f_j;
+            }
+        }
+        for x in grad.iter_mut() {
+            *x *= nominal * f;
+        }
+        for (j, d) in &process.coefficient.gradient {
+            grad[*j] += nominal * d.eval(theta) * g;
+        }
+        (nominal * f * g, grad, hess)
+    }
+
+    const CODES: [InterpolationCode; 5] = [
+        InterpolationCode::Code0,
+        InterpolationCode::Code1,
+        InterpolationCode::Code2,
+        InterpolationCode::Code4,
+        InterpolationCode::Code4p,
+    ];
+
+    /// 120 parameters (μ and 119 α); a process whose coefficient depends on μ and α_1 and
+    /// which has 100 yield systematics on 80 of the α (every fifth α carries two factors, of
+    /// different codes), at a point with α on both sides of ±1.
+    fn many_yields() -> (Process, Vec<f64>) {
+        let names: Vec<String> = std::iter::once("mu".to_string())
+            .chain((1..120).map(|k| format!("alpha_{k}")))
+            .collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let text = "mu * mu * (1 + 0.1 * alpha_1)";
+        let mut yield_systematics = Vec::new();
+        for s in 0..100 {
+            let parameter = if s < 80 { 1 + s } else { 1 + 5 * (s - 80) };
+            let (up, down) = (
+                1.0 + 0.01 * (1 + s % 7) as f64,
+                1.0 - 0.008 * (1 + s % 5) as f64,
+            );
+            yield_systematics.push(YieldSystematic {
+                parameter,
+                variation: Variation::new(CODES[s % 5], up, down, CODE4_ALPHA0),
+            });
+        }
+        let process = Process {
+            name: "p".into(),
+            coefficient: Coefficient::new(text, Expr::parse(text, &names).unwrap()),
+            nominal_yield: None,
+            ratio: "p".into(),
+            yield_systematics,
+            shape_systematics: vec![],
+        };
+        let theta = (0..120)
+            .map(|k| {
+                if k == 0 {
+                    1.3
+                } else {
+                    1.7 * ((k as f64) * 0.37).sin()
+                }
+            })
+            .collect();
+        (process, theta)
+    }
+
+    fn relative(a: f64, b: f64) -> f64 {
+        (a - b).abs() / b.abs().max(1e-300)
+    }
+
+    #[test]
+    fn sparse_yield_terms_reproduce_the_dense_product() {
+        let (process, theta) = many_yields();
+        let n = theta.len();
+        let (nu, grad, hess) = dense_yield(&process, 250.0, &theta);
+        let (mut g, mut h) = (vec![0.0; n], vec![0.0; n * n]);
+        let value = process_yield(&process, 250.0, &theta, &mut g, &mut h);
+        assert!(relative(value, nu) < 1e-12, "{value} vs {nu}");
+        let scale = grad.iter().fold(0.0_f64, |m, x| m.max(x.abs()));
+        for j in 0..n {
+            assert!((g[j] - grad[j]).abs() <= 1e-12 * scale, "∂ν/∂θ_{j}");
+        }
+        let scale = hess.iter().fold(0.0_f64, |m, x| m.max(x.abs()));
+        for a in 0..n * n {
+            assert!((h[a] - hess[a]).abs() <= 1e-12 * scale, "Hessian entry {a}");
+        }
+        // And not trivially: shared parameters have second derivatives off the diagonal.
+        // And not trivially: α_6 and α_11 carry two factors each (codes 0 and 1, 1 and 2).
+        assert!(hess[6 * n + 11] != 0.0 && hess[6 * n + 6] != 0.0);
+    }
+
+    #[test]
+    fn sparse_yield_terms_match_finite_differences() {
+        let (process, theta) = many_yields();
+        let n = theta.len();
+        let (mut g, mut h) = (vec![0.0; n], vec![0.0; n * n]);
+        process_yield(&process, 250.0, &theta, &mut g, &mut h);
+        let (mut g2, mut h2) = (vec![0.0; n], vec![0.0; n * n]);
+        let step = 1e-6;
+        for j in [0, 1, 5, 6, 11, 80, 96, 119] {
+            let mut at = |x: f64, grad: &mut [f64]| {
+                let mut shifted = theta.clone();
+                shifted[j] = x;
+                process_yield(&process, 250.0, &shifted, grad, &mut h2)
+            };
+            let (plus, minus) = (at(theta[j] + step, &mut g2), at(theta[j] - step, &mut g2));
+            let slope = (plus - minus) / (2.0 * step);
+            assert!(
+                (slope - g[j]).abs() <= 1e-6 * g[j].abs().max(1.0),
+                "∂ν/∂θ_{j}"
+            );
+            // Column j of the Hessian from the gradient's differences.
+            let mut up = vec![0.0; n];
+            at(theta[j] + step, &mut up);
+            at(theta[j] - step, &mut g2);
+            for l in 0..n {
+                let d2 = (up[l] - g2[l]) / (2.0 * step);
+                assert!(
+                    (d2 - h[l * n + j]).abs() <= 1e-5 * h[l * n + j].abs().max(1.0),
+                    "∂²ν/∂θ_{l}∂θ_{j}"
+                );
+            }
+        }
+    }
 }
