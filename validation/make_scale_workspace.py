@@ -189,6 +189,8 @@ def finish_model(g, ratio, graph_name, doc):
     g.op("Log", ratio, out="log_ratio")
     g.op("Div", ratio, g.op("Add", 1.0, ratio), out="score")
     outputs = [helper.make_tensor_value_info(n, TensorProto.DOUBLE, ["N", 1]) for n in ("ratio", "log_ratio", "score")]
+    used = {i for node in g.nodes for i in node.input}
+    g.inits = [t for t in g.inits if t.name in used]  # the tilted model drops the base's outputs
     graph = helper.make_graph(g.nodes, graph_name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
                               outputs, g.inits)
     model = helper.make_model(graph, producer_name="nsbi/validation/make_scale_workspace.py",
@@ -355,7 +357,8 @@ def verify(out):
     return result
 
 
-def main(argv=None):
+def parse_args(argv=None):
+    """The command line as a namespace; `argv` is kept (the benchmark re-runs it as a child)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path)
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
@@ -369,15 +372,23 @@ def main(argv=None):
     ap.add_argument("--no-validate", action="store_true", help="skip `nsbi validate`")
     ap.add_argument("--verify", type=Path, metavar="DIR", help="check a generated folder, print JSON, and exit")
     args = ap.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.verify:
-        print(json.dumps(verify(args.verify), indent=2))
-        return
+        return args
     if args.out is None:
         ap.error("--out is required")
     if not 0.0 <= args.negative_fraction < 0.5:
         ap.error(f"--negative-fraction must be in [0, 0.5), got {args.negative_fraction}")
     if args.events < 1 or args.channels < 1 or args.yield_nps < 0 or args.shape_nps < 0:
         ap.error("--events and --channels must be >= 1, --yield-nps and --shape-nps >= 0")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.verify:
+        print(json.dumps(verify(args.verify), indent=2))
+        return
     generate(args)
     if not args.no_validate:
         print(validate(args.out))
