@@ -18,8 +18,24 @@ const NEGATIVE_FRACTION: f64 = 0.2;
 fn generate(out: &Path, seed: &str) -> String {
     let output = Command::new(python())
         .arg(root().join("validation/make_scale_workspace.py"))
-        .args(["--out", out.to_str().unwrap(), "--seed", seed, "--events", EVENTS])
-        .args(["--processes", "4", "--channels", "2", "--yield-nps", "2", "--shape-nps", "2"])
+        .args([
+            "--out",
+            out.to_str().unwrap(),
+            "--seed",
+            seed,
+            "--events",
+            EVENTS,
+        ])
+        .args([
+            "--processes",
+            "4",
+            "--channels",
+            "2",
+            "--yield-nps",
+            "2",
+            "--shape-nps",
+            "2",
+        ])
         .args(["--negative-fraction", &NEGATIVE_FRACTION.to_string()])
         .env("NSBI", env!("CARGO_BIN_EXE_nsbi"))
         .output()
@@ -61,7 +77,11 @@ fn event_files(all: &BTreeMap<PathBuf, Vec<u8>>) -> Vec<&PathBuf> {
 #[test]
 fn scale_generator_is_deterministic_normalised_and_valid() {
     let tmp = tempfile::tempdir().unwrap();
-    let (a, b, c) = (tmp.path().join("a"), tmp.path().join("b"), tmp.path().join("c"));
+    let (a, b, c) = (
+        tmp.path().join("a"),
+        tmp.path().join("b"),
+        tmp.path().join("c"),
+    );
     let report = generate(&a, "7");
     generate(&b, "7");
     generate(&c, "8");
@@ -112,7 +132,11 @@ fn scale_generator_is_deterministic_normalised_and_valid() {
     );
     let json: serde_json::Value = serde_json::from_slice(&verify.stdout).unwrap();
     let means = json["shape_mean"].as_object().unwrap();
-    assert_eq!(means.len(), 2 * 4 * 2 * 2, "channels × processes × NPs × up/down");
+    assert_eq!(
+        means.len(),
+        2 * 4 * 2 * 2,
+        "channels × processes × NPs × up/down"
+    );
     for (model, mean) in means {
         let mean = mean.as_f64().unwrap();
         assert!(

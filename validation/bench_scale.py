@@ -19,12 +19,15 @@ os.wait4). A command past its timeout is killed and reported as "> T s".
 
 Tables: (a) the issue's table redone (10⁵ MC events per process; yield, shape NPs in
 (2,0) (100,0) (2,3) (20,3) (2,10) (20,10) (100,10)); (b) scaling of fit time and memory with MC
-events per process (10⁵…10⁷, at 20 yield + 3 shape NPs) and with NPs (2…200 yield-only at 10⁵),
+events per process (default 10⁵, 3·10⁵, 10⁶ at 20 yield + 3 shape NPs: 10⁷ takes hours on two
+cores, ask for it with --events-list) and with NPs (2…200 yield-only at 10⁵),
 each column with the exponent of a power law fitted to the points that finished. The markdown
 replaces what lies between `<!-- bench-scale:begin -->` and `<!-- bench-scale:end -->` in
 README.md; raw numbers go to target/scale/bench_scale.json.
 
-Usage: bench_scale.py [--quick] [--tables issue,events,nps] [--events-list 1e5,1e6]
+`--tables target` adds (d), the issue's target workspace (10⁶ events, 100 + 10 NPs).
+
+Usage: bench_scale.py [--quick] [--tables issue,nps,events,target] [--events-list 1e5,1e6]
        [--np-list 2,20,100,200] [--timeout 600] [--toy-budget 30] [--max-toys 1000]
        [--nice 10] [--no-readme]
 """
@@ -52,6 +55,7 @@ import make_scale_workspace as G  # noqa: E402
 BEGIN, END = "<!-- bench-scale:begin -->", "<!-- bench-scale:end -->"
 ISSUE_ROWS = [(2, 0), (100, 0), (2, 3), (20, 3), (2, 10), (20, 10), (100, 10)]
 EVENTS_NPS = (20, 3)  # yield, shape NPs of the events-scaling rows
+TARGET = (1_000_000, 100, 10)  # the issue's target workspace: events per process, yield, shape NPs
 BOUND_TOL = 1e-6
 
 
@@ -371,6 +375,16 @@ def markdown(results, args):
     if results.get("nps"):
         text, _ = scaling_table(results["nps"], "nps", "nuisance parameters")
         parts += ["", "**(c) Scaling with nuisance parameters** (x = number of NPs):", "", text]
+    if results.get("target"):
+        rec = results["target"][0]
+        ms, mean_t, bound = cell_toys(rec)
+        parts += ["", f"**(d) The issue's target workspace** ({rec['events']:.0e} MC events per process, "
+                  f"{rec['yield_nps']} yield + {rec['shape_nps']} shape NPs; targets: observed fit ≤ 2 s, Asimov + MINOS "
+                  "≤ 10 s, ≥ 500 toy fits/s per core, peak memory ≤ 4 GB):", "",
+                  "| observed fit | Asimov fit / +MINOS | ms per toy (1 core) | ⟨t⟩ at μ = 1 | peak RSS |",
+                  "| --- | --- | --- | --- | --- |",
+                  f"| {cell_observed(rec.get('observed_fit'))} | {cell_time(rec.get('asimov_fit'))} / "
+                  f"{cell_time(rec.get('asimov_minos'))} | {ms} | {mean_t} | {_mb(rec)} |"]
     return "\n".join(parts)
 
 
@@ -393,10 +407,10 @@ def write_readme(path, text):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes and timeouts: a few minutes")
-    ap.add_argument("--tables", default="issue,events,nps", help="comma-separated subset of issue,events,nps")
+    ap.add_argument("--tables", default="issue,nps,events", help="comma-separated subset of issue,nps,events,target")
     ap.add_argument("--issue-events", type=float, default=None, help="MC events per process of table (a) (1e5)")
     ap.add_argument("--issue-rows", default=None, help="'Y:S,Y:S,...' rows of table (a)")
-    ap.add_argument("--events-list", default=None, help="events per process of table (b) (1e5,1e6,1e7)")
+    ap.add_argument("--events-list", default=None, help="events per process of table (b) (1e5,3e5,1e6; 1e7 takes hours)")
     ap.add_argument("--np-list", default=None, help="yield NPs of table (c) (2,20,100,200)")
     ap.add_argument("--timeout", type=float, default=None, help="seconds per fit command (600)")
     ap.add_argument("--toy-budget", type=float, default=None, help="seconds aimed at per toy run (30; quick 5)")
@@ -414,7 +428,7 @@ def main(argv=None):
     args.issue_events = int(args.issue_events or (2e4 if quick else 1e5))
     rows = args.issue_rows or ("2:0,20:0,2:3" if quick else ",".join(f"{y}:{s}" for y, s in ISSUE_ROWS))
     issue_rows = [tuple(int(v) for v in r.split(":")) for r in rows.split(",")]
-    events_list = [int(float(v)) for v in (args.events_list or ("1e4,3e4,1e5" if quick else "1e5,1e6,1e7")).split(",")]
+    events_list = [int(float(v)) for v in (args.events_list or ("1e4,3e4,1e5" if quick else "1e5,3e5,1e6")).split(",")]
     np_list = [int(v) for v in (args.np_list or ("2,20,100" if quick else "2,20,100,200")).split(",")]
     args.timeout = args.timeout or (60.0 if quick else 600.0)
     args.toy_timeout = args.timeout
@@ -437,21 +451,25 @@ def main(argv=None):
         tmp.write_text(json.dumps(results, indent=2) + "\n")
         tmp.replace(args.json)
 
-    if "issue" in tables:
-        results["issue"] = []
-        for y, s in issue_rows:
-            results["issue"].append(measure(args, args.issue_events, y, s))
-            save()
-    if "events" in tables:
-        results["events"] = []
-        for n in events_list:
-            results["events"].append(measure(args, n, *(EVENTS_NPS if not quick else (2, 2))))
-            save()
-    if "nps" in tables:
-        results["nps"] = []
-        for y in np_list:
-            results["nps"].append(measure(args, args.issue_events, y, 0))
-            save()
+    done = {}
+
+    def measured(events, yield_nps, shape_nps):
+        """One workspace's record, measured once even when two tables share it."""
+        key = (events, yield_nps, shape_nps)
+        if key not in done:
+            done[key] = measure(args, events, yield_nps, shape_nps)
+        return done[key]
+
+    plan = {"issue": [(args.issue_events, y, s) for y, s in issue_rows],
+            "nps": [(args.issue_events, y, 0) for y in np_list],
+            "events": [(n, *(EVENTS_NPS if not quick else (2, 2))) for n in events_list],
+            "target": [(TARGET[0], TARGET[1], TARGET[2])]}
+    for table in ("issue", "nps", "events", "target"):
+        if table in tables:
+            results[table] = []
+            for key in plan[table]:
+                results[table].append(measured(*key))
+                save()
     text = markdown(results, args)
     results["markdown"] = text
     save()
