@@ -95,7 +95,7 @@ def processes(n):
     return base
 
 
-def coefficient_at_mu1(name, coefficient):
+def coefficient_at_mu1(coefficient):
     """Value of the coefficient at mu = 1 (all are >= 0 there: the data are a mixture)."""
     return {"mu - sqrt(mu)": 0.0, "sqrt(mu)": 1.0, "1 - sqrt(mu)": 0.0, "mu": 1.0, "1": 1.0}[coefficient]
 
@@ -150,7 +150,7 @@ def generator_weights(nu, n, negative_fraction, rng):
     return w
 
 
-def write_mc(path, n, draw_chunk, weights, shapes, proc_index):
+def write_mc(path, n, draw_chunk, weights, shapes):
     """Stream the events into a contiguous HDF5 file chunk by chunk, accumulating the weighted
     sums Σ b tanh(...) that normalise each shape ratio. Returns them (one per shape NP)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -289,7 +289,7 @@ def generate(args):
     out = args.out
     procs = processes(args.processes)
     yield_factors, shapes = draw_systematics(args.seed, procs, args.yield_nps, args.shape_nps)
-    nu_mu1 = sum(coefficient_at_mu1(n, c) * nu for n, c, nu, _ in procs)
+    nu_mu1 = sum(coefficient_at_mu1(c) * nu for _, c, nu, _ in procs)
     scale = args.observed / (args.channels * nu_mu1)
     for name, _, _, tilt in procs:
         save_model(exact_ratio_model(name) if tilt is None else tilted_background_model(tilt), out / "models" / f"{name}.onnx")
@@ -300,7 +300,7 @@ def generate(args):
             weights = generator_weights(scale * nu, args.events, args.negative_fraction, rng_for(args.seed, 2, c, p))
             sums = write_mc(out / "data" / ch["name"] / f"mc_{name}.h5", args.events,
                             lambda k, n: sample_process(name, tilt, n, rng_for(args.seed, 1, c, p, k)),
-                            weights, shapes, p)
+                            weights, shapes)
             total = float(np.sum(weights))
             means = []
             for j, spec in enumerate(shapes):
@@ -313,7 +313,7 @@ def generate(args):
             ch["shape_means"].append(means)
         # Observed data at mu = 1, alpha = 0: a Poisson number of events from the mixture.
         rng = rng_for(args.seed, 3, c)
-        nus = np.array([scale * coefficient_at_mu1(n, co) * nu for n, co, nu, _ in procs])
+        nus = np.array([scale * coefficient_at_mu1(co) * nu for _, co, nu, _ in procs])
         counts = rng.multinomial(int(rng.poisson(nus.sum())), nus / nus.sum())
         x = np.concatenate([sample_process(n, tilt, k, rng) for (n, _, _, tilt), k in zip(procs, counts) if k > 0])
         write_observed(out / "data" / ch["name"] / "observed.h5", x[rng.permutation(len(x))], args.seed)
