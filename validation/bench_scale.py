@@ -115,15 +115,14 @@ def workspace(events, yield_nps, shape_nps, args):
     out = gargs.out
     info = out / "generator.json"
     if info.exists() and json.loads(info.read_text())["parameters"] == G.parameters(gargs):
-        return out, None
+        return out, None, None
     if out.exists():
         shutil.rmtree(out)
-    t0 = time.perf_counter()
     cmd = [sys.executable, str(ROOT / "validation" / "make_scale_workspace.py")] + gargs.argv
     r = run(cmd, args.gen_timeout, args.nice)
     if r["rc"] != 0 or r["timed_out"]:
         raise SystemExit(f"generating {out} failed:\n{r['stderr']}")
-    return out, time.perf_counter() - t0
+    return out, r["wall_s"], r["peak_rss_mb"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -209,12 +208,13 @@ def toys(args, ws, bench):
 def measure(args, events, yield_nps, shape_nps):
     """All measurements on one workspace, as a dict (also printed as they come)."""
     label = f"{events:.0e} events, {yield_nps} yield + {shape_nps} shape NPs"
-    ws_dir, gen_s = workspace(events, yield_nps, shape_nps, args)
+    ws_dir, gen_s, gen_mb = workspace(events, yield_nps, shape_nps, args)
     ws = ws_dir / "workspace.yaml"
     bench = ws_dir / "bench"
     bench.mkdir(exist_ok=True)
-    rec = {"events": events, "yield_nps": yield_nps, "shape_nps": shape_nps, "generate_s": gen_s, "workspace": str(ws)}
-    print(f"[bench-scale] {label}: generated in {gen_s:.1f} s" if gen_s else f"[bench-scale] {label}: reused",
+    rec = {"events": events, "yield_nps": yield_nps, "shape_nps": shape_nps, "generate_s": gen_s,
+           "generate_peak_rss_mb": gen_mb, "workspace": str(ws)}
+    print(f"[bench-scale] {label}: generated in {gen_s:.1f} s, {gen_mb:.0f} MB" if gen_s else f"[bench-scale] {label}: reused",
           flush=True)
     ratios = run(nsbi(args, "ratios", ws, "--quiet"), args.ratio_timeout, args.nice)
     rec["ratios"] = _strip(ratios)
