@@ -3,7 +3,7 @@
 WORKSPACE ?= workspaces/offshell_toy/workspace.yaml
 CARGO ?= cargo
 
-.PHONY: setup demo test bench fixtures
+.PHONY: setup demo test bench bench-scale fixtures
 
 setup:
 	bash .ci/setup.sh
@@ -21,6 +21,12 @@ test: setup
 
 bench: setup
 	$(CARGO) bench
+
+# Scale benchmark (issue 13): synthetic workspaces into target/scale/, tables into README.md.
+# BENCH_SCALE_ARGS=--quick for a few-minute version.
+bench-scale: setup
+	$(CARGO) build --release --quiet
+	.venv/bin/python validation/bench_scale.py $(BENCH_SCALE_ARGS)
 
 # Regenerate the example workspace's data and models (deterministic for a given seed).
 fixtures: setup
