@@ -102,10 +102,13 @@ def coefficient_at_mu1(coefficient):
 
 def draw_systematics(seed, procs, n_yield, n_shape):
     """Yield factors per (yield NP, process) and shape specs per shape NP (feature, x0, w,
-    amplitude per process), all from their own stream: they do not depend on --events."""
+    amplitude per process). Yield and shape systematics have streams of their own, so they do
+    not depend on --events, and shape NP j is the same whatever the number of yield NPs (rows
+    of the benchmark that differ in yield NPs only compare the same shapes)."""
     rng = rng_for(seed, 100)
     yields = [[(1.0 + float(rng.uniform(0.005, 0.05)), 1.0 - float(rng.uniform(0.005, 0.05))) for _ in procs]
               for _ in range(n_yield)]
+    rng = rng_for(seed, 101)
     shapes = []
     for j in range(n_shape):
         column = j % 3
