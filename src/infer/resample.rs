@@ -642,7 +642,9 @@ mod tests {
 mod scale {
     use super::*;
 
-    /// 10⁶ events in 5 features with 15 % negative weights: seconds (a hang guard, run by hand).
+    /// 10⁶ events with 15 % negative weights in the 63 features of 3 processes with 10 shape
+    /// systematics each: seconds (run by hand: `cargo test --release --lib a_million --
+    /// --ignored --nocapture`).
     #[test]
     #[ignore]
     fn a_million_events_resample_in_seconds() {
@@ -654,25 +656,35 @@ mod scale {
                 .wrapping_add(1442695040888963407);
             (state >> 11) as f64 / (1u64 << 53) as f64
         };
-        let cols: Vec<Vec<f64>> = (0..5)
+        let latent: Vec<Vec<f64>> = (0..3)
             .map(|_| (0..n).map(|_| uniform()).collect())
             .collect();
+        // The shape: 3 process ratios and 10 shape systematics on each of 3
+        // processes (63 features), all smooth functions of 3 event variables.
+        let cols: Vec<Vec<f64>> = (0..63)
+            .map(|j| {
+                let a = 1.0 + j as f64 / 7.0;
+                (0..n)
+                    .map(|i| {
+                        (a * latent[j % 3][i] + latent[(j + 1) % 3][i] / a).tanh()
+                            + 0.1 * (j as f64 * latent[(j + 2) % 3][i]).sin()
+                    })
+                    .collect()
+            })
+            .collect();
         let w: Vec<f64> = (0..n)
-            .map(|i| {
-                if cols[0][i] < 0.3 && i % 2 == 1 {
-                    -1.0
-                } else if cols[0][i] < 0.3 {
-                    3.0
-                } else {
-                    1.0
-                }
+            .map(|i| match (latent[0][i] < 0.3, i % 2) {
+                (false, _) => 1.0,
+                (true, 0) => 3.0,
+                (true, _) => -1.0,
             })
             .collect();
         let start = std::time::Instant::now();
         let f = Features::standardised(&cols);
         let r = cell_resample(&f, &w).unwrap();
+        let negative = w.iter().filter(|&&w| w < 0.0).count();
         eprintln!(
-            "{} cells, largest {} events, radius {:.3}: {:?}",
+            "{negative} negative, {} cells, largest {} events, radius {:.3}: {:?}",
             r.cells,
             r.largest_cell,
             r.largest_radius,
