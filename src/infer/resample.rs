@@ -96,10 +96,6 @@ impl Features {
     pub fn is_empty(&self) -> bool {
         self.n == 0
     }
-
-    fn point(&self, i: usize) -> &[f32] {
-        &self.values[i * self.dim..(i + 1) * self.dim]
-    }
 }
 
 /// The outcome of resampling one sample.
@@ -138,7 +134,7 @@ const FIRST_NEIGHBOURS: usize = 8;
 /// Cell resampling of `weights` (one process's MC weights) in the feature space `features`:
 /// see the module documentation.
 pub fn cell_resample(
-    features: &Features,
+    features: Features,
     weights: &[f64],
 ) -> std::result::Result<Resampled, CellFailure> {
     let total: f64 = weights.iter().sum();
@@ -163,7 +159,7 @@ pub fn cell_resample(
     by_place.sort_by_key(|&s| tree.position[seeds[s]]);
     let found: Vec<Vec<Neighbour>> = by_place
         .par_iter()
-        .map(|&s| tree.nearest(features.point(seeds[s]), first))
+        .map(|&s| tree.nearest(tree.event(seeds[s]), first))
         .collect();
     let mut neighbours = vec![Vec::new(); seeds.len()];
     for (s, near) in by_place.into_iter().zip(found) {
@@ -173,7 +169,7 @@ pub fn cell_resample(
         if resampled.weights[seed] >= 0.0 {
             continue; // already made non-negative by an earlier cell
         }
-        let (cell, radius2) = grow_cell(&tree, features, seed, near, &resampled.weights, limit)?;
+        let (cell, radius2) = grow_cell(&tree, seed, near, &resampled.weights, limit)?;
         spread_cell(&cell, &mut resampled.weights);
         resampled.cells += 1;
         resampled.largest_cell = resampled.largest_cell.max(cell.len());
@@ -187,7 +183,6 @@ pub fn cell_resample(
 /// the cell stays negative, up to `limit` events.
 fn grow_cell(
     tree: &KdTree,
-    features: &Features,
     seed: usize,
     mut near: Vec<Neighbour>,
     weights: &[f64],
@@ -211,7 +206,7 @@ fn grow_cell(
         }
         let more = (near.len() * 4).min(limit + 1).min(weights.len());
         let more = more.max(near.len() + 1);
-        near = tree.nearest(features.point(seed), more);
+        near = tree.nearest(tree.event(seed), more);
     }
 }
 
@@ -261,9 +256,9 @@ enum Node {
     },
 }
 
-/// A k-d tree over `features` for exact k-nearest-neighbour queries.
-struct KdTree<'f> {
-    features: &'f Features,
+/// A k-d tree over a set of points for exact k-nearest-neighbour queries.
+struct KdTree {
+    dim: usize,
     /// Event indices, permuted so that every node covers a contiguous range.
     order: Vec<u32>,
     /// Each event's place in `order`.
@@ -274,25 +269,31 @@ struct KdTree<'f> {
     nodes: Vec<Node>,
 }
 
-impl<'f> KdTree<'f> {
-    fn new(features: &'f Features) -> KdTree<'f> {
+impl KdTree {
+    /// The tree over `features`, whose points it takes over (reordered).
+    fn new(features: Features) -> KdTree {
         let mut tree = KdTree {
-            features,
-            order: (0..features.len() as u32).collect(),
-            position: vec![0; features.len()],
-            points: features.values.clone(),
+            dim: features.dim,
+            order: (0..features.n as u32).collect(),
+            position: vec![0; features.n],
+            points: features.values,
             nodes: Vec::new(),
         };
-        tree.build(0..features.len());
+        tree.build(0..features.n);
         for (place, &i) in tree.order.iter().enumerate() {
             tree.position[i as usize] = place as u32;
         }
         tree
     }
 
+    /// The point of event `i`.
+    fn event(&self, i: usize) -> &[f32] {
+        self.point(self.position[i] as usize)
+    }
+
     /// The point at `place` of the tree's order.
     fn point(&self, place: usize) -> &[f32] {
-        let dim = self.features.dim;
+        let dim = self.dim;
         &self.points[place * dim..(place + 1) * dim]
     }
 
@@ -327,7 +328,7 @@ impl<'f> KdTree<'f> {
 
     /// Puts the points of `keys` (key, event, old place) at `start..` in the keys' order.
     fn reorder(&mut self, start: usize, keys: &[(f32, u32, usize)]) {
-        let dim = self.features.dim;
+        let dim = self.dim;
         let mut rows = Vec::with_capacity(keys.len() * dim);
         for &(_, _, place) in keys {
             rows.extend_from_slice(self.point(place));
@@ -340,7 +341,7 @@ impl<'f> KdTree<'f> {
 
     /// The coordinate with the largest spread over `range`, `None` when all points coincide.
     fn widest_coordinate(&self, range: Range<usize>) -> Option<usize> {
-        let dim = self.features.dim;
+        let dim = self.dim;
         let (mut lo, mut hi) = (vec![f32::INFINITY; dim], vec![f32::NEG_INFINITY; dim]);
         // A large node's spread from about a thousand of its points is as good a choice.
         let step = (range.len() / 1024).max(1);
@@ -525,7 +526,7 @@ pub fn toy_mc_weights(analysis: &Analysis, pools: &[ChannelData]) -> Result<Vec<
             let raw = &sample.raw_weights;
             let resampled = if raw.iter().any(|&w| w < 0.0) {
                 let features = likelihood_features(pool, sample.range.clone());
-                cell_resample(&features, raw)
+                cell_resample(features, raw)
                     .map_err(|failure| refusal(&channel.name, &sample, failure))?
                     .weights
             } else {
@@ -573,7 +574,7 @@ mod tests {
     fn cells_keep_their_sum_and_end_non_negative() {
         let x = [0.0, 1.0, 2.0, 2.5, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
         let w = [1.0, 1.0, -1.5, 1.0, 1.0, 1.0, -0.5, 1.0, 1.0, 1.0];
-        let r = cell_resample(&line(&x), &w).unwrap();
+        let r = cell_resample(line(&x), &w).unwrap();
         // Event 2's cell: 2, then its nearest 3 (sum −0.5), then 1 (sum 0.5 ≥ 0).
         let cell_sum = 0.5;
         let cell_abs = 3.5;
@@ -597,21 +598,21 @@ mod tests {
             })
             .collect();
         let f = Features::standardised(&cols);
-        let tree = KdTree::new(&f);
+        let tree = KdTree::new(f);
         for q in [0, 17, 999, 1999] {
             let mut brute: Vec<Neighbour> = (0..n)
                 .map(|j| Neighbour {
-                    distance2: f
-                        .point(q)
+                    distance2: tree
+                        .event(q)
                         .iter()
-                        .zip(f.point(j))
+                        .zip(tree.event(j))
                         .map(|(x, y)| (x - y) * (x - y))
                         .sum(),
                     index: j as u32,
                 })
                 .collect();
             brute.sort();
-            assert_eq!(tree.nearest(f.point(q), 40), brute[..40].to_vec());
+            assert_eq!(tree.nearest(tree.event(q), 40), brute[..40].to_vec());
         }
     }
 
@@ -620,7 +621,7 @@ mod tests {
         let x: Vec<f64> = (0..10).map(f64::from).collect();
         let w = [1.0, -1.0, 1.0, -2.0, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0];
         assert_eq!(
-            cell_resample(&line(&x), &w),
+            cell_resample(line(&x), &w),
             Err(CellFailure::TotalNotPositive { total: -0.5 })
         );
         // 3000 negative events on [0, 1), 20 000 positive ones on [1, 21): the cell of event 0
@@ -629,7 +630,7 @@ mod tests {
         let x: Vec<f64> = (0..n).map(|i| i as f64 / 3000.0).collect();
         let w: Vec<f64> = (0..n).map(|i| if i < 3000 { -1.0 } else { 1.0 }).collect();
         assert_eq!(
-            cell_resample(&line(&x), &w),
+            cell_resample(line(&x), &w),
             Err(CellFailure::NotLocal {
                 seed: 0,
                 limit: 1000
@@ -642,7 +643,9 @@ mod tests {
 mod scale {
     use super::*;
 
-    /// 10⁶ events in 5 features with 15 % negative weights: seconds (a hang guard, run by hand).
+    /// 10⁶ events with 15 % negative weights in the 63 features of 3 processes with 10 shape
+    /// systematics each: seconds (run by hand: `cargo test --release --lib a_million --
+    /// --ignored --nocapture`).
     #[test]
     #[ignore]
     fn a_million_events_resample_in_seconds() {
@@ -654,25 +657,35 @@ mod scale {
                 .wrapping_add(1442695040888963407);
             (state >> 11) as f64 / (1u64 << 53) as f64
         };
-        let cols: Vec<Vec<f64>> = (0..5)
+        let latent: Vec<Vec<f64>> = (0..3)
             .map(|_| (0..n).map(|_| uniform()).collect())
             .collect();
+        // The shape: 3 process ratios and 10 shape systematics on each of 3
+        // processes (63 features), all smooth functions of 3 event variables.
+        let cols: Vec<Vec<f64>> = (0..63)
+            .map(|j| {
+                let a = 1.0 + j as f64 / 7.0;
+                (0..n)
+                    .map(|i| {
+                        (a * latent[j % 3][i] + latent[(j + 1) % 3][i] / a).tanh()
+                            + 0.1 * ((1 + j % 3) as f64 * latent[(j + 2) % 3][i]).sin()
+                    })
+                    .collect()
+            })
+            .collect();
         let w: Vec<f64> = (0..n)
-            .map(|i| {
-                if cols[0][i] < 0.3 && i % 2 == 1 {
-                    -1.0
-                } else if cols[0][i] < 0.3 {
-                    3.0
-                } else {
-                    1.0
-                }
+            .map(|i| match (latent[0][i] < 0.3, i % 2) {
+                (false, _) => 1.0,
+                (true, 0) => 3.0,
+                (true, _) => -1.0,
             })
             .collect();
         let start = std::time::Instant::now();
         let f = Features::standardised(&cols);
-        let r = cell_resample(&f, &w).unwrap();
+        let r = cell_resample(f, &w).unwrap();
+        let negative = w.iter().filter(|&&w| w < 0.0).count();
         eprintln!(
-            "{} cells, largest {} events, radius {:.3}: {:?}",
+            "{negative} negative, {} cells, largest {} events, radius {:.3}: {:?}",
             r.cells,
             r.largest_cell,
             r.largest_radius,
