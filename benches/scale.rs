@@ -8,6 +8,8 @@
 //!
 //! Writes `target/criterion/scale_summary.json` (µs per evaluation, ns per event).
 
+// The benches' shared helpers; this bench runs no Python baseline.
+#[allow(dead_code)]
 mod common;
 
 use common::{criterion_mean_seconds, report_summary};

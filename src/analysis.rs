@@ -108,8 +108,8 @@ impl Analysis {
 /// A fit with its profile-likelihood intervals for the POIs, as the `--json` report.
 pub struct FitReport {
     pub result: FitResult,
-    /// (parameter index, low, high) of the ΔNLL = ½ profile interval of each free POI.
-    pub intervals: Vec<(usize, f64, f64)>,
+    /// The ΔNLL = ½ profile interval of each free POI.
+    pub intervals: Vec<fit::ProfileInterval>,
 }
 
 /// Fits `like` from `options` and profiles every free POI.
@@ -119,8 +119,8 @@ pub fn fit_with_intervals(like: &Likelihood, options: &FitOptions, minos: bool) 
     if minos && result.converged {
         for poi in like.model.pois() {
             if !options.fixed[poi] {
-                let (lo, hi) = fit::profile_interval(like, &result, poi, 0.5);
-                intervals.push((poi, lo, hi));
+                let budget = fit::MINOS_BUDGET_FITS * options.max_evaluations;
+                intervals.push(fit::profile_interval(like, &result, poi, 0.5, budget));
             }
         }
     }
@@ -139,9 +139,12 @@ impl FitReport {
             let (low, high) = self
                 .intervals
                 .iter()
-                .find(|(k, _, _)| *k == i)
-                .map_or((error, error), |(_, lo, hi)| {
-                    (Some(r.theta[i] - lo), Some(hi - r.theta[i]))
+                .find(|interval| interval.parameter == i)
+                .map_or((error, error), |interval| {
+                    (
+                        interval.low.map(|lo| r.theta[i] - lo),
+                        interval.high.map(|hi| hi - r.theta[i]),
+                    )
                 });
             parameters.insert(
                 p.name.clone(),
@@ -171,8 +174,20 @@ impl FitReport {
         }
         // No correlations without a covariance (a Hessian that is not positive definite).
         let has_covariance = r.hessian == fit::HessianStatus::PositiveDefinite;
+        let minos: Vec<Value> = self
+            .intervals
+            .iter()
+            .map(|interval| {
+                json!({
+                    "parameter": model.parameters[interval.parameter].name,
+                    "conditional_fits": interval.conditional_fits, "n_eval": interval.n_eval,
+                    "notes": interval.notes,
+                })
+            })
+            .collect();
         json!({
-            "status": {"converged": r.converged, "hessian": r.hessian.as_str(), "message": r.message, "n_eval": r.n_eval, "iterations": r.iterations, "edm": r.edm},
+            "status": {"converged": r.converged, "verdict": r.verdict(), "hessian": r.hessian.as_str(), "message": r.message, "n_eval": r.n_eval, "iterations": r.iterations, "edm": r.edm},
+            "minos": minos,
             "nll": r.nll, "twice_nll": 2.0 * r.nll,
             "parameters": parameters,
             "correlation": if has_covariance { Value::Object(correlation) } else { Value::Null },

@@ -992,6 +992,7 @@ fn print_fit(value: &serde_json::Value, dataset: &Dataset) {
     if status["hessian"] == "not_positive_definite" {
         println!("WARNING: the Hessian is not positive definite: no errors, no correlations");
     }
+    print_bound_and_minos_warnings(value);
     println!(
         "fit to {}: {} ({} evaluations, EDM {:.2e})  NLL = {:.6}",
         match dataset {
@@ -1029,6 +1030,32 @@ fn print_fit(value: &serde_json::Value, dataset: &Dataset) {
             error_cell(&p["error_low"], -1.0),
             error_cell(&p["error_high"], 1.0),
         );
+    }
+}
+
+/// The warnings of a fit that ended on a bound (no error for the parameters there) and of a
+/// MINOS interval with an end not found.
+fn print_bound_and_minos_warnings(value: &serde_json::Value) {
+    let at_bound: Vec<&String> = value["parameters"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, p)| p["at_bound"].as_bool() == Some(true))
+        .map(|(name, _)| name)
+        .collect();
+    if !at_bound.is_empty() {
+        let names: Vec<&str> = at_bound.iter().map(|s| s.as_str()).collect();
+        println!(
+            "WARNING: the minimum lies on a bound of {}: not a stationary point there, so no \
+             error for {}",
+            names.join(", "),
+            if names.len() == 1 { "it" } else { "them" },
+        );
+    }
+    for interval in value["minos"].as_array().into_iter().flatten() {
+        for note in interval["notes"].as_array().into_iter().flatten() {
+            println!("WARNING: {}", note.as_str().unwrap_or(""));
+        }
     }
 }
 

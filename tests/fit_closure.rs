@@ -72,7 +72,8 @@ fn nll_and_fit_agree_with_closed_form_and_iminuit() {
         );
     }
     // The profile interval brackets the best fit and is close to ± the Hessian error here.
-    let (_, lo, hi) = report.intervals[0];
+    let interval = &report.intervals[0];
+    let (lo, hi) = (interval.low.unwrap(), interval.high.unwrap());
     let (mu, sigma) = (report.result.theta[0], report.result.error(0));
     assert!(lo < mu && mu < hi);
     assert!(

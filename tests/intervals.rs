@@ -76,7 +76,8 @@ fn coarse_grids_give_the_profile_interval_around_the_best_fit() {
     let options = FitOptions::new(&like);
     let minos = fit_with_intervals(&like, &options, true);
     let mu_hat = minos.result.theta[0];
-    let (_, lo, hi) = minos.intervals[0];
+    let interval = &minos.intervals[0];
+    let (lo, hi) = (interval.low.unwrap(), interval.high.unwrap());
     for (range, points) in [((0.0, 3.0), 7), ((0.0, 20.0), 31)] {
         let request = ScanRequest {
             parameters: vec![0],

@@ -24,7 +24,8 @@ fn scan_interval_matches_the_profile_interval_and_stat_only_is_narrower() {
     assert_eq!(report["points"].as_array().unwrap().len(), 162);
     assert_eq!(report["warnings"], serde_json::json!([]));
     let minos = fit_with_intervals(&like, &options, true);
-    let (_, lo, hi) = minos.intervals[0];
+    let interval = &minos.intervals[0];
+    let (lo, hi) = (interval.low.unwrap(), interval.high.unwrap());
     let iv = &report["intervals"]["68.27"][0];
     let (slo, shi) = (iv[0].as_f64().unwrap(), iv[1].as_f64().unwrap());
     // The crossings are found by profiled fits, not interpolated on the grid (step 0.005).

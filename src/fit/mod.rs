@@ -132,9 +132,28 @@ impl FitResult {
     }
 
     /// The Hessian error of parameter `i`, or None when there is none to give: the Hessian
-    /// is not positive definite, or was never computed. Fixed parameters have error 0.
+    /// is not positive definite, or was never computed, or the parameter ended at a bound
+    /// (the minimum is not a stationary point in it, and a symmetric error would reach past
+    /// the bound). Fixed parameters have error 0.
     pub fn hesse_error(&self, i: usize) -> Option<f64> {
-        (self.fixed[i] || self.hessian == HessianStatus::PositiveDefinite).then(|| self.error(i))
+        let defined = self.hessian == HessianStatus::PositiveDefinite && !self.at_bound[i];
+        (self.fixed[i] || defined).then(|| self.error(i))
+    }
+
+    /// One word for the outcome, for reports: `converged`, `converged_at_bound` (a minimum
+    /// on a bound of some parameter: no error for it),
+    /// `hessian_not_positive_definite` (no errors at all) or `not_converged` (including an
+    /// exhausted evaluation budget).
+    pub fn verdict(&self) -> &'static str {
+        if !self.converged {
+            "not_converged"
+        } else if self.hessian != HessianStatus::PositiveDefinite {
+            "hessian_not_positive_definite"
+        } else if self.at_bound.iter().any(|&b| b) {
+            "converged_at_bound"
+        } else {
+            "converged"
+        }
     }
 }
 
@@ -281,13 +300,14 @@ fn minimise_within(
         Strategy::DampedNewton => newton(like, options, 1.0, budget),
         Strategy::QuasiNewton => {
             let (bounds, start) = bounded_start(like, options);
+            // One evaluation kept for the Newton polish's start (or the failed start's).
             let run = lbfgs::lbfgs(
                 like,
                 &start,
                 &options.fixed,
                 &bounds,
                 options.max_iterations as u64,
-                budget,
+                budget.saturating_sub(1),
             );
             let stopped = run
                 .stopped
@@ -447,10 +467,15 @@ fn newton(
         } else {
             Order::Hessian
         };
-        // Backtracking line search on the projected step.
+        // Backtracking line search on the projected step, within the budget (a gradient-order
+        // trial keeps one evaluation for the Hessian its point may need).
+        let reserve = usize::from(order == Order::Gradient);
         let mut t = 1.0;
         let mut accepted = false;
         for _ in 0..40 {
+            if n_eval + reserve >= budget {
+                break;
+            }
             for (i, v) in trial.iter_mut().enumerate() {
                 *v = (x[i] + t * step[i]).clamp(bounds[i].0, bounds[i].1);
             }
@@ -770,53 +795,124 @@ pub fn conditional(like: &Likelihood, start: &[f64], index: usize, value: f64) -
     minimise(like, &options)
 }
 
+/// A profile-likelihood (MINOS) interval and what finding it cost.
+#[derive(Clone, Debug)]
+pub struct ProfileInterval {
+    pub parameter: usize,
+    /// The ends (the bound where the curve stays below ΔNLL up to it); None where an end was
+    /// not found (a conditional fit without likelihood, or the budget spent), with a note.
+    pub low: Option<f64>,
+    pub high: Option<f64>,
+    pub conditional_fits: usize,
+    pub n_eval: usize,
+    pub notes: Vec<String>,
+}
+
+/// Each end of a MINOS interval is found to this fraction of the Hessian error: 10⁻³σ moves
+/// ΔNLL = ½ by 10⁻³ — far below what any quoted digit shows.
+pub const MINOS_TOLERANCE: f64 = 1e-3;
+
+/// The evaluations one MINOS interval (both ends, all conditional fits) may spend, in units of
+/// one fit's budget: a conditional fit warm-started near the minimum takes a few evaluations,
+/// and each end a handful of fits.
+pub const MINOS_BUDGET_FITS: usize = 4;
+
 /// Profile-likelihood interval of parameter `index` at ΔNLL = `delta` (½ for 68.27 %):
-/// solves NLL(θ_i, profiled) − NLL_min = delta on each side by bracketing and bisection on
-/// conditional fits. An end that reaches the bound before crossing is the bound.
+/// solves NLL(θ_i, profiled) − NLL_min = delta on each side by argmin's Brent root finder on
+/// conditional fits, to [`MINOS_TOLERANCE`] of the Hessian error. The bracket starts at the
+/// quadratic estimate centre ± σ√(2·delta) (a little beyond, so that one fit usually brackets
+/// the root; the other end is the minimum, where the excess is −delta) and doubles outwards
+/// until it holds the crossing. An end that reaches the bound before crossing is the bound.
+/// All conditional fits together spend at most `budget` evaluations.
 pub fn profile_interval(
     like: &Likelihood,
     best: &FitResult,
     index: usize,
     delta: f64,
-) -> (f64, f64) {
+    budget: usize,
+) -> ProfileInterval {
+    use std::cell::{Cell, RefCell};
     let (lo_bound, hi_bound) = inner_bounds(like.model.parameters[index].bounds);
     let centre = best.theta[index];
     let sigma = best.error(index).max(1e-3 * (1.0 + centre.abs()));
-    let side = |direction: f64, bound: f64| -> f64 {
-        let excess = |v: f64| {
-            let fit = conditional(like, &best.theta, index, v);
+    let (fits, spent) = (Cell::new(0), Cell::new(0));
+    let notes = RefCell::new(Vec::new());
+    let name = &like.model.parameters[index].name;
+    // The conditional fit's NLL − NLL_min − delta at θ_index = v, warm-started from the last
+    // conditional fit on this side; NaN once the budget is spent or where there is no
+    // likelihood (which stops the root finder).
+    let side = |direction: f64, bound: f64| -> Option<f64> {
+        let start = RefCell::new(best.theta.clone());
+        let excess = |v: f64| -> f64 {
+            let left = budget.saturating_sub(spent.get());
+            if left == 0 {
+                return f64::NAN;
+            }
+            let mut options = FitOptions::new(like);
+            options.init.clone_from(&start.borrow());
+            options.init[index] = v;
+            options.fixed[index] = true;
+            options.max_evaluations = left.min(options.max_evaluations);
+            let fit = minimise(like, &options);
+            fits.set(fits.get() + 1);
+            spent.set(spent.get() + fit.n_eval);
+            if !fit.converged {
+                return f64::NAN;
+            }
+            *start.borrow_mut() = fit.theta;
             fit.nll - best.nll - delta
         };
-        let mut inside = centre;
-        let mut width = sigma;
-        let mut outside = loop {
-            let candidate = centre + direction * width;
-            let candidate = if direction > 0.0 {
-                candidate.min(bound)
+        let clamp = |v: f64| {
+            if direction > 0.0 {
+                v.min(bound)
             } else {
-                candidate.max(bound)
-            };
-            if excess(candidate) > 0.0 {
-                break candidate;
+                v.max(bound)
             }
-            inside = candidate;
+        };
+        let (mut inside, mut f_inside) = (centre, -delta);
+        let mut width = 1.2 * sigma * (2.0 * delta).sqrt();
+        let (outside, f_outside) = loop {
+            let candidate = clamp(centre + direction * width);
+            let f = excess(candidate);
+            if f.is_nan() {
+                notes.borrow_mut().push(format!(
+                    "the {} end of {name}'s interval was not found: the conditional fit at                      {name} = {candidate} did not converge or the MINOS budget of {budget}                      evaluations was spent",
+                    if direction > 0.0 { "upper" } else { "lower" }
+                ));
+                return None;
+            }
+            if f > 0.0 {
+                break (candidate, f);
+            }
             if candidate == bound || width > 1e3 * sigma {
-                return candidate;
+                return Some(candidate);
             }
+            (inside, f_inside) = (candidate, f);
             width *= 2.0;
         };
-        for _ in 0..40 {
-            let mid = 0.5 * (inside + outside);
-            if excess(mid) > 0.0 {
-                outside = mid;
-            } else {
-                inside = mid;
-            }
-            if (outside - inside).abs() < 1e-6 * sigma {
-                break;
-            }
+        let root = scan::brent(
+            excess,
+            inside,
+            outside,
+            f_inside,
+            f_outside,
+            MINOS_TOLERANCE * sigma,
+        );
+        if root.is_none() {
+            notes.borrow_mut().push(format!(
+                "the crossing of {name}'s profile between {inside} and {outside} was not                  found: a conditional fit did not converge or the MINOS budget of {budget}                  evaluations was spent"
+            ));
         }
-        0.5 * (inside + outside)
+        root
     };
-    (side(-1.0, lo_bound), side(1.0, hi_bound))
+    let low = side(-1.0, lo_bound);
+    let high = side(1.0, hi_bound);
+    ProfileInterval {
+        parameter: index,
+        low,
+        high,
+        conditional_fits: fits.get(),
+        n_eval: spent.get(),
+        notes: notes.into_inner(),
+    }
 }

@@ -308,7 +308,14 @@ impl<F: Fn(f64) -> f64> CostFunction for KnownEnds<F> {
 /// The root of `f` on [a, b], where f(a) = `fa` and f(b) = `fb` have opposite signs, by
 /// argmin's Brent solver to `tolerance` in x. None when `f` returns a non-finite value or 100
 /// iterations do not converge.
-fn brent(f: impl Fn(f64) -> f64, a: f64, b: f64, fa: f64, fb: f64, tolerance: f64) -> Option<f64> {
+pub(crate) fn brent(
+    f: impl Fn(f64) -> f64,
+    a: f64,
+    b: f64,
+    fa: f64,
+    fb: f64,
+    tolerance: f64,
+) -> Option<f64> {
     let problem = KnownEnds {
         ends: [(a, fa), (b, fb)],
         f,

@@ -1,0 +1,130 @@
+//! Issue 13, "a fit status that tells the truth" and "cost that scales": errors of parameters
+//! at a bound, the evaluation budget of fits and of MINOS, MINOS by a root finder.
+
+mod common;
+
+use common::*;
+use nsbi::analysis::{fit_with_intervals, Dataset};
+use nsbi::fit::{minimise, profile_interval, FitOptions, MINOS_TOLERANCE};
+
+/// A nuisance parameter held at its bound (α_eff ∈ [0.5, 5] while the data pull it to 0.29)
+/// used to print `converged`, exit 0 and a symmetric error of 0.53 that reached past the
+/// bound. Its error is now n/a (null in the JSON), the verdict says `converged_at_bound` and
+/// a warning names it; the free parameters keep their errors.
+#[test]
+fn a_nuisance_at_its_bound_has_no_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = example_with(
+        dir.path(),
+        &[(
+            "{name: alpha_eff, init: 0.0, bounds: [-5.0, 5.0]",
+            "{name: alpha_eff, init: 1.0, bounds: [0.5, 5.0]",
+        )],
+    );
+    let json = dir.path().join("fit.json");
+    let cache = root().join("target/test-ratio-cache");
+    let out = nsbi(&[
+        "fit",
+        ws.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+        "--cache-dir",
+        cache.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("WARNING: the minimum lies on a bound of alpha_eff"),
+        "{text}"
+    );
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("alpha_eff"))
+        .expect("a row for alpha_eff");
+    assert!(row.contains("n/a") && row.contains("at bound"), "{row}");
+    let v = read_json(&json);
+    assert_eq!(
+        v["status"]["verdict"], "converged_at_bound",
+        "{}",
+        v["status"]
+    );
+    let alpha = &v["parameters"]["alpha_eff"];
+    assert_eq!(alpha["at_bound"], true);
+    assert!((alpha["value"].as_f64().unwrap() - 0.5).abs() < 1e-9);
+    for key in ["error", "error_low", "error_high"] {
+        assert!(alpha[key].is_null(), "alpha_eff.{key} = {}", alpha[key]);
+    }
+    let mu = &v["parameters"]["mu"];
+    let error = mu["error"].as_f64().unwrap();
+    assert!((error - 0.0715).abs() < 1e-3, "σ(μ) = {error}");
+    assert!(mu["error_low"].as_f64().unwrap() > 0.06);
+}
+
+/// MINOS used to bisect each end to 10⁻⁶σ (44 conditional fits on the example). Brent's
+/// method from a bracket at the quadratic estimate finds each end to 10⁻³σ in a handful: the
+/// ends satisfy ΔNLL = ½ to what that tolerance allows, and agree with the old ones.
+#[test]
+fn minos_ends_by_a_root_finder_in_few_fits() {
+    let analysis = example_analysis("workspace_exact.yaml");
+    let like = analysis.likelihood(&Dataset::Observed).unwrap();
+    let report = fit_with_intervals(&like, &FitOptions::new(&like), true);
+    let interval = &report.intervals[0];
+    let best = &report.result;
+    let (mu, sigma) = (best.theta[0], best.error(0));
+    let (lo, hi) = (interval.low.unwrap(), interval.high.unwrap());
+    // The ends before the change (bisection to 10⁻⁶σ): μ̂ − 0.070382, μ̂ + 0.072638.
+    assert!((mu - lo - 0.070382).abs() < 2e-3 * sigma, "{}", mu - lo);
+    assert!((hi - mu - 0.072638).abs() < 2e-3 * sigma, "{}", hi - mu);
+    for end in [lo, hi] {
+        let mut options = FitOptions::new(&like);
+        options.init = best.theta.clone();
+        options.init[0] = end;
+        options.fixed[0] = true;
+        let delta = minimise(&like, &options).nll - best.nll;
+        // ΔNLL rises with slope ≈ 1/σ at one σ: an end within 10⁻³σ is within 10⁻³ of ½.
+        assert!(
+            (delta - 0.5).abs() < 2.0 * MINOS_TOLERANCE,
+            "ΔNLL = {delta}"
+        );
+    }
+    assert!(interval.notes.is_empty(), "{:?}", interval.notes);
+    assert!(
+        interval.conditional_fits <= 12,
+        "{} conditional fits",
+        interval.conditional_fits
+    );
+}
+
+/// Every evaluation counts against the budget, line searches included: no fit spends more
+/// than `max_evaluations`, whatever the budget and the start; and MINOS as a whole spends at
+/// most its own, saying which end it could not find.
+#[test]
+fn budgets_bound_fits_and_minos() {
+    let analysis = example_analysis("workspace_exact.yaml");
+    let like = analysis.likelihood(&Dataset::Observed).unwrap();
+    for start in [[3.0, 1.0, -1.0], [19.0, -4.0, 4.5], [0.01, 4.0, -4.0]] {
+        for budget in 1..=12 {
+            let mut options = FitOptions::new(&like);
+            options.init = start.to_vec();
+            options.max_evaluations = budget;
+            let fit = minimise(&like, &options);
+            assert!(
+                fit.n_eval <= budget,
+                "{} evaluations on a budget of {budget} from {start:?}",
+                fit.n_eval
+            );
+        }
+    }
+    let best = minimise(&like, &FitOptions::new(&like));
+    let interval = profile_interval(&like, &best, 0, 0.5, 5);
+    assert!(interval.n_eval <= 5, "{} evaluations", interval.n_eval);
+    assert!(interval.low.is_none() || interval.high.is_none());
+    assert!(
+        interval
+            .notes
+            .iter()
+            .any(|n| n.contains("MINOS budget of 5")),
+        "{:?}",
+        interval.notes
+    );
+}
