@@ -391,9 +391,9 @@ fn one_pass<const K: usize, T: QuadInterpolation, const GRADIENT: bool, const HE
             }
             dt_rows[k * SUB_QUADS + j] = dt;
         }
-        // ∂²t_c/∂α_k∂α_k' (as in `process_terms_by_pass`)
+        // ∂²t_c/∂α_k∂α_k' (as in `process_terms_by_pass`): symmetric, made for k ≤ k'.
         for k in (0..K).filter(|_| HESSIAN) {
-            for k2 in 0..K {
+            for k2 in k..K {
                 let mut d2t = if k == k2 {
                     mul(r, f[k].d2)
                 } else {
@@ -403,6 +403,7 @@ fn one_pass<const K: usize, T: QuadInterpolation, const GRADIENT: bool, const HE
                     d2t = mul(d2t, f[m].value);
                 }
                 d2t_rows[(k * K + k2) * SUB_QUADS + j] = d2t;
+                d2t_rows[(k2 * K + k) * SUB_QUADS + j] = d2t;
             }
         }
     }
@@ -477,9 +478,15 @@ fn process_terms_by_pass(
     if !hessian {
         return;
     }
-    // ∂²t_c/∂α_k∂α_k' = r_c I''_k Π_{m≠k} I_m (k = k'), r_c I'_k I'_k' Π_{m≠k,k'} I_m
+    // ∂²t_c/∂α_k∂α_k' = r_c I''_k Π_{m≠k} I_m (k = k'), r_c I'_k I'_k' Π_{m≠k,k'} I_m:
+    // symmetric, made for k ≤ k' and copied to k > k'.
+    let second_row = |k: usize, k2: usize| (layout.second_offset[c] + k * k_c + k2) * SUB_QUADS;
     for k in 0..k_c {
-        for k2 in 0..k_c {
+        for k2 in 0..k {
+            let from = second_row(k2, k);
+            second.copy_within(from..from + n_quads, second_row(k, k2));
+        }
+        for k2 in k..k_c {
             let d2t = row_mut(second, layout.second_offset[c] + k * k_c + k2, n_quads);
             d2t.copy_from_slice(ratio);
             if k == k2 {
