@@ -882,6 +882,7 @@ mod tests {
             weights: (0..n).map(|_| next()).collect(),
             processes,
             mc_weights: None,
+            normalisation: Default::default(),
         }
     }
 

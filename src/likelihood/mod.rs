@@ -2,8 +2,11 @@
 //! Hessian:
 //!
 //! ```text
-//! NLL = Σ_c ν_c(θ,α) − Σ_i w_i ln( Σ_c ν_c(θ,α) r_c(x_i) g_c(x_i|α) ) + ½ Σ_k (α_k − a_k)²
+//! NLL = Σ_c ν_c(θ,α) − Σ_i w_i ln( Σ_c ν̃_c(θ,α) r_c(x_i) g_c(x_i|α) ) + ½ Σ_k (α_k − a_k)²
 //! ```
+//!
+//! with ν̃_c = ν_c / N_c(α), N_c the average of the shape factor g_c over process c's own MC
+//! ([`normalisation`]): each process's density is normalised at every α.
 //!
 //! Event sums run over fixed blocks of events, in parallel, and the block results are added in
 //! block order, so the value is the same to the last bit whatever the thread count.
@@ -13,6 +16,7 @@
 
 pub mod data;
 mod events;
+pub mod normalisation;
 
 pub use data::{ChannelData, ProcessData};
 
@@ -23,6 +27,7 @@ use rayon::prelude::*;
 use crate::model::interpolation::ShapeKernel;
 use crate::model::{process_yield, Model};
 use events::{event_block, BlockInput, InvalidEvent, Layout};
+use normalisation::{normalised_yield, ShapeIntegral};
 
 /// Events per block of the parallel event sums (fixed: it defines the summation order).
 const BLOCK: usize = 4096;
@@ -35,21 +40,30 @@ pub enum Order {
     Hessian,
 }
 
-/// The first event whose density is not positive at the evaluated point.
+/// The first event whose density is not positive at the evaluated point — or, where
+/// `process` is given, the process whose shape normalisation N_c (then `density`) is not.
 #[derive(Clone, Debug, PartialEq)]
 pub struct InvalidDensity {
     pub channel: String,
     pub event: usize,
     pub density: f64,
+    pub process: Option<usize>,
 }
 
 impl std::fmt::Display for InvalidDensity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "per-event density Σ_c ν_c r_c g_c = {:.6e} ≤ 0 at event {} of channel {}",
-            self.density, self.event, self.channel
-        )
+        match self.process {
+            Some(c) => write!(
+                f,
+                "shape normalisation N = {:.6e} ≤ 0 of process {c} of channel {}",
+                self.density, self.channel
+            ),
+            None => write!(
+                f,
+                "per-event density Σ_c ν̃_c r_c g_c = {:.6e} ≤ 0 at event {} of channel {}",
+                self.density, self.event, self.channel
+            ),
+        }
     }
 }
 
@@ -70,6 +84,11 @@ struct Workspace {
     nu: Vec<f64>,
     nu_grad: Vec<f64>,
     nu_hess: Vec<f64>,
+    /// ν̃_c = ν_c/N_c and its derivatives: what the event sums see.
+    nu_norm: Vec<f64>,
+    nu_norm_grad: Vec<f64>,
+    nu_norm_hess: Vec<f64>,
+    integral: ShapeIntegral,
     kernels: Vec<Vec<ShapeKernel>>,
     sums: Vec<f64>,
     /// L[j][a] = ∂(ν-coefficient of q_a)/∂θ_j (see `channel_nll`).
@@ -170,6 +189,10 @@ fn channel_nll(
         nu,
         nu_grad,
         nu_hess,
+        nu_norm,
+        nu_norm_grad,
+        nu_norm_hess,
+        integral,
         kernels,
         sums,
         l,
@@ -191,6 +214,31 @@ fn channel_nll(
             &mut nu_hess[i * n * n..(i + 1) * n * n],
         );
     }
+    // ν̃ = ν/N: the event sums see each process's normalised density.
+    nu_norm.resize(c, 0.0);
+    nu_norm_grad.resize(c * n, 0.0);
+    nu_norm_hess.resize(c * n * n, 0.0);
+    for i in 0..c {
+        data.normalisation.evaluate(i, theta, order, integral);
+        if !(integral.value > 0.0 && integral.value.is_finite()) && out.invalid.is_none() {
+            out.invalid = Some(InvalidDensity {
+                channel: data.name.clone(),
+                event: 0,
+                density: integral.value,
+                process: Some(i),
+            });
+        }
+        nu_norm[i] = normalised_yield(
+            integral,
+            data.normalisation.parameters(i),
+            order,
+            nu[i],
+            &nu_grad[i * n..(i + 1) * n],
+            &nu_hess[i * n * n..(i + 1) * n * n],
+            &mut nu_norm_grad[i * n..(i + 1) * n],
+            &mut nu_norm_hess[i * n * n..(i + 1) * n * n],
+        );
+    }
     // Shape interpolations prepared once per evaluation, at this α.
     data.shape_kernels_into(theta, kernels);
     sums.clear();
@@ -198,7 +246,7 @@ fn channel_nll(
     let input = BlockInput {
         data,
         layout,
-        nu,
+        nu: nu_norm,
         kernels,
         order,
     };
@@ -208,22 +256,23 @@ fn channel_nll(
             channel: data.name.clone(),
             event,
             density,
+            process: None,
         });
     }
     out.nll += nu.iter().sum::<f64>() - sums[0];
     if order == Order::Value {
         return;
     }
-    // L[j][a] = ∂(Σ_c ν_c q-coefficient)/∂θ_j: ∂s/∂θ_j = Σ_a L[j][a] q_a.
+    // L[j][a] = ∂(Σ_c ν̃_c q-coefficient)/∂θ_j: ∂s/∂θ_j = Σ_a L[j][a] q_a.
     let dim = layout.dim;
     l.clear();
     l.resize(n * dim, 0.0);
     for (ci, pdata) in data.processes.iter().enumerate() {
         for j in 0..n {
-            l[j * dim + ci] = nu_grad[ci * n + j];
+            l[j * dim + ci] = nu_norm_grad[ci * n + j];
         }
         for (k, shape) in pdata.shapes.iter().enumerate() {
-            l[shape.parameter * dim + layout.shape_offset[ci] + k] += nu[ci];
+            l[shape.parameter * dim + layout.shape_offset[ci] + k] += nu_norm[ci];
         }
     }
     let first = &sums[1..1 + dim];
@@ -236,26 +285,28 @@ fn channel_nll(
         let hessian = &mut out.hessian;
         let second = &sums[1 + dim..1 + dim + layout.n_second];
         for (ci, pdata) in data.processes.iter().enumerate() {
-            // ∂²ν_c (1 − Σ w t_c/s)
-            let not_in_events = 1.0 - first[ci];
-            for (h, d2) in hessian
+            // ∂²ν_c − ∂²ν̃_c Σ w t_c/s
+            let in_events = first[ci];
+            let block = ci * n * n..(ci + 1) * n * n;
+            for ((h, d2), d2_norm) in hessian
                 .iter_mut()
-                .zip(&nu_hess[ci * n * n..(ci + 1) * n * n])
+                .zip(&nu_hess[block.clone()])
+                .zip(&nu_norm_hess[block])
             {
-                *h += d2 * not_in_events;
+                *h += d2 - d2_norm * in_events;
             }
-            // − ∂ν_c ⊗ Σ w ∂t_c/∂α_k/s, both ways round, and − ν_c Σ w ∂²t_c/∂α_k∂α_k'/s
+            // − ∂ν̃_c ⊗ Σ w ∂t_c/∂α_k/s, both ways round, and − ν̃_c Σ w ∂²t_c/∂α_k∂α_k'/s
             let shapes = &pdata.shapes;
             for (s, shape) in shapes.iter().enumerate() {
                 let (k, b) = (shape.parameter, first[layout.shape_offset[ci] + s]);
                 for j in 0..n {
-                    let term = nu_grad[ci * n + j] * b;
+                    let term = nu_norm_grad[ci * n + j] * b;
                     hessian[j * n + k] -= term;
                     hessian[k * n + j] -= term;
                 }
                 for (s2, shape2) in shapes.iter().enumerate() {
                     let d2 = second[layout.second_offset[ci] + s * shapes.len() + s2];
-                    hessian[k * n + shape2.parameter] -= nu[ci] * d2;
+                    hessian[k * n + shape2.parameter] -= nu_norm[ci] * d2;
                 }
             }
         }
