@@ -174,7 +174,7 @@ fn exact_pass_derivatives_match_finite_differences() {
 
 /// The issue's reproduction, small: one channel on x ∈ [−1, 1] with p_ref uniform, a signal
 /// S (r_S = 1 + 0.8x, coefficient μ, one shape systematic alpha_s0) and a background B
-/// (r_B = 1, shape systematics alpha_s0 and alpha_s1), every ±1σ shape ratio
+/// (r_B = 1, shape systematics alpha_s1 and alpha_s2), every ±1σ shape ratio
 /// 1 ± a tanh(·) scaled to average 1 over its process's MC, as in the issue. Each process's
 /// MC is a stratified sample of its density, so the Asimov sets are exact to ~1/n².
 struct Synthetic {
@@ -185,7 +185,7 @@ struct Synthetic {
 const N_MC: usize = 20_000;
 
 fn synthetic() -> Synthetic {
-    let names = ["mu", "alpha_s0", "alpha_s1"];
+    let names = ["mu", "alpha_s0", "alpha_s1", "alpha_s2"];
     let parameter = |name: &str, poi: bool| Parameter {
         name: name.into(),
         poi,
@@ -202,9 +202,9 @@ fn synthetic() -> Synthetic {
     let b_mc: Vec<f64> = (0..N_MC).map(|i| 2.0 * quantile(i) - 1.0).collect();
     // (process, parameter, amplitude, slope, offset) of each shape systematic.
     let systematics = [
-        ("S", 1, 0.25, 2.0, 0.0),
-        ("B", 1, 0.2, 2.0, 0.0),
-        ("B", 2, 0.3, 3.0, 0.5),
+        ("S", 1, 0.3, 2.0, 0.0),
+        ("B", 2, 0.2, 2.0, 0.0),
+        ("B", 3, 0.3, 3.0, 0.5),
     ];
     let raw = |a: f64, s: f64, o: f64, sign: f64, x: f64| 1.0 + sign * a * (s * x + o).tanh();
     let mut functions: Vec<(String, Box<dyn Fn(f64) -> f64>)> = vec![
@@ -263,6 +263,7 @@ fn synthetic() -> Synthetic {
                 parameter("mu", true),
                 parameter("alpha_s0", false),
                 parameter("alpha_s1", false),
+                parameter("alpha_s2", false),
             ],
             channels: vec![Channel {
                 name: "SR".into(),
@@ -293,11 +294,11 @@ impl Synthetic {
 fn asimov_fits_give_back_the_generated_shape_nuisances() {
     let synthetic = synthetic();
     for alpha in [0.0, 0.5, -2.5] {
-        let theta = [1.0, alpha, alpha];
+        let theta = [1.0, alpha, alpha, alpha];
         let like = synthetic.asimov(&theta);
         let fit = fit::minimise(&like, &FitOptions::new(&like));
         assert!(fit.converged, "α_gen = {alpha}: {}", fit.message);
-        for k in 1..3 {
+        for k in 1..4 {
             assert!(
                 (fit.theta[k] - alpha).abs() < 0.05,
                 "α_gen = {alpha}: fitted {:?}",
@@ -311,7 +312,7 @@ fn asimov_fits_give_back_the_generated_shape_nuisances() {
 #[test]
 fn pushing_a_shape_nuisance_to_its_bound_costs_likelihood() {
     let synthetic = synthetic();
-    let like = synthetic.asimov(&[1.0, 0.0, 0.0]);
+    let like = synthetic.asimov(&[1.0, 0.0, 0.0, 0.0]);
     let free = fit::minimise(&like, &FitOptions::new(&like));
     let mut options = FitOptions::new(&like);
     options.init[1] = 5.0;
@@ -330,7 +331,7 @@ fn pushing_a_shape_nuisance_to_its_bound_costs_likelihood() {
 #[test]
 fn asimov_weights_sum_to_the_expected_yield_away_from_zero() {
     let synthetic = synthetic();
-    for theta in [[1.3, 1.7, -0.6], [0.8, -2.5, 0.4], [2.0, 0.5, 0.5]] {
+    for theta in [[1.3, 1.7, -0.6, 0.2], [0.8, -2.5, 0.4, 2.5], [2.0, 0.5, 0.5, -0.5]] {
         let sets =
             data::asimov(&synthetic.model, std::slice::from_ref(&synthetic.ratios), &theta)
                 .unwrap();
@@ -343,7 +344,7 @@ fn asimov_weights_sum_to_the_expected_yield_away_from_zero() {
     }
     // Without signal (μ = 0) the model density on B's own MC is ν_B g_B/N_B (r_B = 1): its
     // average there is ν_B at every α.
-    for theta in [[0.0, 1.7, -0.6], [0.0, -2.5, 0.4]] {
+    for theta in [[0.0, 1.7, -0.6, 0.3], [0.0, -2.5, 0.4, -1.2]] {
         let sets =
             data::asimov(&synthetic.model, std::slice::from_ref(&synthetic.ratios), &theta)
                 .unwrap();
