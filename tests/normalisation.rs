@@ -184,6 +184,9 @@ struct Synthetic {
 
 const N_MC: usize = 20_000;
 
+/// A closed-form ratio of x.
+type RatioFunction = Box<dyn Fn(f64) -> f64>;
+
 fn synthetic() -> Synthetic {
     let names = ["mu", "alpha_s0", "alpha_s1", "alpha_s2"];
     let parameter = |name: &str, poi: bool| Parameter {
@@ -207,7 +210,7 @@ fn synthetic() -> Synthetic {
         ("B", 3, 0.3, 3.0, 0.5),
     ];
     let raw = |a: f64, s: f64, o: f64, sign: f64, x: f64| 1.0 + sign * a * (s * x + o).tanh();
-    let mut functions: Vec<(String, Box<dyn Fn(f64) -> f64>)> = vec![
+    let mut functions: Vec<(String, RatioFunction)> = vec![
         ("S".into(), Box::new(|x| 1.0 + 0.8 * x)),
         ("B".into(), Box::new(|_| 1.0)),
     ];
@@ -331,10 +334,17 @@ fn pushing_a_shape_nuisance_to_its_bound_costs_likelihood() {
 #[test]
 fn asimov_weights_sum_to_the_expected_yield_away_from_zero() {
     let synthetic = synthetic();
-    for theta in [[1.3, 1.7, -0.6, 0.2], [0.8, -2.5, 0.4, 2.5], [2.0, 0.5, 0.5, -0.5]] {
-        let sets =
-            data::asimov(&synthetic.model, std::slice::from_ref(&synthetic.ratios), &theta)
-                .unwrap();
+    for theta in [
+        [1.3, 1.7, -0.6, 0.2],
+        [0.8, -2.5, 0.4, 2.5],
+        [2.0, 0.5, 0.5, -0.5],
+    ] {
+        let sets = data::asimov(
+            &synthetic.model,
+            std::slice::from_ref(&synthetic.ratios),
+            &theta,
+        )
+        .unwrap();
         let total: f64 = sets[0].weights.iter().sum();
         let expected = 300.0 * theta[0] + 1000.0;
         assert!(
@@ -345,9 +355,12 @@ fn asimov_weights_sum_to_the_expected_yield_away_from_zero() {
     // Without signal (μ = 0) the model density on B's own MC is ν_B g_B/N_B (r_B = 1): its
     // average there is ν_B at every α.
     for theta in [[0.0, 1.7, -0.6, 0.3], [0.0, -2.5, 0.4, -1.2]] {
-        let sets =
-            data::asimov(&synthetic.model, std::slice::from_ref(&synthetic.ratios), &theta)
-                .unwrap();
+        let sets = data::asimov(
+            &synthetic.model,
+            std::slice::from_ref(&synthetic.ratios),
+            &theta,
+        )
+        .unwrap();
         let density = sets[0].model_density(&synthetic.model.channels[0], &theta);
         let mean_on_b = density[N_MC..].iter().sum::<f64>() / N_MC as f64;
         assert!(
@@ -381,10 +394,7 @@ fn fit_reports_the_normalisation() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(
-        text.contains("shape normalisation N_c(θ̂): SR/B "),
-        "{text}"
-    );
+    assert!(text.contains("shape normalisation N_c(θ̂): SR/B "), "{text}");
     let report = read_json(&json);
     let processes = report["normalisation"]["processes"].as_array().unwrap();
     assert_eq!(processes.len(), 1, "only B has a shape systematic");

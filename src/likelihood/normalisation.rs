@@ -35,9 +35,7 @@ use serde_json::{json, Value};
 use super::data::ShapeData;
 use super::Order;
 use crate::error::{Error, Result};
-use crate::model::interpolation::{
-    code4_features, Code4Weights, FactorRows, Quad, ShapeKernel,
-};
+use crate::model::interpolation::{code4_features, Code4Weights, FactorRows, Quad, ShapeKernel};
 
 /// MC events per block of the exact pass (fixed: it defines the summation order).
 const BLOCK: usize = 4096;
@@ -112,7 +110,10 @@ impl ProcessNormalisation {
                  normalisation N(α) = Σ b g(α) / Σ b needs a positive sum"
             )));
         }
-        if let Some(s) = shapes.iter().find(|s| s.variations.len() != mc_weights.len()) {
+        if let Some(s) = shapes
+            .iter()
+            .find(|s| s.variations.len() != mc_weights.len())
+        {
             return Err(Error::Analysis(format!(
                 "shape systematic on parameter {} has {} events, the process's MC {}",
                 s.parameter,
