@@ -89,11 +89,11 @@ fn every_code_and_k_averages_to_one_on_the_mc() {
                         "{code:?} K={k} at {theta:?} ({method:?}): Σbg/Σb = {direct}, N = {}",
                         out.value
                     );
-                    let fast = code == Code4 && k <= 2 && theta.iter().all(|a| a.abs() < 1.0);
-                    let expected = if fast {
-                        Method::Code4Moments
-                    } else {
-                        Method::ExactPass
+                    let inside = theta.iter().all(|a| a.abs() < 1.0);
+                    let expected = match (code, k) {
+                        (Code4, 1 | 2) if inside => Method::Code4Moments,
+                        (Code4 | Code1, 1) => Method::ExponentialTable,
+                        _ => Method::ExactPass,
                     };
                     assert_eq!(method, expected, "{code:?} K={k} at {theta:?}");
                     checked += 1;
@@ -139,6 +139,37 @@ fn code4_moments_agree_with_the_exact_pass_with_derivatives() {
                 );
             }
         }
+    }
+}
+
+#[test]
+fn exponential_tables_agree_with_the_exact_pass_with_derivatives() {
+    use InterpolationCode::*;
+    let mut u = uniforms(8);
+    for code in [Code4, Code1] {
+        let (shapes, weights) = process(&[code], 6000, 21);
+        let norm = ProcessNormalisation::new(shapes, &weights).unwrap();
+        for _ in 0..30 {
+            let alpha = (1.0 + 4.0 * u()) * if u() < 0.5 { -1.0 } else { 1.0 };
+            let (mut table, mut exact) = (ShapeIntegral::default(), ShapeIntegral::default());
+            let method = norm.evaluate(&[alpha], Order::Hessian, &mut table);
+            assert_eq!(method, Method::ExponentialTable, "{code:?} at {alpha}");
+            norm.exact_pass(&[alpha], Order::Hessian, &mut exact);
+            let scale = exact.value;
+            let close = |a: f64, b: f64, tol: f64| (a - b).abs() <= tol * b.abs().max(scale);
+            assert!(
+                close(table.value, exact.value, 1e-12)
+                    && close(table.d1[0], exact.d1[0], 1e-10)
+                    && close(table.d2[0], exact.d2[0], 1e-8),
+                "{code:?} at {alpha}: table {table:?} vs exact pass {exact:?}"
+            );
+        }
+        // Beyond the tables' reach: the exact pass.
+        let mut out = ShapeIntegral::default();
+        assert_eq!(
+            norm.evaluate(&[5.5], Order::Value, &mut out),
+            Method::ExactPass
+        );
     }
 }
 

@@ -52,6 +52,8 @@ pub enum Method {
     Code4Moments,
     /// A pass over the process's MC.
     ExactPass,
+    /// Chebyshev series of the exponential branch (K = 1), checked against the exact pass.
+    ExponentialTable,
 }
 
 impl Method {
@@ -60,6 +62,7 @@ impl Method {
             Method::NoShapes => "none",
             Method::Code4Moments => "code4_moments",
             Method::ExactPass => "exact_pass",
+            Method::ExponentialTable => "exponential_table",
         }
     }
 }
@@ -93,6 +96,10 @@ pub struct ProcessNormalisation {
     /// Averaged products of code-4 features (7 for K = 1, 7 × 7 row-major for K = 2), where
     /// every shape systematic is code 4 and K ≤ 2.
     moments: Option<Vec<f64>>,
+    /// K = 1 of code 1 or 4: N on the exponential branch as Chebyshev series, built on first
+    /// use there (toys from one pool share them) and kept only where they reproduce the exact
+    /// pass ([`ExponentialTables`]).
+    tables: std::sync::OnceLock<Option<ExponentialTables>>,
 }
 
 impl ProcessNormalisation {
@@ -127,6 +134,7 @@ impl ProcessNormalisation {
             shapes,
             weights,
             moments,
+            tables: std::sync::OnceLock::new(),
         })
     }
 
@@ -165,8 +173,33 @@ impl ProcessNormalisation {
                 }
             }
         }
+        if let Some(tables) = self.exponential_tables() {
+            let alpha = theta[self.shapes[0].parameter];
+            if let Some(at) = tables.eval(alpha) {
+                out.value = at[0];
+                out.d1[0] = at[1];
+                out.d2[0] = at[2];
+                return Method::ExponentialTable;
+            }
+        }
         self.exact_pass(theta, order, out);
         Method::ExactPass
+    }
+
+    /// The Chebyshev tables of a K = 1 process of code 1 or 4 (built on first call).
+    fn exponential_tables(&self) -> Option<&ExponentialTables> {
+        use crate::model::interpolation::InterpolationCode::{Code1, Code4};
+        let [shape] = self.shapes.as_slice() else {
+            return None;
+        };
+        let inner = match shape.code {
+            Code4 => crate::model::interpolation::CODE4_SHAPE_ALPHA0,
+            Code1 => 0.0,
+            _ => return None,
+        };
+        self.tables
+            .get_or_init(|| ExponentialTables::build(self, shape.parameter, inner))
+            .as_ref()
     }
 
     /// N_c at θ by a pass over the MC (the reference every other method is checked against).
@@ -259,6 +292,144 @@ impl ProcessNormalisation {
         }
         sums
     }
+}
+
+/// Largest |α| the exponential tables cover (the usual ±5 bounds); beyond, the exact pass.
+const TABLE_REACH: f64 = 5.0;
+
+/// Chebyshev nodes per side of the exponential branch.
+const TABLE_NODES: usize = 40;
+
+/// N(α) = E_b[δ^α] of one shape systematic on the exponential branch — [inner, 5] with δ⁺ and
+/// [−5, −inner] with δ⁻ (inner = 1 for code 4, 0 for code 1) — as Chebyshev series in α with
+/// their derivative series. N is a moment generating function there: analytic, so the series
+/// converge geometrically; the nodes are exact passes. The tables are kept only if, at points
+/// between the nodes, value, first and second derivative reproduce the exact pass to 1e-12,
+/// 1e-10 and 1e-8 relative to themselves or to N, whichever is larger (else the exact pass is
+/// used everywhere).
+#[derive(Clone, Debug)]
+struct ExponentialTables {
+    sides: [ChebyshevSeries; 2],
+}
+
+impl ExponentialTables {
+    fn build(
+        norm: &ProcessNormalisation,
+        parameter: usize,
+        inner: f64,
+    ) -> Option<ExponentialTables> {
+        let mut theta = vec![0.0; parameter + 1];
+        let mut exact = |alpha: f64, order: Order| {
+            theta[parameter] = alpha;
+            let mut out = ShapeIntegral::default();
+            norm.exact_pass(&theta, order, &mut out);
+            out
+        };
+        let sides = [(inner, TABLE_REACH), (-TABLE_REACH, -inner)]
+            .map(|(lo, hi)| ChebyshevSeries::fit(lo, hi, |a| exact(a, Order::Value).value));
+        let tables = ExponentialTables { sides };
+        for side in &tables.sides {
+            for j in 0..7 {
+                let alpha = side.lo + (side.hi - side.lo) * (j as f64 + 0.37) / 7.0;
+                let (table, truth) = (side.eval(alpha), exact(alpha, Order::Hessian));
+                // Relative to N where a derivative passes through 0.
+                let scale = truth.value.abs();
+                let close = |a: f64, b: f64, tol: f64| (a - b).abs() <= tol * b.abs().max(scale);
+                if !(close(table[0], truth.value, 1e-12)
+                    && close(table[1], truth.d1[0], 1e-10)
+                    && close(table[2], truth.d2[0], 1e-8))
+                {
+                    return None;
+                }
+            }
+        }
+        Some(tables)
+    }
+
+    /// N, dN/dα, d²N/dα² at α, if a table covers it.
+    fn eval(&self, alpha: f64) -> Option<[f64; 3]> {
+        self.sides
+            .iter()
+            .find(|s| s.lo <= alpha && alpha <= s.hi && (alpha != 0.0 || s.lo == 0.0))
+            .map(|s| s.eval(alpha))
+    }
+}
+
+/// A Chebyshev series on [lo, hi] with the series of its first two derivatives.
+#[derive(Clone, Debug)]
+struct ChebyshevSeries {
+    lo: f64,
+    hi: f64,
+    value: Vec<f64>,
+    d1: Vec<f64>,
+    d2: Vec<f64>,
+}
+
+impl ChebyshevSeries {
+    /// Interpolates f at [`TABLE_NODES`] Chebyshev nodes of [lo, hi].
+    fn fit(lo: f64, hi: f64, mut f: impl FnMut(f64) -> f64) -> ChebyshevSeries {
+        let n = TABLE_NODES;
+        let angle = |j: usize| std::f64::consts::PI * (j as f64 + 0.5) / n as f64;
+        let at: Vec<f64> = (0..n)
+            .map(|j| f(0.5 * (lo + hi) + 0.5 * (hi - lo) * angle(j).cos()))
+            .collect();
+        let value: Vec<f64> = (0..n)
+            .map(|k| {
+                let c: f64 = (0..n)
+                    .map(|j| at[j] * (k as f64 * angle(j)).cos())
+                    .sum::<f64>()
+                    * 2.0
+                    / n as f64;
+                if k == 0 {
+                    0.5 * c
+                } else {
+                    c
+                }
+            })
+            .collect();
+        let scale = 2.0 / (hi - lo);
+        let d1 = derivative(&value, scale);
+        let d2 = derivative(&d1, scale);
+        ChebyshevSeries {
+            lo,
+            hi,
+            value,
+            d1,
+            d2,
+        }
+    }
+
+    fn eval(&self, alpha: f64) -> [f64; 3] {
+        let t = (2.0 * alpha - self.lo - self.hi) / (self.hi - self.lo);
+        [
+            clenshaw(&self.value, t),
+            clenshaw(&self.d1, t),
+            clenshaw(&self.d2, t),
+        ]
+    }
+}
+
+/// The coefficients of the derivative of Σ c_k T_k(t(α)), dt/dα = `scale`.
+fn derivative(c: &[f64], scale: f64) -> Vec<f64> {
+    let n = c.len();
+    let mut d = vec![0.0; n];
+    for k in (1..n).rev() {
+        let above = if k + 1 < n { d[k + 1] } else { 0.0 };
+        d[k - 1] = above + 2.0 * k as f64 * c[k];
+    }
+    d[0] *= 0.5;
+    d.iter().map(|x| x * scale).collect()
+}
+
+/// Σ c_k T_k(t) by Clenshaw's recurrence.
+fn clenshaw(c: &[f64], t: f64) -> f64 {
+    let (mut b1, mut b2) = (0.0, 0.0);
+    for &ck in c.iter().skip(1).rev() {
+        let b0 = 2.0 * t * b1 - b2 + ck;
+        b2 = b1;
+        b1 = b0;
+    }
+    t * b1 - b2 + c[0]
 }
 
 /// The weighted averages of the code-4 features (K = 1) or of their products (K = 2) over
