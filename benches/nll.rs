@@ -148,6 +148,7 @@ fn data(path: &PathBuf) -> ChannelData {
         weights,
         processes,
         mc_weights: None,
+        normalisation: Default::default(),
     }
 }
 

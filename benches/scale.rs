@@ -127,6 +127,8 @@ fn data(events: usize, k: usize) -> ChannelData {
         weights: (0..events).map(|_| rng.next()).collect(),
         processes,
         mc_weights: None,
+        // N ≡ 1: this bench measures the event loop alone.
+        normalisation: Default::default(),
     }
 }
 

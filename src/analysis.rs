@@ -110,6 +110,8 @@ pub struct FitReport {
     pub result: FitResult,
     /// The ΔNLL = ½ profile interval of each free POI.
     pub intervals: Vec<fit::ProfileInterval>,
+    /// The shape normalisation at the best fit ([`crate::likelihood::normalisation::report`]).
+    pub normalisation: Value,
 }
 
 /// Fits `like` from `options` and profiles every free POI.
@@ -124,7 +126,13 @@ pub fn fit_with_intervals(like: &Likelihood, options: &FitOptions, minos: bool) 
             }
         }
     }
-    FitReport { result, intervals }
+    let normalisation =
+        crate::likelihood::normalisation::report(like.model, &like.channels, &result.theta);
+    FitReport {
+        result,
+        intervals,
+        normalisation,
+    }
 }
 
 impl FitReport {
@@ -191,6 +199,7 @@ impl FitReport {
             "nll": r.nll, "twice_nll": 2.0 * r.nll,
             "parameters": parameters,
             "correlation": if has_covariance { Value::Object(correlation) } else { Value::Null },
+            "normalisation": self.normalisation,
         })
     }
 }

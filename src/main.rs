@@ -1004,6 +1004,9 @@ fn print_fit(value: &serde_json::Value, dataset: &Dataset) {
         status["edm"].as_f64().unwrap_or(f64::NAN),
         value["nll"].as_f64().unwrap_or(f64::NAN)
     );
+    if let Some(line) = nsbi::likelihood::normalisation::report_line(&value["normalisation"]) {
+        println!("{line}");
+    }
     println!(
         "{:<20} {:>12} {:>10} {:>10} {:>10}  note",
         "parameter", "value", "error", "-err", "+err"

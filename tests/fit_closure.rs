@@ -1,5 +1,6 @@
 //! Closure of the likelihood and the fit against an independent computation: the example's
-//! closed-form densities, code-4 interpolation solved numerically, and iminuit
+//! closed-form densities, code-4 interpolation solved numerically, B's shape normalisation
+//! summed over its MC by brute force, and iminuit
 //! (`validation/closed_form_nll.py`), on the workspace with exact-ratio models.
 
 mod common;
@@ -29,6 +30,8 @@ fn nll_and_fit_agree_with_closed_form_and_iminuit() {
         &[
             "--events",
             observed.to_str().unwrap(),
+            "--mc-b",
+            example().join("data/mc_B.h5").to_str().unwrap(),
             "--points",
             &text.join(";"),
         ],

@@ -140,12 +140,12 @@ fn a_coarse_scan_warns_on_stderr() {
     let out = scan_mu(&ws, "0:3", "7", &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stdout(&out).contains("68.27 % CL (asymptotic): [0.8739, 1.0169]"),
+        stdout(&out).contains("68.27 % CL (asymptotic): [0.8727, 1.0168]"),
         "{}",
         stdout(&out)
     );
     assert!(
-        stderr(&out).contains("warning: stat+syst, 68.27 %: the interval [0.8739, 1.0169] of mu holds 1 grid point(s)"),
+        stderr(&out).contains("warning: stat+syst, 68.27 %: the interval [0.8727, 1.0168] of mu holds 1 grid point(s)"),
         "{}",
         stderr(&out)
     );
@@ -204,9 +204,9 @@ fn interval_ends_on_the_grid_edge_are_flagged_open() {
     let out = scan_mu(&ws, "0.85:1.5", "14", &["--json", json.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     // μ̂ = 0.944: the 95 % interval's lower end (0.805) lies below the grid, the 68 % one's
-    // (0.874) on it.
+    // (0.873) on it.
     assert!(
-        stdout(&out).contains("95.45 % CL (asymptotic): [0.8500 (grid edge: open), 1.0928]"),
+        stdout(&out).contains("95.45 % CL (asymptotic): [0.8500 (grid edge: open), 1.0925]"),
         "{}",
         stdout(&out)
     );

@@ -139,6 +139,7 @@ fn several_shapes() -> (Model, ChannelData) {
         weights: (0..n_events).map(|_| 0.5 + uniform()).collect(),
         processes: data,
         mc_weights: None,
+        normalisation: Default::default(),
     };
     (model, channel)
 }
@@ -149,6 +150,121 @@ fn hessian_of_several_shape_systematics_matches_finite_differences() {
     let like = Likelihood::new(&model, vec![channel]);
     // Inside |α| < 1 (code 4's polynomial) and outside (its exponential).
     for theta in [[1.2, 0.3, -0.4], [0.8, -1.3, 1.6]] {
+        check_derivatives(&like, &theta);
+    }
+}
+
+/// Five processes with 4, 2, 1, 0 and 3 shape systematics on four nuisances (codes 4, 1, 0, 2
+/// and 4p; the last process has one parameter twice), each normalised on an MC sample of its
+/// own with some negative generator weights: the derivatives of N_c(α) in the gradient and
+/// Hessian, by the exact pass and by the code-4 moments (the K = 2 and K = 1 processes inside
+/// |α| < 1).
+fn normalised_shapes() -> (Model, ChannelData) {
+    use nsbi::likelihood::normalisation::{ChannelNormalisation, ProcessNormalisation};
+    use InterpolationCode::*;
+    let names = ["mu", "a0", "a1", "a2", "a3"];
+    let parameters = names
+        .iter()
+        .map(|&name| Parameter {
+            name: name.into(),
+            poi: name == "mu",
+            init: 0.0,
+            bounds: (-5.0, 5.0),
+            constrained: name != "mu",
+            fixed: false,
+        })
+        .collect();
+    let systematics: [&[(usize, InterpolationCode)]; 5] = [
+        &[(1, Code4), (2, Code1), (3, Code0), (4, Code4)],
+        &[(1, Code4), (3, Code4)],
+        &[(2, Code4)],
+        &[],
+        &[(4, Code2), (2, Code4p), (4, Code4)],
+    ];
+    let coefficients = ["mu", "sqrt(mu)", "1 + 0.1 * a0", "1", "1 - 0.2 * mu"];
+    let (n_events, n_mc) = (1200, 3000);
+    let mut state = 17u64;
+    let mut uniform = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+        ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    };
+    let mut shapes_on = |n: usize, c: usize| -> Vec<ShapeData> {
+        systematics[c]
+            .iter()
+            .map(|&(parameter, code)| {
+                let up: Vec<f64> = (0..n).map(|_| 0.8 + 0.45 * uniform()).collect();
+                let down: Vec<f64> = (0..n).map(|_| 0.8 + 0.4 * uniform()).collect();
+                ShapeData {
+                    parameter,
+                    code,
+                    variations: ShapeVariations::from_ratios(&up, &down),
+                }
+            })
+            .collect()
+    };
+    let mut processes = Vec::new();
+    let mut data = Vec::new();
+    let mut norms = Vec::new();
+    for (c, text) in coefficients.iter().enumerate() {
+        let yield_c = 200.0 + 150.0 * c as f64;
+        processes.push(Process {
+            name: format!("p{c}"),
+            coefficient: Coefficient::new(text, Expr::parse(text, &names).unwrap()),
+            nominal_yield: Some(yield_c),
+            ratio: format!("p{c}"),
+            yield_systematics: vec![],
+            shape_systematics: systematics[c]
+                .iter()
+                .map(|&(parameter, code)| ShapeSystematic {
+                    parameter,
+                    code,
+                    up: String::new(),
+                    down: String::new(),
+                })
+                .collect(),
+        });
+        let shapes = shapes_on(n_events, c);
+        let mc_shapes = shapes_on(n_mc, c);
+        let mc_weights: Vec<f64> = (0..n_mc)
+            .map(|i| if i % 9 == 0 { -0.3 } else { 1.0 })
+            .collect();
+        norms.push(ProcessNormalisation::new(mc_shapes, &mc_weights).unwrap());
+        data.push(ProcessData {
+            nominal_yield: yield_c,
+            ratio: (0..n_events).map(|i| 0.4 + (i % 7) as f64 * 0.2).collect(),
+            shapes,
+        });
+    }
+    let model = Model {
+        parameters,
+        channels: vec![Channel {
+            name: "normalised".into(),
+            processes,
+        }],
+    };
+    let channel = ChannelData {
+        name: "normalised".into(),
+        weights: (0..n_events).map(|i| 0.5 + (i % 5) as f64 * 0.25).collect(),
+        processes: data,
+        mc_weights: None,
+        normalisation: std::sync::Arc::new(ChannelNormalisation { processes: norms }),
+    };
+    (model, channel)
+}
+
+#[test]
+fn derivatives_with_the_shape_normalisation_match_finite_differences() {
+    let (model, channel) = normalised_shapes();
+    let like = Likelihood::new(&model, vec![channel]);
+    for alphas in [
+        [0.3; 4],
+        [-0.3; 4],
+        [2.5; 4],
+        [-2.5; 4],
+        [0.3, -2.5, 2.5, -0.3],
+    ] {
+        let mut theta = vec![0.9];
+        theta.extend(alphas);
         check_derivatives(&like, &theta);
     }
 }

@@ -122,7 +122,9 @@ fn toy_t_matches_tightly_converged_fits() {
 /// A toy's fits may end on a gradient-order step, judged with a Hessian estimated from the
 /// previous point's (`final_hessian` off). Their NLLs at the quadratic model's minimum are
 /// still within 1e-6 of fits converged to EDM < 1e-12 (with the previous Hessian as it is, up
-/// to 6e-6), and their errors within 3 % of those from the Hessian evaluated at the minimum.
+/// to 6e-6), and their errors within 4 % of those from the Hessian evaluated at the minimum
+/// (3 % before the shape normalisation, whose ln N(α) adds curvature in alpha_shape that
+/// varies from step to step: toy 19's free fit now differs by 3.2 %).
 #[test]
 fn toy_fits_may_end_on_a_gradient_step() {
     let analysis = example_analysis("workspace_exact.yaml");
@@ -147,7 +149,7 @@ fn toy_fits_may_end_on_a_gradient_step() {
             for i in (0..3).filter(|&i| tight.error(i) > 0.0) {
                 let ratio = fit.error(i) / tight.error(i);
                 assert!(
-                    (ratio - 1.0).abs() < 0.03,
+                    (ratio - 1.0).abs() < 0.04,
                     "toy {t}, fit {k}, parameter {i}: {ratio}"
                 );
             }

@@ -2,17 +2,19 @@
 
 Computes, from the exact densities in offshell_truth.py (no ONNX, no engine code),
 
-    NLL(mu, a_eff, a_shape) = sum_c nu_c - sum_i ln( sum_c nu_c r_c(x_i) g_c(x_i) ) + (a_eff^2 + a_shape^2)/2
+    NLL(mu, a_eff, a_shape) = sum_c nu_c - sum_i ln( sum_c nu_c r_c(x_i) g_c(x_i) / N_c ) + (a_eff^2 + a_shape^2)/2
 
 on the observed events, with coefficients (mu - sqrt mu, sqrt mu, 1 - sqrt mu), yield factors
 and per-event shape factors interpolated with HistFactory's code 4 (polynomial coefficients
-obtained here by solving the 6x6 linear system numerically, as ROOT and pyhf do). Then
+obtained here by solving the 6x6 linear system numerically, as ROOT and pyhf do), and B's
+shape normalisation N_B(a_shape) = sum_j b_j g_B(x_j) / sum_j b_j over B's MC sample (weights
+b_j) by brute force (N = 1 for S and SBI, which have no shape systematic). Then
 minimises it with iminuit (MIGRAD + HESSE, errordef 0.5) and prints JSON:
 
     {"points": [{"theta": [mu, a_eff, a_shape], "nll": f}, ...],
      "fit": {"values": [...], "errors": [...], "fd_errors": [...], "nll": f, "valid": bool}}
 
-Usage: closed_form_nll.py --events observed.h5 --points "1,0,0;0.5,0.3,-0.2" [--group events]
+Usage: closed_form_nll.py --events observed.h5 --mc-b mc_B.h5 --points "1,0,0;0.5,0.3,-0.2" [--group events]
 """
 import argparse
 import json
@@ -51,11 +53,18 @@ def code4(alpha, up, down, alpha0=1.0):
     return (1.0 + powers @ coeffs).reshape(up.shape)
 
 
-def make_nll(x):
+def read_features(path, group):
+    """The features as the engine reads them (float32), widened to float64."""
+    with h5py.File(path, "r") as f:
+        return np.stack([f[group][c][:] for c in T.FEATURES], axis=1).astype(np.float32).astype(np.float64)
+
+
+def make_nll(x, x_b, b):
     y = T.yields()
     r = {c: T.ratio(c, x) for c in ("S", "SBI", "B")}
     r_up, r_down = T.ratio("B_shape_up", x), T.ratio("B_shape_down", x)
     shape_up, shape_down = y["B_shape_up_factor"], y["B_shape_down_factor"]
+    mc_up, mc_down = T.ratio("B_shape_up", x_b), T.ratio("B_shape_down", x_b)
 
     def nll(mu, a_eff, a_shape):
         if mu < 0:
@@ -65,7 +74,8 @@ def make_nll(x):
         nu = {c: coef[c] * y["nu_" + c] * eff for c in coef}
         nu["B"] = nu["B"] * code4(a_shape, shape_up, shape_down)
         g_b = code4(a_shape, r_up, r_down)
-        dens = nu["S"] * r["S"] + nu["SBI"] * r["SBI"] + nu["B"] * r["B"] * g_b
+        n_b = np.sum(b * code4(a_shape, mc_up, mc_down)) / np.sum(b)
+        dens = nu["S"] * r["S"] + nu["SBI"] * r["SBI"] + nu["B"] / n_b * r["B"] * g_b
         if np.any(dens <= 0):
             return np.inf
         return float(sum(nu.values()) - np.sum(np.log(dens)) + 0.5 * (a_eff ** 2 + a_shape ** 2))
@@ -90,12 +100,15 @@ def finite_difference_errors(nll, p, h=3e-4):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--events", required=True)
+    p.add_argument("--mc-b", required=True, help="B's MC sample (features and `weight`)")
     p.add_argument("--group", default="events")
     p.add_argument("--points", default="")
     a = p.parse_args()
-    with h5py.File(a.events, "r") as f:
-        x = np.stack([f[a.group][c][:] for c in T.FEATURES], axis=1).astype(np.float32).astype(np.float64)
-    nll = make_nll(x)
+    x = read_features(a.events, a.group)
+    x_b = read_features(a.mc_b, a.group)
+    with h5py.File(a.mc_b, "r") as f:
+        b = f[a.group]["weight"][:].astype(np.float64)
+    nll = make_nll(x, x_b, b)
     points = [[float(v) for v in s.split(",")] for s in a.points.split(";") if s.strip()]
     out = {"points": [{"theta": t, "nll": nll(*t)} for t in points]}
 

@@ -19,8 +19,10 @@ use super::toys::{shard_range, ToyPlan, ToyRecord};
 use crate::analysis::Analysis;
 use crate::error::{Error, Result};
 
-/// Bump when the header or the datasets change meaning; older files are refused.
-const FORMAT: &str = "nsbi-toys-2";
+/// Bump when the header or the datasets change meaning; older files are refused. 3: the shape
+/// systematics are normalised (N_c(α), issue 13), so t of a version-2 file belongs to another
+/// likelihood of the same workspace.
+const FORMAT: &str = "nsbi-toys-3";
 
 /// What defines the model a toy file was made from, as BLAKE3 hashes. Toys are only
 /// meaningful against the model that made them, so `neyman`, `coverage` and `merge` compare

@@ -1,6 +1,9 @@
 //! Per-event inputs of the likelihood: weights, cached ratios, shape variations — for the
 //! observed data or for an Asimov set built from the weighted MC.
 
+use std::sync::Arc;
+
+use super::normalisation::{ChannelNormalisation, ProcessNormalisation};
 use crate::error::{Error, Result};
 use crate::model::interpolation::{InterpolationCode, ShapeKernel, ShapeVariations};
 use crate::model::{process_yield, Channel, Model};
@@ -68,6 +71,9 @@ pub struct ChannelData {
     /// For a pooled MC (Asimov) set: each event's own MC weight normalised within its process
     /// (b_i, summing to 1 per process), which toys are drawn from. `None` for data.
     pub mc_weights: Option<Vec<f64>>,
+    /// N_c(α) of every process, from its own MC (see `likelihood::normalisation`): one per
+    /// analysis, shared by the observed data, the Asimov sets and the toys drawn from them.
+    pub normalisation: Arc<ChannelNormalisation>,
 }
 
 fn source_index(ratios: &ChannelRatios, role: &EventRole) -> Result<usize> {
@@ -129,6 +135,49 @@ fn weights_yield(process: &str, events: &crate::data::Events) -> Result<f64> {
     ))
 }
 
+/// N_c(α) of every process of `channel`, from each process's shape systematics on its own MC
+/// (only these ratios are read: an observed-data fit needs nothing else of the MC).
+pub fn normalisation(channel: &Channel, ratios: &ChannelRatios) -> Result<ChannelNormalisation> {
+    let mut processes = Vec::new();
+    for p in &channel.processes {
+        if p.shape_systematics.is_empty() {
+            processes.push(ProcessNormalisation::default());
+            continue;
+        }
+        let source = source_index(ratios, &EventRole::Process(p.name.clone()))?;
+        let events = &ratios.sources[source].1;
+        let total = events.total_weight();
+        if !(total > 0.0 && total.is_finite()) {
+            return Err(Error::event_file(
+                &events.file,
+                format!(
+                    "the weights of process '{}' sum to {total} over {} events: a process with \
+                     shape systematics is normalised by N(α) = Σ b g(α) / Σ b over its MC, which \
+                     needs a positive sum; fix the weights",
+                    p.name,
+                    events.len()
+                ),
+            ));
+        }
+        let mut shapes = Vec::new();
+        for s in &p.shape_systematics {
+            shapes.push(ShapeData {
+                parameter: s.parameter,
+                code: s.code,
+                variations: ShapeVariations::from_ratios(
+                    lookup(ratios, &s.up, source)?,
+                    lookup(ratios, &s.down, source)?,
+                ),
+            });
+        }
+        processes.push(
+            ProcessNormalisation::new(shapes, &events.weights)
+                .map_err(|e| Error::Analysis(format!("process '{}': {e}", p.name)))?,
+        );
+    }
+    Ok(ChannelNormalisation { processes })
+}
+
 /// Per-process inputs for the events of source `source` (in order).
 fn processes_on(
     channel: &Channel,
@@ -170,15 +219,17 @@ impl ChannelData {
             weights: ratios.sources[source].1.weights.clone(),
             processes: processes_on(channel, ratios, source, &yields)?,
             mc_weights: None,
+            normalisation: Arc::new(normalisation(channel, ratios)?),
         })
     }
 
     /// The Asimov set at `theta`: every process's MC events pooled, event i of process c
-    /// weighted by w_i ν_c(θ,α)/Σ_i w_i · g_c(x_i|α), so the weights sum to ν(θ,α) and their
-    /// distribution is the model's at θ. Weights are negative where a coefficient is
+    /// weighted by w_i ν_c(θ,α)/Σ_i w_i · g_c(x_i|α)/N_c(α), so the weights sum to ν(θ,α) and
+    /// their distribution is the model's at θ. Weights are negative where a coefficient is
     /// (interference); the likelihood sums them as they are.
     pub fn asimov(channel: &Channel, ratios: &ChannelRatios, theta: &[f64]) -> Result<ChannelData> {
         let yields = nominal_yields(channel, ratios)?;
+        let norm = normalisation(channel, ratios)?;
         let n = theta.len();
         let (mut grad, mut hess) = (vec![0.0; n], vec![0.0; n * n]);
         let mut weights = Vec::new();
@@ -189,7 +240,15 @@ impl ChannelData {
             let events = &ratios.sources[source].1;
             let nu_c = process_yield(process, yields[c], theta, &mut grad, &mut hess);
             let total = events.total_weight();
-            let scale = nu_c / total;
+            let n_c = norm.value(c, theta);
+            if !(n_c > 0.0 && n_c.is_finite()) {
+                return Err(Error::Analysis(format!(
+                    "channel {}: the shape normalisation of process '{}' is N = {n_c:e} at the \
+                     Asimov point: its shape systematics give no density there",
+                    channel.name, process.name
+                )));
+            }
+            let scale = nu_c / (total * n_c);
             mc_weights.extend(events.weights.iter().map(|w| w / total));
             let on_source = processes_on(channel, ratios, source, &yields)?;
             let shape = on_source[c].shape_factors(theta);
@@ -218,6 +277,7 @@ impl ChannelData {
             weights,
             processes: pooled.unwrap_or_default(),
             mc_weights: Some(mc_weights),
+            normalisation: Arc::new(norm),
         })
     }
 
@@ -237,14 +297,15 @@ impl ChannelData {
         }
     }
 
-    /// Per event: s(x|θ) = Σ_c ν_c(θ) r_c(x) g_c(x|α), the model's unnormalised density over
-    /// p_ref — the quantity the likelihood takes the logarithm of.
+    /// Per event: s(x|θ) = Σ_c ν̃_c(θ) r_c(x) g_c(x|α) with ν̃_c = ν_c/N_c(α), the model's
+    /// unnormalised density over p_ref — the quantity the likelihood takes the logarithm of.
     pub fn model_density(&self, channel: &Channel, theta: &[f64]) -> Vec<f64> {
         let n = theta.len();
         let (mut grad, mut hess) = (vec![0.0; n], vec![0.0; n * n]);
         let mut density = vec![0.0; self.weights.len()];
-        for (process, data) in channel.processes.iter().zip(&self.processes) {
-            let nu = process_yield(process, data.nominal_yield, theta, &mut grad, &mut hess);
+        for (c, (process, data)) in channel.processes.iter().zip(&self.processes).enumerate() {
+            let nu = process_yield(process, data.nominal_yield, theta, &mut grad, &mut hess)
+                / self.normalisation.value(c, theta);
             let shape = data.shape_factors(theta);
             for ((d, r), g) in density.iter_mut().zip(&data.ratio).zip(&shape) {
                 *d += nu * r * g;
@@ -278,6 +339,7 @@ impl ChannelData {
                 })
                 .collect(),
             mc_weights: None,
+            normalisation: Arc::clone(&self.normalisation),
         }
     }
 }

@@ -914,6 +914,7 @@ mod tests {
             weights: (0..n).map(|_| next()).collect(),
             processes,
             mc_weights: None,
+            normalisation: Default::default(),
         }
     }
 

@@ -2,8 +2,11 @@
 //! Hessian:
 //!
 //! ```text
-//! NLL = Σ_c ν_c(θ,α) − Σ_i w_i ln( Σ_c ν_c(θ,α) r_c(x_i) g_c(x_i|α) ) + ½ Σ_k (α_k − a_k)²
+//! NLL = Σ_c ν_c(θ,α) − Σ_i w_i ln( Σ_c ν̃_c(θ,α) r_c(x_i) g_c(x_i|α) ) + ½ Σ_k (α_k − a_k)²
 //! ```
+//!
+//! with ν̃_c = ν_c / N_c(α), N_c the average of the shape factor g_c over process c's own MC
+//! ([`normalisation`]): each process's density is normalised at every α.
 //!
 //! Event sums run over fixed blocks of events, in parallel, and the block results are added in
 //! block order, so the value is the same to the last bit whatever the thread count.
@@ -13,6 +16,7 @@
 
 pub mod data;
 mod events;
+pub mod normalisation;
 
 pub use data::{ChannelData, ProcessData};
 
@@ -23,6 +27,7 @@ use rayon::prelude::*;
 use crate::model::interpolation::ShapeKernel;
 use crate::model::{Model, YieldTerms};
 use events::{event_block, BlockInput, InvalidEvent, Layout};
+use normalisation::{add_normalisation_curvature, normalised_yield, ShapeIntegral};
 
 /// Events per block of the parallel event sums (fixed: it defines the summation order).
 const BLOCK: usize = 4096;
@@ -35,21 +40,30 @@ pub enum Order {
     Hessian,
 }
 
-/// The first event whose density is not positive at the evaluated point.
+/// The first event whose density is not positive at the evaluated point — or, where
+/// `process` is given, the process whose shape normalisation N_c (then `density`) is not.
 #[derive(Clone, Debug, PartialEq)]
 pub struct InvalidDensity {
     pub channel: String,
     pub event: usize,
     pub density: f64,
+    pub process: Option<usize>,
 }
 
 impl std::fmt::Display for InvalidDensity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "per-event density Σ_c ν_c r_c g_c = {:.6e} ≤ 0 at event {} of channel {}",
-            self.density, self.event, self.channel
-        )
+        match self.process {
+            Some(c) => write!(
+                f,
+                "shape normalisation N = {:.6e} ≤ 0 of process {c} of channel {}",
+                self.density, self.channel
+            ),
+            None => write!(
+                f,
+                "per-event density Σ_c ν̃_c r_c g_c = {:.6e} ≤ 0 at event {} of channel {}",
+                self.density, self.event, self.channel
+            ),
+        }
     }
 }
 
@@ -71,6 +85,11 @@ struct Workspace {
     /// ∂ν_c/∂θ_j (c × n); ν_c's derivatives in the parameters it depends on (per process).
     nu_grad: Vec<f64>,
     yields: Vec<YieldTerms>,
+    /// ν̃_c = ν_c/N_c and its gradient (c × n): what the event sums see.
+    nu_norm: Vec<f64>,
+    nu_norm_grad: Vec<f64>,
+    /// N_c with its derivatives in the process's shape parameters, per process.
+    integrals: Vec<ShapeIntegral>,
     kernels: Vec<Vec<ShapeKernel>>,
     sums: Vec<f64>,
     /// L[j][a] = ∂(ν-coefficient of q_a)/∂θ_j (see `channel_nll`).
@@ -171,6 +190,9 @@ fn channel_nll(
         nu,
         nu_grad,
         yields,
+        nu_norm,
+        nu_norm_grad,
+        integrals,
         kernels,
         sums,
         l,
@@ -188,6 +210,30 @@ fn channel_nll(
         nu[i] = yields[i].fill(process, pdata.nominal_yield, theta);
         yields[i].add_gradient(1.0, &mut nu_grad[i * n..(i + 1) * n]);
     }
+    // ν̃ = ν/N: the event sums see each process's normalised density.
+    nu_norm.resize(c, 0.0);
+    nu_norm_grad.clear();
+    nu_norm_grad.resize(c * n, 0.0);
+    integrals.resize_with(c, ShapeIntegral::default);
+    for (i, integral) in integrals.iter_mut().enumerate() {
+        data.normalisation.evaluate(i, theta, order, integral);
+        if !(integral.value > 0.0 && integral.value.is_finite()) && out.invalid.is_none() {
+            out.invalid = Some(InvalidDensity {
+                channel: data.name.clone(),
+                event: 0,
+                density: integral.value,
+                process: Some(i),
+            });
+        }
+        nu_norm[i] = normalised_yield(
+            integral,
+            data.normalisation.parameters(i),
+            order,
+            nu[i],
+            &nu_grad[i * n..(i + 1) * n],
+            &mut nu_norm_grad[i * n..(i + 1) * n],
+        );
+    }
     // Shape interpolations prepared once per evaluation, at this α.
     data.shape_kernels_into(theta, kernels);
     sums.clear();
@@ -195,7 +241,7 @@ fn channel_nll(
     let input = BlockInput {
         data,
         layout,
-        nu,
+        nu: nu_norm,
         kernels,
         order,
     };
@@ -205,22 +251,23 @@ fn channel_nll(
             channel: data.name.clone(),
             event,
             density,
+            process: None,
         });
     }
     out.nll += nu.iter().sum::<f64>() - sums[0];
     if order == Order::Value {
         return;
     }
-    // L[j][a] = ∂(Σ_c ν_c q-coefficient)/∂θ_j: ∂s/∂θ_j = Σ_a L[j][a] q_a.
+    // L[j][a] = ∂(Σ_c ν̃_c q-coefficient)/∂θ_j: ∂s/∂θ_j = Σ_a L[j][a] q_a.
     let dim = layout.dim;
     l.clear();
     l.resize(n * dim, 0.0);
     for (ci, pdata) in data.processes.iter().enumerate() {
         for j in 0..n {
-            l[j * dim + ci] = nu_grad[ci * n + j];
+            l[j * dim + ci] = nu_norm_grad[ci * n + j];
         }
         for (k, shape) in pdata.shapes.iter().enumerate() {
-            l[shape.parameter * dim + layout.shape_offset[ci] + k] += nu[ci];
+            l[shape.parameter * dim + layout.shape_offset[ci] + k] += nu_norm[ci];
         }
     }
     let first = &sums[1..1 + dim];
@@ -233,21 +280,31 @@ fn channel_nll(
         let hessian = &mut out.hessian;
         let second = &sums[1 + dim..1 + dim + layout.n_second];
         for (ci, pdata) in data.processes.iter().enumerate() {
-            // ∂²ν_c (1 − Σ w t_c/s)
-            let not_in_events = 1.0 - first[ci];
-            yields[ci].add_hessian(not_in_events, hessian);
-            // − ∂ν_c ⊗ Σ w ∂t_c/∂α_k/s, both ways round, and − ν_c Σ w ∂²t_c/∂α_k∂α_k'/s
+            // ∂²ν_c − ∂²ν̃_c Σ w t_c/s, sparse: ν_c's terms over the parameters it depends
+            // on, N_c's over the process's shape parameters.
+            let in_events = first[ci];
+            let integral = &integrals[ci];
+            yields[ci].add_hessian(1.0 - in_events / integral.value, hessian);
+            add_normalisation_curvature(
+                integral,
+                data.normalisation.parameters(ci),
+                nu[ci],
+                &nu_grad[ci * n..(ci + 1) * n],
+                in_events,
+                hessian,
+            );
+            // − ∂ν̃_c ⊗ Σ w ∂t_c/∂α_k/s, both ways round, and − ν̃_c Σ w ∂²t_c/∂α_k∂α_k'/s
             let shapes = &pdata.shapes;
             for (s, shape) in shapes.iter().enumerate() {
                 let (k, b) = (shape.parameter, first[layout.shape_offset[ci] + s]);
-                for &j in &yields[ci].parameters {
-                    let term = nu_grad[ci * n + j] * b;
+                for j in 0..n {
+                    let term = nu_norm_grad[ci * n + j] * b;
                     hessian[j * n + k] -= term;
                     hessian[k * n + j] -= term;
                 }
                 for (s2, shape2) in shapes.iter().enumerate() {
                     let d2 = second[layout.second_offset[ci] + s * shapes.len() + s2];
-                    hessian[k * n + shape2.parameter] -= nu[ci] * d2;
+                    hessian[k * n + shape2.parameter] -= nu_norm[ci] * d2;
                 }
             }
         }

@@ -473,7 +473,31 @@ fn x_ln_x(deviation: f64, ln: f64) -> f64 {
     deviation.mul_add(ln, ln)
 }
 
+/// The seven per-event features code 4 inside |α| < 1 is linear in, in the order of
+/// [`Code4Weights::coefficients`]: (1, δ⁺−1, δ⁻−1, δ⁺ln δ⁺, δ⁻ln δ⁻, δ⁺ln²δ⁺, δ⁻ln²δ⁻), from
+/// one event's stored inputs with the same operations as [`Code4Weights::event`]. Their
+/// weighted averages over a process's MC make the average of the factor a polynomial in α
+/// (see `likelihood::normalisation`).
+pub fn code4_features(v: EventVariation) -> [f64; 7] {
+    let [up, down, ln_up, ln_down] = v;
+    let (p_up, p_down) = (x_ln_x(up, ln_up), x_ln_x(down, ln_down));
+    [1.0, up, down, p_up, p_down, ln_up * p_up, ln_down * p_down]
+}
+
 impl Code4Weights {
+    /// The weights of [`code4_features`]: the factor (or derivative) is their dot product.
+    pub fn coefficients(&self) -> [f64; 7] {
+        [
+            self.constant,
+            self.up,
+            self.down,
+            self.slope_up,
+            self.slope_down,
+            self.curve_up,
+            self.curve_down,
+        ]
+    }
+
     /// From the weights w of the boundary data and the output's value at δ± = 1 (1 for the
     /// factor itself, 0 for its derivatives).
     fn new(w: [f64; 6], at_nominal: f64) -> Code4Weights {
