@@ -101,23 +101,35 @@ fn fit_json(workspace: &Path, json: &Path, args: &[&str]) -> serde_json::Value {
     read_json(json)
 }
 
-/// Item 6: with μ bounded to [0, 0.3] the fit of the example ends with μ and α_shape on their
-/// upper bounds, where the Hessian is not positive definite. It used to say "converged",
-/// write error 0.0 and an identity correlation, and exit 0.
+/// Item 6: with μ bounded to [0, 0.3], α_eff fixed and B scaled by 1 + 0.05 k⁴ (k in [0, 1],
+/// unconstrained), the fit of the example ends with μ and k on their upper bounds, where the
+/// NLL is concave in k: the Hessian is not positive definite. Such fits used to say
+/// "converged", write error 0.0 and an identity correlation, and exit 0. (The example's own
+/// run-away of α_shape to its bound, the first reproduction, was the missing shape
+/// normalisation, issue 13.)
 #[test]
 fn a_hessian_not_positive_definite_is_reported_and_refused() {
     let dir = tempfile::tempdir().unwrap();
     let ws = example_with(
         dir.path(),
-        &[(
-            "{name: mu, poi: true, init: 1.0, bounds: [0.0, 20.0]}",
-            "{name: mu, poi: true, init: 0.0001, bounds: [0.0, 0.3]}",
-        )],
+        &[
+            (
+                "{name: mu, poi: true, init: 1.0, bounds: [0.0, 20.0]}",
+                "{name: mu, poi: true, init: 0.0001, bounds: [0.0, 0.3]}\n  \
+                 - {name: k, init: 0.5, bounds: [0.0, 1.0], constraint: none}",
+            ),
+            (
+                "coefficient: 1 - sqrt(mu)",
+                "coefficient: (1 - sqrt(mu))*(1 + 0.05*k*k*k*k)",
+            ),
+        ],
     );
     let json = dir.path().join("fit.json");
     let args = [
         "fit",
         ws.to_str().unwrap(),
+        "--fix",
+        "alpha_eff=0",
         "--no-minos",
         "--json",
         json.to_str().unwrap(),
@@ -138,13 +150,15 @@ fn a_hessian_not_positive_definite_is_reported_and_refused() {
     assert_eq!(status["hessian"], "not_positive_definite", "{status}");
     let text = status["message"].as_str().unwrap();
     assert!(
-        text.contains("at bound: mu = 0.29999") && text.contains("alpha_shape = 4.9999"),
+        text.contains("at bound: mu = 0.29999") && text.contains("k = 0.9999"),
         "the parameters at bounds are named: {text}"
     );
     assert!(v["correlation"].is_null(), "{}", v["correlation"]);
+    // Every free parameter has no error (the fixed α_eff keeps its conventional 0).
     for (name, p) in v["parameters"].as_object().unwrap() {
         for key in ["error", "error_low", "error_high"] {
-            assert!(p[key].is_null(), "{name}.{key} = {}", p[key]);
+            let fixed = name == "alpha_eff" && p[key] == 0.0;
+            assert!(p[key].is_null() || fixed, "{name}.{key} = {}", p[key]);
         }
     }
     assert!((v["parameters"]["mu"]["value"].as_f64().unwrap() - 0.3).abs() < 1e-6);
