@@ -4,10 +4,12 @@
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Map, Value};
+use std::sync::{Arc, OnceLock};
 
 use crate::data::RatioCache;
 use crate::error::{Error, Result};
 use crate::fit::{self, FitOptions, FitResult};
+use crate::likelihood::normalisation::ChannelNormalisation;
 use crate::likelihood::{data, ChannelData, Likelihood};
 use crate::model::Model;
 use crate::ratio::{self, ChannelRatios};
@@ -18,6 +20,9 @@ pub struct Analysis {
     pub workspace: Workspace,
     pub model: Model,
     pub ratios: Vec<ChannelRatios>,
+    /// Each channel's shape normalisation, built on first use and shared by every dataset
+    /// (it depends on the MC only; its tables are built once per analysis, not per dataset).
+    normalisations: OnceLock<Vec<Arc<ChannelNormalisation>>>,
 }
 
 /// Which events the likelihood is built on.
@@ -50,13 +55,37 @@ impl Analysis {
             workspace,
             model,
             ratios,
+            normalisations: OnceLock::new(),
         })
     }
 
+    /// Every channel's shape normalisation ([`data::normalisation`]), built once.
+    pub fn normalisations(&self) -> Result<&[Arc<ChannelNormalisation>]> {
+        if self.normalisations.get().is_none() {
+            let built = self
+                .model
+                .channels
+                .iter()
+                .zip(&self.ratios)
+                .map(|(c, r)| data::normalisation(c, r).map(Arc::new))
+                .collect::<Result<Vec<_>>>()?;
+            let _ = self.normalisations.set(built);
+        }
+        Ok(self.normalisations.get().expect("set above"))
+    }
+
     pub fn datasets(&self, dataset: &Dataset) -> Result<Vec<ChannelData>> {
+        let channels = self.model.channels.iter().zip(&self.ratios);
+        let normalisations = self.normalisations()?.iter().cloned();
         match dataset {
-            Dataset::Observed => data::observed(&self.model, &self.ratios),
-            Dataset::Asimov(theta) => data::asimov(&self.model, &self.ratios, theta),
+            Dataset::Observed => channels
+                .zip(normalisations)
+                .map(|((c, r), n)| ChannelData::observed_with(c, r, n))
+                .collect(),
+            Dataset::Asimov(theta) => channels
+                .zip(normalisations)
+                .map(|((c, r), n)| ChannelData::asimov_with(c, r, theta, n))
+                .collect(),
         }
     }
 

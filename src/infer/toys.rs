@@ -47,10 +47,10 @@ use rand_distr::{Distribution, Normal, Poisson};
 use rayon::prelude::*;
 
 use super::resample::toy_mc_weights;
-use crate::analysis::Analysis;
+use crate::analysis::{Analysis, Dataset};
 use crate::error::{Error, Result};
 use crate::fit::{minimise, FitOptions, FitResult};
-use crate::likelihood::{data, ChannelData, Likelihood};
+use crate::likelihood::{ChannelData, Likelihood};
 use crate::model::Model;
 
 /// What to generate: `n_toys` toys at each value of the POI on `grid`.
@@ -131,7 +131,7 @@ impl<'m> ToySource<'m> {
         theta_gen: &[f64],
         toy_mc: &mut Option<Vec<Vec<f64>>>,
     ) -> Result<Self> {
-        let mut pools = data::asimov(&analysis.model, &analysis.ratios, theta_gen)?;
+        let mut pools = analysis.datasets(&Dataset::Asimov(theta_gen.to_vec()))?;
         let weights = match toy_mc {
             Some(w) => w,
             None => toy_mc.insert(toy_mc_weights(analysis, &pools)?),

@@ -212,6 +212,16 @@ fn processes_on(
 impl ChannelData {
     /// The observed events of a channel, each with its weight (1 unless the file gives one).
     pub fn observed(channel: &Channel, ratios: &ChannelRatios) -> Result<ChannelData> {
+        ChannelData::observed_with(channel, ratios, Arc::new(normalisation(channel, ratios)?))
+    }
+
+    /// [`ChannelData::observed`] with the channel's normalisation already built (it depends
+    /// on the MC only, so an analysis builds it once for all its datasets).
+    pub fn observed_with(
+        channel: &Channel,
+        ratios: &ChannelRatios,
+        normalisation: Arc<ChannelNormalisation>,
+    ) -> Result<ChannelData> {
         let source = source_index(ratios, &EventRole::Observed)?;
         let yields = nominal_yields(channel, ratios)?;
         Ok(ChannelData {
@@ -219,7 +229,7 @@ impl ChannelData {
             weights: ratios.sources[source].1.weights.clone(),
             processes: processes_on(channel, ratios, source, &yields)?,
             mc_weights: None,
-            normalisation: Arc::new(normalisation(channel, ratios)?),
+            normalisation,
         })
     }
 
@@ -228,8 +238,19 @@ impl ChannelData {
     /// their distribution is the model's at θ. Weights are negative where a coefficient is
     /// (interference); the likelihood sums them as they are.
     pub fn asimov(channel: &Channel, ratios: &ChannelRatios, theta: &[f64]) -> Result<ChannelData> {
+        let norm = Arc::new(normalisation(channel, ratios)?);
+        ChannelData::asimov_with(channel, ratios, theta, norm)
+    }
+
+    /// [`ChannelData::asimov`] with the channel's normalisation already built: the Asimov sets
+    /// of every grid point of a construction share one, and its tables are built once.
+    pub fn asimov_with(
+        channel: &Channel,
+        ratios: &ChannelRatios,
+        theta: &[f64],
+        norm: Arc<ChannelNormalisation>,
+    ) -> Result<ChannelData> {
         let yields = nominal_yields(channel, ratios)?;
-        let norm = normalisation(channel, ratios)?;
         let n = theta.len();
         let (mut grad, mut hess) = (vec![0.0; n], vec![0.0; n * n]);
         let mut weights = Vec::new();
@@ -277,7 +298,7 @@ impl ChannelData {
             weights,
             processes: pooled.unwrap_or_default(),
             mc_weights: Some(mc_weights),
-            normalisation: Arc::new(norm),
+            normalisation: norm,
         })
     }
 
