@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::*;
@@ -35,64 +35,24 @@ fn single_process_run(out: &Path) -> ToyFile {
     ToyFile::read(out).unwrap()
 }
 
-fn slurm_script(args: &[&str]) -> std::process::Output {
-    Command::new("bash")
-        .arg(root().join(".ci/slurm.sh"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-/// Stops the daemons of a private Slurm when dropped, whatever the test's outcome.
-struct SlurmCluster(PathBuf);
-impl Drop for SlurmCluster {
-    fn drop(&mut self) {
-        slurm_script(&["down", self.0.to_str().unwrap()]);
-    }
-}
-
 #[test]
 fn slurm_job_array_equals_the_single_process_run() {
-    let available = slurm_script(&["available"]);
-    if !available.status.success() {
-        // Needs root or passwordless sudo for apt-get and the daemons; CI has both.
-        eprintln!("skipped: {}", String::from_utf8_lossy(&available.stderr));
-        return;
-    }
     let base = tempfile::Builder::new()
         .prefix("nsbi-")
         .tempdir_in("/tmp")
         .unwrap();
-    let cluster_dir = base.path().join("slurm");
-    let up = slurm_script(&["up", cluster_dir.to_str().unwrap()]);
-    assert!(
-        up.status.success(),
-        "slurm up: {}",
-        String::from_utf8_lossy(&up.stderr)
-    );
-    let _cluster = SlurmCluster(cluster_dir.clone());
+    let Some(cluster) = slurm::Cluster::up(&base.path().join("slurm")) else {
+        return;
+    };
 
     let dir = base.path().join("run");
     batch("slurm", &dir, "3");
-    let submit = Command::new("sbatch")
-        .arg("--parsable")
-        .arg(dir.join("submit.sbatch"))
-        .env("SLURM_CONF", cluster_dir.join("slurm.conf"))
-        .output()
-        .unwrap();
-    assert!(
-        submit.status.success(),
-        "sbatch: {}",
-        String::from_utf8_lossy(&submit.stderr)
-    );
-    let job = String::from_utf8_lossy(&submit.stdout).trim().to_string();
-    let wait = slurm_script(&["wait", cluster_dir.to_str().unwrap(), &job, "300"]);
-    assert!(
-        wait.status.success(),
-        "job {job}: {}\nlogs: {:?}",
-        String::from_utf8_lossy(&wait.stderr),
-        std::fs::read_dir(dir.join("logs")).map(|d| d.count())
-    );
+    cluster.submit_and_wait(&dir, || {
+        format!(
+            "{:?}",
+            std::fs::read_dir(dir.join("logs")).map(|d| d.count())
+        )
+    });
 
     let merged = dir.join("toys.h5");
     let merge = || {

@@ -215,45 +215,14 @@ fn shards_run_by_hand_assemble_to_the_single_process_cache() {
     );
 }
 
-fn slurm_script(args: &[&str]) -> std::process::Output {
-    Command::new("bash")
-        .arg(root().join(".ci/slurm.sh"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-/// Stops the daemons of a private Slurm when dropped, whatever the test's outcome.
-struct SlurmCluster(PathBuf);
-impl Drop for SlurmCluster {
-    fn drop(&mut self) {
-        slurm_script(&["down", self.0.to_str().unwrap()]);
-    }
-}
-
-/// Submits the array of `run` and waits for every task to complete.
-fn submit_and_wait(cluster: &Path, run: &Path) {
-    let submit = Command::new("sbatch")
-        .arg("--parsable")
-        .arg(run.join("submit.sbatch"))
-        .env("SLURM_CONF", cluster.join("slurm.conf"))
-        .output()
-        .unwrap();
-    assert!(
-        submit.status.success(),
-        "sbatch: {}",
-        String::from_utf8_lossy(&submit.stderr)
-    );
-    let job = String::from_utf8_lossy(&submit.stdout).trim().to_string();
-    let wait = slurm_script(&["wait", cluster.to_str().unwrap(), &job, "300"]);
-    assert!(
-        wait.status.success(),
-        "job {job}: {}\nlogs: {:?}",
-        String::from_utf8_lossy(&wait.stderr),
+/// The shard logs of `run`, for a failed job's message.
+fn shard_logs(run: &Path) -> String {
+    format!(
+        "{:?}",
         (0..3)
             .map(|i| std::fs::read_to_string(run.join(format!("logs/shard_{i}.out"))))
             .collect::<Vec<_>>()
-    );
+    )
 }
 
 /// (inode, modification time) of a file: changes when the file is rewritten (renamed into
@@ -267,26 +236,15 @@ fn identity(path: &Path) -> (u64, std::time::SystemTime) {
 #[test]
 fn slurm_ratio_array_equals_the_single_process_cache() {
     let _serial = serial();
-    let available = slurm_script(&["available"]);
-    if !available.status.success() {
-        // Needs root or passwordless sudo for apt-get and the daemons; CI has both.
-        eprintln!("skipped: {}", String::from_utf8_lossy(&available.stderr));
-        return;
-    }
     let base = tempfile::Builder::new()
         .prefix("nsbi-")
         .tempdir_in("/tmp")
         .unwrap();
+    let Some(cluster) = slurm::Cluster::up(&base.path().join("slurm")) else {
+        return;
+    };
     let ws = small_workspace(base.path());
     let single = single_process_entries(&ws, &base.path().join("single"));
-    let cluster_dir = base.path().join("slurm");
-    let up = slurm_script(&["up", cluster_dir.to_str().unwrap()]);
-    assert!(
-        up.status.success(),
-        "slurm up: {}",
-        String::from_utf8_lossy(&up.stderr)
-    );
-    let _cluster = SlurmCluster(cluster_dir.clone());
 
     let run = base.path().join("run");
     let farm = base.path().join("farm");
@@ -312,7 +270,7 @@ fn slurm_ratio_array_equals_the_single_process_cache() {
         !farm.exists() || entries(&farm).is_empty(),
         "batch evaluated"
     );
-    submit_and_wait(&cluster_dir, &run);
+    cluster.submit_and_wait(&run, || shard_logs(&run));
     assert_eq!(parts(&farm).len(), 5, "{:?}", file_names(&farm));
     assert!(entries(&farm).is_empty());
 
@@ -326,7 +284,7 @@ fn slurm_ratio_array_equals_the_single_process_cache() {
             (n, id)
         })
         .collect();
-    submit_and_wait(&cluster_dir, &run);
+    cluster.submit_and_wait(&run, || shard_logs(&run));
     assert!(lost.is_file());
     for (name, id) in &kept {
         assert_eq!(&identity(&farm.join(name)), id, "{name} was rewritten");

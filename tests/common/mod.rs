@@ -2,6 +2,8 @@
 //! Python (for independent reference numbers), and small workspaces written on the fly.
 #![allow(dead_code)]
 
+pub mod slurm;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
