@@ -1,13 +1,14 @@
 //! Toy fits per second per core for the example analysis (`workspace_exact.yaml`: ~2000-event
 //! toys, 3 processes S/SBI/B, 2 nuisance parameters — a yield systematic on every process and a
-//! yield + per-event code-4 shape systematic on B), against the same toys fitted by iminuit
-//! MIGRAD on a vectorised numpy NLL with analytic gradient
-//! (`validation/bench_toys_iminuit.py`), measured in the same run.
+//! yield + per-event code-4 shape systematic on B, normalised by N_B(α) over B's own MC),
+//! against the same toys fitted by iminuit MIGRAD on a vectorised numpy NLL with analytic
+//! gradient (`validation/bench_toys_iminuit.py`, its own implementation of N_B), measured in the
+//! same run.
 //!
 //! K toys are drawn at the conditional best fit of the observed data at μ = 1, their per-event
-//! inputs written to `target/bench-toys.h5` and fitted by both (conditional at μ = 1, then
-//! free); t and μ̂ of every toy are checked to agree before anything is timed. Writes
-//! `target/criterion/toys_summary.json`.
+//! inputs (and B's shape inputs and weights on its MC) written to `target/bench-toys.h5` and
+//! fitted by both (conditional at μ = 1, then free); t and μ̂ of every toy are checked to agree
+//! before anything is timed. Writes `target/criterion/toys_summary.json`.
 
 use std::ffi::OsStr;
 use std::path::Path;
@@ -20,6 +21,7 @@ use nsbi::analysis::{Analysis, Dataset};
 use nsbi::data::RatioCache;
 use nsbi::fit::{minimise, FitOptions};
 use nsbi::infer::toys::{fit_toy, toy_fits, ToyPlan, ToyRecord, ToySource};
+use nsbi::likelihood::data::ShapeData;
 use nsbi::likelihood::{Likelihood, Order};
 use nsbi::model::interpolation::{InterpolationCode, Variation};
 use nsbi::model::{Model, CODE4_ALPHA0};
@@ -91,6 +93,13 @@ fn yield_factors(model: &Model) -> Vec<f64> {
     rows
 }
 
+/// δ⁺ (`q` = 0) or δ⁻ (`q` = 1) of every event as the engine stores them: 1 + the
+/// single-precision deviation.
+fn delta(shape: &ShapeData, q: usize) -> Vec<f64> {
+    let v = &shape.variations;
+    (0..v.len()).map(|i| 1.0 + v.event(i)[q]).collect()
+}
+
 fn write_toys(path: &Path, model: &Model, theta_gen: &[f64], toys: &[Likelihood]) {
     let file = hdf5::File::create(path).unwrap();
     let put = |g: &hdf5::Group, name: &str, v: &[f64]| {
@@ -115,6 +124,19 @@ fn write_toys(path: &Path, model: &Model, theta_gen: &[f64], toys: &[Likelihood]
         .collect();
     put(&file, "constrained", &constrained);
     put(&file, "mu_true", &[MU_TRUE]);
+    // What N_c(α) is computed from: each shaped process's shape inputs on its own MC and its
+    // MC weights b / Σ b, shared by every toy (they are drawn from one pool).
+    let normalisation = &toys[0].channels[0].normalisation;
+    for (c, norm) in normalisation.processes.iter().enumerate() {
+        if norm.n_shapes() == 0 {
+            continue;
+        }
+        put(&file, &format!("mc{c}_weights"), norm.mc_weights());
+        for (k, s) in norm.shapes().iter().enumerate() {
+            put(&file, &format!("mc{c}_shape{k}_up"), &delta(s, 0));
+            put(&file, &format!("mc{c}_shape{k}_down"), &delta(s, 1));
+        }
+    }
     for (t, like) in toys.iter().enumerate() {
         let group = file.create_group(&format!("toy_{t:04}")).unwrap();
         let channel = &like.channels[0];
@@ -122,13 +144,8 @@ fn write_toys(path: &Path, model: &Model, theta_gen: &[f64], toys: &[Likelihood]
         for (c, p) in channel.processes.iter().enumerate() {
             put(&group, &format!("r{c}"), &p.ratio);
             for (k, s) in p.shapes.iter().enumerate() {
-                // δ± as the engine stores them (1 + the single-precision deviation).
-                let delta = |q: usize| -> Vec<f64> {
-                    let v = &s.variations;
-                    (0..v.len()).map(|i| 1.0 + v.event(i)[q]).collect()
-                };
-                put(&group, &format!("r{c}_shape{k}_up"), &delta(0));
-                put(&group, &format!("r{c}_shape{k}_down"), &delta(1));
+                put(&group, &format!("r{c}_shape{k}_up"), &delta(s, 0));
+                put(&group, &format!("r{c}_shape{k}_down"), &delta(s, 1));
             }
         }
         put(&group, "global_observables", &like.global_observables);

@@ -4,18 +4,25 @@ does it today, with iminuit MIGRAD on a vectorised numpy NLL with its analytic g
 The model is the example offshell_toy workspace (workspace_exact.yaml): one unbinned channel,
 processes S, SBI, B with coefficients mu - sqrt(mu), sqrt(mu), 1 - sqrt(mu), and
 
-    NLL(theta) = sum_c nu_c(theta) - sum_i ln( sum_c nu_c(theta) r_c(x_i) g_c(x_i | theta) )
+    NLL(theta) = sum_c nu_c(theta)
+                 - sum_i ln( sum_c nu_c(theta) / N_c(theta) r_c(x_i) g_c(x_i | theta) )
                  + sum_k constrained (alpha_k - a_k)^2 / 2
 
-(DESIGN.md section 2), nu_c = nu0_c f_c(mu) prod G_ck(alpha_k), where the yield factors G_ck and
-the per-event shape factor g_B(x | alpha_shape) of B interpolate their +-1 sigma variations with
-HistFactory's code 4 (exponential outside |alpha| >= 1, a 6th-order polynomial matching value,
-first and second derivatives at +-1 inside; its coefficients are solved once per toy for every
-event, as a 6x6 linear system like ROOT and pyhf do). Everything per event comes from the file
-the bench writes: per toy the ratios r_c, the shape ratios delta+- = r+-/r of B and the global
-observables a_k; at the top the generation point, the nominal yields nu0_c, the code-4 yield
-factors (process, parameter, delta+, delta-), the parameter bounds and which parameters are
-constrained. Nothing is re-derived from closed forms.
+(DESIGN.md section 2; README "Normalisation of the shape systematics"),
+nu_c = nu0_c f_c(mu) prod G_ck(alpha_k), where the yield factors G_ck and the per-event shape
+factor g_B(x | alpha_shape) of B interpolate their +-1 sigma variations with HistFactory's
+code 4 (exponential outside |alpha| >= 1, a 6th-order polynomial matching value, first and
+second derivatives at +-1 inside; its coefficients are solved once per toy for every event, as
+a 6x6 linear system like ROOT and pyhf do). N_B(alpha_shape) = sum_j b_j g_B(x_j | alpha_shape)
+averages B's shape factor over B's own MC (b_j its generator weights normalised to sum 1), so
+that B's density stays normalised; N_S = N_SBI = 1 (no shape systematics). Inside |alpha| < 1
+it is the code-4 polynomial of the b-averaged coefficients (computed once), outside the
+exponential branch averaged over the MC at each evaluation. Everything per event comes from the
+file the bench writes: per toy the ratios r_c, the shape ratios delta+- = r+-/r of B and the
+global observables a_k; at the top the generation point, the nominal yields nu0_c, the code-4
+yield factors (process, parameter, delta+, delta-), the parameter bounds, which parameters are
+constrained, and B's delta+- on its own MC with its normalised MC weights. Nothing is
+re-derived from closed forms.
 
 MIGRAD's calls are mostly for the value alone (line searches, the numerical second derivatives
 of its seed and final error matrix), so the value has its own path (about six vectorised numpy
@@ -100,6 +107,47 @@ class Code4:
         return 1.0 + value, d1
 
 
+class Code4Normalisation:
+    """N(alpha) = sum_j b_j g(x_j | alpha) over a process's own MC (b normalised to sum 1) and
+    dN/dalpha, for one code-4 shape systematic. Inside |alpha| < 1 each event's g is
+    1 + sum_n a_nj alpha^n, so N is the polynomial of the b-averaged coefficients (7 moments:
+    sum b and the 6 averaged a_n, made once); outside, the exponential branch is averaged over
+    the MC directly (one vectorised pass, 50 times a toy's events: kept for the last alpha,
+    which most of MIGRAD's calls share, as its numerical derivatives in mu and alpha_eff
+    and the gradient of a point whose value it has just had do)."""
+
+    def __init__(self, up, down, weights):
+        shape = Code4(up, down)
+        self.b = np.asarray(weights, float)
+        self.b_sum = self.b.sum()  # 1 to rounding; kept, as the engine's moments keep it
+        self.mean_coeffs = shape.coeffs @ self.b  # <a_n>, n = 1..6
+        self.ln_up, self.ln_down = shape.ln_up, shape.ln_down
+        self.b_ln_up, self.b_ln_down = self.b * self.ln_up, self.b * self.ln_down
+        self._last = (None, None)
+
+    def value(self, alpha):
+        return self.eval(alpha)[0]
+
+    def eval(self, alpha):
+        if alpha != self._last[0]:
+            self._last = (alpha, self._eval(alpha))
+        return self._last[1]
+
+    def _eval(self, alpha):
+        if alpha >= ALPHA0:
+            g = np.exp(alpha * self.ln_up)
+            return float(self.b @ g), float(self.b_ln_up @ g)
+        if alpha <= -ALPHA0:
+            g = np.exp(-alpha * self.ln_down)
+            return float(self.b @ g), float(-(self.b_ln_down @ g))
+        value, d1, power = self.b_sum, 0.0, 1.0  # power = alpha^(n-1)
+        for n, a in enumerate(self.mean_coeffs, start=1):
+            d1 += n * a * power
+            power *= alpha
+            value += a * power
+        return float(value), float(d1)
+
+
 class ScalarCode4:
     """The same for one yield factor, in plain floats (numpy's per-call overhead would dominate)."""
 
@@ -136,6 +184,7 @@ class ToyNLL:
         self.yield_factors = common["yield_factors"]  # [(process, parameter, ScalarCode4)]
         self.r = np.stack([toy["r0"], toy["r1"], toy["r2"]])  # 3 x N
         self.shape = Code4(toy["r2_shape0_up"], toy["r2_shape0_down"])  # B's, on alpha_shape
+        self.norm = common["normalisation"]  # N_B(alpha_shape), over B's MC
         self.rg = self.r.copy()  # r_c g_c, row 2 rewritten per evaluation
         self._x = None
 
@@ -164,8 +213,10 @@ class ToyNLL:
     def value(self, x):
         x = [float(v) for v in x]
         nu, _ = self.yields(x, False)
+        nu_tilde = nu.copy()
+        nu_tilde[2] /= self.norm.value(x[2])
         np.multiply(self.r[2], self.shape.value(x[2]), out=self.rg[2])
-        log_sum = np.log(nu @ self.rg).sum()  # nan or -inf where the density is not positive
+        log_sum = np.log(nu_tilde @ self.rg).sum()  # nan or -inf where the density is not positive
         if not math.isfinite(log_sum):
             return math.inf
         return float(nu.sum() - log_sum + self.constraint(x)[0])
@@ -174,16 +225,22 @@ class ToyNLL:
         x = [float(v) for v in x]
         nu, dnu = self.yields(x, True)
         g, dg = self.shape.eval(x[2])
+        n_b, dn_b = self.norm.eval(x[2])
+        # nu~_B = nu_B / N_B in the event sum: d nu~_B = d nu_B / N_B - nu~_B dN_B/N_B.
+        nu_tilde, dnu_tilde = nu.copy(), dnu.copy()
+        nu_tilde[2] /= n_b
+        dnu_tilde[2] /= n_b
+        dnu_tilde[2, 2] -= nu_tilde[2] * dn_b / n_b
         np.multiply(self.r[2], g, out=self.rg[2])
-        density = nu @ self.rg
+        density = nu_tilde @ self.rg
         log_sum = np.log(density).sum()
         if not math.isfinite(log_sum):
             return math.inf, np.zeros(len(x))
         inv = 1.0 / density
         penalty, pull = self.constraint(x)
         s = self.rg @ inv  # sum_i r_c g_c / D
-        grad = dnu.T @ (1.0 - s) + pull
-        grad[2] -= nu[2] * ((self.r[2] * dg) @ inv)
+        grad = dnu.sum(axis=0) - dnu_tilde.T @ s + pull
+        grad[2] -= nu_tilde[2] * ((self.r[2] * dg) @ inv)
         return float(nu.sum() - log_sum + penalty), grad
 
     def fcn(self, x):
@@ -210,6 +267,8 @@ def read(path):
             "constrained": f["constrained"][:],
             "yield_factors": [(int(c), int(k), ScalarCode4(up, down)) for c, k, up, down in rows],
             "limits": list(zip(lower + margin(lower), upper - margin(upper))),
+            "normalisation": Code4Normalisation(f["mc2_shape0_up"][:], f["mc2_shape0_down"][:],
+                                                f["mc2_weights"][:]),
         }
         toys = [{name: g[name][:] for name in g} for _, g in sorted(f.items())
                 if isinstance(g, h5py.Group)]

@@ -143,6 +143,16 @@ impl ProcessNormalisation {
         self.shapes.len()
     }
 
+    /// The shape systematics N_c is computed from, on the process's own MC events.
+    pub fn shapes(&self) -> &[ShapeData] {
+        &self.shapes
+    }
+
+    /// The process's MC weights b_i / Σ b, in the events' order of [`Self::shapes`].
+    pub fn mc_weights(&self) -> &[f64] {
+        &self.weights
+    }
+
     /// N_c at θ into `out` (derivatives as `order` asks, zero otherwise), by the cheapest
     /// exact method; returns the method. Allocates nothing on the code-4 moments path once
     /// `out` has its size.
