@@ -111,6 +111,14 @@ pub struct WorkspaceRatios {
     pub records: Vec<RatioRecord>,
 }
 
+/// Every event file of `channel` with its role (observed data, a process's MC), read.
+pub fn channel_events(ws: &Workspace, channel: &ChannelSpec) -> Result<Vec<(EventRole, Events)>> {
+    ws.event_sources(channel)
+        .into_iter()
+        .map(|(role, spec)| read_events(ws, channel, spec).map(|events| (role, events)))
+        .collect()
+}
+
 /// Evaluates (or loads from `cache`) every ensemble of `ws` over every event file of its
 /// channel: observed data, the reference sample, and every process's MC.
 pub fn evaluate_workspace(
@@ -122,11 +130,7 @@ pub fn evaluate_workspace(
     let mut records = Vec::new();
     let ensembles = ws.ensembles();
     for channel in &ws.spec.channels {
-        let sources: Vec<(EventRole, Events)> = ws
-            .event_sources(channel)
-            .into_iter()
-            .map(|(role, spec)| read_events(ws, channel, spec).map(|events| (role, events)))
-            .collect::<Result<_>>()?;
+        let sources = channel_events(ws, channel)?;
         let mut ratios = BTreeMap::new();
         let mut keys = BTreeMap::new();
         for eref in ensembles

@@ -11,7 +11,7 @@ use std::ops::Range;
 use std::path::PathBuf;
 
 use super::ensemble::BATCH_SIZE;
-use super::{load_ensemble, read_events, RatioEnsemble};
+use super::{channel_events, load_ensemble, RatioEnsemble};
 use crate::data::{CacheKey, CachedRatios, Events, Lookup, RatioCache};
 use crate::error::Result;
 use crate::workspace::{EventRole, Workspace};
@@ -119,11 +119,7 @@ fn for_each_entry(
 ) -> Result<()> {
     let ensembles = ws.ensembles();
     for channel in &ws.spec.channels {
-        let sources: Vec<(EventRole, Events)> = ws
-            .event_sources(channel)
-            .into_iter()
-            .map(|(role, spec)| read_events(ws, channel, spec).map(|events| (role, events)))
-            .collect::<Result<_>>()?;
+        let sources = channel_events(ws, channel)?;
         for eref in ensembles
             .iter()
             .filter(|e| std::ptr::eq(e.channel, channel))
