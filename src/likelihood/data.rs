@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::normalisation::{ChannelNormalisation, ProcessNormalisation};
 use crate::error::{Error, Result};
 use crate::model::interpolation::{InterpolationCode, ShapeKernel, ShapeVariations};
-use crate::model::{process_yield, Channel, Model};
+use crate::model::{process_yield, Channel, Model, Process};
 use crate::ratio::ChannelRatios;
 use crate::workspace::EventRole;
 
@@ -159,19 +159,8 @@ pub fn normalisation(channel: &Channel, ratios: &ChannelRatios) -> Result<Channe
                 ),
             ));
         }
-        let mut shapes = Vec::new();
-        for s in &p.shape_systematics {
-            shapes.push(ShapeData {
-                parameter: s.parameter,
-                code: s.code,
-                variations: ShapeVariations::from_ratios(
-                    lookup(ratios, &s.up, source)?,
-                    lookup(ratios, &s.down, source)?,
-                ),
-            });
-        }
         processes.push(
-            ProcessNormalisation::new(shapes, &events.weights)
+            ProcessNormalisation::new(shapes_on(p, ratios, source)?, &events.weights)
                 .map_err(|e| Error::Analysis(format!("process '{}': {e}", p.name)))?,
         );
     }
@@ -187,26 +176,30 @@ fn processes_on(
 ) -> Result<Vec<ProcessData>> {
     let mut out = Vec::new();
     for (p, &nominal_yield) in channel.processes.iter().zip(yields) {
-        let ratio = lookup(ratios, &p.ratio, source)?.to_vec();
-        let mut shapes = Vec::new();
-        for s in &p.shape_systematics {
-            let (up, down) = (
-                lookup(ratios, &s.up, source)?,
-                lookup(ratios, &s.down, source)?,
-            );
-            shapes.push(ShapeData {
-                parameter: s.parameter,
-                code: s.code,
-                variations: ShapeVariations::from_ratios(up, down),
-            });
-        }
         out.push(ProcessData {
             nominal_yield,
-            ratio,
-            shapes,
+            ratio: lookup(ratios, &p.ratio, source)?.to_vec(),
+            shapes: shapes_on(p, ratios, source)?,
         });
     }
     Ok(out)
+}
+
+/// Process `p`'s shape systematics on the events of source `source`: their ±1σ shape ratios.
+fn shapes_on(p: &Process, ratios: &ChannelRatios, source: usize) -> Result<Vec<ShapeData>> {
+    p.shape_systematics
+        .iter()
+        .map(|s| {
+            Ok(ShapeData {
+                parameter: s.parameter,
+                code: s.code,
+                variations: ShapeVariations::from_ratios(
+                    lookup(ratios, &s.up, source)?,
+                    lookup(ratios, &s.down, source)?,
+                ),
+            })
+        })
+        .collect()
 }
 
 impl ChannelData {
