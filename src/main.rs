@@ -1320,14 +1320,7 @@ fn run_batch(args: &BatchArgs) -> anyhow::Result<()> {
         }
         anyhow::bail!("nsbi batch needs a toy plan (--mu-grid and --toys) or --ratios");
     };
-    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    let ws = Workspace::load(&args.workspace)?;
-    let cache_dir = absolute(
-        &args
-            .cache_dir
-            .clone()
-            .unwrap_or_else(|| default_cache_dir(&ws)),
-    );
+    let (ws, cache_dir) = batch_workspace(args)?;
     let analysis = Analysis::from_workspace(ws, &RatioCache::new(cache_dir.clone()), true)?;
     let mut toys_arguments = vec![
         "toys".to_string(),
@@ -1352,10 +1345,13 @@ fn run_batch(args: &BatchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `nsbi batch … --ratios`: a job array whose shard i runs `nsbi ratios W --shard i/N`. The
-/// workspace and its models are checked here, and nothing is evaluated.
-fn run_batch_ratios(args: &BatchArgs) -> anyhow::Result<()> {
-    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+/// A path made absolute where the system can (a batch job runs from another folder).
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// The workspace of a batch submission and its cache folder, made absolute for the farm.
+fn batch_workspace(args: &BatchArgs) -> anyhow::Result<(Workspace, PathBuf)> {
     let ws = Workspace::load(&args.workspace)?;
     let cache_dir = absolute(
         &args
@@ -1363,6 +1359,13 @@ fn run_batch_ratios(args: &BatchArgs) -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(|| default_cache_dir(&ws)),
     );
+    Ok((ws, cache_dir))
+}
+
+/// `nsbi batch … --ratios`: a job array whose shard i runs `nsbi ratios W --shard i/N`. The
+/// workspace and its models are checked here, and nothing is evaluated.
+fn run_batch_ratios(args: &BatchArgs) -> anyhow::Result<()> {
+    let (ws, cache_dir) = batch_workspace(args)?;
     let pending = ratio::shard::pending_entries(&ws, &RatioCache::new(cache_dir.clone()))?;
     let arguments = vec![
         "ratios".to_string(),
