@@ -132,6 +132,13 @@ fn exp_lane(x: f64) -> f64 {
     y * f64::from_bits((k_bits.wrapping_add(1023)) << 52)
 }
 
+/// Whether this CPU runs the AVX2+FMA instances of the hot loops (the likelihood's event
+/// blocks, the normalisation's exact pass).
+#[cfg(target_arch = "x86_64")]
+pub fn has_avx2_fma() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+}
+
 /// a·b + c lane by lane, with one rounding.
 #[inline(always)]
 pub fn mul_add4(a: Quad, b: Quad, c: Quad) -> Quad {

@@ -24,10 +24,17 @@
 //!   moments for K = 1, 7 × 7 for K = 2, computed once when the data are built; O(1) per
 //!   evaluation.
 //! - **exact pass**: everything else (an exponential branch, |α| ≥ 1, codes 0/2/4p, K ≥ 3) sums
-//!   b_i g_c(x_i|α) over the MC at every evaluation, in fixed blocks of events added in block
-//!   order, so the result does not depend on the thread count.
+//!   b_i g_c(x_i|α) over the MC at every evaluation, four events at a time in AVX2 vectors,
+//!   in fixed blocks of events added in block order, so the result does not depend on the
+//!   thread count. Its cost, O(N_MC K) (O(N_MC K²) with the Hessian) per evaluation, is what
+//!   toys of a process with many shape systematics pay; a memo keeps the latest passes, since
+//!   fits evaluate some points twice. (Why no cheaper surrogate replaces it:
+//!   `validation/normalisation_surrogate_study.py`.)
 //!
 //! The two agree to rounding (tests/normalisation.rs checks 1e-12).
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
 
 use rayon::prelude::*;
 use serde_json::{json, Value};
@@ -35,7 +42,9 @@ use serde_json::{json, Value};
 use super::data::ShapeData;
 use super::Order;
 use crate::error::{Error, Result};
-use crate::model::interpolation::{code4_features, Code4Weights, FactorRows, Quad, ShapeKernel};
+use crate::model::interpolation::{
+    code4_features, Code4Weights, FactorRows, MixedQuad, Quad, QuadInterpolation, ShapeKernel,
+};
 
 /// MC events per block of the exact pass (fixed: it defines the summation order).
 const BLOCK: usize = 4096;
@@ -88,7 +97,7 @@ impl ShapeIntegral {
 }
 
 /// What N_c of one process is computed from: its shape systematics over its own MC events.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct ProcessNormalisation {
     shapes: Vec<ShapeData>,
     /// b_i / Σ b over the process's MC.
@@ -100,6 +109,29 @@ pub struct ProcessNormalisation {
     /// use there (toys from one pool share them) and kept only where they reproduce the exact
     /// pass ([`ExponentialTables`]).
     tables: std::sync::OnceLock<Option<ExponentialTables>>,
+    /// The latest exact passes (a pass is deterministic, so a recalled result has the bits a
+    /// new pass would give: results do not depend on what the memo holds).
+    memo: Mutex<VecDeque<MemoEntry>>,
+}
+
+/// One exact pass kept by [`ProcessNormalisation::recall`]'s memo.
+#[derive(Clone, Debug)]
+struct MemoEntry {
+    key: Vec<u64>,
+    order: Order,
+    integral: ShapeIntegral,
+}
+
+impl Clone for ProcessNormalisation {
+    fn clone(&self) -> Self {
+        ProcessNormalisation {
+            shapes: self.shapes.clone(),
+            weights: self.weights.clone(),
+            moments: self.moments.clone(),
+            tables: self.tables.clone(),
+            memo: Mutex::default(),
+        }
+    }
 }
 
 impl ProcessNormalisation {
@@ -135,6 +167,7 @@ impl ProcessNormalisation {
             weights,
             moments,
             tables: std::sync::OnceLock::new(),
+            memo: Mutex::default(),
         })
     }
 
@@ -192,8 +225,52 @@ impl ProcessNormalisation {
                 return Method::ExponentialTable;
             }
         }
-        self.exact_pass(theta, order, out);
+        if !self.recall(theta, order, out) {
+            self.exact_pass(theta, order, out);
+            self.remember(theta, order, out);
+        }
         Method::ExactPass
+    }
+
+    /// The α of the process's shape systematics at θ, bit for bit (the memo's key).
+    fn key(&self, theta: &[f64]) -> Vec<u64> {
+        self.shapes
+            .iter()
+            .map(|s| theta[s.parameter].to_bits())
+            .collect()
+    }
+
+    /// N at θ from the memo of recent exact passes, if one was made at the same α to at
+    /// least `order`: a fit evaluates the same point more than once (the value after the
+    /// Hessian at its last step), and every toy's fits start from the same point.
+    fn recall(&self, theta: &[f64], order: Order, out: &mut ShapeIntegral) -> bool {
+        let key = self.key(theta);
+        let memo = self.memo.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(hit) = memo.iter().find(|m| m.order >= order && m.key == key) else {
+            return false;
+        };
+        out.value = hit.integral.value;
+        if order >= Order::Gradient {
+            out.d1.copy_from_slice(&hit.integral.d1);
+        }
+        if order == Order::Hessian {
+            out.d2.copy_from_slice(&hit.integral.d2);
+        }
+        true
+    }
+
+    /// Keeps an exact pass in the memo (the oldest entry goes when it is full).
+    fn remember(&self, theta: &[f64], order: Order, integral: &ShapeIntegral) {
+        let capacity = (4 * rayon::current_num_threads()).max(8);
+        let mut memo = self.memo.lock().unwrap_or_else(|e| e.into_inner());
+        if memo.len() >= capacity {
+            memo.pop_front();
+        }
+        memo.push_back(MemoEntry {
+            key: self.key(theta),
+            order,
+            integral: integral.clone(),
+        });
     }
 
     /// The Chebyshev tables of a K = 1 process of code 1 or 4 (built on first call).
@@ -241,67 +318,136 @@ impl ProcessNormalisation {
         out.d2.copy_from_slice(&sums[1 + k..]);
     }
 
-    /// Σ b g, Σ b ∂g/∂α_k and Σ b ∂²g/∂α_k∂α_l over block `block` of the MC, event by event
-    /// in order. g = Π_k f_k, so with prefix and suffix products (no division: a factor may
-    /// be 0) a derivative costs O(1) and the Hessian O(K²) per event.
+    /// Σ b g, Σ b ∂g/∂α_k and Σ b ∂²g/∂α_k∂α_l (K × K) over block `block` of the MC.
+    ///
+    /// On CPUs with AVX2 and FMA the same code is compiled for 4-wide vectors (the fused
+    /// multiply-adds of the code-4 kernels are then instructions, not library calls: 10× here).
     fn block_sums(&self, kernels: &[ShapeKernel], block: usize, order: Order) -> Vec<f64> {
+        #[cfg(target_arch = "x86_64")]
+        if crate::vecmath::has_avx2_fma() {
+            // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+            return unsafe { self.block_sums_avx2(kernels, block, order) };
+        }
+        self.block_sums_portable(kernels, block, order)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn block_sums_avx2(&self, kernels: &[ShapeKernel], block: usize, order: Order) -> Vec<f64> {
+        self.block_sums_portable(kernels, block, order)
+    }
+
+    /// The block's events go four at a time, one per lane ([`Quad`]), in sub-blocks of
+    /// [`SUB_QUADS`] quads whose factor rows stay in cache. g = Π_k f_k, so with prefix and
+    /// suffix products (no division: a factor may be 0) a derivative costs O(1) and the
+    /// Hessian O(K²) per event. Each sum has one accumulator per lane (event i in lane i mod 4),
+    /// the lanes added in order at the end: the same bits whatever the vector width and the
+    /// thread count.
+    #[inline(always)]
+    fn block_sums_portable(&self, kernels: &[ShapeKernel], block: usize, order: Order) -> Vec<f64> {
         let k = kernels.len();
         let start = block * BLOCK;
         let end = (start + BLOCK).min(self.weights.len());
-        let n_quads = (end - start).div_ceil(4);
         let (gradient, hessian) = (order >= Order::Gradient, order == Order::Hessian);
-        let rows = |wanted: bool| vec![[0.0; 4]; if wanted { k * n_quads } else { 0 }];
+        let rows = |wanted: bool| vec![[0.0; 4]; if wanted { k * SUB_QUADS } else { 0 }];
         let (mut value, mut d1, mut d2): (Vec<Quad>, Vec<Quad>, Vec<Quad>) =
             (rows(true), rows(gradient), rows(hessian));
-        for (s, kernel) in kernels.iter().enumerate() {
-            let part = s * n_quads..(s + 1) * n_quads;
-            kernel.eval_quads(
-                &self.shapes[s].variations,
-                start,
-                FactorRows {
-                    value: &mut value[part.clone()],
-                    d1: gradient.then(|| &mut d1[part.clone()]),
-                    d2: hessian.then(|| &mut d2[part]),
-                },
-            );
-        }
-        let mut sums = vec![0.0; 1 + k + k * k];
-        let (mut prefix, mut suffix) = (vec![0.0; k], vec![0.0; k]);
-        for i in start..end {
-            let (j, lane) = ((i - start) / 4, (i - start) % 4);
-            let at = |rows: &[Quad], s: usize| rows[s * n_quads + j][lane];
-            let b = self.weights[i];
-            prefix[0] = 1.0;
-            for s in 1..k {
-                prefix[s] = prefix[s - 1] * at(&value, s - 1);
-            }
-            suffix[k - 1] = 1.0;
-            for s in (0..k - 1).rev() {
-                suffix[s] = suffix[s + 1] * at(&value, s + 1);
-            }
-            sums[0] += b * prefix[k - 1] * at(&value, k - 1);
-            if gradient {
-                for s in 0..k {
-                    sums[1 + s] += b * prefix[s] * at(&d1, s) * suffix[s];
+        let (mut prefix, mut suffix) = (vec![[0.0; 4]; k], vec![[0.0; 4]; k]);
+        let mut acc = vec![[0.0; 4]; 1 + k + k * k];
+        for sub in (start..end).step_by(4 * SUB_QUADS) {
+            let n_quads = (end - sub).div_ceil(4).min(SUB_QUADS);
+            for (s, kernel) in kernels.iter().enumerate() {
+                let part = s * SUB_QUADS..s * SUB_QUADS + n_quads;
+                let variations = &self.shapes[s].variations;
+                let Some(kind) = MixedQuad::of(kernel) else {
+                    kernel.eval_quads(
+                        variations,
+                        sub,
+                        FactorRows {
+                            value: &mut value[part.clone()],
+                            d1: gradient.then(|| &mut d1[part.clone()]),
+                            d2: hessian.then(|| &mut d2[part]),
+                        },
+                    );
+                    continue;
+                };
+                // Code 4 inside or the exponential: inline, in this function's vector code.
+                for (j, row) in part.enumerate() {
+                    let f = kind.factors(variations.quad(sub + 4 * j), gradient, hessian);
+                    value[row] = f.value;
+                    if gradient {
+                        d1[row] = f.d1;
+                    }
+                    if hessian {
+                        d2[row] = f.d2;
+                    }
                 }
             }
-            if hessian {
-                let second = &mut sums[1 + k..];
-                for s in 0..k {
-                    second[s * k + s] += b * prefix[s] * at(&d2, s) * suffix[s];
-                    // Π_{u<s} f_u · f'_s · Π_{s<u<t} f_u, extended one factor at a time.
-                    let mut left = prefix[s] * at(&d1, s);
-                    for t in s + 1..k {
-                        let term = b * left * at(&d1, t) * suffix[t];
-                        second[s * k + t] += term;
-                        second[t * k + s] += term;
-                        left *= at(&value, t);
+            for j in 0..n_quads {
+                let first = sub + 4 * j;
+                let b: Quad = std::array::from_fn(|l| {
+                    if first + l < end {
+                        self.weights[first + l]
+                    } else {
+                        0.0
+                    }
+                });
+                let at = |rows: &[Quad], s: usize| rows[s * SUB_QUADS + j];
+                prefix[0] = [1.0; 4];
+                for s in 1..k {
+                    prefix[s] = mul4(prefix[s - 1], at(&value, s - 1));
+                }
+                suffix[k - 1] = b;
+                for s in (0..k - 1).rev() {
+                    suffix[s] = mul4(suffix[s + 1], at(&value, s + 1));
+                }
+                // b g = prefix · f · suffix (the suffix products carry b).
+                acc[0] = add4(acc[0], mul4(mul4(prefix[k - 1], at(&value, k - 1)), b));
+                if gradient {
+                    for s in 0..k {
+                        let term = mul4(mul4(prefix[s], at(&d1, s)), suffix[s]);
+                        acc[1 + s] = add4(acc[1 + s], term);
+                    }
+                }
+                if hessian {
+                    let second = &mut acc[1 + k..];
+                    for s in 0..k {
+                        let diagonal = mul4(mul4(prefix[s], at(&d2, s)), suffix[s]);
+                        second[s * k + s] = add4(second[s * k + s], diagonal);
+                        // Π_{u<s} f_u · f'_s · Π_{s<u<t} f_u, extended one factor at a time.
+                        let mut left = mul4(prefix[s], at(&d1, s));
+                        for t in s + 1..k {
+                            let term = mul4(mul4(left, at(&d1, t)), suffix[t]);
+                            second[s * k + t] = add4(second[s * k + t], term);
+                            left = mul4(left, at(&value, t));
+                        }
                     }
                 }
             }
         }
+        let mut sums: Vec<f64> = acc.iter().map(|a| ((a[0] + a[1]) + a[2]) + a[3]).collect();
+        let second = &mut sums[1 + k..];
+        for s in 0..k {
+            for t in s + 1..k {
+                second[t * k + s] = second[s * k + t];
+            }
+        }
         sums
     }
+}
+
+/// Quads of MC events per sub-block of the exact pass: K rows of factors (and derivatives)
+/// of this many quads stay in the L1/L2 cache.
+const SUB_QUADS: usize = 64;
+
+#[inline(always)]
+fn mul4(a: Quad, b: Quad) -> Quad {
+    [a[0] * b[0], a[1] * b[1], a[2] * b[2], a[3] * b[3]]
+}
+
+#[inline(always)]
+fn add4(a: Quad, b: Quad) -> Quad {
+    [a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3]]
 }
 
 /// Largest |α| the exponential tables cover (the usual ±5 bounds); beyond, the exact pass.
