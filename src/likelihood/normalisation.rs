@@ -393,6 +393,11 @@ impl ProcessNormalisation {
                     }
                 });
                 let at = |rows: &[Quad], s: usize| rows[s * SUB_QUADS + j];
+                if !gradient {
+                    let g = (0..k).fold(b, |g, s| mul4(g, at(&value, s)));
+                    acc[0] = add4(acc[0], g);
+                    continue;
+                }
                 prefix[0] = [1.0; 4];
                 for s in 1..k {
                     prefix[s] = mul4(prefix[s - 1], at(&value, s - 1));
@@ -403,11 +408,9 @@ impl ProcessNormalisation {
                 }
                 // b g = prefix · f · suffix (the suffix products carry b).
                 acc[0] = add4(acc[0], mul4(mul4(prefix[k - 1], at(&value, k - 1)), b));
-                if gradient {
-                    for s in 0..k {
-                        let term = mul4(mul4(prefix[s], at(&d1, s)), suffix[s]);
-                        acc[1 + s] = add4(acc[1 + s], term);
-                    }
+                for s in 0..k {
+                    let term = mul4(mul4(prefix[s], at(&d1, s)), suffix[s]);
+                    acc[1 + s] = add4(acc[1 + s], term);
                 }
                 if hessian {
                     let second = &mut acc[1 + k..];
