@@ -217,13 +217,17 @@ impl ChannelPool {
                 .map(|s| {
                     let parts = sources
                         .iter()
-                        .map(|&source| Ok((ratios.ratio(&s.up, source)?, ratios.ratio(&s.down, source)?)))
+                        .map(|&source| {
+                            Ok((ratios.ratio(&s.up, source)?, ratios.ratio(&s.down, source)?))
+                        })
                         .collect::<Result<Vec<(Vec<f64>, Vec<f64>)>>>()?;
                     Ok(ShapeData {
                         parameter: s.parameter,
                         code: s.code,
                         variations: ShapeVariations::from_ratio_parts(
-                            parts.iter().map(|(up, down)| (up.as_slice(), down.as_slice())),
+                            parts
+                                .iter()
+                                .map(|(up, down)| (up.as_slice(), down.as_slice())),
                         ),
                     })
                 })

@@ -978,6 +978,26 @@ mod tests {
     }
 
     #[test]
+    fn a_view_reads_only_its_own_events_of_the_shared_storage() {
+        let up: Vec<f64> = (0..12).map(|i| 1.0 + 0.01 * i as f64).collect();
+        let down: Vec<f64> = (0..12).map(|i| 1.0 - 0.01 * i as f64).collect();
+        let pooled =
+            ShapeVariations::from_ratio_parts([(&up[..5], &down[..5]), (&up[5..], &down[5..])]);
+        assert_eq!(pooled, ShapeVariations::from_ratios(&up, &down));
+        let view = pooled.events(3..9);
+        assert!(view.shares_storage(&pooled));
+        assert_eq!(view, ShapeVariations::from_ratios(&up[3..9], &down[3..9]));
+        assert_eq!(view.event(0), pooled.event(3));
+        // Its last quad is padded with no variation, not read from the pooled events past it.
+        assert!(view.run(4, 1).is_none());
+        assert_eq!(
+            view.quad(4)[0],
+            [pooled.event(7)[0], pooled.event(8)[0], 0.0, 0.0]
+        );
+        assert!(!view.select(&[1, 1]).shares_storage(&pooled));
+    }
+
+    #[test]
     fn stored_variations_are_rounded_deviations() {
         let (up, down) = ([1.1, 1.0, 0.5, 1.0 + 1e-9], [0.93, 1.0, 2.0, 1.0 - 3e-9]);
         let stored = ShapeVariations::from_ratios(&up, &down);

@@ -211,7 +211,10 @@ impl StoredRatios {
             Lookup::Absent => {}
         }
         let recipe = self.recipes.get(label).ok_or_else(|| {
-            Error::Analysis(format!("no ensemble {label} to recompute {}", entry.display()))
+            Error::Analysis(format!(
+                "no ensemble {label} to recompute {}",
+                entry.display()
+            ))
         })?;
         let ensemble = recipe.load()?;
         if ensemble.cache_key(events) != *key {
@@ -223,9 +226,11 @@ impl StoredRatios {
                 ),
             });
         }
-        Ok(evaluate_and_store(&ensemble, events, &self.cache, key, None)?
-            .0
-            .ratio)
+        Ok(
+            evaluate_and_store(&ensemble, events, &self.cache, key, None)?
+                .0
+                .ratio,
+        )
     }
 }
 
