@@ -16,7 +16,11 @@ use crate::workspace::EventRole;
 pub struct ProcessData {
     /// ν_c⁰: the workspace's yield, or the sum of the process's MC weights.
     pub nominal_yield: f64,
-    /// r_c(x_i) for every event of the dataset.
+    /// r_c(x_i) for every event of the dataset. Kept in f64, unlike the shape inputs
+    /// ([`ShapeVariations`], f32): r_c is the density itself, not a deviation from 1, so f32
+    /// would round every event's density by up to 6·10⁻⁸ — shifting an Asimov NLL of 10⁶
+    /// events by up to ~10⁻⁴ and changing every result bit-wise — to save 4 bytes per event
+    /// and process (2 % of the pool at 10 shape systematics per process).
     pub ratio: Vec<f64>,
     pub shapes: Vec<ShapeData>,
 }
