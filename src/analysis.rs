@@ -9,6 +9,7 @@ use std::sync::{Arc, OnceLock};
 use crate::data::RatioCache;
 use crate::error::{Error, Result};
 use crate::fit::{self, FitOptions, FitResult};
+use crate::likelihood::data::ChannelPool;
 use crate::likelihood::normalisation::ChannelNormalisation;
 use crate::likelihood::{data, ChannelData, Likelihood};
 use crate::model::Model;
@@ -23,6 +24,9 @@ pub struct Analysis {
     /// Each channel's shape normalisation, built on first use and shared by every dataset
     /// (it depends on the MC only; its tables are built once per analysis, not per dataset).
     normalisations: OnceLock<Vec<Arc<ChannelNormalisation>>>,
+    /// Each channel's pooled MC (the Asimov sets' and toys' events), built on first use: a
+    /// command on the observed data never builds it.
+    pools: OnceLock<Vec<ChannelPool>>,
 }
 
 /// Which events the likelihood is built on.
@@ -50,42 +54,68 @@ impl Analysis {
         show_progress: bool,
     ) -> Result<Analysis> {
         let model = Model::from_workspace(&workspace)?;
-        let ratios = ratio::evaluate_workspace(&workspace, cache, show_progress)?.channels;
+        let ratios = ratio::prepare_workspace(&workspace, cache, show_progress)?;
         Ok(Analysis {
             workspace,
             model,
             ratios,
             normalisations: OnceLock::new(),
+            pools: OnceLock::new(),
         })
     }
 
-    /// Every channel's shape normalisation ([`data::normalisation`]), built once.
+    /// Every channel's shape normalisation, built once: on the pools' shape inputs when the
+    /// pools are built ([`ChannelPool::normalisation`], no second copy), otherwise from each
+    /// process's own-MC entries alone ([`data::normalisation`]).
     pub fn normalisations(&self) -> Result<&[Arc<ChannelNormalisation>]> {
         if self.normalisations.get().is_none() {
-            let built = self
-                .model
-                .channels
-                .iter()
-                .zip(&self.ratios)
-                .map(|(c, r)| data::normalisation(c, r).map(Arc::new))
-                .collect::<Result<Vec<_>>>()?;
+            let channels = self.model.channels.iter().zip(&self.ratios);
+            let built = match self.pools.get() {
+                Some(pools) => channels
+                    .zip(pools)
+                    .map(|((c, r), pool)| pool.normalisation(c, r).map(Arc::new))
+                    .collect::<Result<Vec<_>>>()?,
+                None => channels
+                    .map(|(c, r)| data::normalisation(c, r).map(Arc::new))
+                    .collect::<Result<Vec<_>>>()?,
+            };
             let _ = self.normalisations.set(built);
         }
         Ok(self.normalisations.get().expect("set above"))
     }
 
+    /// Every channel's pooled MC ([`ChannelPool`]), built once. A command that fits both the
+    /// observed data and Asimov sets or toys builds the pools first, so that the normalisation
+    /// takes its shape inputs from them ([`Analysis::normalisations`]).
+    pub fn pools(&self) -> Result<&[ChannelPool]> {
+        if self.pools.get().is_none() {
+            let built = self
+                .model
+                .channels
+                .iter()
+                .zip(&self.ratios)
+                .map(|(c, r)| ChannelPool::new(c, r))
+                .collect::<Result<Vec<_>>>()?;
+            let _ = self.pools.set(built);
+        }
+        Ok(self.pools.get().expect("set above"))
+    }
+
     pub fn datasets(&self, dataset: &Dataset) -> Result<Vec<ChannelData>> {
         let channels = self.model.channels.iter().zip(&self.ratios);
-        let normalisations = self.normalisations()?.iter().cloned();
         match dataset {
             Dataset::Observed => channels
-                .zip(normalisations)
+                .zip(self.normalisations()?.iter().cloned())
                 .map(|((c, r), n)| ChannelData::observed_with(c, r, n))
                 .collect(),
-            Dataset::Asimov(theta) => channels
-                .zip(normalisations)
-                .map(|((c, r), n)| ChannelData::asimov_with(c, r, theta, n))
-                .collect(),
+            Dataset::Asimov(theta) => {
+                let pools = self.pools()?;
+                channels
+                    .zip(pools)
+                    .zip(self.normalisations()?.iter().cloned())
+                    .map(|(((c, r), pool), n)| ChannelData::asimov_on(c, r, pool, theta, n))
+                    .collect()
+            }
         }
     }
 

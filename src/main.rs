@@ -1121,6 +1121,8 @@ fn run_toys(args: &ToysArgs) -> anyhow::Result<()> {
         .unwrap_or((0, 1));
     let analysis = load_analysis(&args.workspace, args.cache_dir.clone())?;
     let plan = toy_plan(&analysis, &args.plan)?;
+    // The toys' pools first: the observed fits' normalisation then shares their shape inputs.
+    analysis.pools()?;
     let profile = construction::observed_profile(&analysis, &plan)?;
     let jobs = plan.shard(shard.0, shard.1);
     let bar = indicatif::ProgressBar::new(jobs.len() as u64);

@@ -19,10 +19,11 @@ fn from_cache(result: &WorkspaceRatios) -> Vec<bool> {
 }
 
 fn all_ratios(result: &WorkspaceRatios) -> Vec<Vec<f64>> {
-    result.channels[0]
-        .ratios
-        .values()
-        .map(|r| r.ratio.clone())
+    let channel = &result.channels[0];
+    channel
+        .keys
+        .keys()
+        .map(|(label, source)| channel.ratio(label, *source).unwrap())
         .collect()
 }
 

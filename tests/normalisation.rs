@@ -304,12 +304,7 @@ fn synthetic() -> Synthetic {
                 processes: vec![process("S", "mu", 300.0), process("B", "1", 1000.0)],
             }],
         },
-        ratios: ChannelRatios {
-            channel: "SR".into(),
-            sources,
-            ratios,
-            keys: BTreeMap::new(),
-        },
+        ratios: ChannelRatios::in_memory("SR", sources, ratios),
     }
 }
 

@@ -84,6 +84,26 @@ impl RatioCache {
         read_checked(&self.entry_path(key), key, None, n_events)
     }
 
+    /// Whether the entry for `key` looks servable without reading its numbers: it exists, has
+    /// a checksum, was written for `key`, and its `ratio` and `spread` datasets hold `n_events`
+    /// values each. A command that reads entries on demand checks this when it starts (an
+    /// entry that fails is recomputed then, with [`RatioCache::load`]'s warning); the numbers
+    /// and their checksum are verified when they are read.
+    pub fn present(&self, key: &CacheKey, n_events: usize) -> bool {
+        let Ok(file) = hdf5::File::open(self.entry_path(key)) else {
+            return false;
+        };
+        let text_attr = |name: &str| -> Option<String> {
+            let value: hdf5::types::VarLenUnicode = file.attr(name).ok()?.read_scalar().ok()?;
+            Some(value.as_str().to_string())
+        };
+        let size = |name: &str| file.dataset(name).map(|d| d.size()).ok();
+        text_attr("checksum").is_some()
+            && text_attr("key").as_deref() == Some(key.0.as_str())
+            && size("ratio") == Some(n_events)
+            && size("spread") == Some(n_events)
+    }
+
     /// The file of the part of `key` that holds events `events`.
     pub fn part_path(&self, key: &CacheKey, events: &Range<usize>) -> PathBuf {
         self.dir.join(format!(

@@ -8,6 +8,8 @@
 
 pub use crate::workspace::schema::InterpolationCode;
 
+use std::sync::Arc;
+
 use crate::vecmath::{self, mul_add4};
 
 /// Value, dI/dα and d²I/dα² of an interpolated factor.
@@ -289,37 +291,139 @@ pub fn event_variation(up: f64, down: f64) -> EventVariation {
 /// of the *deviation* from 1 — for a 10 % variation 6·10⁻⁹ on the factor, ten times below the
 /// networks' own rounding. The stored values define the model exactly: the likelihood is a
 /// smooth f64 function of θ, and the same for every evaluation, thread count and toy.
-#[derive(Clone, Debug, Default, PartialEq)]
+///
+/// Storage: the four arrays live behind an [`Arc`], and a `ShapeVariations` is a view of a
+/// range of their events. The pooled MC of an Asimov set holds a systematic's inputs on every
+/// process's MC; the normalisation N_c(α) needs the same numbers on process c's own MC, and
+/// takes them as a view ([`ShapeVariations::events`]) instead of a second copy (issue 13: at
+/// 10⁶ MC events per process and 10 shape systematics on 3 processes that copy was 0.5 GB).
+#[derive(Clone, Debug, Default)]
 pub struct ShapeVariations {
+    columns: Arc<VariationColumns>,
+    /// The view's first event in `columns`.
+    offset: usize,
+    /// The view's number of events.
+    len: usize,
+}
+
+/// The stored per-event inputs of [`ShapeVariations`], one array per quantity.
+#[derive(Debug, Default)]
+struct VariationColumns {
     up: Vec<f32>,
     down: Vec<f32>,
     ln_up: Vec<f32>,
     ln_down: Vec<f32>,
 }
 
-impl ShapeVariations {
-    /// From the per-event ±1σ shape ratios δ± = r±/r.
-    pub fn from_ratios(up: &[f64], down: &[f64]) -> ShapeVariations {
-        let stored = |v: &[f64], f: fn(f64) -> f64| v.iter().map(|&x| f(x) as f32).collect();
-        ShapeVariations {
-            up: stored(up, |u| u - 1.0),
-            down: stored(down, |d| d - 1.0),
-            ln_up: stored(up, f64::ln),
-            ln_down: stored(down, f64::ln),
+impl VariationColumns {
+    fn with_capacity(n: usize) -> VariationColumns {
+        VariationColumns {
+            up: Vec::with_capacity(n),
+            down: Vec::with_capacity(n),
+            ln_up: Vec::with_capacity(n),
+            ln_down: Vec::with_capacity(n),
         }
     }
 
+    /// Appends the inputs of events with ±1σ shape ratios `up`, `down` (rounded to f32 here).
+    fn push_ratios(&mut self, up: &[f64], down: &[f64]) {
+        fn stored(column: &mut Vec<f32>, v: &[f64], f: fn(f64) -> f64) {
+            column.extend(v.iter().map(|&x| f(x) as f32));
+        }
+        stored(&mut self.up, up, |u| u - 1.0);
+        stored(&mut self.down, down, |d| d - 1.0);
+        stored(&mut self.ln_up, up, f64::ln);
+        stored(&mut self.ln_down, down, f64::ln);
+    }
+
+    fn into_variations(self) -> ShapeVariations {
+        let len = self.up.len();
+        ShapeVariations {
+            columns: Arc::new(self),
+            offset: 0,
+            len,
+        }
+    }
+}
+
+/// Two views are equal when they hold the same inputs, wherever those are stored.
+impl PartialEq for ShapeVariations {
+    fn eq(&self, other: &ShapeVariations) -> bool {
+        self.up() == other.up()
+            && self.down() == other.down()
+            && self.ln_up() == other.ln_up()
+            && self.ln_down() == other.ln_down()
+    }
+}
+
+impl ShapeVariations {
+    /// From the per-event ±1σ shape ratios δ± = r±/r.
+    pub fn from_ratios(up: &[f64], down: &[f64]) -> ShapeVariations {
+        ShapeVariations::from_ratio_parts([(up, down)])
+    }
+
+    /// From the ±1σ shape ratios of consecutive sets of events (the pooled MC of several
+    /// processes), into one allocation of exactly their size.
+    pub fn from_ratio_parts<'a>(
+        parts: impl IntoIterator<Item = (&'a [f64], &'a [f64])> + Clone,
+    ) -> ShapeVariations {
+        let n = parts.clone().into_iter().map(|(up, _)| up.len()).sum();
+        let mut columns = VariationColumns::with_capacity(n);
+        for (up, down) in parts {
+            columns.push_ratios(up, down);
+        }
+        columns.into_variations()
+    }
+
     pub fn len(&self) -> usize {
-        self.up.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.up.is_empty()
+        self.len == 0
+    }
+
+    /// The events `range` of this view, sharing its storage (no copy).
+    pub fn events(&self, range: std::ops::Range<usize>) -> ShapeVariations {
+        assert!(
+            range.start <= range.end && range.end <= self.len,
+            "events {range:?} of a view of {} events",
+            self.len
+        );
+        ShapeVariations {
+            columns: Arc::clone(&self.columns),
+            offset: self.offset + range.start,
+            len: range.len(),
+        }
+    }
+
+    /// Whether `self` and `other` are views of one allocation.
+    pub fn shares_storage(&self, other: &ShapeVariations) -> bool {
+        Arc::ptr_eq(&self.columns, &other.columns)
+    }
+
+    fn up(&self) -> &[f32] {
+        &self.columns.up[self.offset..self.offset + self.len]
+    }
+
+    fn down(&self) -> &[f32] {
+        &self.columns.down[self.offset..self.offset + self.len]
+    }
+
+    fn ln_up(&self) -> &[f32] {
+        &self.columns.ln_up[self.offset..self.offset + self.len]
+    }
+
+    fn ln_down(&self) -> &[f32] {
+        &self.columns.ln_down[self.offset..self.offset + self.len]
     }
 
     /// Event i's inputs, as stored.
     pub fn event(&self, i: usize) -> EventVariation {
-        [self.up[i], self.down[i], self.ln_up[i], self.ln_down[i]].map(f64::from)
+        assert!(i < self.len, "event {i} of a view of {} events", self.len);
+        let c = &self.columns;
+        let j = self.offset + i;
+        [c.up[j], c.down[j], c.ln_up[j], c.ln_down[j]].map(f64::from)
     }
 
     /// The inputs of events i..i+4 (i + 4 may pass the end: the padding events get no
@@ -341,10 +445,10 @@ impl ShapeVariations {
             std::array::from_fn(|l| v.get(i + l).copied().map_or(0.0, f64::from))
         };
         [
-            widen(&self.up),
-            widen(&self.down),
-            widen(&self.ln_up),
-            widen(&self.ln_down),
+            widen(self.up()),
+            widen(self.down()),
+            widen(self.ln_up()),
+            widen(self.ln_down()),
         ]
     }
 
@@ -353,31 +457,29 @@ impl ShapeVariations {
     #[inline(always)]
     pub fn run(&self, start: usize, n_quads: usize) -> Option<VariationRun<'_>> {
         let end = start + 4 * n_quads;
+        if end > self.len {
+            return None;
+        }
+        let (start, end) = (self.offset + start, self.offset + end);
+        let c = &self.columns;
         Some(VariationRun {
-            up: self.up.get(start..end)?,
-            down: self.down.get(start..end)?,
-            ln_up: self.ln_up.get(start..end)?,
-            ln_down: self.ln_down.get(start..end)?,
+            up: c.up.get(start..end)?,
+            down: c.down.get(start..end)?,
+            ln_up: c.ln_up.get(start..end)?,
+            ln_down: c.ln_down.get(start..end)?,
         })
     }
 
-    /// Appends the events of `other`.
-    pub fn extend(&mut self, other: &ShapeVariations) {
-        self.up.extend_from_slice(&other.up);
-        self.down.extend_from_slice(&other.down);
-        self.ln_up.extend_from_slice(&other.ln_up);
-        self.ln_down.extend_from_slice(&other.ln_down);
-    }
-
-    /// The events at `indices` (repeats allowed), in that order.
+    /// The events at `indices` (repeats allowed), in that order, in a new allocation.
     pub fn select(&self, indices: &[usize]) -> ShapeVariations {
         let pick = |v: &[f32]| indices.iter().map(|&i| v[i]).collect();
-        ShapeVariations {
-            up: pick(&self.up),
-            down: pick(&self.down),
-            ln_up: pick(&self.ln_up),
-            ln_down: pick(&self.ln_down),
+        VariationColumns {
+            up: pick(self.up()),
+            down: pick(self.down()),
+            ln_up: pick(self.ln_up()),
+            ln_down: pick(self.ln_down()),
         }
+        .into_variations()
     }
 }
 
@@ -873,6 +975,26 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_view_reads_only_its_own_events_of_the_shared_storage() {
+        let up: Vec<f64> = (0..12).map(|i| 1.0 + 0.01 * i as f64).collect();
+        let down: Vec<f64> = (0..12).map(|i| 1.0 - 0.01 * i as f64).collect();
+        let pooled =
+            ShapeVariations::from_ratio_parts([(&up[..5], &down[..5]), (&up[5..], &down[5..])]);
+        assert_eq!(pooled, ShapeVariations::from_ratios(&up, &down));
+        let view = pooled.events(3..9);
+        assert!(view.shares_storage(&pooled));
+        assert_eq!(view, ShapeVariations::from_ratios(&up[3..9], &down[3..9]));
+        assert_eq!(view.event(0), pooled.event(3));
+        // Its last quad is padded with no variation, not read from the pooled events past it.
+        assert!(view.run(4, 1).is_none());
+        assert_eq!(
+            view.quad(4)[0],
+            [pooled.event(7)[0], pooled.event(8)[0], 0.0, 0.0]
+        );
+        assert!(!view.select(&[1, 1]).shares_storage(&pooled));
     }
 
     #[test]

@@ -6,8 +6,9 @@ pub mod ensemble;
 pub mod runtime;
 pub mod shard;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -24,21 +25,56 @@ pub fn load_ensemble(
     label: &str,
     spec: &RatioSpec,
 ) -> Result<RatioEnsemble> {
-    let paths = ws
-        .model_paths(spec)
-        .map_err(|d| Error::Workspace(vec![d]))?;
-    let features = feature_names(channel);
-    let standardisation = match &spec.standardisation {
-        Some(file) => Some(Standardisation::read(&ws.resolve(&file.value), &features)?),
-        None => None,
-    };
-    RatioEnsemble::load(
-        label,
-        &paths,
-        output_spec(spec),
-        standardisation,
-        features.len(),
-    )
+    EnsembleRecipe::of(ws, channel, label, spec)?.load()
+}
+
+/// What loading an ensemble takes (its networks' files, output settings, standardisation),
+/// resolved from the workspace, without the networks' sessions: kept by a [`ChannelRatios`] to
+/// re-evaluate an entry found damaged when it is read.
+#[derive(Clone, Debug)]
+pub struct EnsembleRecipe {
+    label: String,
+    paths: Vec<PathBuf>,
+    output: OutputSpec,
+    standardisation: Option<Standardisation>,
+    n_features: usize,
+}
+
+impl EnsembleRecipe {
+    /// The recipe of the workspace entry `spec` of `channel`.
+    pub fn of(
+        ws: &Workspace,
+        channel: &ChannelSpec,
+        label: &str,
+        spec: &RatioSpec,
+    ) -> Result<EnsembleRecipe> {
+        let paths = ws
+            .model_paths(spec)
+            .map_err(|d| Error::Workspace(vec![d]))?;
+        let features = feature_names(channel);
+        let standardisation = match &spec.standardisation {
+            Some(file) => Some(Standardisation::read(&ws.resolve(&file.value), &features)?),
+            None => None,
+        };
+        Ok(EnsembleRecipe {
+            label: label.to_string(),
+            paths,
+            output: output_spec(spec),
+            standardisation,
+            n_features: features.len(),
+        })
+    }
+
+    /// The ensemble, with its networks' sessions open.
+    pub fn load(&self) -> Result<RatioEnsemble> {
+        RatioEnsemble::load(
+            self.label.clone(),
+            &self.paths,
+            self.output.clone(),
+            self.standardisation.clone(),
+            self.n_features,
+        )
+    }
 }
 
 pub fn output_spec(spec: &RatioSpec) -> OutputSpec {
@@ -78,13 +114,124 @@ pub fn read_events(
 }
 
 /// The event files of one channel and every ensemble's ratios on each of them.
+///
+/// The ratios are read when asked for ([`ChannelRatios::ratio`]), not when the workspace is
+/// loaded: a command holds only the entries it uses, for as long as it builds its datasets
+/// from them (issue 13: every command held every entry, 3 GB at 3·10⁶ MC events with 60 shape
+/// ensembles, and an observed-data fit needs none of the MC's but its processes' own shape
+/// inputs).
+#[derive(Debug)]
 pub struct ChannelRatios {
     pub channel: String,
     pub sources: Vec<(EventRole, Events)>,
-    /// Keyed by (ensemble label, index into `sources`).
+    /// Ratios held in memory (inputs built in code), keyed by (ensemble label, index into
+    /// `sources`); every other entry of `keys` is read from the cache.
     pub ratios: BTreeMap<(String, usize), CachedRatios>,
-    /// The cache key of each entry of `ratios`: what the numbers were computed from.
+    /// The cache key of each entry: what the numbers were computed from.
     pub keys: BTreeMap<(String, usize), CacheKey>,
+    /// Where the entries of `keys` are read from, and how to recompute a damaged one.
+    stored: Option<StoredRatios>,
+    /// The entries read so far (see [`ChannelRatios::entries_read`]).
+    read: Mutex<BTreeSet<(String, usize)>>,
+}
+
+/// A channel's entries in the ratio cache, with the recipes to recompute them.
+#[derive(Debug)]
+struct StoredRatios {
+    cache: RatioCache,
+    /// By ensemble label.
+    recipes: BTreeMap<String, EnsembleRecipe>,
+}
+
+impl ChannelRatios {
+    /// A channel whose ratios are all given in memory, keyed by (ensemble label, index into
+    /// `sources`).
+    pub fn in_memory(
+        channel: impl Into<String>,
+        sources: Vec<(EventRole, Events)>,
+        ratios: BTreeMap<(String, usize), CachedRatios>,
+    ) -> ChannelRatios {
+        ChannelRatios {
+            channel: channel.into(),
+            sources,
+            ratios,
+            keys: BTreeMap::new(),
+            stored: None,
+            read: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// The ratios of ensemble `label` on the events of source `source`: from memory, or read
+    /// from the cache (checksum verified; an entry that fails is recomputed with a warning).
+    pub fn ratio(&self, label: &str, source: usize) -> Result<Vec<f64>> {
+        let id = (label.to_string(), source);
+        let missing = || {
+            Error::Analysis(format!(
+                "ratios of ensemble {label} on event file {source} of channel {} are missing",
+                self.channel
+            ))
+        };
+        let values = match (self.ratios.get(&id), &self.stored, self.keys.get(&id)) {
+            (Some(held), ..) => held.ratio.clone(),
+            (None, Some(stored), Some(key)) => {
+                let (_, events) = self.sources.get(source).ok_or_else(missing)?;
+                stored.read(label, events, key)?
+            }
+            _ => return Err(missing()),
+        };
+        self.read
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(id);
+        Ok(values)
+    }
+
+    /// The (ensemble label, source index) of every entry read so far: what a command has
+    /// loaded (an observed-data fit reads no entry of the MC pool but each process's own
+    /// shape inputs).
+    pub fn entries_read(&self) -> BTreeSet<(String, usize)> {
+        self.read
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+}
+
+impl StoredRatios {
+    /// Entry `key` (ensemble `label` on `events`) from the cache, or recomputed and stored
+    /// again when it is absent or fails its checks.
+    fn read(&self, label: &str, events: &Events, key: &CacheKey) -> Result<Vec<f64>> {
+        let entry = self.cache.entry_path(key);
+        match self.cache.load(key, events.len()) {
+            Lookup::Hit(hit) => return Ok(hit.ratio),
+            Lookup::Rejected(reason) => eprintln!(
+                "warning: ratio cache entry {} is not used ({reason}); recomputing it",
+                entry.display()
+            ),
+            Lookup::Absent => {}
+        }
+        let recipe = self.recipes.get(label).ok_or_else(|| {
+            Error::Analysis(format!(
+                "no ensemble {label} to recompute {}",
+                entry.display()
+            ))
+        })?;
+        let ensemble = recipe.load()?;
+        if ensemble.cache_key(events) != *key {
+            return Err(Error::Cache {
+                path: entry,
+                message: format!(
+                    "the networks of {label} or the events of {} changed while this command                      ran: run it again",
+                    events.file.display()
+                ),
+            });
+        }
+        Ok(
+            evaluate_and_store(&ensemble, events, &self.cache, key, None)?
+                .0
+                .ratio,
+        )
+    }
 }
 
 /// What happened to one (ensemble, event file) pair: for the summary table.
@@ -120,39 +267,77 @@ pub fn channel_events(ws: &Workspace, channel: &ChannelSpec) -> Result<Vec<(Even
 }
 
 /// Evaluates (or loads from `cache`) every ensemble of `ws` over every event file of its
-/// channel: observed data, the reference sample, and every process's MC.
+/// channel: observed data, the reference sample, and every process's MC. Every entry is read
+/// and checked (for its record), then let go: the channels read them again when asked.
 pub fn evaluate_workspace(
     ws: &Workspace,
     cache: &RatioCache,
     show_progress: bool,
+) -> Result<WorkspaceRatios> {
+    walk_workspace(ws, cache, show_progress, Check::Numbers)
+}
+
+/// What a command that builds likelihoods needs of the cache: every entry there (evaluated
+/// now if it is not, or if its header does not match), its numbers left on disk until a
+/// dataset reads them ([`ChannelRatios::ratio`]).
+pub fn prepare_workspace(
+    ws: &Workspace,
+    cache: &RatioCache,
+    show_progress: bool,
+) -> Result<Vec<ChannelRatios>> {
+    Ok(walk_workspace(ws, cache, show_progress, Check::Headers)?.channels)
+}
+
+/// How much of an entry already in the cache is read when a workspace is walked.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// Its numbers, checksum verified (and summarised in a record).
+    Numbers,
+    /// Its header only ([`RatioCache::present`]); the numbers are verified when read.
+    Headers,
+}
+
+fn walk_workspace(
+    ws: &Workspace,
+    cache: &RatioCache,
+    show_progress: bool,
+    check: Check,
 ) -> Result<WorkspaceRatios> {
     let mut channels = Vec::new();
     let mut records = Vec::new();
     let ensembles = ws.ensembles();
     for channel in &ws.spec.channels {
         let sources = channel_events(ws, channel)?;
-        let mut ratios = BTreeMap::new();
         let mut keys = BTreeMap::new();
+        let mut recipes = BTreeMap::new();
         for eref in ensembles
             .iter()
             .filter(|e| std::ptr::eq(e.channel, channel))
         {
             let label = eref.label();
-            let ensemble = load_ensemble(ws, channel, &label, eref.spec)?;
+            let recipe = EnsembleRecipe::of(ws, channel, &label, eref.spec)?;
+            let ensemble = recipe.load()?;
             for (index, (role, events)) in sources.iter().enumerate() {
                 let key = ensemble.cache_key(events);
-                let (values, record) =
-                    ratios_for(&ensemble, eref, role, events, cache, &key, show_progress)?;
-                records.push(record);
+                if check == Check::Numbers || !cache.present(&key, events.len()) {
+                    let (_, record) =
+                        ratios_for(&ensemble, eref, role, events, cache, &key, show_progress)?;
+                    records.push(record);
+                }
                 keys.insert((label.clone(), index), key);
-                ratios.insert((label.clone(), index), values);
             }
+            recipes.insert(label, recipe);
         }
         channels.push(ChannelRatios {
             channel: channel.name.value.clone(),
             sources,
-            ratios,
+            ratios: BTreeMap::new(),
             keys,
+            stored: Some(StoredRatios {
+                cache: cache.clone(),
+                recipes,
+            }),
+            read: Mutex::new(BTreeSet::new()),
         });
     }
     Ok(WorkspaceRatios { channels, records })
@@ -231,6 +416,19 @@ fn cached_or_evaluated_at(
         ),
         Lookup::Absent => {}
     }
+    let (ratios, source) = evaluate_and_store(ensemble, events, cache, key, progress)?;
+    Ok((ratios, source, entry))
+}
+
+/// Entry `key` assembled from its farm parts and evaluated where they do not cover it, then
+/// stored in the cache (and its parts removed).
+fn evaluate_and_store(
+    ensemble: &RatioEnsemble,
+    events: &Events,
+    cache: &RatioCache,
+    key: &CacheKey,
+    progress: Option<String>,
+) -> Result<(CachedRatios, Source)> {
     let assembled = shard::assemble(ensemble, events, cache, key, progress)?;
     cache.store(
         key,
@@ -242,7 +440,7 @@ fn cached_or_evaluated_at(
         from_cache: false,
         from_parts: assembled.parts,
     };
-    Ok((assembled.ratios, source, entry))
+    Ok((assembled.ratios, source))
 }
 
 fn summarise(
