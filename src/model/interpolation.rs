@@ -309,6 +309,22 @@ impl ShapeVariations {
         }
     }
 
+    /// From the stored float32 quantities of each event (δ⁺ − 1, δ⁻ − 1, ln δ⁺, ln δ⁻), as
+    /// [`ShapeVariations::event`] gives them back: the toys' rows (`infer::toy_pool`).
+    pub fn from_stored(
+        up: Vec<f32>,
+        down: Vec<f32>,
+        ln_up: Vec<f32>,
+        ln_down: Vec<f32>,
+    ) -> ShapeVariations {
+        ShapeVariations {
+            up,
+            down,
+            ln_up,
+            ln_down,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.up.len()
     }
