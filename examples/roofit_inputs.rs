@@ -92,15 +92,14 @@ fn main() {
         let converged = record.converged_conditional && record.converged_free;
         put(&group, "nsbi_converged", &[f64::from(u8::from(converged))]);
     }
-    println!("wrote {out}: pool of {} events, {n_shared} shared toys", pool.weights.len());
+    println!(
+        "wrote {out}: pool of {} events, {n_shared} shared toys",
+        pool.weights.len()
+    );
 }
 
 /// The per-event inputs of a dataset: every process's ratio, B's δ±.
-fn write_events(
-    group: &hdf5::Group,
-    data: &ChannelData,
-    put: &dyn Fn(&hdf5::Group, &str, &[f64]),
-) {
+fn write_events(group: &hdf5::Group, data: &ChannelData, put: &dyn Fn(&hdf5::Group, &str, &[f64])) {
     for (c, p) in data.processes.iter().enumerate() {
         put(group, &format!("r{c}"), &p.ratio);
         for (k, s) in p.shapes.iter().enumerate() {
