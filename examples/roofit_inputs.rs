@@ -34,7 +34,7 @@ fn main() {
         panic!("usage: roofit_inputs WORKSPACE OUT.h5 SEED N_SHARED");
     };
     let (seed, n_shared): (u64, usize) = (seed.parse().unwrap(), n_shared.parse().unwrap());
-    let ws = Workspace::load(&PathBuf::from(workspace)).expect("load the workspace");
+    let ws = Workspace::load(PathBuf::from(workspace)).expect("load the workspace");
     let cache = RatioCache::new(ws.dir().join(".nsbi-cache"));
     let analysis = Analysis::from_workspace(ws, &cache, false).expect("load the analysis");
     check_model(&analysis.model);
