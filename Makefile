@@ -3,7 +3,7 @@
 WORKSPACE ?= workspaces/offshell_toy/workspace.yaml
 CARGO ?= cargo
 
-.PHONY: setup demo test bench bench-scale fixtures
+.PHONY: setup demo test bench bench-scale bench-roofit fixtures
 
 setup:
 	bash .ci/setup.sh
@@ -31,3 +31,21 @@ bench-scale: setup
 # Regenerate the example workspace's data and models (deterministic for a given seed).
 fixtures: setup
 	.venv/bin/python validation/make_offshell_toy.py --out workspaces/offshell_toy
+
+# Toys end to end against RooFit (opt-in: installs PyPI `root`, ~250 MB, into its own venv
+# target/peers-venv, never the project's .venv). Writes target/roofit/summary.json.
+PEERS_VENV ?= target/peers-venv
+ROOFIT_TOYS ?= 200
+NSBI_TOYS ?= 20000
+bench-roofit:
+	$(CARGO) build --release --quiet
+	$(CARGO) build --release --quiet --example roofit_inputs
+	test -x $(PEERS_VENV)/bin/python || python3 -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -c "import ROOT, h5py" 2>/dev/null || \
+		$(PEERS_VENV)/bin/pip install -q root==0.1a12 numpy h5py
+	mkdir -p target/roofit
+	target/release/examples/roofit_inputs workspaces/offshell_toy/workspace_exact.yaml \
+		target/roofit/inputs.h5 1 10
+	$(PEERS_VENV)/bin/python validation/bench_toys_roofit.py --inputs target/roofit/inputs.h5 \
+		--nsbi target/release/nsbi --workspace workspaces/offshell_toy/workspace_exact.yaml \
+		--toys $(ROOFIT_TOYS) --nsbi-toys $(NSBI_TOYS) --out target/roofit/summary.json

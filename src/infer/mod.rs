@@ -3,5 +3,6 @@
 pub mod construction;
 pub mod neyman;
 pub mod resample;
+pub mod toy_pool;
 pub mod toyfile;
 pub mod toys;

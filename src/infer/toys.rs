@@ -42,11 +42,11 @@
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::weighted::WeightedAliasIndex;
 use rand_distr::{Distribution, Normal, Poisson};
 use rayon::prelude::*;
 
 use super::resample::toy_mc_weights;
+use super::toy_pool::{AliasTable, PoolRows};
 use crate::analysis::{Analysis, Dataset};
 use crate::error::{Error, Result};
 use crate::fit::{minimise, FitOptions, FitResult};
@@ -106,7 +106,9 @@ pub struct ToyRecord {
 pub struct ToySource<'m> {
     model: &'m Model,
     pools: Vec<ChannelData>,
-    samplers: Vec<Option<WeightedAliasIndex<f64>>>,
+    /// Each pool's events as rows, which the toys are gathered from ([`super::toy_pool`]).
+    rows: Vec<PoolRows>,
+    samplers: Vec<Option<AliasTable>>,
     /// The draw weights w'_i of each channel's pool.
     draw_weights: Vec<Vec<f64>>,
     /// ν of each channel at the generation point.
@@ -153,20 +155,22 @@ impl<'m> ToySource<'m> {
             let weights = positive_weights(channel, pool, theta_gen)?;
             expected.push(pool.weights.iter().sum::<f64>());
             let total: f64 = weights.iter().sum();
-            draw_weights.push(weights.clone());
             samplers.push(if total > 0.0 {
-                Some(WeightedAliasIndex::new(weights).map_err(|e| {
+                Some(AliasTable::new(&weights).ok_or_else(|| {
                     Error::Analysis(format!(
-                        "channel {}: cannot build the toy sampler: {e}",
+                        "channel {}: cannot build the toy sampler: draw weights summing to \
+                         {total} are not finite",
                         channel.name
                     ))
                 })?)
             } else {
                 None
             });
+            draw_weights.push(weights);
         }
         Ok(ToySource {
             model,
+            rows: pools.iter().map(PoolRows::new).collect(),
             pools,
             samplers,
             draw_weights,
@@ -192,18 +196,19 @@ impl<'m> ToySource<'m> {
     ) -> Likelihood<'m> {
         let mut rng = toy_stream(seed, grid_index, toy_index);
         let mut channels = Vec::with_capacity(self.pools.len());
-        for ((pool, sampler), &nu) in self.pools.iter().zip(&self.samplers).zip(&self.expected) {
+        let mut indices = Vec::new();
+        for ((rows, sampler), &nu) in self.rows.iter().zip(&self.samplers).zip(&self.expected) {
             let n = match (sampler, Poisson::new(nu)) {
                 (Some(_), Ok(poisson)) => poisson.sample(&mut rng) as usize,
                 _ => 0,
             };
             // In drawn order: sorting the indices for a monotonic gather cost more (a quarter
             // of the generation time) than the gather gained from it.
-            let indices: Vec<usize> = match sampler {
-                Some(s) => (0..n).map(|_| s.sample(&mut rng)).collect(),
-                None => Vec::new(),
-            };
-            channels.push(pool.select(&indices));
+            indices.clear();
+            if let Some(s) = sampler {
+                s.draw_into(&mut rng, n, &mut indices);
+            }
+            channels.push(rows.select(&indices));
         }
         let mut like = Likelihood::new(self.model, channels);
         for (k, p) in self.model.parameters.iter().enumerate() {

@@ -375,6 +375,23 @@ impl ShapeVariations {
         columns.into_variations()
     }
 
+    /// From the stored float32 quantities of each event (δ⁺ − 1, δ⁻ − 1, ln δ⁺, ln δ⁻), as
+    /// [`ShapeVariations::event`] gives them back: the toys' rows (`infer::toy_pool`).
+    pub fn from_stored(
+        up: Vec<f32>,
+        down: Vec<f32>,
+        ln_up: Vec<f32>,
+        ln_down: Vec<f32>,
+    ) -> ShapeVariations {
+        VariationColumns {
+            up,
+            down,
+            ln_up,
+            ln_down,
+        }
+        .into_variations()
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }

@@ -1,0 +1,159 @@
+//! Inputs of the toys-end-to-end benchmark against RooFit (`make bench-roofit`,
+//! `validation/bench_toys_roofit.py`): the example model's toy pool at the generation point
+//! `nsbi toys --mu-grid 1:1:1` uses, and a few of that command's own toys with nsbi's fits of
+//! them, so that RooFit can draw toys of the same model and be checked on the same toys.
+//!
+//! Usage: `cargo run --release --example roofit_inputs -- WORKSPACE OUT.h5 SEED N_SHARED`
+//! (the ratio cache is the CLI's default, `.nsbi-cache` beside the workspace).
+//!
+//! Writes, all per-event quantities as the engine stores them (δ± = 1 + the float32 deviation):
+//! `theta_gen`, `mu_true`, `nominal_yields`, `yield_factors` (rows process, parameter, δ⁺, δ⁻
+//! of every code-4 yield factor), `lower_bounds`, `upper_bounds`, `constrained`, `expected`
+//! (ν of the channel at θ_gen, the toys' Poisson mean), B's shape inputs and weights on its own
+//! MC (`mc2_shape0_up`, `mc2_shape0_down`, `mc2_weights`: what N_B(α) averages over), the pool
+//! (`pool/r0..r2`, `pool/r2_shape0_up`, `pool/r2_shape0_down`, `pool/draw_weight`: the draw
+//! weights w'_i of `infer::toys`), and groups `toy_NNNN` with a shared toy's per-event inputs,
+//! global observables and nsbi's `t`, `mu_hat`, `converged`.
+
+use std::path::PathBuf;
+
+use nsbi::analysis::Analysis;
+use nsbi::data::RatioCache;
+use nsbi::infer::construction::observed_profile;
+use nsbi::infer::toys::{fit_toy, ToyPlan, ToySource};
+use nsbi::likelihood::data::{ChannelData, ShapeData};
+use nsbi::model::interpolation::Variation;
+use nsbi::model::Model;
+use nsbi::workspace::Workspace;
+
+const MU_TRUE: f64 = 1.0;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [workspace, out, seed, n_shared] = &args[..] else {
+        panic!("usage: roofit_inputs WORKSPACE OUT.h5 SEED N_SHARED");
+    };
+    let (seed, n_shared): (u64, usize) = (seed.parse().unwrap(), n_shared.parse().unwrap());
+    let ws = Workspace::load(PathBuf::from(workspace)).expect("load the workspace");
+    let cache = RatioCache::new(ws.dir().join(".nsbi-cache"));
+    let analysis = Analysis::from_workspace(ws, &cache, false).expect("load the analysis");
+    check_model(&analysis.model);
+    let plan = ToyPlan {
+        poi: 0,
+        grid: vec![MU_TRUE],
+        n_toys: n_shared,
+        seed,
+        systematics: true,
+    };
+    // The generation point of `nsbi toys --mu-grid 1:1:1`: the conditional fit of the data.
+    let profile = observed_profile(&analysis, &plan).expect("observed profile");
+    let theta_gen = profile.generation_point(0).to_vec();
+    let source = ToySource::asimov(&analysis, &theta_gen).expect("toy source");
+
+    let file = hdf5::File::create(out).expect("create the output");
+    let put = |g: &hdf5::Group, name: &str, v: &[f64]| {
+        g.new_dataset_builder().with_data(v).create(name).unwrap();
+    };
+    let model = &analysis.model;
+    let (pool, draw_weights) = source.pool(0);
+    put(&file, "theta_gen", &theta_gen);
+    put(&file, "mu_true", &[MU_TRUE]);
+    let nominal: Vec<f64> = pool.processes.iter().map(|p| p.nominal_yield).collect();
+    put(&file, "nominal_yields", &nominal);
+    put(&file, "yield_factors", &yield_factors(model));
+    let bounds = |f: fn(&(f64, f64)) -> f64| -> Vec<f64> {
+        model.parameters.iter().map(|p| f(&p.bounds)).collect()
+    };
+    put(&file, "lower_bounds", &bounds(|b| b.0));
+    put(&file, "upper_bounds", &bounds(|b| b.1));
+    let constrained: Vec<f64> = model
+        .parameters
+        .iter()
+        .map(|p| f64::from(u8::from(p.constrained)))
+        .collect();
+    put(&file, "constrained", &constrained);
+    put(&file, "expected", &[pool.weights.iter().sum::<f64>()]);
+    let norm = &pool.normalisation.processes[2];
+    put(&file, "mc2_weights", norm.mc_weights());
+    put(&file, "mc2_shape0_up", &delta(&norm.shapes()[0], 0));
+    put(&file, "mc2_shape0_down", &delta(&norm.shapes()[0], 1));
+    let group = file.create_group("pool").unwrap();
+    write_events(&group, pool, &put);
+    put(&group, "draw_weight", draw_weights);
+
+    for t in 0..n_shared {
+        let like = source.draw(seed, 0, t, true);
+        let record = fit_toy(&like, &plan, &theta_gen, 0, t);
+        let group = file.create_group(&format!("toy_{t:04}")).unwrap();
+        write_events(&group, &like.channels[0], &put);
+        put(&group, "global_observables", &like.global_observables);
+        put(&group, "nsbi_t", &[record.t]);
+        put(&group, "nsbi_mu_hat", &[record.mu_hat]);
+        let converged = record.converged_conditional && record.converged_free;
+        put(&group, "nsbi_converged", &[f64::from(u8::from(converged))]);
+    }
+    println!(
+        "wrote {out}: pool of {} events, {n_shared} shared toys",
+        pool.weights.len()
+    );
+}
+
+/// The per-event inputs of a dataset: every process's ratio, B's δ±.
+fn write_events(group: &hdf5::Group, data: &ChannelData, put: &dyn Fn(&hdf5::Group, &str, &[f64])) {
+    for (c, p) in data.processes.iter().enumerate() {
+        put(group, &format!("r{c}"), &p.ratio);
+        for (k, s) in p.shapes.iter().enumerate() {
+            put(group, &format!("r{c}_shape{k}_up"), &delta(s, 0));
+            put(group, &format!("r{c}_shape{k}_down"), &delta(s, 1));
+        }
+    }
+}
+
+/// The model the RooFit script hard-codes; checked so that the two cannot drift apart.
+fn check_model(model: &Model) {
+    let names: Vec<&str> = model.parameters.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["mu", "alpha_eff", "alpha_shape"]);
+    assert_eq!(model.channels.len(), 1);
+    let channel = &model.channels[0];
+    let coefficients: Vec<&str> = channel
+        .processes
+        .iter()
+        .map(|p| p.coefficient.text.as_str())
+        .collect();
+    assert_eq!(coefficients, ["mu - sqrt(mu)", "sqrt(mu)", "1 - sqrt(mu)"]);
+    let shapes: Vec<usize> = channel
+        .processes
+        .iter()
+        .map(|p| p.shape_systematics.len())
+        .collect();
+    assert_eq!(shapes, [0, 0, 1]);
+    assert_eq!(channel.processes[2].shape_systematics[0].parameter, 2);
+}
+
+/// Rows (process, parameter, δ⁺, δ⁻) of every code-4 yield factor of the model.
+fn yield_factors(model: &Model) -> Vec<f64> {
+    let mut rows = Vec::new();
+    for (c, p) in model.channels[0].processes.iter().enumerate() {
+        for s in &p.yield_systematics {
+            match s.variation {
+                Variation::Polynomial6Exponential {
+                    ln_up,
+                    ln_down,
+                    alpha0,
+                    ..
+                } => {
+                    assert_eq!(alpha0, 1.0);
+                    rows.extend([c as f64, s.parameter as f64, ln_up.exp(), ln_down.exp()]);
+                }
+                other => panic!("the RooFit model implements code 4 only, not {other:?}"),
+            }
+        }
+    }
+    rows
+}
+
+/// δ⁺ (`q` = 0) or δ⁻ (`q` = 1) of every event as the engine stores them.
+fn delta(shape: &ShapeData, q: usize) -> Vec<f64> {
+    let v = &shape.variations;
+    (0..v.len()).map(|i| 1.0 + v.event(i)[q]).collect()
+}
