@@ -310,3 +310,50 @@ fn unsupported_or_malformed_pyhf_names_the_json_path() {
         "{message}"
     );
 }
+
+#[test]
+fn newton_fit_finds_pyhf_minuit_best_fit() {
+    let reference = reference();
+    for entry in reference["cases"].as_array().unwrap() {
+        let Some(mle) = entry.get("mle").filter(|m| !m.is_null()) else {
+            continue;
+        };
+        let model = model(entry);
+        let fit = nsbi::binned::fit::fit(&model, &model.observed, &model.inits()).unwrap();
+        let pyhf_nll = mle["nll"].as_f64().unwrap();
+        let (mut worst_par, mut worst_err) = (0.0f64, 0.0f64);
+        for (i, p) in model.parameters.iter().enumerate() {
+            let pyhf_value = mle["pars"][&p.name].as_f64().unwrap();
+            let pyhf_error = mle["errors"][&p.name].as_f64().unwrap();
+            worst_par = worst_par.max((fit.parameters[i] - pyhf_value).abs());
+            worst_err = worst_err.max((fit.errors[i] - pyhf_error).abs() / pyhf_error.max(1e-3));
+        }
+        eprintln!(
+            "{}: {} Newton iterations, NLL nsbi {} pyhf {pyhf_nll} (nsbi − pyhf = {:e}), largest |Δθ| {worst_par:e}, largest relative Δσ {worst_err:e}",
+            entry["case"], fit.iterations, fit.nll, fit.nll - pyhf_nll
+        );
+        // Minuit stops at its tolerance: the Newton minimum is at least as deep.
+        assert!(
+            fit.nll <= pyhf_nll + 1e-9,
+            "{}: {} above pyhf's {pyhf_nll}",
+            entry["case"],
+            fit.nll
+        );
+        assert!(
+            pyhf_nll - fit.nll < 1e-7,
+            "{}: {} far below pyhf's {pyhf_nll}",
+            entry["case"],
+            fit.nll
+        );
+        assert!(
+            worst_par < 1e-3,
+            "{}: parameters differ by {worst_par}",
+            entry["case"]
+        );
+        assert!(
+            worst_err < 1e-2,
+            "{}: errors differ by {worst_err}",
+            entry["case"]
+        );
+    }
+}

@@ -8,6 +8,7 @@
 //! Self-contained for now: the fits, toys and Neyman machinery of `likelihood/` do not see
 //! binned channels yet.
 
+pub mod fit;
 pub mod interpolation;
 pub mod io;
 pub mod model;
