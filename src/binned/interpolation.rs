@@ -131,7 +131,7 @@ mod tests {
             HistosysCode::Code2,
             HistosysCode::Code4p,
         ] {
-            for alpha in [-2.3, -1.0 - 1e-9, -0.4, 0.3, 0.999, 1.7] {
+            for alpha in [-2.3, -1.3, -0.4, 0.3, 0.9, 1.7] {
                 let h = 1e-6;
                 let f = |a| code.shift(a, 1.5, -0.7);
                 let d1 = (f(alpha + h).value - f(alpha - h).value) / (2.0 * h);

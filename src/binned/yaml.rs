@@ -37,8 +37,26 @@ fn block(value: &Value, indent: usize, out: &mut String) {
     }
 }
 
-/// A list entry that is a mapping: `- ` then its entries, the first on the dash's line.
+/// A list entry that is a mapping: on one line in flow style when short and flat (a modifier,
+/// a parameter's settings), else `- ` then its entries, the first on the dash's line.
 fn list_item(value: &Value, indent: usize, out: &mut String) {
+    if let Value::Object(map) = value {
+        let flat = map.values().all(|v| match v {
+            Value::Object(_) => false,
+            Value::Array(items) => items.iter().all(|i| !i.is_object()),
+            _ => true,
+        });
+        let entries: Vec<String> = map
+            .iter()
+            .map(|(k, v)| format!("{k}: {}", flow(v)))
+            .collect();
+        let line = format!("{}- {{{}}}", " ".repeat(indent), entries.join(", "));
+        if flat && line.len() <= 100 {
+            out.push_str(&line);
+            out.push('\n');
+            return;
+        }
+    }
     let mut inner = String::new();
     block(value, indent + 2, &mut inner);
     let pad = " ".repeat(indent + 2);
