@@ -150,6 +150,43 @@ enum Command {
     /// seed), and the fraction whose confidence interval contains μ_true at each level, with
     /// its binomial error and the construction's own toy-statistics error.
     Coverage(CoverageArgs),
+    /// Convert a workspace from another tool into nsbi's YAML: `nsbi import pyhf ws.json
+    /// --out ws.yaml` reads a pyhf JSON workspace (channels, observations, one measurement's
+    /// POI and parameter settings) into binned channels.
+    Import(ImportArgs),
+    /// Write the binned channels of a workspace in another tool's format: `nsbi export pyhf
+    /// ws.yaml --out ws.json` writes pyhf JSON that `pyhf.Workspace` loads.
+    Export(ExportArgs),
+}
+
+/// Formats of other tools' workspaces.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ForeignFormat {
+    /// pyhf JSON workspace (schema 1.0.0).
+    Pyhf,
+}
+
+#[derive(clap::Args)]
+struct ImportArgs {
+    format: ForeignFormat,
+    /// The workspace file to read.
+    input: PathBuf,
+    /// The measurement to take the POI and parameter settings from (default: the first).
+    #[arg(long)]
+    measurement: Option<String>,
+    /// The YAML workspace to write.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct ExportArgs {
+    format: ForeignFormat,
+    /// The binned workspace (YAML, or pyhf JSON).
+    input: PathBuf,
+    /// The file to write.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -456,6 +493,8 @@ fn main() -> ExitCode {
         Command::Merge(args) => run_merge(&args).map(passed),
         Command::Batch(args) => run_batch(&args).map(passed),
         Command::Coverage(args) => run_coverage(&args).map(passed),
+        Command::Import(args) => run_import(&args).map(passed),
+        Command::Export(args) => run_export(&args).map(passed),
     };
     match outcome {
         Ok((true, _)) | Ok((false, false)) => ExitCode::SUCCESS,
@@ -473,6 +512,30 @@ fn main() -> ExitCode {
 /// (all tests passed, strict): commands without tests always pass.
 fn passed(_: ()) -> (bool, bool) {
     (true, false)
+}
+
+fn run_import(args: &ImportArgs) -> anyhow::Result<()> {
+    let ForeignFormat::Pyhf = args.format;
+    let model = nsbi::binned::import_pyhf(&args.input, args.measurement.as_deref(), &args.out)?;
+    println!(
+        "{}: {} binned channels, {} parameters, {} constraint terms",
+        args.out.display(),
+        model.channels.len(),
+        model.parameters.len(),
+        model.constraints.len()
+    );
+    Ok(())
+}
+
+fn run_export(args: &ExportArgs) -> anyhow::Result<()> {
+    let ForeignFormat::Pyhf = args.format;
+    let model = nsbi::binned::export_pyhf(&args.input, &args.out)?;
+    println!(
+        "{}: {} channels as pyhf JSON",
+        args.out.display(),
+        model.channels.len()
+    );
+    Ok(())
 }
 
 fn run_validate(workspace: &Path) -> anyhow::Result<()> {

@@ -1,0 +1,61 @@
+//! Reading and writing binned workspaces: the YAML form, or a pyhf JSON file directly.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::report::write_atomic;
+
+use super::model::BinnedModel;
+use super::schema::BinnedWorkspaceSpec;
+use super::{pyhf, yaml};
+
+/// A binned workspace from `path`: pyhf JSON (a `.json` file; `measurement` picks one) or
+/// the YAML form. Checked by building its model, so what is returned is usable.
+pub fn read_binned_workspace(
+    path: &Path,
+    measurement: Option<&str>,
+) -> Result<(BinnedWorkspaceSpec, BinnedModel)> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+    let source = path.display().to_string();
+    let is_json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let spec = if is_json {
+        let json: Value = serde_json::from_str(&text).map_err(|e| Error::YamlSyntax {
+            file: path.to_path_buf(),
+            message: format!("invalid JSON: {e}"),
+        })?;
+        pyhf::import(&json, measurement, &source)?
+    } else {
+        if measurement.is_some() {
+            return Err(Error::Analysis(format!(
+                "{source}: --measurement applies to pyhf JSON input; a YAML workspace has its settings under `parameters`"
+            )));
+        }
+        serde_saphyr::from_str(&text).map_err(|e| Error::YamlSyntax {
+            file: path.to_path_buf(),
+            message: e.to_string(),
+        })?
+    };
+    let model = BinnedModel::from_spec(&spec, &source)?;
+    Ok((spec, model))
+}
+
+/// `nsbi import pyhf`: the pyhf workspace at `input` as YAML at `out`.
+pub fn import_pyhf(input: &Path, measurement: Option<&str>, out: &Path) -> Result<BinnedModel> {
+    let (spec, model) = read_binned_workspace(input, measurement)?;
+    write_atomic(out, yaml::to_yaml(&spec).as_bytes())?;
+    Ok(model)
+}
+
+/// `nsbi export pyhf`: the binned workspace at `input` as pyhf JSON at `out`.
+pub fn export_pyhf(input: &Path, out: &Path) -> Result<BinnedModel> {
+    let (spec, model) = read_binned_workspace(input, None)?;
+    let json = pyhf::export(&spec, &input.display().to_string())?;
+    let text = serde_json::to_string_pretty(&json).expect("JSON values always serialise");
+    write_atomic(out, text.as_bytes())?;
+    Ok(model)
+}

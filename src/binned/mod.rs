@@ -1,0 +1,23 @@
+//! Binned (HistFactory) channels with pyhf's semantics, and pyhf workspaces in and out.
+//!
+//! `schema` is the YAML form, `model` the typed model built from it (parameters, constraints,
+//! modifiers resolved to indices), `interpolation` the codes of normsys and histosys, `nll`
+//! the exact −ln L with gradient and Hessian, `pyhf` the JSON import and export, `yaml` the
+//! readable YAML writer.
+//!
+//! Self-contained for now: the fits, toys and Neyman machinery of `likelihood/` do not see
+//! binned channels yet.
+
+pub mod fit;
+pub mod interpolation;
+pub mod io;
+pub mod model;
+pub mod nll;
+pub mod pyhf;
+pub mod schema;
+pub mod yaml;
+
+pub use io::{export_pyhf, import_pyhf, read_binned_workspace};
+pub use model::{BinnedData, BinnedModel, BinnedParameter, Constraint};
+pub use nll::NllDerivatives;
+pub use schema::BinnedWorkspaceSpec;
