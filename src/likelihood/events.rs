@@ -161,7 +161,8 @@ struct Scratch {
     density: Vec<Quad>,
     ratio: Vec<Quad>,
     /// q_a (a-major, dim rows) then, at Hessian order, ∂s/∂α_p (a row per shape parameter);
-    /// ∂²s/∂α_p∂α_p' (n_second rows); one ∂²t_c/∂α_k∂α_k' (the pass-per-step form's).
+    /// ∂²s/∂α_p∂α_p' (n_second rows); one ∂²t_c/∂α_k∂α_k' and a running product (the
+    /// pass-per-step form's two rows).
     q: Vec<Quad>,
     second: Vec<Quad>,
     d2t: Vec<Quad>,
@@ -174,6 +175,8 @@ struct Scratch {
     /// Interpolated factors of the current process's shape systematics: value, d1, d2 rows
     /// for each.
     factors: Vec<Quad>,
+    /// Π_{m<k} I_m, then Π_{m>k} I_m, for each shape systematic k of the current process.
+    partial: Vec<Quad>,
     /// One accumulator per lane for every sum (`Layout::size`).
     sums: Vec<Quad>,
 }
@@ -190,10 +193,11 @@ impl Scratch {
             &mut self.w_over_s,
             &mut self.w_over_s2,
             &mut self.weighted_q,
-            &mut self.d2t,
         ] {
             v.resize(SUB_QUADS, [0.0; 4]);
         }
+        self.d2t.resize(2 * SUB_QUADS, [0.0; 4]);
+        self.partial.resize(2 * max_k * SUB_QUADS, [0.0; 4]);
         let n_shape = layout.u_dim - layout.n_processes;
         self.q.resize((layout.dim + n_shape) * SUB_QUADS, [0.0; 4]);
         self.second.resize(layout.n_second * SUB_QUADS, [0.0; 4]);
@@ -470,12 +474,19 @@ fn one_pass<const K: usize, T: QuadInterpolation, const GRADIENT: bool, const HE
         }
         t[j] = t_j;
         density[j] = mul_add4(nu, t_j, density[j]);
-        // ∂t_c/∂α_k = r_c I'_k Π_{m≠k} I_m
+        // Π_{m<k} I_m and Π_{m>k} I_m: each derivative's product of the other factors in a
+        // few multiplications, not a chain of K − 1 (as in `process_terms_by_pass`).
+        let mut before = [[1.0; 4]; K];
+        let mut after = [[1.0; 4]; K];
+        for k in (1..K).filter(|_| GRADIENT) {
+            before[k] = mul(before[k - 1], f[k - 1].value);
+        }
+        for k in (0..K.saturating_sub(1)).rev().filter(|_| GRADIENT) {
+            after[k] = mul(after[k + 1], f[k + 1].value);
+        }
+        // ∂t_c/∂α_k = r_c I'_k Π_{m<k} I_m Π_{m>k} I_m
         for k in (0..K).filter(|_| GRADIENT) {
-            let mut dt = mul(r, f[k].d1);
-            for m in (0..K).filter(|&m| m != k) {
-                dt = mul(dt, f[m].value);
-            }
+            let dt = mul(mul(mul(r, f[k].d1), before[k]), after[k]);
             dt_rows[k * SUB_QUADS + j] = dt;
             if HESSIAN {
                 let ds = &mut ds_rows[slot[k] * SUB_QUADS + j];
@@ -485,18 +496,18 @@ fn one_pass<const K: usize, T: QuadInterpolation, const GRADIENT: bool, const HE
         // ∂²t_c/∂α_k∂α_k' (as in `process_terms_by_pass`): symmetric, made for k ≤ k' and
         // added, times ν̃_c, to ∂²s/∂α_p∂α_p'.
         for k in (0..K).filter(|_| HESSIAN) {
-            for k2 in k..K {
-                let mut d2t = if k == k2 {
-                    mul(r, f[k].d2)
-                } else {
-                    mul(mul(r, f[k].d1), f[k2].d1)
-                };
-                for m in (0..K).filter(|&m| m != k && m != k2) {
-                    d2t = mul(d2t, f[m].value);
-                }
+            let d2t = mul(mul(mul(r, f[k].d2), before[k]), after[k]);
+            let (index, times_nu) = pair[k][k];
+            let d2s = &mut second[index * SUB_QUADS + j];
+            *d2s = mul_add4(times_nu, d2t, *d2s);
+            // k < k2: (r_c I'_k Π_{m<k} I_m Π_{k<m<k2} I_m) I'_k2 Π_{m>k2} I_m
+            let mut running = mul(mul(r, f[k].d1), before[k]);
+            for k2 in k + 1..K {
+                let d2t = mul(mul(running, f[k2].d1), after[k2]);
                 let (index, times_nu) = pair[k][k2];
                 let d2s = &mut second[index * SUB_QUADS + j];
                 *d2s = mul_add4(times_nu, d2t, *d2s);
+                running = mul(running, f[k2].value);
             }
         }
     }
@@ -530,6 +541,7 @@ fn process_terms_by_pass(
         second,
         d2t,
         factors,
+        partial,
         ..
     } = scratch;
     let ratio = &mut ratio[..n_quads];
@@ -560,14 +572,38 @@ fn process_terms_by_pass(
     if !gradient {
         return;
     }
-    // ∂t_c/∂α_k = r_c I'_k Π_{m≠k} I_m
+    // Π_{m<k} I_m and Π_{m>k} I_m (as in `one_pass`)
+    let (before, after) = partial[..2 * k_c * SUB_QUADS].split_at_mut(k_c * SUB_QUADS);
+    for k in 0..k_c {
+        let (done, rest) = before.split_at_mut(k * SUB_QUADS);
+        let product = &mut rest[..n_quads];
+        match k.checked_sub(1) {
+            None => product.fill([1.0; 4]),
+            Some(m) => {
+                product.copy_from_slice(&done[m * SUB_QUADS..][..n_quads]);
+                scale(product, value(m));
+            }
+        }
+    }
+    for k in (0..k_c).rev() {
+        let (rest, done) = after.split_at_mut((k + 1) * SUB_QUADS);
+        let product = &mut rest[k * SUB_QUADS..][..n_quads];
+        if k + 1 == k_c {
+            product.fill([1.0; 4]);
+        } else {
+            product.copy_from_slice(&done[..n_quads]);
+            scale(product, value(k + 1));
+        }
+    }
+    let before = |k: usize| row(before, k, n_quads);
+    let after = |k: usize| row(after, k, n_quads);
+    // ∂t_c/∂α_k = r_c I'_k Π_{m<k} I_m Π_{m>k} I_m
     for k in 0..k_c {
         let dt = row_mut(q, layout.shape_offset[c] + k, n_quads);
         dt.copy_from_slice(ratio);
         scale(dt, factor(k, 1));
-        for m in (0..k_c).filter(|&m| m != k) {
-            scale(dt, value(m));
-        }
+        scale(dt, before(k));
+        scale(dt, after(k));
     }
     if !hessian {
         return;
@@ -581,21 +617,26 @@ fn process_terms_by_pass(
     }
     // ∂²t_c/∂α_k∂α_k' = r_c I''_k Π_{m≠k} I_m (k = k'), r_c I'_k I'_k' Π_{m≠k,k'} I_m:
     // symmetric, made for k ≤ k' and added, times ν̃_c, to ∂²s/∂α_p∂α_p'.
-    let d2t = &mut d2t[..n_quads];
+    let (d2t, running) = d2t.split_at_mut(SUB_QUADS);
+    let (d2t, running) = (&mut d2t[..n_quads], &mut running[..n_quads]);
     for k in 0..k_c {
-        for k2 in k..k_c {
-            d2t.copy_from_slice(ratio);
-            if k == k2 {
-                scale(d2t, factor(k, 2));
-            } else {
-                scale(d2t, factor(k, 1));
-                scale(d2t, factor(k2, 1));
-            }
-            for m in (0..k_c).filter(|&m| m != k && m != k2) {
-                scale(d2t, value(m));
-            }
+        d2t.copy_from_slice(ratio);
+        scale(d2t, factor(k, 2));
+        scale(d2t, before(k));
+        scale(d2t, after(k));
+        let (index, times) = layout.second_of(c, k, k);
+        add_scaled(row_mut(second, index, n_quads), [times * nu[c]; 4], d2t);
+        // k < k2: (r_c I'_k Π_{m<k} I_m Π_{k<m<k2} I_m) I'_k2 Π_{m>k2} I_m
+        running.copy_from_slice(ratio);
+        scale(running, factor(k, 1));
+        scale(running, before(k));
+        for k2 in k + 1..k_c {
+            d2t.copy_from_slice(running);
+            scale(d2t, factor(k2, 1));
+            scale(d2t, after(k2));
             let (index, times) = layout.second_of(c, k, k2);
             add_scaled(row_mut(second, index, n_quads), [times * nu[c]; 4], d2t);
+            scale(running, value(k2));
         }
     }
 }
