@@ -194,7 +194,12 @@ fn many_shapes() -> (Model, ChannelData) {
         &[],
         &[(2, Code4), (3, Code1), (2, Code4)],
     ];
-    let coefficients = ["mu * (1 + 0.1 * a0)", "1 + 0.05 * b * mu", "sqrt(mu)", "1 - 0.1 * a2"];
+    let coefficients = [
+        "mu * (1 + 0.1 * a0)",
+        "1 + 0.05 * b * mu",
+        "sqrt(mu)",
+        "1 - 0.1 * a2",
+    ];
     let n_events = 1500;
     let mut state = 29u64;
     let mut uniform = move || {

@@ -86,7 +86,8 @@ impl Layout {
         self.shape_slot.clear();
         for shape in data.processes.iter().flat_map(|p| &p.shapes) {
             let slot = self.shape_parameters.binary_search(&shape.parameter);
-            self.shape_slot.push(slot.expect("every shape parameter has a slot"));
+            self.shape_slot
+                .push(slot.expect("every shape parameter has a slot"));
         }
         let n_shape = self.shape_parameters.len();
         self.dim = dim;
@@ -1122,7 +1123,10 @@ mod tests {
         if !has_avx2_fma() {
             return;
         }
-        for (data, theta, order) in cases(&[MIXED, ONE_PASS, SMALL, WIDE, MIXED_CODES, SHARED], &[1001]) {
+        for (data, theta, order) in cases(
+            &[MIXED, ONE_PASS, SMALL, WIDE, MIXED_CODES, SHARED],
+            &[1001],
+        ) {
             let portable = sums_by(&data, &theta, order, |input, range, sums| {
                 event_block_portable::<true>(input, range, &mut Scratch::default(), sums);
             });
@@ -1137,9 +1141,10 @@ mod tests {
     #[test]
     fn one_pass_gives_the_bits_of_a_pass_per_step() {
         // 1001 events: a partial last quad; 2052: a second, whole-quad sub-block.
-        for (data, theta, order) in
-            cases(&[ONE_PASS, SMALL, TINY, WIDE, MIXED_CODES, SHARED], &[1001, 2052])
-        {
+        for (data, theta, order) in cases(
+            &[ONE_PASS, SMALL, TINY, WIDE, MIXED_CODES, SHARED],
+            &[1001, 2052],
+        ) {
             let one_pass = sums_by(&data, &theta, order, |input, range, sums| {
                 event_block(input, range, sums);
             });

@@ -303,7 +303,13 @@ fn channel_nll(
             }
         }
         let matrices = (&mut *l, &mut *outer, &mut *ml);
-        add_event_curvature(layout, (n, nu_norm_grad), &sums[1 + dim..], matrices, hessian);
+        add_event_curvature(
+            layout,
+            (n, nu_norm_grad),
+            &sums[1 + dim..],
+            matrices,
+            hessian,
+        );
     }
 }
 
