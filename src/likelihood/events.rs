@@ -442,11 +442,14 @@ fn one_pass<const K: usize, T: QuadInterpolation, const GRADIENT: bool, const HE
     // multiple of ν̃_c, ∂²t_c/∂α_k∂α_k2 goes (the row of ∂²s/∂α_p∂α_p'), for k ≤ k2.
     let mut slot = [0; K];
     let mut pair = [[(0, [0.0; 4]); K]; K];
-    for k in (0..K).filter(|_| HESSIAN) {
-        slot[k] = layout.slot_of(c, k);
-        for k2 in k..K {
+    for (k, (slot, pairs)) in slot.iter_mut().zip(&mut pair).enumerate() {
+        if !HESSIAN {
+            break;
+        }
+        *slot = layout.slot_of(c, k);
+        for (k2, pair) in pairs.iter_mut().enumerate().skip(k) {
             let (index, times) = layout.second_of(c, k, k2);
-            pair[k][k2] = (index, [times * input.nu[c]; 4]);
+            *pair = (index, [times * input.nu[c]; 4]);
         }
     }
     let Scratch {
