@@ -154,6 +154,132 @@ fn hessian_of_several_shape_systematics_matches_finite_differences() {
     }
 }
 
+/// Four processes with 7, 6, 0 and 3 shape systematics on four shape parameters, each used
+/// by several processes and several times within one (codes 4 and 1: the one-pass path at
+/// K = 7; codes 0 and 2 in the K = 6 process: a pass per step), and coefficients that depend
+/// on the shape parameters and on a yield-only nuisance: the contraction of the yields with
+/// the shape derivatives (u = (t_c; ∂s/∂α_p)) in every term of the Hessian.
+fn many_shapes() -> (Model, ChannelData) {
+    use InterpolationCode::*;
+    let names = ["mu", "a0", "a1", "a2", "a3", "b"];
+    let parameters = names
+        .iter()
+        .map(|&name| Parameter {
+            name: name.into(),
+            poi: name == "mu",
+            init: 0.0,
+            bounds: (-5.0, 5.0),
+            constrained: name != "mu",
+            fixed: false,
+        })
+        .collect();
+    let systematics: [&[(usize, InterpolationCode)]; 4] = [
+        &[
+            (1, Code4),
+            (2, Code1),
+            (3, Code4),
+            (1, Code4),
+            (4, Code1),
+            (2, Code4),
+            (3, Code4),
+        ],
+        &[
+            (4, Code4),
+            (3, Code0),
+            (1, Code4),
+            (2, Code2),
+            (4, Code1),
+            (1, Code4),
+        ],
+        &[],
+        &[(2, Code4), (3, Code1), (2, Code4)],
+    ];
+    let coefficients = [
+        "mu * (1 + 0.1 * a0)",
+        "1 + 0.05 * b * mu",
+        "sqrt(mu)",
+        "1 - 0.1 * a2",
+    ];
+    let n_events = 1500;
+    let mut state = 29u64;
+    let mut uniform = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+        ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    };
+    let mut processes = Vec::new();
+    let mut data = Vec::new();
+    for (c, text) in coefficients.iter().enumerate() {
+        let yield_c = 300.0 + 200.0 * c as f64;
+        processes.push(Process {
+            name: format!("p{c}"),
+            coefficient: Coefficient::new(text, Expr::parse(text, &names).unwrap()),
+            nominal_yield: Some(yield_c),
+            ratio: format!("p{c}"),
+            yield_systematics: vec![],
+            shape_systematics: systematics[c]
+                .iter()
+                .map(|&(parameter, code)| ShapeSystematic {
+                    parameter,
+                    code,
+                    up: String::new(),
+                    down: String::new(),
+                })
+                .collect(),
+        });
+        let ratio: Vec<f64> = (0..n_events).map(|_| 0.3 + 1.4 * uniform()).collect();
+        let shapes = systematics[c]
+            .iter()
+            .map(|&(parameter, code)| {
+                let up: Vec<f64> = (0..n_events).map(|_| 1.0 + 0.2 * uniform()).collect();
+                let down: Vec<f64> = (0..n_events).map(|_| 1.0 - 0.15 * uniform()).collect();
+                ShapeData {
+                    parameter,
+                    code,
+                    variations: ShapeVariations::from_ratios(&up, &down),
+                }
+            })
+            .collect();
+        data.push(ProcessData {
+            nominal_yield: yield_c,
+            ratio,
+            shapes,
+        });
+    }
+    let model = Model {
+        parameters,
+        channels: vec![Channel {
+            name: "many".into(),
+            processes,
+        }],
+    };
+    let channel = ChannelData {
+        name: "many".into(),
+        weights: (0..n_events).map(|_| 0.5 + uniform()).collect(),
+        processes: data,
+        mc_weights: None,
+        normalisation: Default::default(),
+    };
+    (model, channel)
+}
+
+#[test]
+fn hessian_of_many_shape_systematics_per_process_matches_finite_differences() {
+    let (model, channel) = many_shapes();
+    let like = Likelihood::new(&model, vec![channel]);
+    // Every α inside |α| < 1 (all one kind per process), some outside (kinds mixed), all
+    // outside.
+    for alphas in [
+        [0.3, -0.6, 0.8, -0.2],
+        [1.4, -0.6, -1.3, 0.2],
+        [-1.6, 1.2, 2.1, -1.1],
+    ] {
+        let mut theta = vec![1.1];
+        theta.extend(alphas);
+        theta.push(0.4);
+        check_derivatives(&like, &theta);
+    }
+}
+
 /// Five processes with 4, 2, 1, 0 and 3 shape systematics on four nuisances (codes 4, 1, 0, 2
 /// and 4p; the last process has one parameter twice), each normalised on an MC sample of its
 /// own with some negative generator weights: the derivatives of N_c(α) in the gradient and

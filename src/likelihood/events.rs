@@ -1,19 +1,25 @@
 //! The event sums of one channel's NLL over a block of events:
 //!
 //! ```text
-//! Σ w ln s,   Σ (w/s) q_a,   Σ (w/s) ∂²t/∂α∂α',   Σ (w/s²) q_a q_b
+//! Σ w ln s,   Σ (w/s) q_a,   Σ (w/s) ∂²s/∂α_p∂α_p',   Σ (w/s²) u_a u_b
 //! ```
 //!
-//! with s = Σ_c ν_c t_c the per-event density, t_c = r_c Π_k I_ck(α_k) and q = (t_c; ∂t_c/∂α_k).
+//! with s = Σ_c ν_c t_c the per-event density, t_c = r_c Π_k I_ck(α_k), q = (t_c; ∂t_c/∂α_k)
+//! and u = (t_c; ∂s/∂α_p) — the yields contracted with the shape derivatives per event, so
+//! that the Hessian's sums grow with the number P of distinct shape parameters, not with the
+//! Σ_c K_c shape systematics of all processes ([`Layout`]).
 //!
 //! Events go four at a time ([`Quad`]), lane by lane, in sub-blocks of [`SUB`] events whose
 //! per-quad rows (densities, q, weights) stay in the L1/L2 cache. For each sub-block:
-//! 1. each process adds ν_c t_c to the densities and writes its q rows — in one pass with
+//! 1. each process adds ν_c t_c to the densities, writes its q rows and (Hessian) adds
+//!    ν_c ∂t_c and ν_c ∂²t_c to the rows of ∂s and ∂²s — in one pass with
 //!    everything in registers when its shape systematics (up to 15) are of the vectorised
 //!    kinds, code 4 inside |α| < 1 and the exponential, mixed or not ([`process_terms`]), a
 //!    pass per step otherwise (codes 0, 2 and 4p);
-//! 2. each event's ln s, w/s, w/s² and, for a small q, every sum in registers in one more pass
-//!    ([`sums_in_one_pass`]); for a large q, rows of weights and a pass per sum.
+//! 2. each event's ln s, w/s, w/s² and, for a small q, every first-order sum in registers in
+//!    one more pass ([`sums_in_one_pass`]); for a large q, rows of weights and a pass per sum;
+//! 3. (Hessian) the sums of ∂²s and of u uᵀ ([`hessian_sums`]), the latter in registers for
+//!    a small u.
 //!
 //! The fast and the general forms make the same operations in the same order (tested bit for
 //! bit). Sums go into one accumulator per lane (event i into lane i mod 4), added in a fixed
@@ -38,16 +44,27 @@ use crate::model::interpolation::{
 };
 use crate::vecmath::{ln4, ln4x2, mul_add4};
 
-/// Layout of the per-event basis q = (t_c for each process; ∂t_c/∂α_k for each shape
-/// systematic of each process), whose weighted sums give gradient and Hessian.
+/// Layout of the per-event vectors whose weighted sums give gradient and Hessian:
+/// - q = (t_c for each process; ∂t_c/∂α_k for each shape systematic of each process), whose
+///   sums Σ (w/s) q_a give the gradient (and the Hessian's ∂ν̃_c ⊗ ∂t_c terms);
+/// - u = (t_c for each process; ∂s/∂α_p = Σ_c ν̃_c ∂t_c/∂α_p for each distinct shape
+///   parameter p): ∂s/∂θ_j = Σ_c (∂ν̃_c/∂θ_j) t_c + ∂s/∂α_j is linear in u with coefficients
+///   that do not depend on the event, so the Hessian needs Σ (w/s²) u uᵀ — (n_c + P)² / 2
+///   sums, not the (n_c + Σ_c K_c)² / 2 of q qᵀ — and Σ (w/s) ∂²s/∂α_p∂α_p' (P(P+1)/2, not
+///   Σ_c K_c²): the yields are contracted with the shape terms before the products, per event.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Layout {
     pub n_processes: usize,
     /// Offset in q of process c's shape derivatives.
     pub shape_offset: Vec<usize>,
-    /// Offset of process c's block of second derivatives (K_c × K_c).
-    pub second_offset: Vec<usize>,
+    /// The distinct shape parameters (indices in θ), increasing: slot p of u's derivatives.
+    pub shape_parameters: Vec<usize>,
+    /// The slot in `shape_parameters` of q's entry `n_processes + i` (process by process).
+    pub shape_slot: Vec<usize>,
     pub dim: usize,
+    /// The length of u: `n_processes + shape_parameters.len()`.
+    pub u_dim: usize,
+    /// Σ (w/s) ∂²s/∂α_p∂α_p' for p ≤ p' (upper triangle, row by row).
     pub n_second: usize,
 }
 
@@ -56,25 +73,64 @@ impl Layout {
     pub fn fill(&mut self, data: &ChannelData) {
         self.n_processes = data.processes.len();
         self.shape_offset.clear();
-        self.second_offset.clear();
-        let (mut dim, mut n_second) = (self.n_processes, 0);
+        self.shape_parameters.clear();
+        let mut dim = self.n_processes;
         for p in &data.processes {
             self.shape_offset.push(dim);
-            self.second_offset.push(n_second);
             dim += p.shapes.len();
-            n_second += p.shapes.len() * p.shapes.len();
+            self.shape_parameters
+                .extend(p.shapes.iter().map(|shape| shape.parameter));
         }
+        self.shape_parameters.sort_unstable();
+        self.shape_parameters.dedup();
+        self.shape_slot.clear();
+        for shape in data.processes.iter().flat_map(|p| &p.shapes) {
+            let slot = self.shape_parameters.binary_search(&shape.parameter);
+            self.shape_slot
+                .push(slot.expect("every shape parameter has a slot"));
+        }
+        let n_shape = self.shape_parameters.len();
         self.dim = dim;
-        self.n_second = n_second;
+        self.u_dim = self.n_processes + n_shape;
+        self.n_second = n_shape * (n_shape + 1) / 2;
     }
 
-    /// Sums: [Σ w ln s | Σ w q/s (dim) | Σ w ∂²t/s (n_second) | Σ w q qᵀ/s² (upper triangle)]
+    /// Sums: [Σ w ln s | Σ w q/s (dim) | Σ w ∂²s/∂α∂α'/s (n_second) | Σ w u uᵀ/s² (upper
+    /// triangle)]
     pub fn size(&self, order: Order) -> usize {
         match order {
             Order::Value => 1,
             Order::Gradient => 1 + self.dim,
-            Order::Hessian => 1 + self.dim + self.n_second + self.dim * (self.dim + 1) / 2,
+            Order::Hessian => 1 + self.dim + self.n_second + self.u_dim * (self.u_dim + 1) / 2,
         }
+    }
+
+    /// The index among the second-derivative sums of slots p ≤ p'.
+    pub fn second_index(&self, p: usize, p2: usize) -> usize {
+        p * self.shape_parameters.len() - p * (p + 1) / 2 + p2
+    }
+
+    /// The row (in the scratch array of q) of u's entry `a`: ∂s/∂α_p follow q.
+    fn u_row(&self, a: usize) -> usize {
+        if a < self.n_processes {
+            a
+        } else {
+            self.dim + a - self.n_processes
+        }
+    }
+
+    /// For process c's shape systematics k ≤ k2: the second-derivative sum that ∂²t_c/∂α_k∂α_k2
+    /// goes into, and how many times (2 where k ≠ k2 share a parameter: both orders).
+    fn second_of(&self, c: usize, k: usize, k2: usize) -> (usize, f64) {
+        let first = self.shape_offset[c] - self.n_processes;
+        let (p, p2) = (self.shape_slot[first + k], self.shape_slot[first + k2]);
+        let times = if k != k2 && p == p2 { 2.0 } else { 1.0 };
+        (self.second_index(p.min(p2), p.max(p2)), times)
+    }
+
+    /// The slot of process c's k-th shape systematic.
+    fn slot_of(&self, c: usize, k: usize) -> usize {
+        self.shape_slot[self.shape_offset[c] - self.n_processes + k]
     }
 }
 
@@ -105,9 +161,12 @@ struct Scratch {
     /// The density s; the ratios r_c of the current process.
     density: Vec<Quad>,
     ratio: Vec<Quad>,
-    /// q_a (a-major, dim rows) and ∂²t (n_second rows).
+    /// q_a (a-major, dim rows) then, at Hessian order, ∂s/∂α_p (a row per shape parameter);
+    /// ∂²s/∂α_p∂α_p' (n_second rows); one ∂²t_c/∂α_k∂α_k' and a running product (the
+    /// pass-per-step form's two rows).
     q: Vec<Quad>,
     second: Vec<Quad>,
+    d2t: Vec<Quad>,
     /// w ln s, w/s and w/s² (0 for events without a valid density).
     log_term: Vec<Quad>,
     w_over_s: Vec<Quad>,
@@ -117,6 +176,8 @@ struct Scratch {
     /// Interpolated factors of the current process's shape systematics: value, d1, d2 rows
     /// for each.
     factors: Vec<Quad>,
+    /// Π_{m<k} I_m, then Π_{m>k} I_m, for each shape systematic k of the current process.
+    partial: Vec<Quad>,
     /// One accumulator per lane for every sum (`Layout::size`).
     sums: Vec<Quad>,
 }
@@ -136,7 +197,10 @@ impl Scratch {
         ] {
             v.resize(SUB_QUADS, [0.0; 4]);
         }
-        self.q.resize(layout.dim * SUB_QUADS, [0.0; 4]);
+        self.d2t.resize(2 * SUB_QUADS, [0.0; 4]);
+        self.partial.resize(2 * max_k * SUB_QUADS, [0.0; 4]);
+        let n_shape = layout.u_dim - layout.n_processes;
+        self.q.resize((layout.dim + n_shape) * SUB_QUADS, [0.0; 4]);
         self.second.resize(layout.n_second * SUB_QUADS, [0.0; 4]);
         self.factors.resize(3 * max_k * SUB_QUADS, [0.0; 4]);
         self.sums.clear();
@@ -210,19 +274,36 @@ fn event_block_portable<const ONE_PASS: bool>(
     for (i0, i1) in sub_blocks.chain((whole < end).then_some((whole, end))) {
         let n_quads = (i1 - i0).div_ceil(4);
         scratch.density[..n_quads].fill([0.0; 4]);
+        if input.order == Order::Hessian {
+            clear_contracted_rows(input.layout, n_quads, scratch);
+        }
         for c in 0..input.data.processes.len() {
             process_terms(input, c, i0, n_quads, scratch, ONE_PASS);
         }
-        if ONE_PASS && sums_in_one_pass(input, (i0, end), n_quads, scratch, &mut invalid) {
-            continue;
+        if !(ONE_PASS && sums_in_one_pass(input, (i0, end), n_quads, scratch, &mut invalid)) {
+            per_event_weights_by_pass(input, (i0, end), n_quads, scratch, &mut invalid);
+            accumulate(input, n_quads, scratch);
         }
-        per_event_weights_by_pass(input, (i0, end), n_quads, scratch, &mut invalid);
-        accumulate(input, n_quads, scratch);
+        if input.order == Order::Hessian {
+            hessian_sums::<ONE_PASS>(input.layout, n_quads, scratch);
+        }
     }
     for (sum, lanes) in sums.iter_mut().zip(&scratch.sums) {
         *sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
     }
     invalid
+}
+
+/// Zeroes the rows that the processes add their ν̃_c-weighted terms to: ∂s/∂α_p and
+/// ∂²s/∂α_p∂α_p'.
+#[inline(always)]
+fn clear_contracted_rows(layout: &Layout, n_quads: usize, scratch: &mut Scratch) {
+    for a in layout.n_processes..layout.u_dim {
+        row_mut(&mut scratch.q, layout.u_row(a), n_quads).fill([0.0; 4]);
+    }
+    for b in 0..layout.n_second {
+        row_mut(&mut scratch.second, b, n_quads).fill([0.0; 4]);
+    }
 }
 
 /// Four consecutive values from `i`, padded with `pad` past the end of the events.
@@ -355,20 +436,34 @@ fn one_pass<const K: usize, T: QuadInterpolation, const GRADIENT: bool, const HE
     scratch: &mut Scratch,
 ) {
     let nu = [input.nu[c]; 4];
-    let (shape_offset, second_offset) =
-        (input.layout.shape_offset[c], input.layout.second_offset[c]);
+    let layout = input.layout;
+    let shape_offset = layout.shape_offset[c];
+    // At Hessian order, where ν̃_c ∂t_c/∂α_k goes (the row of ∂s/∂α_p) and where, with which
+    // multiple of ν̃_c, ∂²t_c/∂α_k∂α_k2 goes (the row of ∂²s/∂α_p∂α_p'), for k ≤ k2.
+    let mut slot = [0; K];
+    let mut pair = [[(0, [0.0; 4]); K]; K];
+    for (k, (slot, pairs)) in slot.iter_mut().zip(&mut pair).enumerate() {
+        if !HESSIAN {
+            break;
+        }
+        *slot = layout.slot_of(c, k);
+        for (k2, pair) in pairs.iter_mut().enumerate().skip(k) {
+            let (index, times) = layout.second_of(c, k, k2);
+            *pair = (index, [times * input.nu[c]; 4]);
+        }
+    }
     let Scratch {
         density, q, second, ..
     } = scratch;
     // Rows by slices whose lengths the compiler sees, so that the loop has no bounds checks:
-    // t_c is row c of q, the ∂t_c/∂α_k rows follow each other from `shape_offset`, and so do
-    // the second derivatives from `second_offset`.
+    // t_c is row c of q, the ∂t_c/∂α_k rows follow each other from `shape_offset`, the rows
+    // of ∂s/∂α_p follow q's.
     let n_quads = (ratio.len() / 4).min(SUB_QUADS);
     let density = &mut density[..n_quads];
     let (t_rows, dt_rows) = q.split_at_mut(shape_offset * SUB_QUADS);
     let t = &mut t_rows[c * SUB_QUADS..][..n_quads];
-    let dt_rows = &mut dt_rows[..K * SUB_QUADS];
-    let d2t_rows = &mut second[second_offset * SUB_QUADS..][..K * K * SUB_QUADS];
+    let (dt_rows, ds_rows) = dt_rows.split_at_mut(K * SUB_QUADS);
+    let ds_rows = &mut ds_rows[(layout.dim - shape_offset - K) * SUB_QUADS..];
     for j in 0..n_quads {
         let r = &ratio[4 * j..4 * j + 4];
         let r = [r[0], r[1], r[2], r[3]];
@@ -383,27 +478,40 @@ fn one_pass<const K: usize, T: QuadInterpolation, const GRADIENT: bool, const HE
         }
         t[j] = t_j;
         density[j] = mul_add4(nu, t_j, density[j]);
-        // ∂t_c/∂α_k = r_c I'_k Π_{m≠k} I_m
-        for k in (0..K).filter(|_| GRADIENT) {
-            let mut dt = mul(r, f[k].d1);
-            for m in (0..K).filter(|&m| m != k) {
-                dt = mul(dt, f[m].value);
-            }
-            dt_rows[k * SUB_QUADS + j] = dt;
+        // Π_{m<k} I_m and Π_{m>k} I_m: each derivative's product of the other factors in a
+        // few multiplications, not a chain of K − 1 (as in `process_terms_by_pass`).
+        let mut before = [[1.0; 4]; K];
+        let mut after = [[1.0; 4]; K];
+        for k in (1..K).filter(|_| GRADIENT) {
+            before[k] = mul(before[k - 1], f[k - 1].value);
         }
-        // ∂²t_c/∂α_k∂α_k' (as in `process_terms_by_pass`): symmetric, made for k ≤ k'.
+        for k in (0..K.saturating_sub(1)).rev().filter(|_| GRADIENT) {
+            after[k] = mul(after[k + 1], f[k + 1].value);
+        }
+        // ∂t_c/∂α_k = r_c I'_k Π_{m<k} I_m Π_{m>k} I_m
+        for k in (0..K).filter(|_| GRADIENT) {
+            let dt = mul(mul(mul(r, f[k].d1), before[k]), after[k]);
+            dt_rows[k * SUB_QUADS + j] = dt;
+            if HESSIAN {
+                let ds = &mut ds_rows[slot[k] * SUB_QUADS + j];
+                *ds = mul_add4(nu, dt, *ds);
+            }
+        }
+        // ∂²t_c/∂α_k∂α_k' (as in `process_terms_by_pass`): symmetric, made for k ≤ k' and
+        // added, times ν̃_c, to ∂²s/∂α_p∂α_p'.
         for k in (0..K).filter(|_| HESSIAN) {
-            for k2 in k..K {
-                let mut d2t = if k == k2 {
-                    mul(r, f[k].d2)
-                } else {
-                    mul(mul(r, f[k].d1), f[k2].d1)
-                };
-                for m in (0..K).filter(|&m| m != k && m != k2) {
-                    d2t = mul(d2t, f[m].value);
-                }
-                d2t_rows[(k * K + k2) * SUB_QUADS + j] = d2t;
-                d2t_rows[(k2 * K + k) * SUB_QUADS + j] = d2t;
+            let d2t = mul(mul(mul(r, f[k].d2), before[k]), after[k]);
+            let (index, times_nu) = pair[k][k];
+            let d2s = &mut second[index * SUB_QUADS + j];
+            *d2s = mul_add4(times_nu, d2t, *d2s);
+            // k < k2: (r_c I'_k Π_{m<k} I_m Π_{k<m<k2} I_m) I'_k2 Π_{m>k2} I_m
+            let mut running = mul(mul(r, f[k].d1), before[k]);
+            for k2 in k + 1..K {
+                let d2t = mul(mul(running, f[k2].d1), after[k2]);
+                let (index, times_nu) = pair[k][k2];
+                let d2s = &mut second[index * SUB_QUADS + j];
+                *d2s = mul_add4(times_nu, d2t, *d2s);
+                running = mul(running, f[k2].value);
             }
         }
     }
@@ -435,7 +543,9 @@ fn process_terms_by_pass(
         ratio,
         q,
         second,
+        d2t,
         factors,
+        partial,
         ..
     } = scratch;
     let ratio = &mut ratio[..n_quads];
@@ -466,39 +576,80 @@ fn process_terms_by_pass(
     if !gradient {
         return;
     }
-    // ∂t_c/∂α_k = r_c I'_k Π_{m≠k} I_m
+    // Π_{m<k} I_m and Π_{m>k} I_m (as in `one_pass`)
+    let (before, after) = partial[..2 * k_c * SUB_QUADS].split_at_mut(k_c * SUB_QUADS);
+    for k in 0..k_c {
+        let (done, rest) = before.split_at_mut(k * SUB_QUADS);
+        let product = &mut rest[..n_quads];
+        match k.checked_sub(1) {
+            None => product.fill([1.0; 4]),
+            Some(m) => {
+                product.copy_from_slice(&done[m * SUB_QUADS..][..n_quads]);
+                scale(product, value(m));
+            }
+        }
+    }
+    for k in (0..k_c).rev() {
+        let (rest, done) = after.split_at_mut((k + 1) * SUB_QUADS);
+        let product = &mut rest[k * SUB_QUADS..][..n_quads];
+        if k + 1 == k_c {
+            product.fill([1.0; 4]);
+        } else {
+            product.copy_from_slice(&done[..n_quads]);
+            scale(product, value(k + 1));
+        }
+    }
+    let before = |k: usize| row(before, k, n_quads);
+    let after = |k: usize| row(after, k, n_quads);
+    // ∂t_c/∂α_k = r_c I'_k Π_{m<k} I_m Π_{m>k} I_m
     for k in 0..k_c {
         let dt = row_mut(q, layout.shape_offset[c] + k, n_quads);
         dt.copy_from_slice(ratio);
         scale(dt, factor(k, 1));
-        for m in (0..k_c).filter(|&m| m != k) {
-            scale(dt, value(m));
-        }
+        scale(dt, before(k));
+        scale(dt, after(k));
     }
     if !hessian {
         return;
     }
-    // ∂²t_c/∂α_k∂α_k' = r_c I''_k Π_{m≠k} I_m (k = k'), r_c I'_k I'_k' Π_{m≠k,k'} I_m:
-    // symmetric, made for k ≤ k' and copied to k > k'.
-    let second_row = |k: usize, k2: usize| (layout.second_offset[c] + k * k_c + k2) * SUB_QUADS;
+    // ∂s/∂α_p += ν̃_c ∂t_c/∂α_k, the ∂s/∂α_p rows following q's.
+    let nu_c = [nu[c]; 4];
+    let (q, ds_rows) = q.split_at_mut(layout.dim * SUB_QUADS);
     for k in 0..k_c {
-        for k2 in 0..k {
-            let from = second_row(k2, k);
-            second.copy_within(from..from + n_quads, second_row(k, k2));
+        let dt = row(q, layout.shape_offset[c] + k, n_quads);
+        add_scaled(row_mut(ds_rows, layout.slot_of(c, k), n_quads), nu_c, dt);
+    }
+    // ∂²t_c/∂α_k∂α_k' = r_c I''_k Π_{m≠k} I_m (k = k'), r_c I'_k I'_k' Π_{m≠k,k'} I_m:
+    // symmetric, made for k ≤ k' and added, times ν̃_c, to ∂²s/∂α_p∂α_p'.
+    let (d2t, running) = d2t.split_at_mut(SUB_QUADS);
+    let (d2t, running) = (&mut d2t[..n_quads], &mut running[..n_quads]);
+    for k in 0..k_c {
+        d2t.copy_from_slice(ratio);
+        scale(d2t, factor(k, 2));
+        scale(d2t, before(k));
+        scale(d2t, after(k));
+        let (index, times) = layout.second_of(c, k, k);
+        add_scaled(row_mut(second, index, n_quads), [times * nu[c]; 4], d2t);
+        // k < k2: (r_c I'_k Π_{m<k} I_m Π_{k<m<k2} I_m) I'_k2 Π_{m>k2} I_m
+        running.copy_from_slice(ratio);
+        scale(running, factor(k, 1));
+        scale(running, before(k));
+        for k2 in k + 1..k_c {
+            d2t.copy_from_slice(running);
+            scale(d2t, factor(k2, 1));
+            scale(d2t, after(k2));
+            let (index, times) = layout.second_of(c, k, k2);
+            add_scaled(row_mut(second, index, n_quads), [times * nu[c]; 4], d2t);
+            scale(running, value(k2));
         }
-        for k2 in k..k_c {
-            let d2t = row_mut(second, layout.second_offset[c] + k * k_c + k2, n_quads);
-            d2t.copy_from_slice(ratio);
-            if k == k2 {
-                scale(d2t, factor(k, 2));
-            } else {
-                scale(d2t, factor(k, 1));
-                scale(d2t, factor(k2, 1));
-            }
-            for m in (0..k_c).filter(|&m| m != k && m != k2) {
-                scale(d2t, value(m));
-            }
-        }
+    }
+}
+
+/// y ← a·x + y, quad by quad (fused).
+#[inline(always)]
+fn add_scaled(y: &mut [Quad], a: Quad, x: &[Quad]) {
+    for (y, x) in y.iter_mut().zip(x) {
+        *y = mul_add4(a, *x, *y);
     }
 }
 
@@ -606,11 +757,8 @@ fn per_event_weights(
 fn accumulate(input: &BlockInput<'_>, n_quads: usize, scratch: &mut Scratch) {
     let Scratch {
         q,
-        second,
         log_term,
         w_over_s,
-        w_over_s2,
-        weighted_q,
         sums,
         ..
     } = scratch;
@@ -620,30 +768,52 @@ fn accumulate(input: &BlockInput<'_>, n_quads: usize, scratch: &mut Scratch) {
     }
     let dim = input.layout.dim;
     let ws = &w_over_s[..n_quads];
-    let (first, rest) = sums[1..].split_at_mut(dim);
+    let first = &mut sums[1..1 + dim];
     for (a, acc) in first.iter_mut().enumerate() {
         let qa = row(q, a, n_quads);
         sum_into(acc, ws.iter().zip(qa).map(|(w, x)| mul(*w, *x)));
     }
-    if input.order < Order::Hessian {
-        return;
-    }
-    let (second_sums, outer) = rest.split_at_mut(input.layout.n_second);
-    second_derivative_sums(second, ws, second_sums);
-    // Symmetric: the upper triangle only, row by row (as `Layout::size` counts it).
+}
+
+/// Adds the sub-block's Hessian terms to the per-lane sums: Σ (w/s) ∂²s/∂α_p∂α_p' and
+/// Σ (w/s²) u_a u_b (upper triangle, row by row, as `Layout::size` counts them) — the latter
+/// with all its accumulators in registers for a u of at most [`MAX_REGISTER_DIM`] entries
+/// where `ONE_PASS` is set, a pass per sum otherwise: the same products added in the same
+/// order.
+#[inline(always)]
+fn hessian_sums<const ONE_PASS: bool>(layout: &Layout, n_quads: usize, scratch: &mut Scratch) {
+    let Scratch {
+        q,
+        second,
+        w_over_s,
+        w_over_s2,
+        weighted_q,
+        sums,
+        ..
+    } = scratch;
+    let (second_sums, outer) = sums[1 + layout.dim..].split_at_mut(layout.n_second);
+    second_derivative_sums(second, &w_over_s[..n_quads], second_sums);
     let ws2 = &w_over_s2[..n_quads];
-    let weighted_q = &mut weighted_q[..n_quads];
+    let u = |a: usize| row(q, layout.u_row(a), n_quads);
+    // Called, not through a function pointer, to stay inlined in the AVX2+FMA loop.
+    if ONE_PASS {
+        match layout.u_dim {
+            1 => return outer_sums::<1>(&std::array::from_fn(u), ws2, outer),
+            2 => return outer_sums::<2>(&std::array::from_fn(u), ws2, outer),
+            3 => return outer_sums::<3>(&std::array::from_fn(u), ws2, outer),
+            4 => return outer_sums::<4>(&std::array::from_fn(u), ws2, outer),
+            5 => return outer_sums::<5>(&std::array::from_fn(u), ws2, outer),
+            _ => {}
+        }
+    }
+    let weighted_u = &mut weighted_q[..n_quads];
     let mut slots = outer.iter_mut();
-    for a in 0..dim {
-        for (y, (w, x)) in weighted_q
-            .iter_mut()
-            .zip(ws2.iter().zip(row(q, a, n_quads)))
-        {
+    for a in 0..layout.u_dim {
+        for (y, (w, x)) in weighted_u.iter_mut().zip(ws2.iter().zip(u(a))) {
             *y = mul(*w, *x);
         }
-        for (b, acc) in (a..dim).zip(slots.by_ref()) {
-            let qb = row(q, b, n_quads);
-            sum_into(acc, weighted_q.iter().zip(qb).map(|(y, x)| mul(*y, *x)));
+        for (b, acc) in (a..layout.u_dim).zip(slots.by_ref()) {
+            sum_into(acc, weighted_u.iter().zip(u(b)).map(|(y, x)| mul(*y, *x)));
         }
     }
 }
@@ -675,13 +845,14 @@ fn checked_quad(
     (weight, density.value)
 }
 
-/// The largest q whose sums [`one_pass_sums`] keeps in registers: D gradient and D(D+1)/2
-/// Hessian accumulators (20 for D = 5, about what the 16 vector registers and the L1 cache's
-/// fast stack slots take without slowing down).
+/// The largest q whose sums [`one_pass_sums`] keeps in registers (D gradient accumulators),
+/// and the largest u whose D(D+1)/2 outer sums [`outer_sums`] does (15 for D = 5, about what
+/// the 16 vector registers and the L1 cache's fast stack slots take without slowing down).
 const MAX_REGISTER_DIM: usize = 5;
 
 /// [`one_pass_sums`] where it applies — at value order always, at gradient and Hessian order
-/// for a q of at most [`MAX_REGISTER_DIM`] entries — true if done.
+/// for a q of at most [`MAX_REGISTER_DIM`] entries — true if done (the Hessian's own sums
+/// follow in [`hessian_sums`]).
 #[inline(always)]
 fn sums_in_one_pass(
     input: &BlockInput<'_>,
@@ -709,9 +880,9 @@ fn sums_in_one_pass(
     true
 }
 
-/// The sub-block's per-event weights (w ln s, w/s, w/s²) and their sums with q — Σ w ln s,
-/// Σ (w/s) q_a and, with `HESSIAN`, Σ (w/s²) q_a q_b (upper triangle, row by row) — in one
-/// pass over its quads for a q of D entries known at compile time: every accumulator in a
+/// The sub-block's per-event weights (w ln s, w/s and, with `HESSIAN`, the rows of w/s and
+/// w/s² that [`hessian_sums`] reads) and their sums Σ w ln s, Σ (w/s) q_a in one pass over
+/// its quads for a q of D entries known at compile time: every accumulator in a
 /// register, and the logarithms' long chains of dependent operations interleaved with the
 /// sums' independent ones. The same products added in the same order as
 /// [`per_event_weights`] and [`accumulate`], so the same bits.
@@ -724,7 +895,6 @@ fn one_pass_sums<const D: usize, const GRADIENT: bool, const HESSIAN: bool>(
     let Scratch {
         density,
         q,
-        second,
         w_over_s,
         w_over_s2,
         sums,
@@ -735,11 +905,8 @@ fn one_pass_sums<const D: usize, const GRADIENT: bool, const HESSIAN: bool>(
     let ws_row = &mut w_over_s[..n_quads];
     let ws2_row = &mut w_over_s2[..n_quads];
     let rows: [&[Quad]; D] = std::array::from_fn(|a| row(q, a, n_quads));
-    let n_second = if HESSIAN { input.layout.n_second } else { 0 };
     let (log_sum, rest) = sums.split_at_mut(1);
-    let (first, rest) = rest.split_at_mut(D);
-    let (second_sums, outer) = rest.split_at_mut(n_second);
-    let n_outer = if HESSIAN { D * (D + 1) / 2 } else { 0 };
+    let first = &mut rest[..D];
     let mut acc = QSums::<D, HESSIAN> {
         log_term: log_sum[0],
         gradient: [[0.0; 4]; D],
@@ -767,13 +934,9 @@ fn one_pass_sums<const D: usize, const GRADIENT: bool, const HESSIAN: bool>(
     }
     log_sum[0] = acc.log_term;
     first.copy_from_slice(&acc.gradient);
-    if HESSIAN {
-        outer_sums(&rows, ws2_row, &mut outer[..n_outer]);
-    }
-    second_derivative_sums(second, ws_row, second_sums);
 }
 
-/// Σ (w/s²) q_a q_b over the sub-block (upper triangle, row by row), all D(D+1)/2
+/// Σ (w/s²) u_a u_b over the sub-block (upper triangle, row by row), all D(D+1)/2
 /// accumulators in registers: a pass of its own after [`one_pass_sums`]'s main one, which
 /// with these accumulators as well would run out of registers.
 #[inline(always)]
@@ -879,6 +1042,14 @@ mod tests {
     const MIXED_CODES: &[&[InterpolationCode]] =
         &[&[Code4, Code1, Code4], &[Code1, Code4, Code4, Code1, Code4]];
     const TINY: &[&[InterpolationCode]] = &[&[Code2]];
+    /// K = 6 and 7 with codes 4 and 1 (the one-pass path) and a code-2 process (a pass per
+    /// step) on the same three parameters, each of them more than once within a process: the
+    /// contraction of the yields with ∂t and ∂²t into ∂s and ∂²s.
+    const SHARED: &[&[InterpolationCode]] = &[
+        &[Code4, Code1, Code4, Code1, Code4, Code4],
+        &[Code1, Code4, Code4, Code4, Code1, Code4, Code4],
+        &[Code2, Code4, Code2],
+    ];
 
     /// `n` events whose values come from a fixed sequence; process c has a shape systematic of
     /// code `codes[c][k]` on parameter 1 + k mod 3 (systematics beyond the third share one).
@@ -955,7 +1126,10 @@ mod tests {
         if !has_avx2_fma() {
             return;
         }
-        for (data, theta, order) in cases(&[MIXED, ONE_PASS, SMALL, WIDE, MIXED_CODES], &[1001]) {
+        for (data, theta, order) in cases(
+            &[MIXED, ONE_PASS, SMALL, WIDE, MIXED_CODES, SHARED],
+            &[1001],
+        ) {
             let portable = sums_by(&data, &theta, order, |input, range, sums| {
                 event_block_portable::<true>(input, range, &mut Scratch::default(), sums);
             });
@@ -970,9 +1144,10 @@ mod tests {
     #[test]
     fn one_pass_gives_the_bits_of_a_pass_per_step() {
         // 1001 events: a partial last quad; 2052: a second, whole-quad sub-block.
-        for (data, theta, order) in
-            cases(&[ONE_PASS, SMALL, TINY, WIDE, MIXED_CODES], &[1001, 2052])
-        {
+        for (data, theta, order) in cases(
+            &[ONE_PASS, SMALL, TINY, WIDE, MIXED_CODES, SHARED],
+            &[1001, 2052],
+        ) {
             let one_pass = sums_by(&data, &theta, order, |input, range, sums| {
                 event_block(input, range, sums);
             });

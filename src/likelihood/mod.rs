@@ -278,7 +278,6 @@ fn channel_nll(
     }
     if order == Order::Hessian {
         let hessian = &mut out.hessian;
-        let second = &sums[1 + dim..1 + dim + layout.n_second];
         for (ci, pdata) in data.processes.iter().enumerate() {
             // ∂²ν_c − ∂²ν̃_c Σ w t_c/s, sparse: ν_c's terms over the parameters it depends
             // on, N_c's over the process's shape parameters.
@@ -293,45 +292,88 @@ fn channel_nll(
                 in_events,
                 hessian,
             );
-            // − ∂ν̃_c ⊗ Σ w ∂t_c/∂α_k/s, both ways round, and − ν̃_c Σ w ∂²t_c/∂α_k∂α_k'/s
-            let shapes = &pdata.shapes;
-            for (s, shape) in shapes.iter().enumerate() {
+            // − ∂ν̃_c ⊗ Σ w ∂t_c/∂α_k/s, both ways round
+            for (s, shape) in pdata.shapes.iter().enumerate() {
                 let (k, b) = (shape.parameter, first[layout.shape_offset[ci] + s]);
                 for j in 0..n {
                     let term = nu_norm_grad[ci * n + j] * b;
                     hessian[j * n + k] -= term;
                     hessian[k * n + j] -= term;
                 }
-                for (s2, shape2) in shapes.iter().enumerate() {
-                    let d2 = second[layout.second_offset[ci] + s * shapes.len() + s2];
-                    hessian[k * n + shape2.parameter] -= nu_norm[ci] * d2;
-                }
             }
         }
-        // + L M Lᵀ with M = Σ w q qᵀ/s², through ML = M Lᵀ (dim × n).
-        let upper = &sums[1 + dim + layout.n_second..];
-        outer.clear();
-        outer.resize(dim * dim, 0.0);
-        let mut u = upper.iter();
-        for a in 0..dim {
-            for b in a..dim {
-                let m_ab = *u.next().expect("Layout::size has the upper triangle");
-                outer[a * dim + b] = m_ab;
-                outer[b * dim + a] = m_ab;
+        let matrices = (&mut *l, &mut *outer, &mut *ml);
+        add_event_curvature(
+            layout,
+            (n, nu_norm_grad),
+            &sums[1 + dim..],
+            matrices,
+            hessian,
+        );
+    }
+}
+
+/// Adds the event sums' Hessian terms in u = (t_c; ∂s/∂α_p) (see `events::Layout`), from
+/// `sums` = [Σ w ∂²s/∂α_p∂α_p'/s | Σ w u uᵀ/s² (upper triangle)]:
+///
+/// ```text
+/// − Σ (w/s) ∂²s/∂α_p∂α_p'   + L M Lᵀ,   M = Σ (w/s²) u uᵀ,   ∂s/∂θ_j = Σ_a L[j][a] u_a
+/// ```
+///
+/// with L[j][c] = ∂ν̃_c/∂θ_j (`nu_norm_grad`, c × n) and L[j][p] = 1 where θ_j is shape
+/// parameter p; `hessian` is n × n. `l`, `outer` and `ml` are working arrays (L, M unpacked,
+/// M Lᵀ).
+fn add_event_curvature(
+    layout: &Layout,
+    (n, nu_norm_grad): (usize, &[f64]),
+    sums: &[f64],
+    (l, outer, ml): (&mut Vec<f64>, &mut Vec<f64>, &mut Vec<f64>),
+    hessian: &mut [f64],
+) {
+    let (second, upper) = sums.split_at(layout.n_second);
+    let parameters = &layout.shape_parameters;
+    for (p, &k) in parameters.iter().enumerate() {
+        for (p2, &k2) in parameters.iter().enumerate().skip(p) {
+            let d2 = second[layout.second_index(p, p2)];
+            hessian[k * n + k2] -= d2;
+            if k2 != k {
+                hessian[k2 * n + k] -= d2;
             }
         }
-        ml.clear();
-        ml.resize(dim * n, 0.0);
-        for a in 0..dim {
-            for k in 0..n {
-                ml[a * n + k] = (0..dim).map(|b| outer[a * dim + b] * l[k * dim + b]).sum();
-            }
+    }
+    let (c, dim) = (layout.n_processes, layout.u_dim);
+    l.clear();
+    l.resize(n * dim, 0.0);
+    for j in 0..n {
+        for ci in 0..c {
+            l[j * dim + ci] = nu_norm_grad[ci * n + j];
         }
-        for j in 0..n {
-            for k in 0..n {
-                let lml: f64 = (0..dim).map(|a| l[j * dim + a] * ml[a * n + k]).sum();
-                hessian[j * n + k] += lml;
-            }
+    }
+    for (p, &k) in parameters.iter().enumerate() {
+        l[k * dim + c + p] = 1.0;
+    }
+    // + L M Lᵀ through ML = M Lᵀ (dim × n).
+    outer.clear();
+    outer.resize(dim * dim, 0.0);
+    let mut u = upper.iter();
+    for a in 0..dim {
+        for b in a..dim {
+            let m_ab = *u.next().expect("Layout::size has the upper triangle");
+            outer[a * dim + b] = m_ab;
+            outer[b * dim + a] = m_ab;
+        }
+    }
+    ml.clear();
+    ml.resize(dim * n, 0.0);
+    for a in 0..dim {
+        for k in 0..n {
+            ml[a * n + k] = (0..dim).map(|b| outer[a * dim + b] * l[k * dim + b]).sum();
+        }
+    }
+    for j in 0..n {
+        for k in 0..n {
+            let lml: f64 = (0..dim).map(|a| l[j * dim + a] * ml[a * n + k]).sum();
+            hessian[j * n + k] += lml;
         }
     }
 }
