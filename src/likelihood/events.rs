@@ -227,7 +227,7 @@ pub(super) fn event_block(
     SCRATCH.with(|scratch| {
         let scratch = &mut *scratch.borrow_mut();
         #[cfg(target_arch = "x86_64")]
-        if has_avx2_fma() {
+        if crate::vecmath::has_avx2_fma() {
             // SAFETY: the CPU supports AVX2 and FMA, checked just above.
             return unsafe { event_block_avx2(input, range, scratch, sums) };
         }
@@ -235,11 +235,6 @@ pub(super) fn event_block(
     })
 }
 
-/// Whether this CPU runs [`event_block_avx2`].
-#[cfg(target_arch = "x86_64")]
-fn has_avx2_fma() -> bool {
-    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-}
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
@@ -1123,7 +1118,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn vector_widths_give_identical_bits() {
-        if !has_avx2_fma() {
+        if !crate::vecmath::has_avx2_fma() {
             return;
         }
         for (data, theta, order) in cases(
