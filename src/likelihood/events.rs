@@ -235,7 +235,6 @@ pub(super) fn event_block(
     })
 }
 
-
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn event_block_avx2(
