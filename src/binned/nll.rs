@@ -1,9 +1,11 @@
 //! The exact negative log-likelihood of a binned model, −ln L = −model.logpdf(pars, data) of
 //! pyhf with every constant kept:
 //!
-//!     NLL = Σ_bins [λ_b − n_b ln λ_b + ln Γ(n_b + 1)]
-//!         + Σ_Gaussian [½ ((a − θ)/σ)² + ln σ + ½ ln 2π]
-//!         + Σ_Poisson  [γτ − a ln(γτ) + ln Γ(a + 1)]
+//! ```text
+//! NLL = Σ_bins [λ_b − n_b ln λ_b + ln Γ(n_b + 1)]
+//!     + Σ_Gaussian [½ ((a − θ)/σ)² + ln σ + ½ ln 2π]
+//!     + Σ_Poisson  [γτ − a ln(γτ) + ln Γ(a + 1)]
+//! ```
 //!
 //! with λ_b = Σ_samples Π factors · (nominal + Σ histosys shifts), and its analytic gradient
 //! and Hessian. Each sample-bin depends on a handful of parameters, so its derivatives are
