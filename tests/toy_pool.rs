@@ -85,3 +85,19 @@ fn pool_rows_select_the_events_column_wise_selection_gives() {
     assert_same_events(&rows.select(&indices), &pool.select(&indices));
     assert_same_events(&rows.select(&[]), &pool.select(&[]));
 }
+
+/// Rows are a second copy of the pool: kept for narrow rows (the example's is one cache line),
+/// not for a pool with many shape systematics per process, whose toys gather the columns.
+#[test]
+fn rows_are_kept_only_where_they_are_narrow() {
+    let analysis = example_analysis("workspace_exact.yaml");
+    let source = ToySource::asimov(&analysis, &[1.0, 0.0, 0.0]).unwrap();
+    let (pool, _) = source.pool(0);
+    assert!(PoolRows::worth_keeping(pool));
+    // B with ten shape systematics: 2 + 4 × 10 words for B alone, three lines with S and SBI.
+    let mut wide = pool.select(&[0, 1, 2]);
+    let b = wide.processes.len() - 1;
+    let shape = wide.processes[b].shapes[0].clone();
+    wide.processes[b].shapes = vec![shape; 10];
+    assert!(!PoolRows::worth_keeping(&wide));
+}

@@ -156,10 +156,27 @@ pub struct PoolRows {
     template: ChannelData,
 }
 
+/// The widest row worth a second copy of the pool: rows save a cache miss per gathered column,
+/// which matters where the fits are cheap (few shape systematics: the example's row is one
+/// line). A pool with many shape systematics per process has wide rows (the issue-13 target,
+/// 3 processes × 10 systematics: 9 lines, +1.5 GB for 3·10⁶ events), and its toys' fits cost
+/// 10⁴× a gather: there the toys gather the pool's columns (the same toys, bit for bit).
+const MAX_LINES_PER_ROW: usize = 2;
+
+/// 32-bit words of one event's row of `pool`.
+fn words_per_row(pool: &ChannelData) -> usize {
+    pool.processes.iter().map(|p| 2 + 4 * p.shapes.len()).sum()
+}
+
 impl PoolRows {
+    /// Whether rows of `pool` are narrow enough to keep beside it ([`MAX_LINES_PER_ROW`]).
+    pub fn worth_keeping(pool: &ChannelData) -> bool {
+        words_per_row(pool).div_ceil(WORDS_PER_LINE) <= MAX_LINES_PER_ROW
+    }
+
     /// The rows of `pool`'s events.
     pub fn new(pool: &ChannelData) -> PoolRows {
-        let words: usize = pool.processes.iter().map(|p| 2 + 4 * p.shapes.len()).sum();
+        let words = words_per_row(pool);
         let lines_per_row = words.div_ceil(WORDS_PER_LINE).max(1);
         let n = pool.weights.len();
         let mut lines = vec![CacheLine::default(); n * lines_per_row];

@@ -106,8 +106,9 @@ pub struct ToyRecord {
 pub struct ToySource<'m> {
     model: &'m Model,
     pools: Vec<ChannelData>,
-    /// Each pool's events as rows, which the toys are gathered from ([`super::toy_pool`]).
-    rows: Vec<PoolRows>,
+    /// Each pool's events as rows, which the toys are gathered from ([`super::toy_pool`]),
+    /// where a row is narrow ([`PoolRows::worth_keeping`]); else toys gather the pool's columns.
+    rows: Vec<Option<PoolRows>>,
     samplers: Vec<Option<AliasTable>>,
     /// The draw weights w'_i of each channel's pool.
     draw_weights: Vec<Vec<f64>>,
@@ -170,7 +171,10 @@ impl<'m> ToySource<'m> {
         }
         Ok(ToySource {
             model,
-            rows: pools.iter().map(PoolRows::new).collect(),
+            rows: pools
+                .iter()
+                .map(|pool| PoolRows::worth_keeping(pool).then(|| PoolRows::new(pool)))
+                .collect(),
             pools,
             samplers,
             draw_weights,
@@ -197,7 +201,8 @@ impl<'m> ToySource<'m> {
         let mut rng = toy_stream(seed, grid_index, toy_index);
         let mut channels = Vec::with_capacity(self.pools.len());
         let mut indices = Vec::new();
-        for ((rows, sampler), &nu) in self.rows.iter().zip(&self.samplers).zip(&self.expected) {
+        let sources = self.rows.iter().zip(&self.pools);
+        for (((rows, pool), sampler), &nu) in sources.zip(&self.samplers).zip(&self.expected) {
             let n = match (sampler, Poisson::new(nu)) {
                 (Some(_), Ok(poisson)) => poisson.sample(&mut rng) as usize,
                 _ => 0,
@@ -208,7 +213,10 @@ impl<'m> ToySource<'m> {
             if let Some(s) = sampler {
                 s.draw_into(&mut rng, n, &mut indices);
             }
-            channels.push(rows.select(&indices));
+            channels.push(match rows {
+                Some(rows) => rows.select(&indices),
+                None => pool.select(&indices),
+            });
         }
         let mut like = Likelihood::new(self.model, channels);
         for (k, p) in self.model.parameters.iter().enumerate() {
