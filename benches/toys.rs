@@ -14,17 +14,19 @@ use std::ffi::OsStr;
 use std::path::Path;
 
 mod common;
+#[path = "common/example_model.rs"]
+mod example_model;
 
 use common::{criterion_mean_seconds, report_summary, root, run_python_baseline};
 use criterion::{criterion_group, criterion_main, Criterion};
+use example_model::{check_model, delta, yield_factors};
 use nsbi::analysis::{Analysis, Dataset};
 use nsbi::data::RatioCache;
 use nsbi::fit::{minimise, FitOptions};
 use nsbi::infer::toys::{fit_toy, toy_fits, ToyPlan, ToyRecord, ToySource};
-use nsbi::likelihood::data::ShapeData;
 use nsbi::likelihood::{Likelihood, Order};
-use nsbi::model::interpolation::{InterpolationCode, Variation};
-use nsbi::model::{Model, CODE4_ALPHA0};
+
+use nsbi::model::Model;
 
 const N_TOYS: usize = 100;
 const SEED: u64 = 20261123;
@@ -41,63 +43,6 @@ fn analysis() -> Analysis {
         false,
     )
     .expect("load the example workspace")
-}
-
-/// The model the numpy baseline hard-codes; checked here so that the two cannot drift apart.
-fn check_model(model: &Model) {
-    let names: Vec<&str> = model.parameters.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(names, ["mu", "alpha_eff", "alpha_shape"]);
-    let channel = &model.channels[0];
-    assert_eq!(model.channels.len(), 1);
-    let coefficients: Vec<&str> = channel
-        .processes
-        .iter()
-        .map(|p| p.coefficient.text.as_str())
-        .collect();
-    assert_eq!(coefficients, ["mu - sqrt(mu)", "sqrt(mu)", "1 - sqrt(mu)"]);
-    for (c, p) in channel.processes.iter().enumerate() {
-        let shapes: Vec<(usize, InterpolationCode)> = p
-            .shape_systematics
-            .iter()
-            .map(|s| (s.parameter, s.code))
-            .collect();
-        let expected = if c == 2 {
-            vec![(2, InterpolationCode::Code4)]
-        } else {
-            vec![]
-        };
-        assert_eq!(shapes, expected, "shape systematics of {}", p.name);
-    }
-    assert_eq!(CODE4_ALPHA0, 1.0);
-}
-
-/// Rows (process, parameter, δ⁺, δ⁻) of every code-4 yield factor of the model.
-fn yield_factors(model: &Model) -> Vec<f64> {
-    let mut rows = Vec::new();
-    for (c, p) in model.channels[0].processes.iter().enumerate() {
-        for s in &p.yield_systematics {
-            match s.variation {
-                Variation::Polynomial6Exponential {
-                    ln_up,
-                    ln_down,
-                    alpha0,
-                    ..
-                } => {
-                    assert_eq!(alpha0, 1.0);
-                    rows.extend([c as f64, s.parameter as f64, ln_up.exp(), ln_down.exp()]);
-                }
-                other => panic!("the baseline implements code 4 only, not {other:?}"),
-            }
-        }
-    }
-    rows
-}
-
-/// δ⁺ (`q` = 0) or δ⁻ (`q` = 1) of every event as the engine stores them: 1 + the
-/// single-precision deviation.
-fn delta(shape: &ShapeData, q: usize) -> Vec<f64> {
-    let v = &shape.variations;
-    (0..v.len()).map(|i| 1.0 + v.event(i)[q]).collect()
 }
 
 fn write_toys(path: &Path, model: &Model, theta_gen: &[f64], toys: &[Likelihood]) {

@@ -17,14 +17,17 @@
 
 use std::path::PathBuf;
 
+#[path = "../benches/common/example_model.rs"]
+mod example_model;
+
 use nsbi::analysis::Analysis;
 use nsbi::data::RatioCache;
 use nsbi::infer::construction::observed_profile;
 use nsbi::infer::toys::{fit_toy, ToyPlan, ToySource};
-use nsbi::likelihood::data::{ChannelData, ShapeData};
-use nsbi::model::interpolation::Variation;
-use nsbi::model::Model;
+use nsbi::likelihood::data::ChannelData;
 use nsbi::workspace::Workspace;
+
+use example_model::{check_model, delta, yield_factors};
 
 const MU_TRUE: f64 = 1.0;
 
@@ -107,53 +110,4 @@ fn write_events(group: &hdf5::Group, data: &ChannelData, put: &dyn Fn(&hdf5::Gro
             put(group, &format!("r{c}_shape{k}_down"), &delta(s, 1));
         }
     }
-}
-
-/// The model the RooFit script hard-codes; checked so that the two cannot drift apart.
-fn check_model(model: &Model) {
-    let names: Vec<&str> = model.parameters.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(names, ["mu", "alpha_eff", "alpha_shape"]);
-    assert_eq!(model.channels.len(), 1);
-    let channel = &model.channels[0];
-    let coefficients: Vec<&str> = channel
-        .processes
-        .iter()
-        .map(|p| p.coefficient.text.as_str())
-        .collect();
-    assert_eq!(coefficients, ["mu - sqrt(mu)", "sqrt(mu)", "1 - sqrt(mu)"]);
-    let shapes: Vec<usize> = channel
-        .processes
-        .iter()
-        .map(|p| p.shape_systematics.len())
-        .collect();
-    assert_eq!(shapes, [0, 0, 1]);
-    assert_eq!(channel.processes[2].shape_systematics[0].parameter, 2);
-}
-
-/// Rows (process, parameter, δ⁺, δ⁻) of every code-4 yield factor of the model.
-fn yield_factors(model: &Model) -> Vec<f64> {
-    let mut rows = Vec::new();
-    for (c, p) in model.channels[0].processes.iter().enumerate() {
-        for s in &p.yield_systematics {
-            match s.variation {
-                Variation::Polynomial6Exponential {
-                    ln_up,
-                    ln_down,
-                    alpha0,
-                    ..
-                } => {
-                    assert_eq!(alpha0, 1.0);
-                    rows.extend([c as f64, s.parameter as f64, ln_up.exp(), ln_down.exp()]);
-                }
-                other => panic!("the RooFit model implements code 4 only, not {other:?}"),
-            }
-        }
-    }
-    rows
-}
-
-/// δ⁺ (`q` = 0) or δ⁻ (`q` = 1) of every event as the engine stores them.
-fn delta(shape: &ShapeData, q: usize) -> Vec<f64> {
-    let v = &shape.variations;
-    (0..v.len()).map(|i| 1.0 + v.event(i)[q]).collect()
 }
