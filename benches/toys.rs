@@ -19,7 +19,7 @@ mod example_model;
 
 use common::{criterion_mean_seconds, report_summary, root, run_python_baseline};
 use criterion::{criterion_group, criterion_main, Criterion};
-use example_model::{check_model, delta, yield_factors};
+use example_model::{check_model, put, write_events, write_model_inputs};
 use nsbi::analysis::{Analysis, Dataset};
 use nsbi::data::RatioCache;
 use nsbi::fit::{minimise, FitOptions};
@@ -47,52 +47,13 @@ fn analysis() -> Analysis {
 
 fn write_toys(path: &Path, model: &Model, theta_gen: &[f64], toys: &[Likelihood]) {
     let file = hdf5::File::create(path).unwrap();
-    let put = |g: &hdf5::Group, name: &str, v: &[f64]| {
-        g.new_dataset_builder().with_data(v).create(name).unwrap();
-    };
-    put(&file, "theta_gen", theta_gen);
-    let nominal: Vec<f64> = toys[0].channels[0]
-        .processes
-        .iter()
-        .map(|p| p.nominal_yield)
-        .collect();
-    put(&file, "nominal_yields", &nominal);
-    put(&file, "yield_factors", &yield_factors(model));
-    let lower: Vec<f64> = model.parameters.iter().map(|p| p.bounds.0).collect();
-    let upper: Vec<f64> = model.parameters.iter().map(|p| p.bounds.1).collect();
-    put(&file, "lower_bounds", &lower);
-    put(&file, "upper_bounds", &upper);
-    let constrained: Vec<f64> = model
-        .parameters
-        .iter()
-        .map(|p| f64::from(u8::from(p.constrained)))
-        .collect();
-    put(&file, "constrained", &constrained);
+    write_model_inputs(&file, model, &toys[0].channels[0], theta_gen);
     put(&file, "mu_true", &[MU_TRUE]);
-    // What N_c(α) is computed from: each shaped process's shape inputs on its own MC and its
-    // MC weights b / Σ b, shared by every toy (they are drawn from one pool).
-    let normalisation = &toys[0].channels[0].normalisation;
-    for (c, norm) in normalisation.processes.iter().enumerate() {
-        if norm.n_shapes() == 0 {
-            continue;
-        }
-        put(&file, &format!("mc{c}_weights"), norm.mc_weights());
-        for (k, s) in norm.shapes().iter().enumerate() {
-            put(&file, &format!("mc{c}_shape{k}_up"), &delta(s, 0));
-            put(&file, &format!("mc{c}_shape{k}_down"), &delta(s, 1));
-        }
-    }
     for (t, like) in toys.iter().enumerate() {
         let group = file.create_group(&format!("toy_{t:04}")).unwrap();
         let channel = &like.channels[0];
         assert!(channel.weights.iter().all(|&w| w == 1.0));
-        for (c, p) in channel.processes.iter().enumerate() {
-            put(&group, &format!("r{c}"), &p.ratio);
-            for (k, s) in p.shapes.iter().enumerate() {
-                put(&group, &format!("r{c}_shape{k}_up"), &delta(s, 0));
-                put(&group, &format!("r{c}_shape{k}_down"), &delta(s, 1));
-            }
-        }
+        write_events(&group, channel);
         put(&group, "global_observables", &like.global_observables);
     }
 }

@@ -24,10 +24,9 @@ use nsbi::analysis::Analysis;
 use nsbi::data::RatioCache;
 use nsbi::infer::construction::observed_profile;
 use nsbi::infer::toys::{fit_toy, ToyPlan, ToySource};
-use nsbi::likelihood::data::ChannelData;
 use nsbi::workspace::Workspace;
 
-use example_model::{check_model, delta, yield_factors};
+use example_model::{check_model, put, write_events, write_model_inputs};
 
 const MU_TRUE: f64 = 1.0;
 
@@ -54,41 +53,20 @@ fn main() {
     let source = ToySource::asimov(&analysis, &theta_gen).expect("toy source");
 
     let file = hdf5::File::create(out).expect("create the output");
-    let put = |g: &hdf5::Group, name: &str, v: &[f64]| {
-        g.new_dataset_builder().with_data(v).create(name).unwrap();
-    };
     let model = &analysis.model;
     let (pool, draw_weights) = source.pool(0);
-    put(&file, "theta_gen", &theta_gen);
+    write_model_inputs(&file, model, pool, &theta_gen);
     put(&file, "mu_true", &[MU_TRUE]);
-    let nominal: Vec<f64> = pool.processes.iter().map(|p| p.nominal_yield).collect();
-    put(&file, "nominal_yields", &nominal);
-    put(&file, "yield_factors", &yield_factors(model));
-    let bounds = |f: fn(&(f64, f64)) -> f64| -> Vec<f64> {
-        model.parameters.iter().map(|p| f(&p.bounds)).collect()
-    };
-    put(&file, "lower_bounds", &bounds(|b| b.0));
-    put(&file, "upper_bounds", &bounds(|b| b.1));
-    let constrained: Vec<f64> = model
-        .parameters
-        .iter()
-        .map(|p| f64::from(u8::from(p.constrained)))
-        .collect();
-    put(&file, "constrained", &constrained);
     put(&file, "expected", &[pool.weights.iter().sum::<f64>()]);
-    let norm = &pool.normalisation.processes[2];
-    put(&file, "mc2_weights", norm.mc_weights());
-    put(&file, "mc2_shape0_up", &delta(&norm.shapes()[0], 0));
-    put(&file, "mc2_shape0_down", &delta(&norm.shapes()[0], 1));
     let group = file.create_group("pool").unwrap();
-    write_events(&group, pool, &put);
+    write_events(&group, pool);
     put(&group, "draw_weight", draw_weights);
 
     for t in 0..n_shared {
         let like = source.draw(seed, 0, t, true);
         let record = fit_toy(&like, &plan, &theta_gen, 0, t);
         let group = file.create_group(&format!("toy_{t:04}")).unwrap();
-        write_events(&group, &like.channels[0], &put);
+        write_events(&group, &like.channels[0]);
         put(&group, "global_observables", &like.global_observables);
         put(&group, "nsbi_t", &[record.t]);
         put(&group, "nsbi_mu_hat", &[record.mu_hat]);
@@ -99,15 +77,4 @@ fn main() {
         "wrote {out}: pool of {} events, {n_shared} shared toys",
         pool.weights.len()
     );
-}
-
-/// The per-event inputs of a dataset: every process's ratio, B's δ±.
-fn write_events(group: &hdf5::Group, data: &ChannelData, put: &dyn Fn(&hdf5::Group, &str, &[f64])) {
-    for (c, p) in data.processes.iter().enumerate() {
-        put(group, &format!("r{c}"), &p.ratio);
-        for (k, s) in p.shapes.iter().enumerate() {
-            put(group, &format!("r{c}_shape{k}_up"), &delta(s, 0));
-            put(group, &format!("r{c}_shape{k}_down"), &delta(s, 1));
-        }
-    }
 }

@@ -1,7 +1,7 @@
 //! The example workspace's model as the toy baselines (numpy + iminuit in `benches/toys.rs`,
 //! RooFit in `examples/roofit_inputs.rs`) hard-code it, and the inputs they are given.
 
-use nsbi::likelihood::data::ShapeData;
+use nsbi::likelihood::data::{ChannelData, ShapeData};
 use nsbi::model::interpolation::{InterpolationCode, Variation};
 use nsbi::model::{Model, CODE4_ALPHA0};
 
@@ -61,4 +61,59 @@ pub fn yield_factors(model: &Model) -> Vec<f64> {
 pub fn delta(shape: &ShapeData, q: usize) -> Vec<f64> {
     let v = &shape.variations;
     (0..v.len()).map(|i| 1.0 + v.event(i)[q]).collect()
+}
+
+/// Writes `v` as dataset `name` of `group`.
+pub fn put(group: &hdf5::Group, name: &str, v: &[f64]) {
+    group
+        .new_dataset_builder()
+        .with_data(v)
+        .create(name)
+        .unwrap();
+}
+
+/// What the baselines rebuild the model from: the generation point, the nominal yields and
+/// yield factors, the bounds, which parameters are constrained, and each shaped process's
+/// shape inputs on its own MC with its MC weights b / Σ b (what N_c(α) is computed from).
+pub fn write_model_inputs(
+    file: &hdf5::Group,
+    model: &Model,
+    data: &ChannelData,
+    theta_gen: &[f64],
+) {
+    put(file, "theta_gen", theta_gen);
+    let nominal: Vec<f64> = data.processes.iter().map(|p| p.nominal_yield).collect();
+    put(file, "nominal_yields", &nominal);
+    put(file, "yield_factors", &yield_factors(model));
+    let lower: Vec<f64> = model.parameters.iter().map(|p| p.bounds.0).collect();
+    let upper: Vec<f64> = model.parameters.iter().map(|p| p.bounds.1).collect();
+    put(file, "lower_bounds", &lower);
+    put(file, "upper_bounds", &upper);
+    let constrained: Vec<f64> = model
+        .parameters
+        .iter()
+        .map(|p| f64::from(u8::from(p.constrained)))
+        .collect();
+    put(file, "constrained", &constrained);
+    for (c, norm) in data.normalisation.processes.iter().enumerate() {
+        if norm.n_shapes() == 0 {
+            continue;
+        }
+        put(file, &format!("mc{c}_weights"), norm.mc_weights());
+        for (k, s) in norm.shapes().iter().enumerate() {
+            put(file, &format!("mc{c}_shape{k}_up"), &delta(s, 0));
+            put(file, &format!("mc{c}_shape{k}_down"), &delta(s, 1));
+        }
+    }
+}
+
+/// The per-event inputs of a dataset: every process's ratio and its shape systematics' δ±.
+pub fn write_events(group: &hdf5::Group, data: &ChannelData) {
+    for (c, p) in data.processes.iter().enumerate() {
+        put(group, &format!("r{c}"), &p.ratio);
+        for (k, s) in p.shapes.iter().enumerate() {
+            put(group, &format!("r{c}_shape{k}_up"), &delta(s, 0));
+            put(group, &format!("r{c}_shape{k}_down"), &delta(s, 1));
+        }
+    }
 }
