@@ -42,9 +42,7 @@ use serde_json::{json, Value};
 use super::data::ShapeData;
 use super::Order;
 use crate::error::{Error, Result};
-use crate::model::interpolation::{
-    code4_features, Code4Weights, FactorRows, MixedQuad, Quad, QuadInterpolation, ShapeKernel,
-};
+use crate::model::interpolation::{code4_features, Code4Weights, FactorRows, Quad, ShapeKernel};
 
 /// MC events per block of the exact pass (fixed: it defines the summation order).
 const BLOCK: usize = 4096;
@@ -358,30 +356,15 @@ impl ProcessNormalisation {
             let n_quads = (end - sub).div_ceil(4).min(SUB_QUADS);
             for (s, kernel) in kernels.iter().enumerate() {
                 let part = s * SUB_QUADS..s * SUB_QUADS + n_quads;
-                let variations = &self.shapes[s].variations;
-                let Some(kind) = MixedQuad::of(kernel) else {
-                    kernel.eval_quads(
-                        variations,
-                        sub,
-                        FactorRows {
-                            value: &mut value[part.clone()],
-                            d1: gradient.then(|| &mut d1[part.clone()]),
-                            d2: hessian.then(|| &mut d2[part]),
-                        },
-                    );
-                    continue;
-                };
-                // Code 4 inside or the exponential: inline, in this function's vector code.
-                for (j, row) in part.enumerate() {
-                    let f = kind.factors(variations.quad(sub + 4 * j), gradient, hessian);
-                    value[row] = f.value;
-                    if gradient {
-                        d1[row] = f.d1;
-                    }
-                    if hessian {
-                        d2[row] = f.d2;
-                    }
-                }
+                kernel.eval_quads(
+                    &self.shapes[s].variations,
+                    sub,
+                    FactorRows {
+                        value: &mut value[part.clone()],
+                        d1: gradient.then(|| &mut d1[part.clone()]),
+                        d2: hessian.then(|| &mut d2[part]),
+                    },
+                );
             }
             for j in 0..n_quads {
                 let first = sub + 4 * j;

@@ -725,25 +725,31 @@ impl ShapeKernel {
     /// [`ShapeKernel::eval`], so the same bits); the other codes go event by event.
     #[inline(always)]
     pub fn eval_quads(&self, events: &ShapeVariations, first: usize, out: FactorRows<'_>) {
-        let FactorRows { value, d1, d2 } = out;
-        let at = |j: usize| first + 4 * j;
+        let FactorRows {
+            value,
+            mut d1,
+            mut d2,
+        } = out;
         let (gradient, hessian) = (d1.is_some(), d2.is_some());
-        match self {
-            ShapeKernel::Code4Inside {
-                value: v,
-                d1: g,
-                d2: h,
-            } => {
-                let weights = [*v, *g, *h];
-                fill_rows(value, d1, d2, |j| {
-                    code4_quad(&weights, events.quad(at(j)), gradient, hessian)
-                });
+        // A loop, not a closure per kind: a closure the compiler keeps out of line is compiled
+        // for the baseline target, where the code-4 fused multiply-adds are library calls.
+        for (j, v) in value.iter_mut().enumerate() {
+            let quad = events.quad(first + 4 * j);
+            let at = match self {
+                ShapeKernel::Code4Inside {
+                    value: v,
+                    d1: g,
+                    d2: h,
+                } => code4_quad(&[*v, *g, *h], quad, gradient, hessian),
+                ShapeKernel::Exponential { alpha } => exponential_quad(*alpha, quad),
+                ShapeKernel::Other { .. } => self.eval_lanes(quad),
+            };
+            *v = at.value;
+            if let Some(d1) = d1.as_deref_mut() {
+                d1[j] = at.d1;
             }
-            ShapeKernel::Exponential { alpha } => fill_rows(value, d1, d2, |j| {
-                exponential_quad(*alpha, events.quad(at(j)))
-            }),
-            ShapeKernel::Other { .. } => {
-                fill_rows(value, d1, d2, |j| self.eval_lanes(events.quad(at(j))));
+            if let Some(d2) = d2.as_deref_mut() {
+                d2[j] = at.d2;
             }
         }
     }
@@ -784,26 +790,6 @@ fn code4_quad(
         out.d2 = weights[2].quad(v, p_up, p_down);
     }
     out
-}
-
-/// Writes quad j's factors `at(j)` to the rows (derivatives where given).
-#[inline(always)]
-fn fill_rows(
-    value: &mut [Quad],
-    mut d1: Option<&mut [Quad]>,
-    mut d2: Option<&mut [Quad]>,
-    at: impl Fn(usize) -> QuadFactors,
-) {
-    for (j, v) in value.iter_mut().enumerate() {
-        let at = at(j);
-        *v = at.value;
-        if let Some(d1) = d1.as_deref_mut() {
-            d1[j] = at.d1;
-        }
-        if let Some(d2) = d2.as_deref_mut() {
-            d2[j] = at.d2;
-        }
-    }
 }
 
 /// Where [`ShapeKernel::eval_quads`] writes: one entry per quad; derivatives only where given.
