@@ -12,7 +12,7 @@ use crate::fit::{self, FitOptions, FitResult};
 use crate::likelihood::data::ChannelPool;
 use crate::likelihood::normalisation::ChannelNormalisation;
 use crate::likelihood::{data, ChannelData, Likelihood};
-use crate::model::Model;
+use crate::model::{ConstraintPdf, Model};
 use crate::ratio::{self, ChannelRatios};
 use crate::workspace::Workspace;
 
@@ -119,8 +119,17 @@ impl Analysis {
         }
     }
 
+    /// The likelihood of `dataset`: observed events and counts, or the Asimov events (the
+    /// weighted MC) and counts (the expected ones) at θ — with the nominal global observables
+    /// either way.
     pub fn likelihood(&self, dataset: &Dataset) -> Result<Likelihood<'_>> {
-        Ok(Likelihood::new(&self.model, self.datasets(dataset)?))
+        let channels = self.datasets(dataset)?;
+        Ok(match (dataset, &self.model.binned) {
+            (Dataset::Asimov(theta), Some(binned)) => {
+                Likelihood::with_counts(&self.model, channels, binned.expected(theta))
+            }
+            _ => Likelihood::new(&self.model, channels),
+        })
     }
 
     /// Parses `name=value,name=value` assignments against the model's parameters.
@@ -213,9 +222,30 @@ impl FitReport {
                         interval.high.map(|hi| hi - r.theta[i]),
                     )
                 });
+            // Pull (θ̂ − a)/σ and constraint σ̂/σ in units of the constraint's width σ around
+            // its global observable a (a Poisson Pois(a | θτ) is read as a Gaussian of width
+            // 1/√τ around a/τ).
+            let (pull, constraint) =
+                model
+                    .constraints
+                    .iter()
+                    .find(|c| c.parameter == i)
+                    .map_or((None, None), |c| {
+                        let (centre, width) = match c.pdf {
+                            ConstraintPdf::Gaussian { sigma } => (c.auxdata, sigma),
+                            ConstraintPdf::Poisson { factor } => {
+                                (c.auxdata / factor, factor.sqrt().recip())
+                            }
+                        };
+                        (
+                            Some((r.theta[i] - centre) / width),
+                            error.map(|e| e / width),
+                        )
+                    });
             parameters.insert(
                 p.name.clone(),
                 json!({
+                    "pull": pull, "constraint": constraint,
                     "value": r.theta[i], "error": error, "error_low": low, "error_high": high,
                     "bounds": [finite_or_null(p.bounds.0), finite_or_null(p.bounds.1)],
                     "fixed": r.fixed[i], "poi": p.poi, "constrained": p.constrained, "at_bound": r.at_bound[i],

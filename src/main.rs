@@ -1079,10 +1079,10 @@ fn print_fit(value: &serde_json::Value, dataset: &Dataset) {
             "fixed".to_string()
         } else if p["at_bound"].as_bool() == Some(true) {
             "at bound".to_string()
-        } else if p["constrained"].as_bool() == Some(true) {
-            let pull = format!("pull {:+.3}", p["value"].as_f64().unwrap_or(0.0));
-            match p["error"].as_f64() {
-                Some(error) => format!("{pull}, constraint {error:.3}"),
+        } else if let Some(pull) = p["pull"].as_f64() {
+            let pull = format!("pull {pull:+.3}");
+            match p["constraint"].as_f64() {
+                Some(width) => format!("{pull}, constraint {width:.3}"),
                 None => pull,
             }
         } else {

@@ -8,7 +8,7 @@ use crate::error::{Diagnostic, Error, Result};
 use crate::fit::inner_bounds;
 use crate::model::{Model, Parameter};
 use crate::ratio::{self, ensemble, Standardisation};
-use crate::workspace::schema::ChannelSpec;
+use crate::workspace::schema::UnbinnedChannelSpec;
 use crate::workspace::{EventRole, Workspace};
 
 /// What a successful validation looked at.
@@ -34,7 +34,7 @@ pub fn validate(path: &std::path::Path) -> Result<ValidationSummary> {
         ..Default::default()
     };
     summary.warnings.extend(coefficient_domain_warnings(&ws)?);
-    for channel in &ws.spec.channels {
+    for channel in ws.spec.unbinned_channels() {
         for (role, source) in ws.event_sources(channel) {
             match ratio::read_events(&ws, channel, source) {
                 Ok(events) => {
@@ -55,8 +55,7 @@ pub fn validate(path: &std::path::Path) -> Result<ValidationSummary> {
     }
     let n_features_of = |name: &str| {
         ws.spec
-            .channels
-            .iter()
+            .unbinned_channels()
             .find(|c| c.name.value == name)
             .map_or(0, |c| c.features.value.len())
     };
@@ -103,7 +102,7 @@ pub fn validate(path: &std::path::Path) -> Result<ValidationSummary> {
 /// A process without `yield:` whose MC weights do not sum to a positive number: its default
 /// yield Σw would be a negative expected count (the fit refuses it too).
 fn non_positive_default_yield(
-    channel: &ChannelSpec,
+    channel: &UnbinnedChannelSpec,
     role: &EventRole,
     events: &Events,
 ) -> Option<String> {
@@ -128,7 +127,7 @@ fn non_positive_default_yield(
 fn coefficient_domain_warnings(ws: &Workspace) -> Result<Vec<Diagnostic>> {
     let model = Model::from_workspace(ws)?;
     let mut warnings = Vec::new();
-    for (channel, spec) in model.channels.iter().zip(&ws.spec.channels) {
+    for (channel, spec) in model.channels.iter().zip(ws.spec.unbinned_channels()) {
         for (process, process_spec) in channel.processes.iter().zip(&spec.processes) {
             let coefficient = &process.coefficient;
             let used = coefficient.expr.parameters();

@@ -11,8 +11,9 @@ use super::model::BinnedModel;
 use super::schema::BinnedWorkspaceSpec;
 use super::{pyhf, yaml};
 
-/// A binned workspace from `path`: pyhf JSON (a `.json` file; `measurement` picks one) or
-/// the YAML form. Checked by building its model, so what is returned is usable.
+/// A binned workspace from `path`: pyhf JSON (a `.json` file; `measurement` picks one) or the
+/// binned channels of a YAML workspace (with the settings of their parameters). Checked by
+/// building its model, so what is returned is usable.
 pub fn read_binned_workspace(
     path: &Path,
     measurement: Option<&str>,
@@ -35,13 +36,24 @@ pub fn read_binned_workspace(
                 "{source}: --measurement applies to pyhf JSON input; a YAML workspace has its settings under `parameters`"
             )));
         }
-        serde_saphyr::from_str(&text).map_err(|e| Error::YamlSyntax {
-            file: path.to_path_buf(),
-            message: e.to_string(),
+        let ws = crate::workspace::Workspace::load(path)?;
+        super::combine::binned_spec(&ws).ok_or_else(|| {
+            Error::Analysis(format!("{source}: the workspace has no binned channels"))
         })?
     };
     let model = BinnedModel::from_spec(&spec, &source)?;
     Ok((spec, model))
+}
+
+/// The YAML text of the pyhf workspace `text` (read from `path`): what a command given a pyhf
+/// JSON file works on.
+pub fn pyhf_as_yaml(path: &Path, text: &str) -> Result<String> {
+    let json: Value = serde_json::from_str(text).map_err(|e| Error::YamlSyntax {
+        file: path.to_path_buf(),
+        message: format!("invalid JSON: {e}"),
+    })?;
+    let spec = pyhf::import(&json, None, &path.display().to_string())?;
+    Ok(yaml::to_yaml(&spec))
 }
 
 /// `nsbi import pyhf`: the pyhf workspace at `input` as YAML at `out`.

@@ -5,9 +5,10 @@
 //! the exact −ln L with gradient and Hessian, `pyhf` the JSON import and export, `yaml` the
 //! readable YAML writer.
 //!
-//! Self-contained for now: the fits, toys and Neyman machinery of `likelihood/` do not see
-//! binned channels yet.
+//! `combine` places binned channels on a general workspace's parameters: the likelihood of
+//! `likelihood/` adds their terms beside the unbinned channels'.
 
+pub mod combine;
 pub mod fit;
 pub mod interpolation;
 pub mod io;

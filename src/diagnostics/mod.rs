@@ -22,7 +22,7 @@ use crate::data::{Events, RatioCache};
 use crate::error::{Error, Result};
 use crate::likelihood::data::ChannelData;
 use crate::ratio;
-use crate::workspace::schema::{ChannelSpec, EventSourceSpec};
+use crate::workspace::schema::{EventSourceSpec, UnbinnedChannelSpec};
 use crate::workspace::{EnsembleRef, Workspace};
 use calibration::{
     member_spread_per_bin, reliability_curve, score, ClassScores, ReliabilityCurve, ScoreBins,
@@ -79,7 +79,7 @@ impl SampleReader<'_> {
     /// workspace, else none. Group and weight column are those of `like`.
     fn read(
         &mut self,
-        channel: &ChannelSpec,
+        channel: &UnbinnedChannelSpec,
         name: &str,
         source: Option<&EventSourceSpec>,
         like: &EventSourceSpec,
@@ -115,7 +115,7 @@ impl SampleReader<'_> {
 /// process, or `PROCESS/SYSTEMATIC:up|down`), bare or prefixed by their channel.
 fn sample_names(ws: &Workspace) -> Vec<String> {
     let mut names = Vec::new();
-    for channel in &ws.spec.channels {
+    for channel in ws.spec.unbinned_channels() {
         let prefix = format!("{}/", channel.name.value);
         let mut bare = vec!["reference".to_string()];
         for e in ws.ensembles() {
@@ -155,8 +155,7 @@ pub fn select<'w>(
     }
     let all: Vec<&str> = ws
         .spec
-        .channels
-        .iter()
+        .unbinned_channels()
         .flat_map(|c| c.processes.iter().map(|p| p.name.value.as_str()))
         .collect();
     if let Some(p) = processes.iter().find(|p| !all.contains(&p.as_str())) {

@@ -51,7 +51,7 @@ use crate::analysis::{Analysis, Dataset};
 use crate::error::{Error, Result};
 use crate::fit::{minimise, FitOptions, FitResult};
 use crate::likelihood::{ChannelData, Likelihood};
-use crate::model::Model;
+use crate::model::{ConstraintPdf, Model};
 
 /// What to generate: `n_toys` toys at each value of the POI on `grid`.
 #[derive(Clone, Debug)]
@@ -114,6 +114,8 @@ pub struct ToySource<'m> {
     draw_weights: Vec<Vec<f64>>,
     /// ν of each channel at the generation point.
     expected: Vec<f64>,
+    /// Expected counts per bin of each binned channel at the generation point.
+    binned_expected: Vec<Vec<f64>>,
     /// Full parameter point of generation (μ_true, α_gen).
     pub theta_gen: Vec<f64>,
 }
@@ -179,6 +181,10 @@ impl<'m> ToySource<'m> {
             samplers,
             draw_weights,
             expected,
+            binned_expected: model
+                .binned
+                .as_ref()
+                .map_or_else(Vec::new, |b| b.expected(theta_gen)),
             theta_gen: theta_gen.to_vec(),
         })
     }
@@ -218,26 +224,66 @@ impl<'m> ToySource<'m> {
                 None => pool.select(&indices),
             });
         }
-        let mut like = Likelihood::new(self.model, channels);
-        for (k, p) in self.model.parameters.iter().enumerate() {
-            if p.constrained {
-                let centre = self.theta_gen[k];
-                like.global_observables[k] = if randomise_constraints {
-                    let unit = Normal::new(0.0, 1.0).expect("unit normal");
-                    centre + unit.sample(&mut rng)
-                } else {
-                    centre
-                };
-            }
+        let mut like = Likelihood::with_counts(
+            self.model,
+            channels,
+            self.binned_counts(seed, grid_index, toy_index),
+        );
+        for term in &self.model.constraints {
+            let k = term.parameter;
+            like.global_observables[k] = match term.pdf {
+                ConstraintPdf::Gaussian { sigma } => {
+                    let centre = self.theta_gen[k];
+                    if randomise_constraints {
+                        let unit = Normal::new(0.0, 1.0).expect("unit normal");
+                        centre + sigma * unit.sample(&mut rng)
+                    } else {
+                        centre
+                    }
+                }
+                ConstraintPdf::Poisson { factor } => {
+                    let rate = self.theta_gen[k] * factor;
+                    match Poisson::new(rate) {
+                        Ok(poisson) if randomise_constraints => poisson.sample(&mut rng),
+                        _ => rate,
+                    }
+                }
+            };
         }
         like
+    }
+
+    /// The binned channels' counts of a toy: n_b ~ Poisson(λ_b(θ_gen)), from a stream of their
+    /// own so that the unbinned channels' toys do not depend on whether binned ones exist.
+    fn binned_counts(&self, seed: u64, grid_index: usize, toy_index: usize) -> Vec<Vec<f64>> {
+        if self.binned_expected.is_empty() {
+            return Vec::new();
+        }
+        let mut rng = stream(b"nsbi binned toy stream v1", seed, grid_index, toy_index);
+        self.binned_expected
+            .iter()
+            .map(|lambda| {
+                lambda
+                    .iter()
+                    .map(|&l| match Poisson::new(l) {
+                        Ok(poisson) => poisson.sample(&mut rng),
+                        Err(_) => 0.0,
+                    })
+                    .collect()
+            })
+            .collect()
     }
 }
 
 /// ChaCha8 stream of one toy, keyed by (seed, grid point, toy).
 fn toy_stream(seed: u64, grid_index: usize, toy_index: usize) -> ChaCha8Rng {
+    stream(b"nsbi toy stream v1", seed, grid_index, toy_index)
+}
+
+/// ChaCha8 stream keyed by a domain and (seed, grid point, toy).
+fn stream(domain: &[u8], seed: u64, grid_index: usize, toy_index: usize) -> ChaCha8Rng {
     let mut hasher = blake3::Hasher::new();
-    hasher.update(b"nsbi toy stream v1");
+    hasher.update(domain);
     for x in [seed, grid_index as u64, toy_index as u64] {
         hasher.update(&x.to_le_bytes());
     }

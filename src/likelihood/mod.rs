@@ -14,6 +14,7 @@
 //! interference and negative coefficients) has no likelihood: the evaluation says so and
 //! returns +∞ instead of taking the log of a non-positive number.
 
+mod constraint;
 pub mod data;
 mod events;
 pub mod normalisation;
@@ -41,17 +42,28 @@ pub enum Order {
 }
 
 /// The first event whose density is not positive at the evaluated point — or, where
-/// `process` is given, the process whose shape normalisation N_c (then `density`) is not.
+/// `process` is given, the process whose shape normalisation N_c (then `density`) is not; or,
+/// where `bin`, the bin `event` of a binned channel whose expected count `density` cannot
+/// carry its observed count.
 #[derive(Clone, Debug, PartialEq)]
 pub struct InvalidDensity {
     pub channel: String,
     pub event: usize,
     pub density: f64,
     pub process: Option<usize>,
+    pub bin: bool,
 }
 
 impl std::fmt::Display for InvalidDensity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.bin {
+            return write!(
+                f,
+                "expected count λ = {:.6e} of bin {} of binned channel {} is not positive \
+                 where counts were observed",
+                self.density, self.event, self.channel
+            );
+        }
         match self.process {
             Some(c) => write!(
                 f,
@@ -110,17 +122,41 @@ thread_local! {
 /// A model with its data: what fits minimise.
 pub struct Likelihood<'m> {
     pub model: &'m Model,
+    /// The unbinned channels' events.
     pub channels: Vec<ChannelData>,
-    /// Global observables a_k of the Gaussian constraints (0 for observed data; randomised in toys).
+    /// The binned channels' counts per bin (empty without binned channels).
+    pub counts: Vec<Vec<f64>>,
+    /// Global observable a_k of parameter k's constraint term, by parameter (the model's
+    /// nominal ones for observed data; randomised in toys; unused for unconstrained ones).
     pub global_observables: Vec<f64>,
 }
 
 impl<'m> Likelihood<'m> {
+    /// The likelihood of the unbinned `channels` and the binned channels' observed counts.
     pub fn new(model: &'m Model, channels: Vec<ChannelData>) -> Likelihood<'m> {
+        let counts = model
+            .binned
+            .as_ref()
+            .map_or_else(Vec::new, |b| b.observed.clone());
+        Likelihood::with_counts(model, channels, counts)
+    }
+
+    /// The likelihood of the unbinned `channels` and binned `counts`, with the nominal global
+    /// observables.
+    pub fn with_counts(
+        model: &'m Model,
+        channels: Vec<ChannelData>,
+        counts: Vec<Vec<f64>>,
+    ) -> Likelihood<'m> {
+        let mut global_observables = vec![0.0; model.n_parameters()];
+        for c in &model.constraints {
+            global_observables[c.parameter] = c.auxdata;
+        }
         Likelihood {
             model,
             channels,
-            global_observables: vec![0.0; model.n_parameters()],
+            counts,
+            global_observables,
         }
     }
 
@@ -157,16 +193,23 @@ impl<'m> Likelihood<'m> {
             channel_nll(channel, data, theta, order, &mut work, out);
         }
         WORKSPACE.set(work);
-        for (k, p) in self.model.parameters.iter().enumerate() {
-            if p.constrained {
-                let pull = theta[k] - self.global_observables[k];
-                out.nll += 0.5 * pull * pull;
-                if order >= Order::Gradient {
-                    out.gradient[k] += pull;
+        if let Some(binned) = &self.model.binned {
+            binned.add_nll(theta, &self.counts, order, out);
+        }
+        for term in &self.model.constraints {
+            let k = term.parameter;
+            let a = self.global_observables[k];
+            match constraint::nll_terms(term, theta[k], a) {
+                Some((value, d1, d2)) => {
+                    out.nll += value;
+                    if order >= Order::Gradient {
+                        out.gradient[k] += d1;
+                    }
+                    if order >= Order::Hessian {
+                        out.hessian[k * n + k] += d2;
+                    }
                 }
-                if order >= Order::Hessian {
-                    out.hessian[k * n + k] += 1.0;
-                }
+                None => out.nll = f64::INFINITY,
             }
         }
         if out.invalid.is_some() {
@@ -223,6 +266,7 @@ fn channel_nll(
                 event: 0,
                 density: integral.value,
                 process: Some(i),
+                bin: false,
             });
         }
         nu_norm[i] = normalised_yield(
@@ -252,6 +296,7 @@ fn channel_nll(
             event,
             density,
             process: None,
+            bin: false,
         });
     }
     out.nll += nu.iter().sum::<f64>() - sums[0];

@@ -4,9 +4,11 @@
 
 pub mod interpolation;
 
+use crate::binned::combine::{self, BinnedPart};
+use crate::binned::Constraint as BinnedConstraint;
 use crate::error::{Error, Result};
 use crate::workspace::expr::Expr;
-use crate::workspace::schema::ConstraintKind;
+use crate::workspace::schema::{ConstraintKind, ParameterSpec};
 use crate::workspace::{default_init, Direction, Workspace};
 use interpolation::{Interpolated, InterpolationCode, Variation};
 
@@ -91,36 +93,75 @@ pub struct Channel {
     pub processes: Vec<Process>,
 }
 
+/// The statistical model of a workspace: one parameter vector shared by every channel, the
+/// unbinned channels (`channels`), the binned ones (`binned`), and one constraint term per
+/// constrained parameter however many channels use it.
 #[derive(Clone, Debug)]
 pub struct Model {
     pub parameters: Vec<Parameter>,
+    /// The unbinned channels.
     pub channels: Vec<Channel>,
+    pub binned: Option<BinnedPart>,
+    /// Sorted by parameter.
+    pub constraints: Vec<ConstraintTerm>,
+}
+
+/// A constraint term p(a | θ_k) of one parameter, with its global observable `auxdata`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ConstraintTerm {
+    pub parameter: usize,
+    pub pdf: ConstraintPdf,
+    /// The nominal global observable a (randomised in toys).
+    pub auxdata: f64,
+    /// Whether the NLL keeps the pdf's normalisation (ln σ + ½ ln 2π, ln Γ(a + 1)), as pyhf
+    /// does for HistFactory constraints, so that a binned workspace's NLL is pyhf's
+    /// −logpdf; nsbi's own `gaussian` constraints are ½ ((θ − a)/σ)² (DESIGN.md §2).
+    pub normalised: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ConstraintPdf {
+    /// Gauss(a | θ, σ).
+    Gaussian { sigma: f64 },
+    /// Pois(a | θ τ) (shapesys).
+    Poisson { factor: f64 },
 }
 
 impl Model {
     pub fn from_workspace(ws: &Workspace) -> Result<Model> {
-        let names = ws.parameter_names();
-        let parameters = ws
-            .spec
-            .parameters
-            .iter()
-            .map(|p| Parameter {
-                name: p.name.value.clone(),
-                poi: p.poi,
-                init: p.init.as_ref().map_or_else(|| default_init(p), |i| i.value),
-                bounds: p
-                    .bounds
-                    .as_ref()
-                    .map_or((f64::NEG_INFINITY, f64::INFINITY), |b| {
-                        (b.value[0], b.value[1])
-                    }),
-                constrained: !p.poi
-                    && p.constraint
-                        .as_ref()
-                        .is_none_or(|c| c.value == ConstraintKind::Gaussian),
-                fixed: p.fixed,
-            })
-            .collect();
+        let local = crate::binned::combine::local_model(ws)?;
+        let (mut parameters, global_of_local) = global_parameters(ws, local.as_ref())?;
+        let mut constraints = unbinned_constraints(ws, &parameters);
+        let binned = local.map(|local| {
+            for (c, &auxdata) in local.constraints.iter().zip(&local.observed.auxdata) {
+                let parameter = global_of_local[c.parameter()];
+                let pdf = match *c {
+                    BinnedConstraint::Gaussian { sigma, .. } => ConstraintPdf::Gaussian { sigma },
+                    BinnedConstraint::Poisson { factor, .. } => ConstraintPdf::Poisson { factor },
+                };
+                constraints.push(ConstraintTerm {
+                    parameter,
+                    pdf,
+                    auxdata,
+                    normalised: true,
+                });
+            }
+            let on_global = parameters
+                .iter()
+                .map(|p| crate::binned::BinnedParameter {
+                    name: p.name.clone(),
+                    init: p.init,
+                    bounds: p.bounds,
+                    fixed: p.fixed,
+                })
+                .collect();
+            BinnedPart::on_global(&local, &global_of_local, on_global)
+        });
+        constraints.sort_by_key(|c| c.parameter);
+        for c in &constraints {
+            parameters[c.parameter].constrained = true;
+        }
+        let names: Vec<&str> = parameters.iter().map(|p| p.name.as_str()).collect();
         let index = |name: &str| {
             names
                 .iter()
@@ -128,7 +169,7 @@ impl Model {
                 .expect("validated parameter")
         };
         let mut channels = Vec::new();
-        for channel in &ws.spec.channels {
+        for channel in ws.spec.unbinned_channels() {
             let mut processes = Vec::new();
             for p in &channel.processes {
                 let expr = Expr::parse(&p.coefficient.value, &names).map_err(|e| {
@@ -177,6 +218,8 @@ impl Model {
         Ok(Model {
             parameters,
             channels,
+            binned,
+            constraints,
         })
     }
 
@@ -257,6 +300,108 @@ impl Model {
         }
         None
     }
+}
+
+/// The model's parameters: the workspace's `parameters` in order (per-bin sets of binned
+/// modifiers as their components `name[i]`), then the binned modifiers' parameters the
+/// workspace does not list, in pyhf's order; and the index of each binned-model parameter
+/// among them. A listed parameter of binned modifiers takes its settings from the binned
+/// model, which applied them with pyhf's rules.
+fn global_parameters(
+    ws: &Workspace,
+    local: Option<&crate::binned::BinnedModel>,
+) -> Result<(Vec<Parameter>, Vec<usize>)> {
+    let mut parameters = Vec::new();
+    let mut global = vec![usize::MAX; local.map_or(0, |m| m.parameters.len())];
+    let binned_names = ws.binned_parameter_names();
+    for p in &ws.spec.parameters {
+        let name = p.name.value.as_str();
+        let Some(local) = local.filter(|_| binned_names.contains(name)) else {
+            parameters.push(unbinned_parameter(p));
+            continue;
+        };
+        let components = local.parameters.iter().enumerate().filter(|(_, q)| {
+            q.name == name
+                || q.name
+                    .strip_prefix(name)
+                    .is_some_and(|r| r.starts_with('['))
+        });
+        for (i, _) in components {
+            combine::check_declared_constraint(ws, p, combine::constraint_of(local, i))?;
+            global[i] = parameters.len();
+            parameters.push(binned_parameter(local, i, p.poi));
+        }
+    }
+    if let Some(local) = local {
+        for i in 0..local.parameters.len() {
+            if global[i] == usize::MAX {
+                global[i] = parameters.len();
+                parameters.push(binned_parameter(local, i, local.poi == Some(i)));
+            }
+        }
+    }
+    Ok((parameters, global))
+}
+
+fn unbinned_parameter(p: &ParameterSpec) -> Parameter {
+    Parameter {
+        name: p.name.value.clone(),
+        poi: p.poi,
+        init: p.init.as_ref().map_or_else(|| default_init(p), |i| i.value),
+        bounds: p
+            .bounds
+            .as_ref()
+            .and_then(|b| b.value.single())
+            .unwrap_or((f64::NEG_INFINITY, f64::INFINITY)),
+        constrained: false,
+        fixed: p.fixed,
+    }
+}
+
+fn binned_parameter(local: &crate::binned::BinnedModel, i: usize, poi: bool) -> Parameter {
+    let q = &local.parameters[i];
+    Parameter {
+        name: q.name.clone(),
+        poi,
+        init: q.init,
+        bounds: q.bounds,
+        constrained: false,
+        fixed: q.fixed,
+    }
+}
+
+/// Gaussian constraints of the parameters only unbinned channels use: unit width around 0
+/// unless `sigmas` / `auxdata` say otherwise.
+fn unbinned_constraints(ws: &Workspace, parameters: &[Parameter]) -> Vec<ConstraintTerm> {
+    let binned_names = ws.binned_parameter_names();
+    let mut out = Vec::new();
+    for p in &ws.spec.parameters {
+        let name = p.name.value.as_str();
+        let gaussian = !p.poi
+            && p.constraint
+                .as_ref()
+                .is_none_or(|c| c.value == ConstraintKind::Gaussian);
+        if binned_names.contains(name) || !gaussian {
+            continue;
+        }
+        let first = |v: &Option<serde_saphyr::Spanned<Vec<f64>>>, default: f64| {
+            v.as_ref()
+                .and_then(|v| v.value.first().copied())
+                .unwrap_or(default)
+        };
+        out.push(ConstraintTerm {
+            parameter: parameters
+                .iter()
+                .position(|q| q.name == name)
+                .expect("every listed parameter is a model parameter"),
+            pdf: ConstraintPdf::Gaussian {
+                sigma: first(&p.sigmas, 1.0),
+            },
+            auxdata: first(&p.auxdata, 0.0),
+            normalised: false,
+        });
+    }
+    out
 }
 
 /// ν_c(θ) = f_c(θ) ν_c⁰ Π_k G_ck(α_k) with its gradient and (dense, row-major) Hessian over

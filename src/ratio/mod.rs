@@ -14,14 +14,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::data::{CacheKey, CachedRatios, Events, Lookup, RatioCache};
 use crate::error::{Error, Result};
-use crate::workspace::schema::{ChannelSpec, EventSourceSpec, RatioSpec};
+use crate::workspace::schema::{EventSourceSpec, RatioSpec, UnbinnedChannelSpec};
 use crate::workspace::{EnsembleRef, EventRole, Workspace};
 pub use ensemble::{MemberRatios, OutputSpec, RatioEnsemble, Standardisation};
 
 /// Builds the ensemble a workspace entry describes (resolving globs and standardisation).
 pub fn load_ensemble(
     ws: &Workspace,
-    channel: &ChannelSpec,
+    channel: &UnbinnedChannelSpec,
     label: &str,
     spec: &RatioSpec,
 ) -> Result<RatioEnsemble> {
@@ -44,7 +44,7 @@ impl EnsembleRecipe {
     /// The recipe of the workspace entry `spec` of `channel`.
     pub fn of(
         ws: &Workspace,
-        channel: &ChannelSpec,
+        channel: &UnbinnedChannelSpec,
         label: &str,
         spec: &RatioSpec,
     ) -> Result<EnsembleRecipe> {
@@ -90,7 +90,7 @@ pub fn output_spec(spec: &RatioSpec) -> OutputSpec {
     }
 }
 
-pub fn feature_names(channel: &ChannelSpec) -> Vec<String> {
+pub fn feature_names(channel: &UnbinnedChannelSpec) -> Vec<String> {
     channel
         .features
         .value
@@ -102,7 +102,7 @@ pub fn feature_names(channel: &ChannelSpec) -> Vec<String> {
 /// Reads the events of one source of a channel.
 pub fn read_events(
     ws: &Workspace,
-    channel: &ChannelSpec,
+    channel: &UnbinnedChannelSpec,
     source: &EventSourceSpec,
 ) -> Result<Events> {
     Events::read(
@@ -259,7 +259,10 @@ pub struct WorkspaceRatios {
 }
 
 /// Every event file of `channel` with its role (observed data, a process's MC), read.
-pub fn channel_events(ws: &Workspace, channel: &ChannelSpec) -> Result<Vec<(EventRole, Events)>> {
+pub fn channel_events(
+    ws: &Workspace,
+    channel: &UnbinnedChannelSpec,
+) -> Result<Vec<(EventRole, Events)>> {
     ws.event_sources(channel)
         .into_iter()
         .map(|(role, spec)| read_events(ws, channel, spec).map(|events| (role, events)))
@@ -306,7 +309,7 @@ fn walk_workspace(
     let mut channels = Vec::new();
     let mut records = Vec::new();
     let ensembles = ws.ensembles();
-    for channel in &ws.spec.channels {
+    for channel in ws.spec.unbinned_channels() {
         let sources = channel_events(ws, channel)?;
         let mut keys = BTreeMap::new();
         let mut recipes = BTreeMap::new();

@@ -118,7 +118,7 @@ fn for_each_entry(
     mut visit: impl FnMut(&RatioEnsemble, &EventRole, &Events) -> Result<()>,
 ) -> Result<()> {
     let ensembles = ws.ensembles();
-    for channel in &ws.spec.channels {
+    for channel in ws.spec.unbinned_channels() {
         let sources = channel_events(ws, channel)?;
         for eref in ensembles
             .iter()

@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use serde_saphyr::Spanned;
 
 use crate::error::{Diagnostic, Error, Result, SourceLocation};
-use schema::{ChannelSpec, ConstraintKind, EventSourceSpec, RatioSpec, WorkspaceSpec};
+use schema::{
+    ChannelSpec, ConstraintKind, EventSourceSpec, RatioSpec, UnbinnedChannelSpec, WorkspaceSpec,
+};
 
 /// A parsed workspace and where it came from (relative paths resolve against its folder).
 #[derive(Debug)]
@@ -24,7 +26,7 @@ pub struct Workspace {
 /// (`channel/process` or `channel/process/systematic:up`).
 #[derive(Debug, Clone, Copy)]
 pub struct EnsembleRef<'w> {
-    pub channel: &'w ChannelSpec,
+    pub channel: &'w UnbinnedChannelSpec,
     pub process: &'w str,
     pub variation: Option<(&'w str, Direction)>,
     pub spec: &'w RatioSpec,
@@ -81,7 +83,14 @@ impl Workspace {
         let path = path.as_ref().to_path_buf();
         let bytes = std::fs::read(&path)
             .map_err(|e| Error::io(format!("cannot read workspace {}", path.display()), e))?;
-        let text = utf8_text(&path, bytes)?;
+        let mut text = utf8_text(&path, bytes)?;
+        let is_json = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        if is_json {
+            // A pyhf workspace (its first measurement): the same YAML `nsbi import pyhf` writes.
+            text = crate::binned::io::pyhf_as_yaml(&path, &text)?;
+        }
         if text
             .lines()
             .all(|l| l.trim().is_empty() || l.trim().starts_with('#'))
@@ -94,7 +103,8 @@ impl Workspace {
                 ),
             });
         }
-        let spec: WorkspaceSpec = serde_saphyr::from_str(&text).map_err(|e| Error::YamlSyntax {
+        let kinds = schema::channel_kinds(&text);
+        let spec = schema::parse_with_kinds(&text, kinds).map_err(|e| Error::YamlSyntax {
             file: path.clone(),
             message: e.to_string(),
         })?;
@@ -144,7 +154,7 @@ impl Workspace {
     /// Every ratio ensemble of every channel, nominal ones first within a process.
     pub fn ensembles(&self) -> Vec<EnsembleRef<'_>> {
         let mut out = Vec::new();
-        for channel in &self.spec.channels {
+        for channel in self.spec.unbinned_channels() {
             for process in &channel.processes {
                 out.push(EnsembleRef {
                     channel,
@@ -174,7 +184,7 @@ impl Workspace {
     /// Every event file of a channel with its role: observed data, reference, process samples.
     pub fn event_sources<'c>(
         &self,
-        channel: &'c ChannelSpec,
+        channel: &'c UnbinnedChannelSpec,
     ) -> Vec<(EventRole, &'c EventSourceSpec)> {
         let mut out = vec![(EventRole::Observed, &channel.data)];
         if let Some(reference) = &channel.reference {
@@ -222,13 +232,31 @@ impl Workspace {
         let names = self.parameter_names();
         let mut channel_names = HashSet::new();
         for channel in &self.spec.channels {
-            if !channel_names.insert(channel.name.value.as_str()) {
-                problems.push(self.diagnostic(
-                    &channel.name,
-                    format!("channel '{}' is declared twice", channel.name.value),
-                ));
+            let name = channel.name();
+            match channel {
+                ChannelSpec::Unbinned(unbinned) => {
+                    if !channel_names.insert(name) {
+                        problems.push(self.diagnostic(
+                            &unbinned.name,
+                            format!("channel '{name}' is declared twice"),
+                        ));
+                    }
+                    problems.extend(self.channel_problems(unbinned, &names));
+                }
+                // Binned channels are checked when their model is built (binned::model), with
+                // pyhf's rules and paths; only their names meet the unbinned ones here.
+                ChannelSpec::Binned(_) => {
+                    if !channel_names.insert(name) {
+                        problems.push(Diagnostic {
+                            location: None,
+                            message: format!(
+                                "{}: channel '{name}' is declared twice",
+                                self.path.display()
+                            ),
+                        });
+                    }
+                }
             }
-            problems.extend(self.channel_problems(channel, &names));
         }
         if self.spec.channels.is_empty() {
             problems.push(Diagnostic {
@@ -245,6 +273,9 @@ impl Workspace {
 
     fn parameter_problems(&self) -> Vec<Diagnostic> {
         let mut problems = Vec::new();
+        // Names of binned modifiers' parameters come from pyhf, where any string is allowed;
+        // only names a coefficient expression can refer to must be identifiers.
+        let binned = self.binned_parameter_names();
         let mut seen = HashSet::new();
         for p in &self.spec.parameters {
             let name = &p.name.value;
@@ -253,35 +284,40 @@ impl Workspace {
                     self.diagnostic(&p.name, format!("parameter '{name}' is declared twice")),
                 );
             }
-            if !is_identifier(name) {
+            if !is_identifier(name) && !binned.contains(name.as_str()) {
                 problems.push(self.diagnostic(
                     &p.name,
                     format!("parameter name '{name}' must be letters, digits and '_' and start with a letter"),
                 ));
             }
             if let Some(bounds) = &p.bounds {
-                match bounds.value.as_slice() {
-                    [lo, hi] if lo < hi => {
-                        if let Some(init) = &p.init {
-                            if !(*lo..=*hi).contains(&init.value) {
-                                problems.push(self.diagnostic(
-                                    init,
-                                    format!(
-                                        "init {} of '{name}' lies outside its bounds [{lo}, {hi}]",
-                                        init.value
-                                    ),
-                                ));
-                            }
-                        }
-                    }
-                    _ => problems.push(self.diagnostic(
+                let pairs = bounds.value.pairs();
+                let ordered = pairs
+                    .as_ref()
+                    .is_some_and(|ps| !ps.is_empty() && ps.iter().all(|[lo, hi]| lo < hi));
+                if !ordered {
+                    problems.push(self.diagnostic(
                         bounds,
                         format!(
-                            "bounds of '{name}' must be [low, high] with low < high, got {:?}",
+                            "bounds of '{name}' must be [low, high] with low < high (or one such \
+                             pair per bin of a per-bin parameter), got {:?}",
                             bounds.value
                         ),
-                    )),
+                    ));
+                } else if let (Some((lo, hi)), Some(init)) = (bounds.value.single(), &p.init) {
+                    if !(lo..=hi).contains(&init.value) {
+                        problems.push(self.diagnostic(
+                            init,
+                            format!(
+                                "init {} of '{name}' lies outside its bounds [{lo}, {hi}]",
+                                init.value
+                            ),
+                        ));
+                    }
                 }
+            }
+            if !binned.contains(name.as_str()) {
+                problems.extend(self.per_bin_settings_problems(p));
             }
             if p.poi
                 && p.constraint
@@ -307,7 +343,54 @@ impl Workspace {
         problems
     }
 
-    fn channel_problems(&self, channel: &ChannelSpec, names: &[&str]) -> Vec<Diagnostic> {
+    /// Errors for settings only parameters of binned modifiers take (per-bin lists, a
+    /// Poisson's rate factors) on a parameter that none drives.
+    fn per_bin_settings_problems(&self, p: &schema::ParameterSpec) -> Vec<Diagnostic> {
+        let name = &p.name.value;
+        let mut problems = Vec::new();
+        let only_binned = |what: &str| {
+            format!(
+                "'{name}' is not a parameter of binned modifiers, so it takes no {what}: those \
+                 are per bin of a staterror, shapesys or shapefactor (or a shapesys's factors)"
+            )
+        };
+        if let Some(inits) = &p.inits {
+            problems.push(self.diagnostic(inits, only_binned("`inits` list (use `init`)")));
+        }
+        if let Some(factors) = &p.factors {
+            problems.push(self.diagnostic(factors, only_binned("`factors`")));
+        }
+        if let Some(bounds) = &p.bounds {
+            if bounds.value.pairs().is_some() && bounds.value.single().is_none() {
+                problems.push(self.diagnostic(bounds, only_binned("bounds per bin")));
+            }
+        }
+        for list in [&p.auxdata, &p.sigmas].into_iter().flatten() {
+            if !is_constrained(p) {
+                problems.push(self.diagnostic(
+                    list,
+                    format!("'{name}' has no constraint, so no global observable or width"),
+                ));
+            } else if list.value.len() != 1 || !list.value[0].is_finite() {
+                problems.push(self.diagnostic(
+                    list,
+                    format!(
+                        "'{name}' is one number: give one finite value here, got {:?}",
+                        list.value
+                    ),
+                ));
+            }
+        }
+        if let Some(sigmas) = &p.sigmas {
+            if sigmas.value.iter().any(|&s| s <= 0.0) {
+                problems
+                    .push(self.diagnostic(sigmas, format!("the width of '{name}' must be > 0")));
+            }
+        }
+        problems
+    }
+
+    fn channel_problems(&self, channel: &UnbinnedChannelSpec, names: &[&str]) -> Vec<Diagnostic> {
         let mut problems = Vec::new();
         if channel.kind.value != "unbinned" {
             problems.push(self.diagnostic(
@@ -407,13 +490,24 @@ impl Workspace {
     fn used_parameters(&self) -> HashSet<&str> {
         let names = self.parameter_names();
         let mut used = HashSet::new();
-        for process in self.spec.channels.iter().flat_map(|c| &c.processes) {
+        for process in self.spec.unbinned_channels().flat_map(|c| &c.processes) {
             if let Ok(expr) = expr::Expr::parse(&process.coefficient.value, &names) {
                 used.extend(expr.parameters().into_iter().map(|i| names[i]));
             }
             used.extend(process.systematics.iter().map(|s| s.name.value.as_str()));
         }
+        used.extend(self.binned_parameter_names());
         used
+    }
+
+    /// The parameters the binned channels' modifiers are driven by.
+    pub fn binned_parameter_names(&self) -> HashSet<&str> {
+        self.spec
+            .binned_channels()
+            .flat_map(|c| &c.samples)
+            .flat_map(|s| &s.modifiers)
+            .map(|m| m.name())
+            .collect()
     }
 
     /// Errors for free parameters (not fixed, not constrained) that nothing uses: such a

@@ -4,8 +4,13 @@
 //! expressions) are wrapped in [`Spanned`] so that every error can point at the line and
 //! column they came from. Unknown fields are rejected: a misspelt key must not be ignored.
 
-use serde::Deserialize;
+use std::cell::RefCell;
+
+use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_saphyr::Spanned;
+
+use crate::binned::schema::{BinnedChannelSpec, InterpolationSettings};
 
 /// A whole workspace file.
 #[derive(Debug, Deserialize)]
@@ -17,8 +22,139 @@ pub struct WorkspaceSpec {
     /// Free-form YAML to hold anchors (`&name`) for `<<: *name` merges; ignored otherwise.
     #[serde(default)]
     pub templates: Option<serde::de::IgnoredAny>,
+    /// Interpolation codes of the binned channels' modifiers, for the whole workspace
+    /// (pyhf's defaults: `normsys: code4`, `histosys: code4p`).
+    #[serde(default)]
+    pub interpolation: InterpolationSettings,
     pub parameters: Vec<ParameterSpec>,
+    /// Channels of any kind, told apart by their `type` (default `unbinned`).
+    #[serde(deserialize_with = "channels_by_kind")]
     pub channels: Vec<ChannelSpec>,
+}
+
+impl WorkspaceSpec {
+    /// The unbinned channels, in workspace order (the ones with events, ratios and ensembles).
+    pub fn unbinned_channels(&self) -> impl Iterator<Item = &UnbinnedChannelSpec> {
+        self.channels.iter().filter_map(|c| match c {
+            ChannelSpec::Unbinned(u) => Some(u),
+            ChannelSpec::Binned(_) => None,
+        })
+    }
+
+    /// The binned (histogram) channels, in workspace order.
+    pub fn binned_channels(&self) -> impl Iterator<Item = &BinnedChannelSpec> {
+        self.channels.iter().filter_map(|c| match c {
+            ChannelSpec::Binned(b) => Some(b),
+            ChannelSpec::Unbinned(_) => None,
+        })
+    }
+}
+
+/// A channel of one kind. The kinds share the workspace's parameters; each has its own fields.
+#[derive(Debug)]
+pub enum ChannelSpec {
+    Unbinned(UnbinnedChannelSpec),
+    Binned(BinnedChannelSpec),
+}
+
+impl ChannelSpec {
+    pub fn name(&self) -> &str {
+        match self {
+            ChannelSpec::Unbinned(c) => &c.name.value,
+            ChannelSpec::Binned(c) => &c.name,
+        }
+    }
+}
+
+/// The channel kinds the YAML may name in `type`.
+pub const CHANNEL_KINDS: [&str; 2] = ["unbinned", "binned"];
+
+thread_local! {
+    /// The `type` of each channel, read by a first pass over the file ([`channel_kinds`]):
+    /// a channel's fields can only be deserialised once its kind is known, and serde's
+    /// internally tagged enums would buffer the channel and lose the YAML positions its
+    /// errors point at.
+    static KINDS: RefCell<Vec<Option<String>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The `type` of each channel of the workspace text (`None` where absent), or an empty list
+/// when the text does not parse that far (the full parse then reports the error).
+pub fn channel_kinds(text: &str) -> Vec<Option<String>> {
+    #[derive(Deserialize)]
+    struct Probe {
+        #[serde(default)]
+        channels: Vec<KindProbe>,
+    }
+    #[derive(Deserialize)]
+    struct KindProbe {
+        #[serde(rename = "type", default)]
+        kind: Option<String>,
+    }
+    serde_saphyr::from_str::<Probe>(text)
+        .map(|p| p.channels.into_iter().map(|c| c.kind).collect())
+        .unwrap_or_default()
+}
+
+/// Parses a workspace whose channel kinds are `kinds` (from [`channel_kinds`]).
+pub fn parse_with_kinds(
+    text: &str,
+    kinds: Vec<Option<String>>,
+) -> std::result::Result<WorkspaceSpec, serde_saphyr::Error> {
+    KINDS.with(|k| *k.borrow_mut() = kinds);
+    let parsed = serde_saphyr::from_str(text);
+    KINDS.with(|k| k.borrow_mut().clear());
+    parsed
+}
+
+/// Deserialises `channels`, each entry as the kind its `type` names.
+fn channels_by_kind<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Vec<ChannelSpec>, D::Error> {
+    struct Channels;
+    impl<'de> Visitor<'de> for Channels {
+        type Value = Vec<ChannelSpec>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list of channels")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> std::result::Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            loop {
+                let kind = KINDS.with(|k| k.borrow().get(out.len()).cloned().flatten());
+                match seq.next_element_seed(OneChannel {
+                    kind,
+                    index: out.len(),
+                })? {
+                    Some(channel) => out.push(channel),
+                    None => return Ok(out),
+                }
+            }
+        }
+    }
+    deserializer.deserialize_seq(Channels)
+}
+
+/// One channel, deserialised as `kind`.
+struct OneChannel {
+    kind: Option<String>,
+    index: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for OneChannel {
+    type Value = ChannelSpec;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<ChannelSpec, D::Error> {
+        match self.kind.as_deref().unwrap_or("unbinned") {
+            "unbinned" => UnbinnedChannelSpec::deserialize(d).map(ChannelSpec::Unbinned),
+            "binned" => BinnedChannelSpec::deserialize(d).map(ChannelSpec::Binned),
+            other => Err(de::Error::custom(format!(
+                "channels[{}]: channel type '{other}' is not supported (expected one of: {})",
+                self.index,
+                CHANNEL_KINDS.join(", ")
+            ))),
+        }
+    }
 }
 
 /// A parameter of the model: a parameter of interest, a constrained nuisance parameter, or a
@@ -33,9 +169,13 @@ pub struct ParameterSpec {
     /// Starting value of fits (default: 0 for constrained nuisances, 1 otherwise).
     #[serde(default)]
     pub init: Option<Spanned<f64>>,
-    /// Allowed range `[low, high]` (default: unbounded).
+    /// Allowed range `[low, high]` (default: unbounded; for a per-bin parameter of binned
+    /// modifiers, one `[low, high]` per bin, or one for all).
     #[serde(default)]
-    pub bounds: Option<Spanned<Vec<f64>>>,
+    pub bounds: Option<Spanned<BoundsSpec>>,
+    /// Starting values per bin of a per-bin parameter (staterror, shapesys, shapefactor).
+    #[serde(default)]
+    pub inits: Option<Spanned<Vec<f64>>>,
     /// `gaussian` (unit-width constraint around global observable 0) or `none`.
     /// Default: `none` for POIs, `gaussian` for everything else.
     #[serde(default)]
@@ -43,6 +183,49 @@ pub struct ParameterSpec {
     /// Held constant in every fit.
     #[serde(default)]
     pub fixed: bool,
+    /// Global observables of the constraint (per component): the Gaussian's mean, or the
+    /// Poisson count of a `shapesys` (default: pyhf's for the modifier, 0 for `gaussian`).
+    #[serde(default)]
+    pub auxdata: Option<Spanned<Vec<f64>>>,
+    /// Widths of a Gaussian constraint (per component; default 1, or pyhf's for `lumi` and
+    /// `staterror`).
+    #[serde(default)]
+    pub sigmas: Option<Spanned<Vec<f64>>>,
+    /// Rate factors τ of a `shapesys`'s Poisson constraint Pois(aux | γ τ).
+    #[serde(default)]
+    pub factors: Option<Spanned<Vec<f64>>>,
+}
+
+/// `bounds`: one `[low, high]`, or one per component of a per-bin parameter.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum BoundsSpec {
+    One(Vec<f64>),
+    PerComponent(Vec<Vec<f64>>),
+}
+
+impl BoundsSpec {
+    /// The single `[low, high]` pair of a scalar parameter (or of every component).
+    pub fn single(&self) -> Option<(f64, f64)> {
+        match self {
+            BoundsSpec::One(b) if b.len() == 2 => Some((b[0], b[1])),
+            BoundsSpec::PerComponent(list) if list.len() == 1 && list[0].len() == 2 => {
+                Some((list[0][0], list[0][1]))
+            }
+            _ => None,
+        }
+    }
+
+    /// Each component's pair, `None` where a pair is not two numbers.
+    pub fn pairs(&self) -> Option<Vec<[f64; 2]>> {
+        match self {
+            BoundsSpec::One(b) => (b.len() == 2).then(|| vec![[b[0], b[1]]]),
+            BoundsSpec::PerComponent(list) => list
+                .iter()
+                .map(|b| (b.len() == 2).then(|| [b[0], b[1]]))
+                .collect(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -52,12 +235,12 @@ pub enum ConstraintKind {
     None,
 }
 
-/// A channel: one region of phase space with its own events.
+/// An unbinned channel: one region of phase space with its own events.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ChannelSpec {
+pub struct UnbinnedChannelSpec {
     pub name: Spanned<String>,
-    /// Only `unbinned` channels exist so far.
+    /// `unbinned` (the default).
     #[serde(rename = "type", default = "default_channel_type")]
     pub kind: Spanned<String>,
     /// Event-file column names, in the order the networks take them.

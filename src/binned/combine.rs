@@ -1,0 +1,235 @@
+//! Binned channels inside a general workspace: their HistFactory model built with pyhf's rules
+//! ([`BinnedModel::from_spec`]) and then placed on the workspace's one parameter vector, so
+//! that a parameter named in an unbinned channel and in a binned modifier is one parameter with
+//! one constraint term.
+//!
+//! The likelihood sees a [`BinnedPart`]: the binned channels with their modifiers indexing the
+//! global parameters, and no constraint terms of their own (the model holds every constraint
+//! once, [`crate::model::ConstraintTerm`]).
+
+use crate::error::{Error, Result};
+use crate::likelihood::{Evaluation, InvalidDensity, Order};
+use crate::workspace::schema::{ConstraintKind, ParameterSpec};
+use crate::workspace::Workspace;
+
+use super::model::{BinnedChannel, BinnedData, BinnedModel, BinnedParameter, Constraint, Factor};
+use super::schema::{BinnedParameterSpec, BinnedWorkspaceSpec};
+
+/// The binned channels of a workspace on its global parameter vector.
+#[derive(Clone, Debug)]
+pub struct BinnedPart {
+    /// Channels and modifiers indexing the global parameters; `constraints` empty.
+    pub model: BinnedModel,
+    /// Observed counts per bin of each binned channel.
+    pub observed: Vec<Vec<f64>>,
+}
+
+/// The binned model of a workspace's binned channels alone (its own parameter indices), or
+/// `None` without binned channels. The workspace's `parameters` entries of the binned
+/// modifiers' parameters are its measurement settings.
+pub fn local_model(ws: &Workspace) -> Result<Option<BinnedModel>> {
+    binned_spec(ws)
+        .map(|spec| BinnedModel::from_spec(&spec, &ws.path.display().to_string()))
+        .transpose()
+}
+
+/// The binned part of a workspace as a binned workspace of its own (what pyhf export
+/// writes), or `None` without binned channels.
+pub fn binned_spec(ws: &Workspace) -> Option<BinnedWorkspaceSpec> {
+    let channels: Vec<_> = ws.spec.binned_channels().cloned().collect();
+    if channels.is_empty() {
+        return None;
+    }
+    let names = ws.binned_parameter_names();
+    let parameters = ws
+        .spec
+        .parameters
+        .iter()
+        .filter(|p| names.contains(p.name.value.as_str()))
+        .map(setting)
+        .collect();
+    Some(BinnedWorkspaceSpec {
+        name: ws.spec.name.clone(),
+        interpolation: ws.spec.interpolation,
+        parameters,
+        channels,
+    })
+}
+
+/// A `parameters` entry as pyhf's measurement setting of a binned parameter.
+fn setting(p: &ParameterSpec) -> BinnedParameterSpec {
+    BinnedParameterSpec {
+        name: p.name.value.clone(),
+        poi: p.poi,
+        inits: p
+            .inits
+            .as_ref()
+            .map(|i| i.value.clone())
+            .or_else(|| p.init.as_ref().map(|i| vec![i.value])),
+        bounds: p.bounds.as_ref().and_then(|b| b.value.pairs()),
+        fixed: p.fixed.then_some(true),
+        auxdata: p.auxdata.as_ref().map(|a| a.value.clone()),
+        sigmas: p.sigmas.as_ref().map(|s| s.value.clone()),
+        factors: p.factors.as_ref().map(|f| f.value.clone()),
+    }
+}
+
+/// The kind of constraint a binned parameter has, by the binned model's constraint list.
+pub fn constraint_of(model: &BinnedModel, parameter: usize) -> Option<&Constraint> {
+    model
+        .constraints
+        .iter()
+        .find(|c| c.parameter() == parameter)
+}
+
+/// Checks that a declared `constraint:` agrees with what the binned modifiers need.
+pub fn check_declared_constraint(
+    ws: &Workspace,
+    declared: &ParameterSpec,
+    binned: Option<&Constraint>,
+) -> Result<()> {
+    let Some(kind) = &declared.constraint else {
+        return Ok(());
+    };
+    let agrees = match (kind.value, binned) {
+        (ConstraintKind::None, None) => true,
+        (ConstraintKind::Gaussian, Some(Constraint::Gaussian { .. })) => true,
+        _ => false,
+    };
+    if agrees {
+        return Ok(());
+    }
+    let needed = match binned {
+        None => "no constraint (a normfactor or shapefactor is free)",
+        Some(Constraint::Gaussian { .. }) => {
+            "a Gaussian constraint (normsys, histosys, lumi, staterror)"
+        }
+        Some(Constraint::Poisson { .. }) => "a Poisson constraint (shapesys)",
+    };
+    Err(Error::Workspace(vec![ws.diagnostic(
+        kind,
+        format!(
+            "parameter '{}' drives binned modifiers that need {needed}; remove its \
+             `constraint:` or make it agree",
+            declared.name.value
+        ),
+    )]))
+}
+
+impl BinnedPart {
+    /// `local` with its parameter indices replaced by `global[i]` over `n_global` parameters.
+    pub fn on_global(
+        local: &BinnedModel,
+        global: &[usize],
+        parameters: Vec<BinnedParameter>,
+    ) -> BinnedPart {
+        let channels = local
+            .channels
+            .iter()
+            .map(|c| remap_channel(c, global))
+            .collect();
+        BinnedPart {
+            model: BinnedModel {
+                parameters,
+                poi: None,
+                channels,
+                constraints: Vec::new(),
+                interpolation: local.interpolation,
+                observed: BinnedData {
+                    counts: local.observed.counts.clone(),
+                    auxdata: Vec::new(),
+                },
+            },
+            observed: local.observed.counts.clone(),
+        }
+    }
+
+    /// Expected counts per bin of each channel at θ (the Asimov counts).
+    pub fn expected(&self, theta: &[f64]) -> Vec<Vec<f64>> {
+        self.model.expected_counts(theta)
+    }
+
+    /// Adds the Poisson terms Σ_b [λ_b − n_b ln λ_b + ln Γ(n_b + 1)] of every binned channel
+    /// (and their derivatives, as `order` asks) to `out`. Where some λ_b is not positive with
+    /// n_b > 0 the point has no likelihood: `out.invalid` names the bin.
+    pub fn add_nll(&self, theta: &[f64], counts: &[Vec<f64>], order: Order, out: &mut Evaluation) {
+        let data = BinnedData {
+            counts: counts.to_vec(),
+            auxdata: Vec::new(),
+        };
+        let result = match order {
+            Order::Value => self.model.nll(theta, &data).map(|v| (v, None, None)),
+            Order::Gradient => self
+                .model
+                .nll_gradient(theta, &data)
+                .map(|(v, g)| (v, Some(g), None)),
+            Order::Hessian => self
+                .model
+                .nll_hessian(theta, &data)
+                .map(|d| (d.value, Some(d.gradient), Some(d.hessian))),
+        };
+        match result {
+            Ok((value, gradient, hessian)) => {
+                out.nll += value;
+                for (o, g) in out.gradient.iter_mut().zip(gradient.iter().flatten()) {
+                    *o += g;
+                }
+                for (o, h) in out.hessian.iter_mut().zip(hessian.iter().flatten()) {
+                    *o += h;
+                }
+            }
+            Err(_) => {
+                if out.invalid.is_none() {
+                    out.invalid = Some(self.invalid_bin(theta, counts));
+                }
+            }
+        }
+    }
+
+    /// The first bin whose expected count cannot carry its observed count.
+    fn invalid_bin(&self, theta: &[f64], counts: &[Vec<f64>]) -> InvalidDensity {
+        let expected = self.expected(theta);
+        for (c, (lambda, observed)) in expected.iter().zip(counts).enumerate() {
+            for (b, (&l, &n)) in lambda.iter().zip(observed).enumerate() {
+                if l < 0.0 || (l == 0.0 && n > 0.0) || !l.is_finite() {
+                    return InvalidDensity {
+                        channel: self.model.channels[c].name.clone(),
+                        event: b,
+                        density: l,
+                        process: None,
+                        bin: true,
+                    };
+                }
+            }
+        }
+        InvalidDensity {
+            channel: self.model.channels[0].name.clone(),
+            event: 0,
+            density: f64::NAN,
+            process: None,
+            bin: true,
+        }
+    }
+}
+
+fn remap_channel(channel: &BinnedChannel, global: &[usize]) -> BinnedChannel {
+    let mut out = channel.clone();
+    for sample in &mut out.samples {
+        for factor in &mut sample.factors {
+            match factor {
+                Factor::Linear { parameter } | Factor::Interpolated { parameter, .. } => {
+                    *parameter = global[*parameter]
+                }
+                Factor::PerBin { parameters } => {
+                    for p in parameters {
+                        *p = global[*p];
+                    }
+                }
+            }
+        }
+        for shift in &mut sample.shifts {
+            shift.parameter = global[shift.parameter];
+        }
+    }
+    out
+}
