@@ -302,3 +302,38 @@ fn fit_from_a_complete_cache_needs_no_onnx_runtime() {
     );
     assert_eq!(fitted_mu(&cache), mu);
 }
+
+/// Each column has its own checksum: a likelihood reads and verifies the ratios alone, and an
+/// altered spread is still caught by whoever reads the spreads (`nsbi ratios`), which
+/// recomputes the entry.
+#[test]
+fn altered_spreads_are_caught_where_spreads_are_read() {
+    use nsbi::data::Lookup;
+    let dir = tempfile::tempdir().unwrap();
+    let path = setup(dir.path(), &example().join("models/S/exact.onnx"));
+    let cache = RatioCache::new(dir.path().join("cache"));
+    let first = run(&path, &cache);
+    let channel = &first.channels[0];
+    let key = channel.keys[&("SR/S".to_string(), 1)].clone();
+    let n = channel.sources[1].1.len();
+    {
+        let file = hdf5::File::open_rw(cache.entry_path(&key)).unwrap();
+        let spread = file.dataset("spread").unwrap();
+        let mut values = spread.read_raw::<f64>().unwrap();
+        values[0] += 1.0;
+        spread.write_raw(&values).unwrap();
+        drop(spread);
+        file.close().unwrap();
+    }
+    let Lookup::Hit(ratio) = cache.load_ratio(&key, n) else {
+        panic!("the ratios are intact")
+    };
+    assert_eq!(ratio, all_ratios(&first)[1]);
+    assert_eq!(
+        cache.load(&key, n),
+        Lookup::Rejected("checksum mismatch: the stored 'spread' values were altered".into())
+    );
+    let second = run(&path, &cache);
+    assert_eq!(from_cache(&second), vec![true, false]);
+    assert!(matches!(cache.load(&key, n), Lookup::Hit(_)));
+}
