@@ -269,7 +269,7 @@ fn fitted_mu(cache_dir: &Path) -> f64 {
 /// Every cache key is made from the files (model bytes, feature values) and the settings, so a
 /// command whose entries are all in the cache opens no network: it runs where ONNX Runtime
 /// cannot even be loaded, with the same numbers. (Before, every command opened a session of
-/// every network just to make the keys: seconds at 60 ensembles.)
+/// every network to make the keys, and failed here.)
 #[test]
 fn fit_from_a_complete_cache_needs_no_onnx_runtime() {
     let dir = tempfile::tempdir().unwrap();

@@ -106,7 +106,8 @@ impl Events {
     /// float32 feature values (not the file's name, its weights or its other columns, which no
     /// ratio depends on). Every cache key on these events contains it; a command computes it
     /// once per event file and combines it with each ensemble's fingerprint (hashing the
-    /// values once per (ensemble, file) pair cost seconds at 10⁶ events and 60 ensembles).
+    /// values once per (ensemble, file) pair cost most of a second of every command at 10⁶
+    /// events per file and 63 ensembles).
     pub fn fingerprint(&self) -> EventsFingerprint {
         let mut hasher = blake3::Hasher::new();
         hasher.update(&(self.features.len() as u64).to_le_bytes());
