@@ -176,3 +176,164 @@ fn cli_ratios_twice_reports_cache_use_in_json() {
         }
     }
 }
+
+/// Runs `edit` on the file at `path`, then gives the file back its modification time: an edit
+/// that keeps the size and the time stamp, which a digest memoised by (path, size, mtime)
+/// would miss.
+fn edit_keeping_size_and_mtime(path: &Path, edit: impl FnOnce()) {
+    let (size, mtime) = {
+        let meta = std::fs::metadata(path).unwrap();
+        (meta.len(), meta.modified().unwrap())
+    };
+    edit();
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(mtime).unwrap();
+    drop(file);
+    let meta = std::fs::metadata(path).unwrap();
+    assert_eq!((meta.len(), meta.modified().unwrap()), (size, mtime));
+}
+
+#[test]
+fn edits_that_keep_size_and_mtime_are_still_reevaluated() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model.onnx");
+    std::fs::copy(example().join("models/S/exact.onnx"), &model).unwrap();
+    let path = setup(dir.path(), &model);
+    let cache = RatioCache::new(dir.path().join("cache"));
+    let baseline = run(&path, &cache);
+    assert_eq!(from_cache(&run(&path, &cache)), vec![true, true]);
+
+    // One feature value of the sample, rewritten in place.
+    edit_keeping_size_and_mtime(&dir.path().join("sample.h5"), || {
+        let h5 = hdf5::File::open_rw(dir.path().join("sample.h5")).unwrap();
+        let ds = h5.dataset("events/cos_theta1").unwrap();
+        let mut values = ds.read_raw::<f32>().unwrap();
+        values[7] = -values[7];
+        ds.write_raw(&values).unwrap();
+        drop(ds);
+        h5.close().unwrap();
+    });
+    let after_events = run(&path, &cache);
+    assert_eq!(from_cache(&after_events), vec![true, false]);
+    let (base, changed) = (&all_ratios(&baseline)[1], &all_ratios(&after_events)[1]);
+    assert_ne!(
+        base[7], changed[7],
+        "the edited event's ratio is recomputed"
+    );
+
+    // Another network of exactly the same size (the example's B and S models both have 2516
+    // bytes) under the same name and time stamp.
+    let other = example().join("models/B/exact.onnx");
+    assert_eq!(
+        std::fs::metadata(&other).unwrap().len(),
+        std::fs::metadata(&model).unwrap().len()
+    );
+    edit_keeping_size_and_mtime(&model, || {
+        std::fs::copy(&other, &model).unwrap();
+    });
+    let after_model = run(&path, &cache);
+    assert_eq!(from_cache(&after_model), vec![false, false]);
+    assert_ne!(all_ratios(&after_model)[0], all_ratios(&after_events)[0]);
+}
+
+/// `nsbi fit` of `workspace` with its cache in `cache_dir`, and ONNX Runtime looked for at
+/// `runtime` (`None`: where nsbi finds it).
+fn fit_with_runtime(
+    workspace: &Path,
+    cache_dir: &Path,
+    runtime: Option<&Path>,
+) -> std::process::Output {
+    let json = cache_dir.with_extension("fit.json");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_nsbi"));
+    command.args([
+        "fit",
+        workspace.to_str().unwrap(),
+        "--no-minos",
+        "--cache-dir",
+        cache_dir.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    if let Some(runtime) = runtime {
+        command.env("ORT_DYLIB_PATH", runtime);
+    }
+    command.output().expect("nsbi runs")
+}
+
+fn fitted_mu(cache_dir: &Path) -> f64 {
+    read_json(&cache_dir.with_extension("fit.json"))["parameters"]["mu"]["value"]
+        .as_f64()
+        .unwrap()
+}
+
+/// Every cache key is made from the files (model bytes, feature values) and the settings, so a
+/// command whose entries are all in the cache opens no network: it runs where ONNX Runtime
+/// cannot even be loaded, with the same numbers. (Before, every command opened a session of
+/// every network to make the keys, and failed here.)
+#[test]
+fn fit_from_a_complete_cache_needs_no_onnx_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = setup(dir.path(), &example().join("models/S/exact.onnx"));
+    let no_runtime = dir.path().join("no-libonnxruntime.so");
+
+    // An empty cache needs the networks: the missing runtime is the error.
+    let empty = dir.path().join("empty-cache");
+    let refused = fit_with_runtime(&path, &empty, Some(&no_runtime));
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains(&format!(
+            "ORT_DYLIB_PATH points at {}, which is not a file",
+            no_runtime.display()
+        )),
+        "{}",
+        stderr(&refused)
+    );
+
+    let cache = dir.path().join("cache");
+    let with_runtime = fit_with_runtime(&path, &cache, None);
+    assert!(with_runtime.status.success(), "{}", stderr(&with_runtime));
+    let mu = fitted_mu(&cache);
+    let without = fit_with_runtime(&path, &cache, Some(&no_runtime));
+    assert!(without.status.success(), "{}", stderr(&without));
+    assert!(
+        !stderr(&without).contains("warning"),
+        "{}",
+        stderr(&without)
+    );
+    assert_eq!(fitted_mu(&cache), mu);
+}
+
+/// Each column has its own checksum: a likelihood reads and verifies the ratios alone, and an
+/// altered spread is still caught by whoever reads the spreads (`nsbi ratios`), which
+/// recomputes the entry.
+#[test]
+fn altered_spreads_are_caught_where_spreads_are_read() {
+    use nsbi::data::Lookup;
+    let dir = tempfile::tempdir().unwrap();
+    let path = setup(dir.path(), &example().join("models/S/exact.onnx"));
+    let cache = RatioCache::new(dir.path().join("cache"));
+    let first = run(&path, &cache);
+    let channel = &first.channels[0];
+    let key = channel.keys[&("SR/S".to_string(), 1)].clone();
+    let n = channel.sources[1].1.len();
+    {
+        let file = hdf5::File::open_rw(cache.entry_path(&key)).unwrap();
+        let spread = file.dataset("spread").unwrap();
+        let mut values = spread.read_raw::<f64>().unwrap();
+        values[0] += 1.0;
+        spread.write_raw(&values).unwrap();
+        drop(spread);
+        file.close().unwrap();
+    }
+    let Lookup::Hit(ratio) = cache.load_ratio(&key, n) else {
+        panic!("the ratios are intact")
+    };
+    assert_eq!(ratio, all_ratios(&first)[1]);
+    assert_eq!(
+        cache.load(&key, n),
+        Lookup::Rejected("checksum mismatch: the stored 'spread' values were altered".into())
+    );
+    let second = run(&path, &cache);
+    assert_eq!(from_cache(&second), vec![true, false]);
+    assert!(matches!(cache.load(&key, n), Lookup::Hit(_)));
+}

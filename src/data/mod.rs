@@ -4,4 +4,4 @@ pub mod cache;
 pub mod events;
 
 pub use cache::{CacheKey, CachedRatios, Lookup, RatioCache};
-pub use events::Events;
+pub use events::{Events, EventsFingerprint};

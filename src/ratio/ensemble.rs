@@ -15,7 +15,7 @@ use serde::Deserialize;
 use super::convention::{self, Aggregation, OutputConvention};
 use super::runtime;
 use crate::data::cache::{CacheKey, CacheKeyBuilder, CachedRatios};
-use crate::data::Events;
+use crate::data::{Events, EventsFingerprint};
 use crate::error::{Error, Result};
 
 /// Events per network call.
@@ -92,7 +92,6 @@ struct Member {
     input: String,
     output: String,
     column: usize,
-    bytes_hash: blake3::Hash,
     sessions: Vec<Mutex<Session>>,
 }
 
@@ -110,6 +109,75 @@ pub struct RatioEnsemble {
     spec: OutputSpec,
     standardisation: Option<Standardisation>,
     n_features: usize,
+    /// Of the model bytes the sessions were opened from.
+    fingerprint: EnsembleFingerprint,
+}
+
+/// What an ensemble's ratios depend on besides the events — its networks' bytes, which output
+/// is read and how, the standardisation, the batch size (network arithmetic can depend on it)
+/// and the ONNX Runtime version — known from the files alone, without opening a session: a
+/// command whose entries are all in the cache opens none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnsembleFingerprint {
+    models: Vec<blake3::Hash>,
+    settings: String,
+}
+
+impl EnsembleFingerprint {
+    /// From each member's model bytes (hashed) and the settings the workspace gives.
+    pub fn new(
+        model_hashes: Vec<blake3::Hash>,
+        spec: &OutputSpec,
+        standardisation: Option<&Standardisation>,
+    ) -> EnsembleFingerprint {
+        // The requested output name (None: the first output, which the model bytes fix).
+        let settings = format!(
+            "{:?}|{}|{:?}|{:?}|{:?}|{}|{}",
+            spec.name,
+            spec.column,
+            spec.convention,
+            spec.aggregation,
+            standardisation.map(|s| (&s.mean, &s.std)),
+            BATCH_SIZE,
+            runtime::ORT_VERSION
+        );
+        EnsembleFingerprint {
+            models: model_hashes,
+            settings,
+        }
+    }
+
+    /// Hashes the model files at `paths` (missing or unreadable: an error naming the file).
+    pub fn of_files(
+        paths: &[PathBuf],
+        spec: &OutputSpec,
+        standardisation: Option<&Standardisation>,
+    ) -> Result<EnsembleFingerprint> {
+        let hashes = paths
+            .iter()
+            .map(|path| model_bytes(path).map(|bytes| blake3::hash(&bytes)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(EnsembleFingerprint::new(hashes, spec, standardisation))
+    }
+
+    /// The cache key of these networks' ratios on the events of `events`.
+    pub fn cache_key(&self, events: &EventsFingerprint) -> CacheKey {
+        let mut key = CacheKeyBuilder::default();
+        for model in &self.models {
+            key.bytes("model", model.as_bytes());
+        }
+        key.bytes("settings", self.settings.as_bytes());
+        key.bytes("events", events.0.as_bytes());
+        key.finish()
+    }
+}
+
+/// The bytes of a model file; a missing or unreadable one is an error naming it.
+fn model_bytes(path: &Path) -> Result<Vec<u8>> {
+    if !path.is_file() {
+        return Err(Error::model(path, "model file not found"));
+    }
+    std::fs::read(path).map_err(|e| Error::model(path, format!("cannot read: {e}")))
 }
 
 /// What a model file says about its interface, read without running it.
@@ -244,10 +312,10 @@ impl RatioEnsemble {
     ) -> Result<RatioEnsemble> {
         let workers = rayon::current_num_threads().max(1);
         let mut members = Vec::with_capacity(paths.len());
+        let mut hashes = Vec::with_capacity(paths.len());
         for path in paths {
             let (first, interface) = inspect_model(path, n_features, &spec)?;
-            let bytes =
-                std::fs::read(path).map_err(|e| Error::model(path, format!("cannot read: {e}")))?;
+            hashes.push(blake3::hash(&model_bytes(path)?));
             let mut sessions = vec![Mutex::new(first)];
             for _ in 1..workers {
                 sessions.push(Mutex::new(open_session(path)?));
@@ -257,17 +325,24 @@ impl RatioEnsemble {
                 input: interface.input,
                 output: interface.output,
                 column: interface.column,
-                bytes_hash: blake3::hash(&bytes),
                 sessions,
             });
         }
+        let fingerprint = EnsembleFingerprint::new(hashes, &spec, standardisation.as_ref());
         Ok(RatioEnsemble {
             label: label.into(),
             members,
             spec,
             standardisation,
             n_features,
+            fingerprint,
         })
+    }
+
+    /// What this ensemble's ratios depend on besides the events (of the model bytes read when
+    /// its sessions were opened).
+    pub fn fingerprint(&self) -> &EnsembleFingerprint {
+        &self.fingerprint
     }
 
     pub fn n_members(&self) -> usize {
@@ -278,32 +353,9 @@ impl RatioEnsemble {
         self.members.iter().map(|m| m.path.as_path()).collect()
     }
 
-    /// The cache key of this ensemble's ratios on `events`: model bytes, output settings,
-    /// standardisation, batch size (network arithmetic can depend on it) and feature values.
+    /// The cache key of this ensemble's ratios on `events` ([`EnsembleFingerprint::cache_key`]).
     pub fn cache_key(&self, events: &Events) -> CacheKey {
-        let mut key = CacheKeyBuilder::default();
-        for m in &self.members {
-            key.bytes("model", m.bytes_hash.as_bytes());
-            key.bytes("output", m.output.as_bytes());
-        }
-        let settings = format!(
-            "{:?}|{}|{:?}|{:?}|{:?}|{}|{}",
-            self.spec.convention,
-            self.spec.column,
-            self.spec.aggregation,
-            self.standardisation.as_ref().map(|s| (&s.mean, &s.std)),
-            events.features,
-            BATCH_SIZE,
-            runtime::ORT_VERSION
-        );
-        key.bytes("settings", settings.as_bytes());
-        let values = events
-            .values
-            .as_slice()
-            .expect("event matrices are contiguous");
-        let bytes: Vec<u8> = values.iter().flat_map(|x| x.to_le_bytes()).collect();
-        key.bytes("features", &bytes);
-        key.finish()
+        self.fingerprint.cache_key(&events.fingerprint())
     }
 
     /// Per-event ratios and ensemble spreads for `events`. A member output that is not finite,

@@ -12,11 +12,11 @@ use std::sync::Mutex;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::data::{CacheKey, CachedRatios, Events, Lookup, RatioCache};
+use crate::data::{CacheKey, CachedRatios, Events, EventsFingerprint, Lookup, RatioCache};
 use crate::error::{Error, Result};
 use crate::workspace::schema::{EventSourceSpec, RatioSpec, UnbinnedChannelSpec};
-use crate::workspace::{EnsembleRef, EventRole, Workspace};
-pub use ensemble::{MemberRatios, OutputSpec, RatioEnsemble, Standardisation};
+use crate::workspace::{EventRole, Workspace};
+pub use ensemble::{EnsembleFingerprint, MemberRatios, OutputSpec, RatioEnsemble, Standardisation};
 
 /// Builds the ensemble a workspace entry describes (resolving globs and standardisation).
 pub fn load_ensemble(
@@ -74,6 +74,30 @@ impl EnsembleRecipe {
             self.standardisation.clone(),
             self.n_features,
         )
+    }
+
+    /// What the ensemble's ratios depend on besides the events, from its model files' bytes
+    /// and settings: no session is opened (an entry found in the cache needs none).
+    pub fn fingerprint(&self) -> Result<EnsembleFingerprint> {
+        EnsembleFingerprint::of_files(&self.paths, &self.output, self.standardisation.as_ref())
+    }
+
+    /// The ensemble, loaded for an entry keyed by `fingerprint`: refused if its model files
+    /// changed since the key was made (the entry would be stored under a key that does not
+    /// describe its numbers).
+    fn load_as(&self, fingerprint: &EnsembleFingerprint) -> Result<RatioEnsemble> {
+        let ensemble = self.load()?;
+        if ensemble.fingerprint() != fingerprint {
+            return Err(Error::Analysis(format!(
+                "the networks of {} changed while this command ran: run it again",
+                self.label
+            )));
+        }
+        Ok(ensemble)
+    }
+
+    pub fn n_members(&self) -> usize {
+        self.paths.len()
     }
 }
 
@@ -202,12 +226,9 @@ impl StoredRatios {
     /// again when it is absent or fails its checks.
     fn read(&self, label: &str, events: &Events, key: &CacheKey) -> Result<Vec<f64>> {
         let entry = self.cache.entry_path(key);
-        match self.cache.load(key, events.len()) {
-            Lookup::Hit(hit) => return Ok(hit.ratio),
-            Lookup::Rejected(reason) => eprintln!(
-                "warning: ratio cache entry {} is not used ({reason}); recomputing it",
-                entry.display()
-            ),
+        match self.cache.load_ratio(key, events.len()) {
+            Lookup::Hit(ratio) => return Ok(ratio),
+            Lookup::Rejected(reason) => warn_rejected(&entry, &reason),
             Lookup::Absent => {}
         }
         let recipe = self.recipes.get(label).ok_or_else(|| {
@@ -221,7 +242,8 @@ impl StoredRatios {
             return Err(Error::Cache {
                 path: entry,
                 message: format!(
-                    "the networks of {label} or the events of {} changed while this command                      ran: run it again",
+                    "the networks of {label} or the events of {} changed while this command \
+                     ran: run it again",
                     events.file.display()
                 ),
             });
@@ -311,6 +333,11 @@ fn walk_workspace(
     let ensembles = ws.ensembles();
     for channel in ws.spec.unbinned_channels() {
         let sources = channel_events(ws, channel)?;
+        // Each event file is hashed once, whatever the number of ensembles reading it.
+        let fingerprints: Vec<EventsFingerprint> = sources
+            .iter()
+            .map(|(_, events)| events.fingerprint())
+            .collect();
         let mut keys = BTreeMap::new();
         let mut recipes = BTreeMap::new();
         for eref in ensembles
@@ -319,12 +346,14 @@ fn walk_workspace(
         {
             let label = eref.label();
             let recipe = EnsembleRecipe::of(ws, channel, &label, eref.spec)?;
-            let ensemble = recipe.load()?;
-            for (index, (role, events)) in sources.iter().enumerate() {
-                let key = ensemble.cache_key(events);
+            let mut ensemble = LazyEnsemble::new(&recipe)?;
+            for (index, ((role, events), events_fingerprint)) in
+                sources.iter().zip(&fingerprints).enumerate()
+            {
+                let key = ensemble.fingerprint.cache_key(events_fingerprint);
                 if check == Check::Numbers || !cache.present(&key, events.len()) {
                     let (_, record) =
-                        ratios_for(&ensemble, eref, role, events, cache, &key, show_progress)?;
+                        ratios_for(&mut ensemble, role, events, cache, &key, show_progress)?;
                     records.push(record);
                 }
                 keys.insert((label.clone(), index), key);
@@ -346,24 +375,67 @@ fn walk_workspace(
     Ok(WorkspaceRatios { channels, records })
 }
 
+/// An ensemble whose networks' sessions are opened only when an entry must be evaluated: a
+/// command finding every entry in the cache opens none (ONNX Runtime is not even started).
+struct LazyEnsemble<'a> {
+    recipe: &'a EnsembleRecipe,
+    fingerprint: EnsembleFingerprint,
+    loaded: Option<RatioEnsemble>,
+}
+
+impl<'a> LazyEnsemble<'a> {
+    fn new(recipe: &'a EnsembleRecipe) -> Result<LazyEnsemble<'a>> {
+        Ok(LazyEnsemble {
+            recipe,
+            fingerprint: recipe.fingerprint()?,
+            loaded: None,
+        })
+    }
+
+    /// The ensemble with its sessions open (opened on the first call).
+    fn sessions(&mut self) -> Result<&RatioEnsemble> {
+        if self.loaded.is_none() {
+            self.loaded = Some(self.recipe.load_as(&self.fingerprint)?);
+        }
+        Ok(self.loaded.as_ref().expect("loaded above"))
+    }
+}
+
 fn ratios_for(
-    ensemble: &RatioEnsemble,
-    eref: &EnsembleRef<'_>,
+    ensemble: &mut LazyEnsemble<'_>,
     role: &EventRole,
     events: &Events,
     cache: &RatioCache,
     key: &CacheKey,
     show_progress: bool,
 ) -> Result<(CachedRatios, RatioRecord)> {
-    let (values, source, entry) = cached_or_evaluated_at(
-        ensemble,
-        events,
-        cache,
-        key,
-        show_progress.then(|| format!("{} on {role}", eref.label())),
-    )?;
-    let record = summarise(ensemble, role, events, &values, source, entry);
+    let entry = cache.entry_path(key);
+    let (values, source) = match cache.load(key, events.len()) {
+        Lookup::Hit(hit) => {
+            let source = Source {
+                from_cache: true,
+                from_parts: 0,
+            };
+            (hit, source)
+        }
+        lookup => {
+            if let Lookup::Rejected(reason) = lookup {
+                warn_rejected(&entry, &reason);
+            }
+            let progress = show_progress.then(|| format!("{} on {role}", ensemble.recipe.label));
+            evaluate_and_store(ensemble.sessions()?, events, cache, key, progress)?
+        }
+    };
+    let record = summarise(ensemble.recipe, role, events, &values, source, entry);
     Ok((values, record))
+}
+
+/// The warning for an entry that is in the cache but must not be used.
+fn warn_rejected(entry: &std::path::Path, reason: &str) {
+    eprintln!(
+        "warning: ratio cache entry {} is not used ({reason}); recomputing it",
+        entry.display()
+    );
 }
 
 /// The ensemble's ratios on `events` from `cache`, or evaluated now and stored there; the flag
@@ -413,10 +485,7 @@ fn cached_or_evaluated_at(
             };
             return Ok((hit, source, entry));
         }
-        Lookup::Rejected(reason) => eprintln!(
-            "warning: ratio cache entry {} is not used ({reason}); recomputing it",
-            entry.display()
-        ),
+        Lookup::Rejected(reason) => warn_rejected(&entry, &reason),
         Lookup::Absent => {}
     }
     let (ratios, source) = evaluate_and_store(ensemble, events, cache, key, progress)?;
@@ -447,7 +516,7 @@ fn evaluate_and_store(
 }
 
 fn summarise(
-    ensemble: &RatioEnsemble,
+    ensemble: &EnsembleRecipe,
     role: &EventRole,
     events: &Events,
     values: &CachedRatios,

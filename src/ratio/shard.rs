@@ -58,8 +58,7 @@ pub fn evaluate_workspace_shard(
     shard: (usize, usize),
 ) -> Result<Vec<PartRecord>> {
     let mut records = Vec::new();
-    for_each_entry(ws, |ensemble, role, events| {
-        let key = ensemble.cache_key(events);
+    for_each_entry(ws, |ensemble, role, events, key| {
         let range = shard_events(events.len(), shard);
         let part = cache.part_path(&key, &range);
         let outcome = if let Lookup::Hit(_) = cache.load(&key, events.len()) {
@@ -99,11 +98,8 @@ pub fn evaluate_workspace_shard(
 /// run has to evaluate. Loads every ensemble (so a broken model is found before submitting).
 pub fn pending_entries(ws: &Workspace, cache: &RatioCache) -> Result<Vec<usize>> {
     let mut pending = Vec::new();
-    for_each_entry(ws, |ensemble, _, events| {
-        if !matches!(
-            cache.load(&ensemble.cache_key(events), events.len()),
-            Lookup::Hit(_)
-        ) {
+    for_each_entry(ws, |_, _, events, key| {
+        if !matches!(cache.load(&key, events.len()), Lookup::Hit(_)) {
             pending.push(events.len());
         }
         Ok(())
@@ -111,22 +107,25 @@ pub fn pending_entries(ws: &Workspace, cache: &RatioCache) -> Result<Vec<usize>>
     Ok(pending)
 }
 
-/// Calls `visit` for every ensemble of `ws` on every event file of its channel, in the order of
-/// [`super::evaluate_workspace`].
+/// Calls `visit` for every ensemble of `ws` on every event file of its channel, with the
+/// entry's cache key, in the order of [`super::evaluate_workspace`]. Each event file is hashed
+/// once for all ensembles.
 fn for_each_entry(
     ws: &Workspace,
-    mut visit: impl FnMut(&RatioEnsemble, &EventRole, &Events) -> Result<()>,
+    mut visit: impl FnMut(&RatioEnsemble, &EventRole, &Events, CacheKey) -> Result<()>,
 ) -> Result<()> {
     let ensembles = ws.ensembles();
     for channel in ws.spec.unbinned_channels() {
         let sources = channel_events(ws, channel)?;
+        let fingerprints: Vec<_> = sources.iter().map(|(_, e)| e.fingerprint()).collect();
         for eref in ensembles
             .iter()
             .filter(|e| std::ptr::eq(e.channel, channel))
         {
             let ensemble = load_ensemble(ws, channel, &eref.label(), eref.spec)?;
-            for (role, events) in &sources {
-                visit(&ensemble, role, events)?;
+            for ((role, events), events_fingerprint) in sources.iter().zip(&fingerprints) {
+                let key = ensemble.fingerprint().cache_key(events_fingerprint);
+                visit(&ensemble, role, events, key)?;
             }
         }
     }
