@@ -81,13 +81,13 @@ fn model() -> Model {
                 .collect(),
         })
         .collect();
-    Model {
+    Model::unbinned(
         parameters,
-        channels: vec![Channel {
+        vec![Channel {
             name: "bench".into(),
             processes,
         }],
-    }
+    )
 }
 
 /// Events and their ratios; also written to HDF5 for the numpy baseline.

@@ -94,13 +94,13 @@ fn model(n: usize, k: usize) -> Model {
                 .collect(),
         })
         .collect();
-    Model {
+    Model::unbinned(
         parameters,
-        channels: vec![Channel {
+        vec![Channel {
             name: "bench".into(),
             processes,
         }],
-    }
+    )
 }
 
 fn data(events: usize, k: usize) -> ChannelData {

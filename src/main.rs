@@ -34,7 +34,10 @@ macro_rules! println {
     version,
     about = "Unbinned likelihood fits with per-event neural density ratios",
     long_about = "nsbi builds unbinned likelihoods from a YAML workspace, HDF5 event files and \
-ONNX classifier ensembles that learn per-event density ratios r_c(x) = p_c(x)/p_ref(x).\n\n\
+ONNX classifier ensembles that learn per-event density ratios r_c(x) = p_c(x)/p_ref(x); \
+channels of `type: binned` (HistFactory histograms, pyhf's modifiers) may sit beside the \
+unbinned ones, sharing their parameters, and a pyhf JSON workspace may be given in place of \
+the YAML.\n\n\
 Typical session:\n  nsbi validate workspace.yaml   # check files, columns, models without running them\n  \
 nsbi ratios workspace.yaml     # evaluate and cache every ensemble over every event file\n  \
 nsbi calibrate workspace.yaml  # reliability curves of the ratio models on held-out events\n  \
@@ -152,7 +155,8 @@ enum Command {
     Coverage(CoverageArgs),
     /// Convert a workspace from another tool into nsbi's YAML: `nsbi import pyhf ws.json
     /// --out ws.yaml` reads a pyhf JSON workspace (channels, observations, one measurement's
-    /// POI and parameter settings) into binned channels.
+    /// POI and parameter settings) into binned channels. (Every command also takes the JSON
+    /// file directly, with its first measurement.)
     Import(ImportArgs),
     /// Write the binned channels of a workspace in another tool's format: `nsbi export pyhf
     /// ws.yaml --out ws.json` writes pyhf JSON that `pyhf.Workspace` loads.

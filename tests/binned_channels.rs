@@ -361,3 +361,55 @@ fn binned_modifier_settings_that_disagree_are_refused_with_their_place() {
     let run = nsbi(&["fit", ws.to_str().unwrap()]);
     common::assert_refused(&run, &["alpha_shape", "per bin"]);
 }
+
+#[test]
+fn nsbi_scan_of_an_imported_workspace_equals_pyhf_profile_scan() {
+    let path = root().join("tests/fixtures/binned/scan_reference.json");
+    let reference: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut worst = 0.0f64;
+    for case in reference["cases"].as_array().unwrap() {
+        let name = case["case"].as_str().unwrap();
+        let points = case["points"].as_array().unwrap();
+        let mu = |p: &Value| p["mu"].as_f64().unwrap();
+        let range = format!(
+            "--range={:.17}:{:.17}",
+            mu(&points[0]),
+            mu(&points[points.len() - 1])
+        );
+        let ws = import(name, dir.path());
+        let json = dir.path().join(format!("{name}_scan.json"));
+        let run = nsbi(&[
+            "scan",
+            ws.to_str().unwrap(),
+            "--poi",
+            case["poi"].as_str().unwrap(),
+            &range,
+            "--points",
+            &points.len().to_string(),
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+        assert!(run.status.success(), "{name}: {}", stderr(&run));
+        let scan = common::read_json(&json);
+        let grid: Vec<&Value> = scan["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["best_fit"] == false)
+            .collect();
+        assert_eq!(grid.len(), points.len(), "{name}");
+        for (ours, theirs) in grid.iter().zip(points) {
+            let poi = case["poi"].as_str().unwrap();
+            assert!((ours[poi].as_f64().unwrap() - mu(theirs)).abs() < 1e-12);
+            let (t, t_pyhf) = (ours["t"].as_f64().unwrap(), theirs["t"].as_f64().unwrap());
+            assert!(
+                (t - t_pyhf).abs() < 1e-6,
+                "{name} at {poi} = {}: t nsbi {t} vs pyhf {t_pyhf}",
+                mu(theirs)
+            );
+            worst = worst.max((t - t_pyhf).abs());
+        }
+    }
+    eprintln!("largest |t − t_pyhf| {worst:e}");
+}

@@ -25,7 +25,10 @@ fn total(file: &str, weight: &str) -> f64 {
 fn workspace_factors_come_from_the_shipped_variations() {
     let ws = nsbi::workspace::Workspace::load(example().join("workspace.yaml")).unwrap();
     let process = |name: &str| {
-        ws.spec.channels[0]
+        ws.spec
+            .unbinned_channels()
+            .next()
+            .unwrap()
             .processes
             .iter()
             .find(|p| p.name.value == name)

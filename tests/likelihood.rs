@@ -127,13 +127,13 @@ fn several_shapes() -> (Model, ChannelData) {
             shapes,
         });
     }
-    let model = Model {
+    let model = Model::unbinned(
         parameters,
-        channels: vec![Channel {
+        vec![Channel {
             name: "several".into(),
             processes,
         }],
-    };
+    );
     let channel = ChannelData {
         name: "several".into(),
         weights: (0..n_events).map(|_| 0.5 + uniform()).collect(),
@@ -245,13 +245,13 @@ fn many_shapes() -> (Model, ChannelData) {
             shapes,
         });
     }
-    let model = Model {
+    let model = Model::unbinned(
         parameters,
-        channels: vec![Channel {
+        vec![Channel {
             name: "many".into(),
             processes,
         }],
-    };
+    );
     let channel = ChannelData {
         name: "many".into(),
         weights: (0..n_events).map(|_| 0.5 + uniform()).collect(),
@@ -361,13 +361,13 @@ fn normalised_shapes() -> (Model, ChannelData) {
             shapes,
         });
     }
-    let model = Model {
+    let model = Model::unbinned(
         parameters,
-        channels: vec![Channel {
+        vec![Channel {
             name: "normalised".into(),
             processes,
         }],
-    };
+    );
     let channel = ChannelData {
         name: "normalised".into(),
         weights: (0..n_events).map(|i| 0.5 + (i % 5) as f64 * 0.25).collect(),

@@ -292,18 +292,18 @@ fn synthetic() -> Synthetic {
             .collect(),
     };
     Synthetic {
-        model: Model {
-            parameters: vec![
+        model: Model::unbinned(
+            vec![
                 parameter("mu", true),
                 parameter("alpha_s0", false),
                 parameter("alpha_s1", false),
                 parameter("alpha_s2", false),
             ],
-            channels: vec![Channel {
+            vec![Channel {
                 name: "SR".into(),
                 processes: vec![process("S", "mu", 300.0), process("B", "1", 1000.0)],
             }],
-        },
+        ),
         ratios: ChannelRatios::in_memory("SR", sources, ratios),
     }
 }

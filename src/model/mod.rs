@@ -128,6 +128,28 @@ pub enum ConstraintPdf {
 }
 
 impl Model {
+    /// A model of unbinned channels whose `constrained` parameters carry nsbi's unit
+    /// Gaussian constraint around 0 (for models built in code: tests, benchmarks).
+    pub fn unbinned(parameters: Vec<Parameter>, channels: Vec<Channel>) -> Model {
+        let constraints = parameters
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.constrained)
+            .map(|(parameter, _)| ConstraintTerm {
+                parameter,
+                pdf: ConstraintPdf::Gaussian { sigma: 1.0 },
+                auxdata: 0.0,
+                normalised: false,
+            })
+            .collect();
+        Model {
+            parameters,
+            channels,
+            binned: None,
+            constraints,
+        }
+    }
+
     pub fn from_workspace(ws: &Workspace) -> Result<Model> {
         let local = crate::binned::combine::local_model(ws)?;
         let (mut parameters, global_of_local) = global_parameters(ws, local.as_ref())?;
