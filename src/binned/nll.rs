@@ -10,6 +10,11 @@
 //! with λ_b = Σ_samples Π factors · (nominal + Σ histosys shifts), and its analytic gradient
 //! and Hessian. Each sample-bin depends on a handful of parameters, so its derivatives are
 //! computed on those few and added into the full gradient and Hessian.
+//!
+//! [`BinnedModel::evaluate_into`] is what loops call (fits, toys): it reuses the caller's
+//! output and a per-thread work space, so that after the first call nothing is allocated; the
+//! bin-independent factors (normfactor, lumi, normsys) are evaluated once per channel, and a
+//! bin's gradient dλ/dθ is gathered in a dense per-parameter array (no search per entry).
 
 use std::cell::Cell;
 
@@ -533,11 +538,16 @@ impl Scratch {
                 between *= fi.value;
             }
         }
-        for q in 0..k_n {
-            for r in 0..k_n {
-                self.hess[q * k_n + r] += self.df[q] * self.da[r] + self.df[r] * self.da[q];
+        if self.shifts.is_empty() {
+            return;
+        }
+        let (df, da) = (&self.df, &self.da);
+        for (q, row) in self.hess.chunks_exact_mut(k_n).enumerate() {
+            let (dfq, daq) = (df[q], da[q]);
+            for ((h, &dfr), &dar) in row.iter_mut().zip(df).zip(da) {
+                *h += dfq * dar + dfr * daq;
             }
-            self.hess[q * k_n + q] += f_value * self.dda[q];
+            row[q] += f_value * self.dda[q];
         }
     }
 }
