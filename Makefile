@@ -3,7 +3,7 @@
 WORKSPACE ?= workspaces/offshell_toy/workspace.yaml
 CARGO ?= cargo
 
-.PHONY: setup demo test bench bench-scale bench-roofit fixtures
+.PHONY: setup demo test bench bench-scale bench-roofit bench-pyhf fixtures
 
 setup:
 	bash .ci/setup.sh
@@ -27,6 +27,15 @@ bench: setup
 bench-scale: setup
 	$(CARGO) build --release --quiet
 	.venv/bin/python validation/bench_scale.py $(BENCH_SCALE_ARGS)
+
+# Binned benchmark against pyhf (issue 14): a pyhf workspace of realistic size
+# (validation/make_pyhf_workspace.py, into target/pyhf-bench/), pyhf (numpy, minuit) and nsbi's
+# binned engine in one run, one core each; summary in target/pyhf-bench/summary.json.
+# Each pyhf toy is a pyhf fit (about a minute on a busy machine): BENCH_PYHF_TOYS of them.
+BENCH_PYHF_TOYS ?= 2
+bench-pyhf: setup
+	$(CARGO) build --release --quiet --example binned_bench
+	.venv/bin/python validation/bench_pyhf.py --toys $(BENCH_PYHF_TOYS)
 
 # Regenerate the example workspace's data and models (deterministic for a given seed).
 fixtures: setup

@@ -74,3 +74,56 @@ fn toy_evaluations_do_not_allocate() {
         assert_eq!(out.hessian, reference.hessian);
     }
 }
+
+/// The binned NLL at every order, and a binned toy, allocate nothing once their buffers and
+/// this thread's scratch have been through one call (the fits' and toys' loops).
+#[test]
+fn binned_evaluations_and_toys_do_not_allocate() {
+    use nsbi::binned::nll::{NllDerivatives, Order as BinnedOrder};
+    use nsbi::binned::{pyhf, BinnedModel};
+    use rand::SeedableRng;
+
+    let path = root().join("tests/fixtures/binned/multichannel.json");
+    let json = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let spec = pyhf::import(&json, None, "multichannel").unwrap();
+    let model = BinnedModel::from_spec(&spec, "multichannel").unwrap();
+    let inits = model.inits();
+    let data = &model.observed;
+    let points: Vec<Vec<f64>> = (0..20)
+        .map(|step| {
+            let mut point = inits.clone();
+            point[0] += 0.01 * step as f64;
+            point
+        })
+        .collect();
+    let mut out = NllDerivatives::default();
+    for order in [
+        BinnedOrder::Value,
+        BinnedOrder::Gradient,
+        BinnedOrder::Hessian,
+    ] {
+        model.evaluate_into(&inits, data, order, &mut out).unwrap();
+        let n = allocations_during(|| {
+            for point in &points {
+                model.evaluate_into(point, data, order, &mut out).unwrap();
+            }
+        });
+        assert_eq!(n, 0, "{order:?}: {n} allocations in 20 evaluations");
+        let fresh = match order {
+            BinnedOrder::Value => model.nll(&inits, data).unwrap(),
+            _ => model.nll_hessian(&inits, data).unwrap().value,
+        };
+        model.evaluate_into(&inits, data, order, &mut out).unwrap();
+        assert_eq!(out.value.to_bits(), fresh.to_bits());
+    }
+
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    let mut toy = model.observed.clone();
+    model.sample_into(&inits, &mut rng, &mut toy).unwrap();
+    let n = allocations_during(|| {
+        for _ in 0..20 {
+            model.sample_into(&inits, &mut rng, &mut toy).unwrap();
+        }
+    });
+    assert_eq!(n, 0, "{n} allocations in 20 toys");
+}

@@ -4,6 +4,11 @@
         writes OUTDIR/<case>.json (pyhf workspaces) and OUTDIR/reference.json: for each case and
         interpolation-code setting, >= 20 random parameter points (by pyhf par_names) with
         pyhf's -model.logpdf(pars, data).
+    pyhf_reference.py sample OUTDIR
+        writes OUTDIR/sampling.json: moments (mean, variance, fourth central moment) of each
+        bin's count and each global observable over SAMPLES draws of pyhf's
+        model.make_pdf(pars).sample() for the multichannel case at a fixed point, keyed by
+        channel name and parameter name (pyhf's `name[i]` for per-bin parameters).
     pyhf_reference.py logpdf WORKSPACE.json REFERENCE.json CASE
         loads WORKSPACE.json with pyhf.Workspace (e.g. one nsbi exported) and prints, as JSON,
         the largest relative difference of its -logpdf from the reference points of CASE.
@@ -241,6 +246,67 @@ def make(outdir):
     (outdir / "reference.json").write_text(json.dumps(reference, indent=1) + "\n")
 
 
+SAMPLES = 40000
+# Away from the nominal point, so that a mean or width taken at the wrong parameter shows:
+# γ ≠ 1 for every per-bin parameter, α ≠ 0, a scaled POI and background.
+SAMPLE_POINT = {"mu": 1.4, "mu_B": 1.2, "lumi": 1.01, "jes": 0.6, "fake_var": -0.7, "xsec_bkg": 0.3}
+
+
+def moments(x):
+    """Mean, variance (ddof 1) and fourth central moment of each column of x."""
+    mean = x.mean(axis=0)
+    centred = x - mean
+    return {
+        "mean": [float(v) for v in mean],
+        "var": [float(v) for v in x.var(axis=0, ddof=1)],
+        "m4": [float(v) for v in (centred**4).mean(axis=0)],
+    }
+
+
+def sample(outdir):
+    """pyhf's toy sampler at SAMPLE_POINT (per-bin γ at 1.1, other parameters at their inits)."""
+    case = "multichannel"
+    workspace = pyhf.Workspace(cases()[case])
+    model = workspace.model()
+    pars = []
+    for name in model.config.par_order:
+        paramset = model.config.param_set(name)
+        if name in SAMPLE_POINT:
+            pars.append(SAMPLE_POINT[name])
+        elif paramset.n_parameters > 1 or not paramset.is_scalar:
+            pars.extend(1.1 for _ in range(paramset.n_parameters))
+        else:
+            pars.extend(paramset.suggested_init)
+    np.random.seed(20261202)  # scipy's rvs draws from numpy's global generator
+    draws = np.asarray(model.make_pdf(np.asarray(pars)).sample((SAMPLES,)), dtype=float)
+    main, aux = draws[:, : model.config.nmaindata], draws[:, model.config.nmaindata :]
+    counts = {}
+    for channel in model.config.channels:
+        bins = model.config.channel_slices[channel]
+        counts[channel] = moments(main[:, bins])
+    aux_names = []
+    for name in model.config.auxdata_order:
+        paramset = model.config.param_set(name)
+        if paramset.is_scalar:
+            aux_names.append(name)
+        else:
+            aux_names.extend(f"{name}[{i}]" for i in range(paramset.n_parameters))
+    assert len(aux_names) == aux.shape[1]
+    aux_moments = moments(aux)
+    auxdata = {
+        name: {key: aux_moments[key][k] for key in aux_moments} for k, name in enumerate(aux_names)
+    }
+    reference = {
+        "pyhf_version": pyhf.__version__,
+        "case": case,
+        "samples": SAMPLES,
+        "pars": dict(zip(model.config.par_names, [float(p) for p in pars])),
+        "counts": counts,
+        "auxdata": auxdata,
+    }
+    Path(outdir, "sampling.json").write_text(json.dumps(reference, indent=1) + "\n")
+
+
 def logpdf(workspace_path, reference_path, case):
     workspace = pyhf.Workspace(json.loads(Path(workspace_path).read_text()))
     reference = json.loads(Path(reference_path).read_text())
@@ -264,6 +330,8 @@ def logpdf(workspace_path, reference_path, case):
 if __name__ == "__main__":
     if sys.argv[1] == "make":
         make(sys.argv[2])
+    elif sys.argv[1] == "sample":
+        sample(sys.argv[2])
     elif sys.argv[1] == "logpdf":
         logpdf(*sys.argv[2:5])
     else:

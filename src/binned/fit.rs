@@ -7,53 +7,95 @@
 use crate::error::{Error, Result};
 
 use super::model::{BinnedData, BinnedModel};
+use super::nll::{NllDerivatives, Order};
 
-/// The best fit: parameter values, NLL, Hessian errors (0 for fixed or bound parameters)
-/// and the number of Newton iterations.
+/// The best fit: parameter values, NLL, Hessian errors (0 for fixed or bound parameters),
+/// the number of Newton iterations and of NLL evaluations (line-search values, and full
+/// value + gradient + Hessian evaluations).
 #[derive(Clone, Debug, PartialEq)]
 pub struct BinnedFit {
     pub parameters: Vec<f64>,
     pub nll: f64,
     pub errors: Vec<f64>,
     pub iterations: usize,
+    pub value_evaluations: usize,
+    pub hessian_evaluations: usize,
 }
 
 const MAX_ITERATIONS: usize = 200;
 
+/// The NLL of one model and data set, counting its evaluations and reusing one output.
+struct Objective<'a> {
+    model: &'a BinnedModel,
+    data: &'a BinnedData,
+    out: NllDerivatives,
+    values: usize,
+    hessians: usize,
+}
+
+impl Objective<'_> {
+    fn value(&mut self, x: &[f64]) -> Result<f64> {
+        self.values += 1;
+        self.model
+            .evaluate_into(x, self.data, Order::Value, &mut self.out)?;
+        Ok(self.out.value)
+    }
+
+    /// Value, gradient and Hessian at `x` (in `self.out`).
+    fn derivatives(&mut self, x: &[f64]) -> Result<&NllDerivatives> {
+        self.hessians += 1;
+        self.model
+            .evaluate_into(x, self.data, Order::Hessian, &mut self.out)?;
+        Ok(&self.out)
+    }
+
+    /// The free directions at `x` and the Hessian over them.
+    fn active_hessian(&mut self, x: &[f64]) -> Result<(Vec<usize>, Vec<f64>, Vec<f64>)> {
+        let model = self.model;
+        let d = self.derivatives(x)?;
+        let active = free_directions(model, x, &d.gradient);
+        let g = active.iter().map(|&i| d.gradient[i]).collect();
+        let h = submatrix(&d.hessian, x.len(), &active);
+        Ok((active, g, h))
+    }
+}
+
 /// Minimises the NLL over the parameters not fixed, from `init`, within the bounds.
 pub fn fit(model: &BinnedModel, data: &BinnedData, init: &[f64]) -> Result<BinnedFit> {
+    let mut objective = Objective {
+        model,
+        data,
+        out: NllDerivatives::default(),
+        values: 0,
+        hessians: 0,
+    };
     let mut x = init.to_vec();
-    let n = x.len();
-    let mut nll = model.nll(&x, data)?;
+    let mut trial = x.clone();
+    let mut nll = objective.value(&x)?;
     for iteration in 0..MAX_ITERATIONS {
-        let d = model.nll_hessian(&x, data)?;
-        let active = free_directions(model, &x, &d.gradient);
-        let g: Vec<f64> = active.iter().map(|&i| d.gradient[i]).collect();
-        let h = submatrix(&d.hessian, n, &active);
+        let (active, g, h) = objective.active_hessian(&x)?;
         if g.iter().all(|gi| gi.abs() < 1e-10) {
-            return Ok(finish(model, x, nll, &h, &active, iteration));
+            return Ok(finish(&objective, x, nll, &h, &active, iteration));
         }
         let step = damped_newton_step(&h, &g);
         // Backtracking on the NLL; a point where the likelihood is undefined counts as worse.
         let mut t = 1.0;
         let mut improved = false;
         while t > 1e-12 {
-            let mut trial = x.clone();
+            trial.copy_from_slice(&x);
             for (k, &i) in active.iter().enumerate() {
                 let (low, high) = model.parameters[i].bounds;
                 trial[i] = (x[i] + t * step[k]).clamp(low, high);
             }
-            if let Ok(value) = model.nll(&trial, data) {
+            if let Ok(value) = objective.value(&trial) {
                 if value <= nll {
                     improved = value < nll || trial != x;
                     let converged = nll - value < 1e-14 * nll.abs().max(1.0);
-                    x = trial;
+                    x.copy_from_slice(&trial);
                     nll = value;
                     if converged {
-                        let d = model.nll_hessian(&x, data)?;
-                        let active = free_directions(model, &x, &d.gradient);
-                        let h = submatrix(&d.hessian, n, &active);
-                        return Ok(finish(model, x, nll, &h, &active, iteration + 1));
+                        let (active, _, h) = objective.active_hessian(&x)?;
+                        return Ok(finish(&objective, x, nll, &h, &active, iteration + 1));
                     }
                     break;
                 }
@@ -61,10 +103,8 @@ pub fn fit(model: &BinnedModel, data: &BinnedData, init: &[f64]) -> Result<Binne
             t *= 0.5;
         }
         if !improved {
-            let d = model.nll_hessian(&x, data)?;
-            let active = free_directions(model, &x, &d.gradient);
-            let h = submatrix(&d.hessian, n, &active);
-            return Ok(finish(model, x, nll, &h, &active, iteration + 1));
+            let (active, _, h) = objective.active_hessian(&x)?;
+            return Ok(finish(&objective, x, nll, &h, &active, iteration + 1));
         }
     }
     Err(Error::Analysis(format!(
@@ -115,7 +155,7 @@ fn cholesky(a: &[f64], m: usize) -> Option<Vec<f64>> {
     let mut l = vec![0.0; m * m];
     for i in 0..m {
         for j in 0..=i {
-            let sum: f64 = (0..j).map(|k| l[i * m + k] * l[j * m + k]).sum();
+            let sum = dot(&l[i * m..i * m + j], &l[j * m..j * m + j]);
             if i == j {
                 let d = a[i * m + i] - sum;
                 if d <= 0.0 || !d.is_finite() {
@@ -133,7 +173,7 @@ fn cholesky(a: &[f64], m: usize) -> Option<Vec<f64>> {
 fn cholesky_solve(l: &[f64], m: usize, b: &[f64]) -> Vec<f64> {
     let mut y = vec![0.0; m];
     for i in 0..m {
-        let sum: f64 = (0..i).map(|k| l[i * m + k] * y[k]).sum();
+        let sum = dot(&l[i * m..i * m + i], &y[..i]);
         y[i] = (b[i] - sum) / l[i * m + i];
     }
     let mut x = vec![0.0; m];
@@ -144,9 +184,14 @@ fn cholesky_solve(l: &[f64], m: usize, b: &[f64]) -> Vec<f64> {
     x
 }
 
-/// Errors from the diagonal of H⁻¹ over the free parameters.
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Errors from the diagonal of H⁻¹ over the free parameters: with H = L Lᵀ,
+/// (H⁻¹)_kk = Σ_i (L⁻¹)_ik², L⁻¹ by forward substitution (m³/6, not m solves).
 fn finish(
-    model: &BinnedModel,
+    objective: &Objective,
     x: Vec<f64>,
     nll: f64,
     h: &[f64],
@@ -154,12 +199,20 @@ fn finish(
     iterations: usize,
 ) -> BinnedFit {
     let m = active.len();
-    let mut errors = vec![0.0; model.parameters.len()];
+    let mut errors = vec![0.0; x.len()];
     if let Some(l) = cholesky(h, m) {
+        // Row i of L⁻¹ (lower triangular): L⁻¹_ik = (δ_ik − Σ_{k≤j<i} L_ij L⁻¹_jk) / L_ii.
+        let mut inverse = vec![0.0; m * m];
+        for i in 0..m {
+            for k in 0..=i {
+                let sum: f64 = (k..i).map(|j| l[i * m + j] * inverse[j * m + k]).sum();
+                let unit = if i == k { 1.0 } else { 0.0 };
+                inverse[i * m + k] = (unit - sum) / l[i * m + i];
+            }
+        }
         for (k, &i) in active.iter().enumerate() {
-            let mut unit = vec![0.0; m];
-            unit[k] = 1.0;
-            errors[i] = cholesky_solve(&l, m, &unit)[k].sqrt();
+            let variance: f64 = (k..m).map(|r| inverse[r * m + k].powi(2)).sum();
+            errors[i] = variance.sqrt();
         }
     }
     BinnedFit {
@@ -167,5 +220,7 @@ fn finish(
         nll,
         errors,
         iterations,
+        value_evaluations: objective.values,
+        hessian_evaluations: objective.hessians,
     }
 }

@@ -15,6 +15,7 @@ pub mod io;
 pub mod model;
 pub mod nll;
 pub mod pyhf;
+pub mod sample;
 pub mod schema;
 pub mod yaml;
 

@@ -10,46 +10,65 @@
 //! with λ_b = Σ_samples Π factors · (nominal + Σ histosys shifts), and its analytic gradient
 //! and Hessian. Each sample-bin depends on a handful of parameters, so its derivatives are
 //! computed on those few and added into the full gradient and Hessian.
+//!
+//! [`BinnedModel::evaluate_into`] is what loops call (fits, toys): it reuses the caller's
+//! output and a per-thread work space, so that after the first call nothing is allocated; the
+//! bin-independent factors (normfactor, lumi, normsys) are evaluated once per channel, and a
+//! bin's gradient dλ/dθ is gathered in a dense per-parameter array (no search per entry).
+
+use std::cell::Cell;
 
 use crate::error::{Error, Result};
+pub use crate::likelihood::Order;
 
 use super::interpolation::Interpolated;
-use super::model::{BinnedData, BinnedModel, BinnedSample, Constraint, Factor};
+use super::model::{BinnedChannel, BinnedData, BinnedModel, BinnedSample, Constraint, Factor};
 
 /// ½ ln 2π.
 const HALF_LN_TWO_PI: f64 = 0.918_938_533_204_672_8;
 
 /// Value, gradient and (row-major, n × n) Hessian of the NLL in all parameters.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct NllDerivatives {
     pub value: f64,
     pub gradient: Vec<f64>,
     pub hessian: Vec<f64>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Order {
-    Value,
-    Gradient,
-    Hessian,
+thread_local! {
+    /// Each thread's work space of [`BinnedModel::evaluate_into`], kept between calls so
+    /// that a fit's or a toy's evaluations allocate nothing after the first.
+    static SCRATCH: Cell<Scratch> = Cell::new(Scratch::default());
 }
 
 impl BinnedModel {
     /// Expected counts per bin of each channel at `pars`.
     pub fn expected_counts(&self, pars: &[f64]) -> Vec<Vec<f64>> {
-        self.channels
-            .iter()
-            .map(|channel| {
-                let mut lambda = vec![0.0; channel.n_bins];
-                for sample in &channel.samples {
-                    let scale = sample_scale(sample, pars);
-                    for (b, l) in lambda.iter_mut().enumerate() {
-                        *l += sample_yield(sample, pars, scale, b, self);
-                    }
+        let mut counts = Vec::new();
+        self.fill_expected_counts(pars, &mut counts);
+        counts
+    }
+
+    /// [`BinnedModel::expected_counts`] into `out`, reusing its vectors (resized to the
+    /// model's channels and bins where they differ).
+    pub fn expected_counts_into(&self, pars: &[f64], out: &mut Vec<Vec<f64>>) -> Result<()> {
+        self.check_parameters(pars)?;
+        self.fill_expected_counts(pars, out);
+        Ok(())
+    }
+
+    fn fill_expected_counts(&self, pars: &[f64], out: &mut Vec<Vec<f64>>) {
+        out.resize_with(self.channels.len(), Vec::new);
+        for (channel, lambda) in self.channels.iter().zip(out.iter_mut()) {
+            lambda.clear();
+            lambda.resize(channel.n_bins, 0.0);
+            for sample in &channel.samples {
+                let scale = sample_scale(sample, pars);
+                for (b, l) in lambda.iter_mut().enumerate() {
+                    *l += sample_yield(sample, pars, scale, b, self);
                 }
-                lambda
-            })
-            .collect()
+            }
+        }
     }
 
     /// The expected global observables at `pars` (the Asimov auxdata): θ for Gaussians, γτ
@@ -65,19 +84,63 @@ impl BinnedModel {
     }
 
     pub fn nll(&self, pars: &[f64], data: &BinnedData) -> Result<f64> {
-        Ok(self.evaluate(pars, data, Order::Value)?.value)
+        let mut out = NllDerivatives::default();
+        self.evaluate_into(pars, data, Order::Value, &mut out)?;
+        Ok(out.value)
     }
 
     pub fn nll_gradient(&self, pars: &[f64], data: &BinnedData) -> Result<(f64, Vec<f64>)> {
-        let d = self.evaluate(pars, data, Order::Gradient)?;
-        Ok((d.value, d.gradient))
+        let mut out = NllDerivatives::default();
+        self.evaluate_into(pars, data, Order::Gradient, &mut out)?;
+        Ok((out.value, out.gradient))
     }
 
     pub fn nll_hessian(&self, pars: &[f64], data: &BinnedData) -> Result<NllDerivatives> {
-        self.evaluate(pars, data, Order::Hessian)
+        let mut out = NllDerivatives::default();
+        self.evaluate_into(pars, data, Order::Hessian, &mut out)?;
+        Ok(out)
     }
 
-    fn evaluate(&self, pars: &[f64], data: &BinnedData, order: Order) -> Result<NllDerivatives> {
+    /// The NLL and, by `order`, its gradient and Hessian at `pars` into `out`, reusing its
+    /// vectors: once `out` and this thread have been through one evaluation of this model,
+    /// the next allocates nothing. The gradient is empty below `Order::Gradient`, the
+    /// Hessian below `Order::Hessian`.
+    pub fn evaluate_into(
+        &self,
+        pars: &[f64],
+        data: &BinnedData,
+        order: Order,
+        out: &mut NllDerivatives,
+    ) -> Result<()> {
+        self.check_parameters(pars)?;
+        self.check_data(data)?;
+        let n = pars.len();
+        out.value = 0.0;
+        out.gradient.clear();
+        out.gradient
+            .resize(if order >= Order::Gradient { n } else { 0 }, 0.0);
+        out.hessian.clear();
+        out.hessian
+            .resize(if order >= Order::Hessian { n * n } else { 0 }, 0.0);
+        let mut scratch = SCRATCH.take();
+        scratch.size(n);
+        let mut result = Ok(());
+        for (channel, counts) in self.channels.iter().zip(&data.counts) {
+            result = self.add_channel(channel, counts, pars, order, &mut scratch, out);
+            if result.is_err() {
+                break;
+            }
+        }
+        SCRATCH.set(scratch);
+        result?;
+        self.add_constraints(pars, &data.auxdata, order, out)?;
+        if order == Order::Hessian {
+            symmetrise(&mut out.hessian, n);
+        }
+        Ok(())
+    }
+
+    fn check_parameters(&self, pars: &[f64]) -> Result<()> {
         let n = self.parameters.len();
         if pars.len() != n {
             return Err(Error::Analysis(format!(
@@ -85,77 +148,102 @@ impl BinnedModel {
                 pars.len()
             )));
         }
-        let mut out = NllDerivatives {
-            value: 0.0,
-            gradient: vec![0.0; if order >= Order::Gradient { n } else { 0 }],
-            hessian: vec![0.0; if order >= Order::Hessian { n * n } else { 0 }],
-        };
-        let mut scratch = Scratch::default();
-        for (channel, counts) in self.channels.iter().zip(&data.counts) {
-            let scales: Vec<f64> = channel
+        Ok(())
+    }
+
+    /// One count per bin of each channel and one global observable per constraint.
+    fn check_data(&self, data: &BinnedData) -> Result<()> {
+        let shape_ok = data.counts.len() == self.channels.len()
+            && self
+                .channels
+                .iter()
+                .zip(&data.counts)
+                .all(|(c, counts)| counts.len() == c.n_bins);
+        if !shape_ok || data.auxdata.len() != self.constraints.len() {
+            return Err(Error::Analysis(format!(
+                "binned model: the data have {} channels of {:?} bins and {} global observables, the model {} channels of {:?} bins and {} constraints",
+                data.counts.len(),
+                data.counts.iter().map(Vec::len).collect::<Vec<_>>(),
+                data.auxdata.len(),
+                self.channels.len(),
+                self.channels.iter().map(|c| c.n_bins).collect::<Vec<_>>(),
+                self.constraints.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The Poisson terms of one channel's bins and their derivatives, added into `out`.
+    fn add_channel(
+        &self,
+        channel: &BinnedChannel,
+        counts: &[f64],
+        pars: &[f64],
+        order: Order,
+        scratch: &mut Scratch,
+        out: &mut NllDerivatives,
+    ) -> Result<()> {
+        let n = pars.len();
+        scratch.prepare_channel(channel, pars);
+        for (b, &observed) in counts.iter().enumerate() {
+            let lambda: f64 = channel
                 .samples
                 .iter()
-                .map(|s| sample_scale(s, pars))
-                .collect();
-            for (b, &observed) in counts.iter().enumerate() {
-                let lambda: f64 = channel
-                    .samples
-                    .iter()
-                    .zip(&scales)
-                    .map(|(s, &scale)| sample_yield(s, pars, scale, b, self))
-                    .sum();
-                if lambda < 0.0 || (lambda == 0.0 && observed > 0.0) || lambda.is_nan() {
-                    return Err(Error::Analysis(format!(
-                        "binned channel '{}' bin {b}: expected count {lambda} with {observed} observed; the likelihood is undefined there",
-                        channel.name
-                    )));
-                }
-                out.value += lambda - xlogy(observed, lambda) + libm::lgamma(observed + 1.0);
-                if order == Order::Value {
-                    continue;
-                }
-                // d NLL / dλ = 1 − n/λ, d² NLL / dλ² = n/λ².
-                let w1 = if observed == 0.0 {
-                    1.0
-                } else {
-                    1.0 - observed / lambda
-                };
-                let w2 = if observed == 0.0 {
-                    0.0
-                } else {
-                    observed / (lambda * lambda)
-                };
-                scratch.bin_gradient.clear();
-                for sample in &channel.samples {
-                    scratch.sample_bin(sample, pars, b, self, order);
-                    for (k, &q) in scratch.local.iter().enumerate() {
-                        out.gradient[q] += w1 * scratch.grad[k];
-                        match scratch.bin_gradient.iter_mut().find(|(p, _)| *p == q) {
-                            Some((_, g)) => *g += scratch.grad[k],
-                            None => scratch.bin_gradient.push((q, scratch.grad[k])),
-                        }
-                        if order == Order::Hessian {
-                            let k_n = scratch.local.len();
-                            for (l, &r) in scratch.local.iter().enumerate() {
-                                out.hessian[q * n + r] += w1 * scratch.hess[k * k_n + l];
-                            }
-                        }
+                .zip(&scratch.scales)
+                .map(|(s, &scale)| sample_yield(s, pars, scale, b, self))
+                .sum();
+            if lambda < 0.0 || (lambda == 0.0 && observed > 0.0) || lambda.is_nan() {
+                return Err(Error::Analysis(format!(
+                    "binned channel '{}' bin {b}: expected count {lambda} with {observed} observed; the likelihood is undefined there",
+                    channel.name
+                )));
+            }
+            out.value += lambda - xlogy(observed, lambda) + libm::lgamma(observed + 1.0);
+            if order == Order::Value {
+                continue;
+            }
+            // d NLL / dλ = 1 − n/λ, d² NLL / dλ² = n/λ².
+            let w1 = if observed == 0.0 {
+                1.0
+            } else {
+                1.0 - observed / lambda
+            };
+            let w2 = if observed == 0.0 {
+                0.0
+            } else {
+                observed / (lambda * lambda)
+            };
+            for (s, sample) in channel.samples.iter().enumerate() {
+                scratch.sample_bin(sample, s, pars, b, self, order);
+                let k_n = scratch.local.len();
+                for (k, &q) in scratch.local.iter().enumerate() {
+                    let dy = scratch.grad[k];
+                    out.gradient[q] += w1 * dy;
+                    if !scratch.in_bin[q] {
+                        scratch.in_bin[q] = true;
+                        scratch.bin_parameters.push(q);
                     }
-                }
-                if order == Order::Hessian && w2 != 0.0 {
-                    for &(q, gq) in &scratch.bin_gradient {
-                        for &(r, gr) in &scratch.bin_gradient {
-                            out.hessian[q * n + r] += w2 * gq * gr;
+                    scratch.bin_gradient[q] += dy;
+                    if order == Order::Hessian {
+                        let row = &mut out.hessian[q * n..(q + 1) * n];
+                        for (&r, &h) in scratch.local.iter().zip(&scratch.hess[k * k_n..]) {
+                            row[r] += w1 * h;
                         }
                     }
                 }
             }
+            if order == Order::Hessian && w2 != 0.0 {
+                for &q in &scratch.bin_parameters {
+                    let gq = w2 * scratch.bin_gradient[q];
+                    let row = &mut out.hessian[q * n..(q + 1) * n];
+                    for &r in &scratch.bin_parameters {
+                        row[r] += gq * scratch.bin_gradient[r];
+                    }
+                }
+            }
+            scratch.clear_bin();
         }
-        self.add_constraints(pars, &data.auxdata, order, &mut out)?;
-        if order == Order::Hessian {
-            symmetrise(&mut out.hessian, n);
-        }
-        Ok(out)
+        Ok(())
     }
 
     fn add_constraints(
@@ -277,10 +365,16 @@ fn sample_yield(
     factor * total
 }
 
-/// Work space of one sample-bin's derivatives, reused across bins.
+/// Work space of the derivatives, reused across bins, channels and calls.
 #[derive(Default)]
 struct Scratch {
-    /// The parameters this sample-bin depends on (distinct).
+    /// Per sample of the channel: the product of its bin-independent factors.
+    scales: Vec<f64>,
+    /// Per factor of the channel's samples (sample by sample, `factor_start[s]` on): the
+    /// bin-independent factors' values and derivatives, evaluated once per channel.
+    factor_values: Vec<Interpolated>,
+    factor_start: Vec<usize>,
+    /// The parameters one sample-bin depends on (distinct).
     local: Vec<usize>,
     /// dy/dθ and d²y/dθ² over `local` (row-major).
     grad: Vec<f64>,
@@ -288,11 +382,64 @@ struct Scratch {
     /// Factors (local index, value, d1, d2) and shifts likewise.
     factors: Vec<(usize, Interpolated)>,
     shifts: Vec<(usize, Interpolated)>,
-    /// dλ/dθ of the whole bin, summed over samples.
-    bin_gradient: Vec<(usize, f64)>,
+    /// ∂F/∂θ, ∂A/∂θ and ∂²A/∂θ² over `local`.
+    df: Vec<f64>,
+    da: Vec<f64>,
+    dda: Vec<f64>,
+    /// Products of the factors before (`prefix[j] = Π_{i<j} f_i`) and from
+    /// (`suffix[j] = Π_{i≥j} f_i`) factor j.
+    prefix: Vec<f64>,
+    suffix: Vec<f64>,
+    /// dλ/dθ of the whole bin, summed over samples (dense over all parameters, zero outside
+    /// `bin_parameters`), and which parameters it has.
+    bin_gradient: Vec<f64>,
+    in_bin: Vec<bool>,
+    bin_parameters: Vec<usize>,
 }
 
 impl Scratch {
+    /// Sizes the dense per-parameter arrays for `n` parameters (all zero / false).
+    fn size(&mut self, n: usize) {
+        if self.bin_gradient.len() != n {
+            self.bin_gradient.clear();
+            self.bin_gradient.resize(n, 0.0);
+            self.in_bin.clear();
+            self.in_bin.resize(n, false);
+        }
+        self.bin_parameters.clear();
+    }
+
+    /// Resets the bin's gradient on the parameters it touched.
+    fn clear_bin(&mut self) {
+        for &q in &self.bin_parameters {
+            self.bin_gradient[q] = 0.0;
+            self.in_bin[q] = false;
+        }
+        self.bin_parameters.clear();
+    }
+
+    /// Evaluates the bin-independent factors of the channel's samples once.
+    fn prepare_channel(&mut self, channel: &BinnedChannel, pars: &[f64]) {
+        self.scales.clear();
+        self.factor_values.clear();
+        self.factor_start.clear();
+        for sample in &channel.samples {
+            self.scales.push(sample_scale(sample, pars));
+            self.factor_start.push(self.factor_values.len());
+            for factor in &sample.factors {
+                self.factor_values.push(match factor {
+                    Factor::Linear { parameter } => linear(pars[*parameter]),
+                    Factor::Interpolated {
+                        parameter,
+                        variation,
+                    } => variation.eval(pars[*parameter]),
+                    // Per bin: filled in `sample_bin`.
+                    Factor::PerBin { .. } => linear(0.0),
+                });
+            }
+        }
+    }
+
     fn slot(&mut self, parameter: usize) -> usize {
         match self.local.iter().position(|&p| p == parameter) {
             Some(k) => k,
@@ -307,10 +454,12 @@ impl Scratch {
     /// the factors f_j and A = nominal + Σ Δ_h:
     ///   ∂y/∂q    = A ∂F/∂q + F ∂A/∂q
     ///   ∂²y/∂q∂r = A ∂²F/∂q∂r + ∂F/∂q ∂A/∂r + ∂F/∂r ∂A/∂q + F ∂²A/∂q∂r,
-    /// with ∂F/∂θ_j = f_j′ Π_{i≠j} f_i (products without division: a factor may be 0).
+    /// with ∂F/∂θ_j = f_j′ Π_{i≠j} f_i from prefix and suffix products (no division: a
+    /// factor may be 0). `s` is the sample's index in its channel.
     fn sample_bin(
         &mut self,
         sample: &BinnedSample,
+        s: usize,
         pars: &[f64],
         b: usize,
         model: &BinnedModel,
@@ -319,13 +468,12 @@ impl Scratch {
         self.local.clear();
         self.factors.clear();
         self.shifts.clear();
-        for factor in &sample.factors {
+        let first = self.factor_start[s];
+        for (j, factor) in sample.factors.iter().enumerate() {
             let (parameter, value) = match factor {
-                Factor::Linear { parameter } => (*parameter, linear(pars[*parameter])),
-                Factor::Interpolated {
-                    parameter,
-                    variation,
-                } => (*parameter, variation.eval(pars[*parameter])),
+                Factor::Linear { parameter } | Factor::Interpolated { parameter, .. } => {
+                    (*parameter, self.factor_values[first + j])
+                }
                 Factor::PerBin { parameters } => (parameters[b], linear(pars[parameters[b]])),
             };
             let k = self.slot(parameter);
@@ -344,28 +492,33 @@ impl Scratch {
         }
         let k_n = self.local.len();
         let m = self.factors.len();
-        // Π_{i ∉ skip} f_i
-        let product_without = |skip: &[usize], factors: &[(usize, Interpolated)]| -> f64 {
-            (0..m)
-                .filter(|i| !skip.contains(i))
-                .map(|i| factors[i].1.value)
-                .product()
-        };
-        let f_value = product_without(&[], &self.factors);
-        let mut df = vec![0.0; k_n];
+        self.prefix.clear();
+        self.prefix.push(1.0);
         for j in 0..m {
-            let (k, fj) = self.factors[j];
-            df[k] += fj.d1 * product_without(&[j], &self.factors);
+            let next = self.prefix[j] * self.factors[j].1.value;
+            self.prefix.push(next);
         }
-        let mut da = vec![0.0; k_n];
-        let mut dda = vec![0.0; k_n];
+        self.suffix.clear();
+        self.suffix.resize(m + 1, 1.0);
+        for j in (0..m).rev() {
+            self.suffix[j] = self.suffix[j + 1] * self.factors[j].1.value;
+        }
+        let f_value = self.prefix[m];
+        for v in [&mut self.df, &mut self.da, &mut self.dda] {
+            v.clear();
+            v.resize(k_n, 0.0);
+        }
+        for (j, &(k, fj)) in self.factors.iter().enumerate() {
+            self.df[k] += fj.d1 * self.prefix[j] * self.suffix[j + 1];
+        }
         for &(k, shift) in &self.shifts {
-            da[k] += shift.d1;
-            dda[k] += shift.d2;
+            self.da[k] += shift.d1;
+            self.dda[k] += shift.d2;
         }
         self.grad.clear();
-        self.grad
-            .extend((0..k_n).map(|k| additive * df[k] + f_value * da[k]));
+        for k in 0..k_n {
+            self.grad.push(additive * self.df[k] + f_value * self.da[k]);
+        }
         if order < Order::Hessian {
             return;
         }
@@ -373,21 +526,28 @@ impl Scratch {
         self.hess.resize(k_n * k_n, 0.0);
         for j in 0..m {
             let (kj, fj) = self.factors[j];
-            for i in 0..m {
+            let others = self.prefix[j] * self.suffix[j + 1];
+            self.hess[kj * k_n + kj] += additive * fj.d2 * others;
+            // ∂²F/∂θ_j∂θ_i = f_j′ f_i′ Π_{l≠i,j} f_l, for i > j and its mirror.
+            let mut between = 1.0;
+            for i in j + 1..m {
                 let (ki, fi) = self.factors[i];
-                let d2f = if i == j {
-                    fj.d2 * product_without(&[j], &self.factors)
-                } else {
-                    fj.d1 * fi.d1 * product_without(&[i, j], &self.factors)
-                };
+                let d2f = fj.d1 * fi.d1 * self.prefix[j] * between * self.suffix[i + 1];
                 self.hess[kj * k_n + ki] += additive * d2f;
+                self.hess[ki * k_n + kj] += additive * d2f;
+                between *= fi.value;
             }
         }
-        for q in 0..k_n {
-            for r in 0..k_n {
-                self.hess[q * k_n + r] += df[q] * da[r] + df[r] * da[q];
+        if self.shifts.is_empty() {
+            return;
+        }
+        let (df, da) = (&self.df, &self.da);
+        for (q, row) in self.hess.chunks_exact_mut(k_n).enumerate() {
+            let (dfq, daq) = (df[q], da[q]);
+            for ((h, &dfr), &dar) in row.iter_mut().zip(df).zip(da) {
+                *h += dfq * dar + dfr * daq;
             }
-            self.hess[q * k_n + q] += f_value * dda[q];
+            row[q] += f_value * self.dda[q];
         }
     }
 }
