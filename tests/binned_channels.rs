@@ -288,8 +288,8 @@ fn toys_draw_binned_counts_around_the_expected_ones_deterministically() {
     let mut aux_sum = 0.0;
     for toy in 0..n {
         let like: Likelihood = source.draw(7, 0, toy, true);
-        assert_eq!(like.counts.len(), 2);
-        for (s, c) in sums.iter_mut().zip(&like.counts[0]) {
+        assert_eq!(like.counts.counts.len(), 2);
+        for (s, c) in sums.iter_mut().zip(&like.counts.counts[0]) {
             assert_eq!(c.fract(), 0.0, "counts are whole numbers");
             *s += c;
         }

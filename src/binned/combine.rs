@@ -7,12 +7,21 @@
 //! global parameters, and no constraint terms of their own (the model holds every constraint
 //! once, [`crate::model::ConstraintTerm`]).
 
+use std::cell::Cell;
+
 use crate::error::{Error, Result};
 use crate::likelihood::{Evaluation, InvalidDensity, Order};
 use crate::workspace::schema::{ConstraintKind, ParameterSpec};
 use crate::workspace::Workspace;
 
 use super::model::{BinnedChannel, BinnedData, BinnedModel, BinnedParameter, Constraint, Factor};
+use super::nll::NllDerivatives;
+
+thread_local! {
+    /// Each thread's binned-terms buffers, kept between evaluations so that they allocate
+    /// nothing (taken out while in use, as the likelihood's own workspace).
+    static TERMS: Cell<NllDerivatives> = Cell::new(NllDerivatives::default());
+}
 use super::schema::{BinnedParameterSpec, BinnedWorkspaceSpec};
 
 /// The binned channels of a workspace on its global parameter vector.
@@ -152,38 +161,41 @@ impl BinnedPart {
     /// Adds the Poisson terms Σ_b [λ_b − n_b ln λ_b + ln Γ(n_b + 1)] of every binned channel
     /// (and their derivatives, as `order` asks) to `out`. Where some λ_b is not positive with
     /// n_b > 0 the point has no likelihood: `out.invalid` names the bin.
-    pub fn add_nll(&self, theta: &[f64], counts: &[Vec<f64>], order: Order, out: &mut Evaluation) {
-        let data = BinnedData {
-            counts: counts.to_vec(),
-            auxdata: Vec::new(),
-        };
-        let result = match order {
-            Order::Value => self.model.nll(theta, &data).map(|v| (v, None, None)),
-            Order::Gradient => self
-                .model
-                .nll_gradient(theta, &data)
-                .map(|(v, g)| (v, Some(g), None)),
-            Order::Hessian => self
-                .model
-                .nll_hessian(theta, &data)
-                .map(|d| (d.value, Some(d.gradient), Some(d.hessian))),
-        };
-        match result {
-            Ok((value, gradient, hessian)) => {
-                out.nll += value;
-                for (o, g) in out.gradient.iter_mut().zip(gradient.iter().flatten()) {
+    pub fn add_nll(&self, theta: &[f64], data: &BinnedData, order: Order, out: &mut Evaluation) {
+        let mut terms = TERMS.take();
+        match self.model.evaluate_into(theta, data, order, &mut terms) {
+            Ok(()) => {
+                out.nll += terms.value;
+                for (o, g) in out.gradient.iter_mut().zip(&terms.gradient) {
                     *o += g;
                 }
-                for (o, h) in out.hessian.iter_mut().zip(hessian.iter().flatten()) {
+                for (o, h) in out.hessian.iter_mut().zip(&terms.hessian) {
                     *o += h;
                 }
             }
             Err(_) => {
                 if out.invalid.is_none() {
-                    out.invalid = Some(self.invalid_bin(theta, counts));
+                    out.invalid = Some(self.invalid_bin(theta, &data.counts));
                 }
             }
         }
+        TERMS.set(terms);
+    }
+
+    /// The expected counts at θ_gen that toys draw from: an error naming the bin where one is
+    /// negative or not finite (no Poisson distribution has it as its mean).
+    pub fn toy_means(&self, theta_gen: &[f64]) -> Result<Vec<Vec<f64>>> {
+        let expected = self.expected(theta_gen);
+        for (channel, lambda) in self.model.channels.iter().zip(&expected) {
+            if let Some(b) = lambda.iter().position(|l| !(l.is_finite() && *l >= 0.0)) {
+                return Err(Error::Analysis(format!(
+                    "binned channel '{}' bin {b}: expected count {} at the generation point; \
+                     toys cannot be drawn there",
+                    channel.name, lambda[b]
+                )));
+            }
+        }
+        Ok(expected)
     }
 
     /// The first bin whose expected count cannot carry its observed count.

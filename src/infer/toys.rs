@@ -181,10 +181,10 @@ impl<'m> ToySource<'m> {
             samplers,
             draw_weights,
             expected,
-            binned_expected: model
-                .binned
-                .as_ref()
-                .map_or_else(Vec::new, |b| b.expected(theta_gen)),
+            binned_expected: match &model.binned {
+                Some(binned) => binned.toy_means(theta_gen)?,
+                None => Vec::new(),
+            },
             theta_gen: theta_gen.to_vec(),
         })
     }
@@ -267,6 +267,7 @@ impl<'m> ToySource<'m> {
                     .iter()
                     .map(|&l| match Poisson::new(l) {
                         Ok(poisson) => poisson.sample(&mut rng),
+                        // λ = 0 (checked ≥ 0 and finite by `toy_means`): no events.
                         Err(_) => 0.0,
                     })
                     .collect()

@@ -21,6 +21,8 @@ pub mod normalisation;
 
 pub use data::{ChannelData, ProcessData};
 
+use crate::binned::BinnedData;
+
 use std::cell::Cell;
 
 use rayon::prelude::*;
@@ -124,8 +126,9 @@ pub struct Likelihood<'m> {
     pub model: &'m Model,
     /// The unbinned channels' events.
     pub channels: Vec<ChannelData>,
-    /// The binned channels' counts per bin (empty without binned channels).
-    pub counts: Vec<Vec<f64>>,
+    /// The binned channels' counts per bin (none without binned channels; their global
+    /// observables are `global_observables`).
+    pub counts: BinnedData,
     /// Global observable a_k of parameter k's constraint term, by parameter (the model's
     /// nominal ones for observed data; randomised in toys; unused for unconstrained ones).
     pub global_observables: Vec<f64>,
@@ -155,7 +158,10 @@ impl<'m> Likelihood<'m> {
         Likelihood {
             model,
             channels,
-            counts,
+            counts: BinnedData {
+                counts,
+                auxdata: Vec::new(),
+            },
             global_observables,
         }
     }

@@ -101,7 +101,12 @@ pub fn parse_with_kinds(
     kinds: Vec<Option<String>>,
 ) -> std::result::Result<WorkspaceSpec, serde_saphyr::Error> {
     KINDS.with(|k| *k.borrow_mut() = kinds);
-    let parsed = serde_saphyr::from_str(text);
+    // `bounds` may be one pair or a list of pairs (an untagged enum, read through serde's
+    // typeless path): let `.inf` through there as the float it is.
+    let options = serde_saphyr::options! {
+        non_finite_float_policy: serde_saphyr::NonFiniteFloatPolicy::PassThrough,
+    };
+    let parsed = serde_saphyr::from_str_with_options(text, options);
     KINDS.with(|k| k.borrow_mut().clear());
     parsed
 }
