@@ -877,14 +877,16 @@ const MINOS_MAX_FITS_PER_END: usize = 30;
 /// Profile-likelihood interval of parameter `index` at ΔNLL = `delta` (½ for 68.27 %): solves
 /// NLL(θ_i, profiled) − NLL_min = delta on each side by Newton steps on the profile, whose
 /// value, slope and curvature every conditional fit gives with its Hessian (see
-/// [`ProfilePoint`]); the first step is the quadratic estimate centre ± σ√(2·delta). A step
-/// that leaves the bracket known so far (the minimum, or a point below, and the nearest point
-/// above) is replaced by doubling outwards or by bisection. An end is reached when the next
-/// step is below [`MINOS_TOLERANCE`] of the Hessian error, and is that step's end (Newton's
-/// error is of the order of the step squared). Each conditional fit starts on the profile's
-/// tangent from the last one, θ(v) ≈ θ_last + (dθ/dθ_i)(v − v_last). An end that reaches the
-/// bound before crossing is the bound. All conditional fits together spend at most `budget`
-/// evaluations.
+/// [`ProfilePoint`]), with the third derivative estimated from the curvatures of the last two
+/// points (the second end starts with the first's); the first step is the quadratic estimate
+/// centre ± σ√(2·delta). A step that leaves the bracket known so far (the minimum, or a point
+/// below, and the nearest point above) is replaced by doubling outwards or by bisection. An end
+/// is the next step's end once that step is below [`MINOS_TOLERANCE`] of the Hessian error, or
+/// once the error its model can make there, counting the curvature and the third derivative
+/// as uncertain as they are large, is ([`ProfilePoint::step_error`]): one or two conditional
+/// fits per end. Each conditional fit starts on the profile's tangent from the last one,
+/// θ(v) ≈ θ_last + (dθ/dθ_i)(v − v_last). An end that reaches the bound before crossing is the
+/// bound. All conditional fits together spend at most `budget` evaluations.
 pub fn profile_interval(
     like: &Likelihood,
     best: &FitResult,
@@ -901,6 +903,7 @@ pub fn profile_interval(
         delta,
         sigma: best.error(index).max(1e-3 * (1.0 + centre.abs())),
         budget,
+        third: f64::NAN,
         conditional_fits: 0,
         evaluations: EvaluationCounts::default(),
         notes: Vec::new(),
@@ -969,7 +972,10 @@ impl ProfilePoint {
             return point;
         }
         let g: Vec<f64> = profiled.iter().map(|&i| at.gradient[i]).collect();
-        let coupling: Vec<f64> = profiled.iter().map(|&i| at.hessian[i * n + index]).collect();
+        let coupling: Vec<f64> = profiled
+            .iter()
+            .map(|&i| at.hessian[i * n + index])
+            .collect();
         let mut a = g.clone();
         linalg::cholesky_solve_in_place(&factor, m, &mut a);
         let mut b = coupling.clone();
@@ -983,12 +989,20 @@ impl ProfilePoint {
         point
     }
 
-    /// The crossing of this point's quadratic model of the profile (or, where it has none, of
-    /// its tangent) nearest to it strictly inside the bracket: beyond `inside` in `direction`,
-    /// and short of `outside` where one is known.
-    fn root_in(&self, inside: f64, outside: Option<f64>, direction: f64) -> Option<f64> {
-        let in_bracket =
-            |v: f64| (v - inside) * direction > 0.0 && outside.is_none_or(|o| (o - v) * direction > 0.0);
+    /// The crossing of this point's model of the profile nearest to it strictly inside the
+    /// bracket (beyond `inside` in `direction`, and short of `outside` where one is known):
+    /// the quadratic model's, refined by Newton iterations on the cubic one where the third
+    /// derivative `third` is known; or, where there is no quadratic model, the tangent's.
+    fn root_in(
+        &self,
+        inside: f64,
+        outside: Option<f64>,
+        direction: f64,
+        third: f64,
+    ) -> Option<f64> {
+        let in_bracket = |v: f64| {
+            (v - inside) * direction > 0.0 && outside.is_none_or(|o| (o - v) * direction > 0.0)
+        };
         let (e, g, c) = (self.excess, self.slope, self.curvature);
         // ½c·s² + g·s + e = 0, both roots without cancellation.
         let discriminant = g * g - 2.0 * c * e;
@@ -1006,7 +1020,30 @@ impl ProfilePoint {
                 .filter(|&v| v.is_finite() && in_bracket(v))
                 .min_by(|a, b| (a - self.value).abs().total_cmp(&(b - self.value).abs()))
         };
-        nearest(&steps).or_else(|| nearest(&[-e / g]))
+        let quadratic = nearest(&steps).or_else(|| nearest(&[-e / g]))?;
+        let mut s = quadratic - self.value;
+        for _ in 0..8 {
+            let model = e + s * (g + s * (0.5 * c + s * third / 6.0));
+            s -= model / (g + s * (c + 0.5 * s * third));
+        }
+        let cubic = self.value + s;
+        Some(if cubic.is_finite() && in_bracket(cubic) {
+            cubic
+        } else {
+            quadratic
+        })
+    }
+
+    /// A bound on the error of the model's crossing at `root`: the terms of second and third
+    /// order of the step, as if the curvature and the third derivative (0 where not known)
+    /// could be off by as much as they are, over the slope there. Where the step is small this
+    /// is far below the step itself (quadratic convergence), and the crossing needs no further
+    /// conditional fit.
+    fn step_error(&self, root: f64, third: f64) -> f64 {
+        let s = (root - self.value).abs();
+        let third = if third.is_finite() { third.abs() } else { 0.0 };
+        let slope = (self.slope + self.curvature * (root - self.value)).abs();
+        (0.5 * self.curvature.abs() * s * s + third * s * s * s / 6.0) / slope
     }
 }
 
@@ -1018,6 +1055,9 @@ struct ProfileSearch<'a> {
     delta: f64,
     sigma: f64,
     budget: usize,
+    /// The profile's third derivative, from the curvatures of the last two points (NaN until
+    /// two have one).
+    third: f64,
     conditional_fits: usize,
     evaluations: EvaluationCounts,
     notes: Vec<String>,
@@ -1034,7 +1074,7 @@ impl ProfileSearch<'_> {
         let mut outside: Option<(f64, f64)> = None;
         for _ in 0..MINOS_MAX_FITS_PER_END {
             let candidate = last
-                .root_in(inside.0, outside.map(|o| o.0), direction)
+                .root_in(inside.0, outside.map(|o| o.0), direction, self.third)
                 .unwrap_or_else(|| match outside {
                     Some((o, _)) => 0.5 * (inside.0 + o),
                     None => {
@@ -1053,6 +1093,10 @@ impl ProfileSearch<'_> {
                 return Some(value);
             }
             let point = self.fit_at(&last, value, direction)?;
+            let third = (point.curvature - last.curvature) / (point.value - last.value);
+            if third.is_finite() {
+                self.third = third;
+            }
             if point.excess == 0.0 {
                 return Some(value);
             }
@@ -1063,8 +1107,11 @@ impl ProfileSearch<'_> {
             } else {
                 inside = (value, point.excess);
             }
-            if let Some(root) = point.root_in(inside.0, outside.map(|o| o.0), direction) {
-                if (root - value).abs() <= tolerance {
+            if let Some(root) = point.root_in(inside.0, outside.map(|o| o.0), direction, self.third)
+            {
+                if (root - value).abs() <= tolerance
+                    || point.step_error(root, self.third) <= tolerance
+                {
                     return Some(root);
                 }
             }
