@@ -256,6 +256,9 @@ fn minos_holds_the_parameters_the_fit_held() {
     let (best, interval) = (&report.result, &report.intervals[0]);
     for end in [interval.low.unwrap(), interval.high.unwrap()] {
         let delta = like.nll(&[end, 0.0, 0.0]).nll - best.nll;
-        assert!((delta - 0.5).abs() < 2.0 * MINOS_TOLERANCE, "ΔNLL = {delta} at μ = {end}");
+        assert!(
+            (delta - 0.5).abs() < 2.0 * MINOS_TOLERANCE,
+            "ΔNLL = {delta} at μ = {end}"
+        );
     }
 }

@@ -23,7 +23,7 @@ struct Internal<'l, 'm> {
     free: Vec<usize>,
     base: Vec<f64>,
     bounds: Vec<(f64, f64)>,
-    n_eval: &'l Cell<EvaluationCounts>,
+    evaluations: &'l Cell<EvaluationCounts>,
     budget: usize,
     /// The lowest finite NLL evaluated, with its external point.
     best: &'l RefCell<Option<(f64, Vec<f64>)>>,
@@ -69,15 +69,15 @@ impl Internal<'_, '_> {
     /// Evaluates at external point `x`: an error (which stops the run) once the budget is
     /// spent, or where the NLL or its gradient is not finite.
     fn evaluate(&self, x: &[f64], order: Order) -> Result<Evaluation, ArgminError> {
-        if self.n_eval.get().total() >= self.budget {
+        if self.evaluations.get().total() >= self.budget {
             return Err(ArgminError::msg(format!(
                 "L-BFGS stopped: evaluation budget of {} exhausted",
                 self.budget
             )));
         }
-        let mut counts = self.n_eval.get();
+        let mut counts = self.evaluations.get();
         counts.add(order);
-        self.n_eval.set(counts);
+        self.evaluations.set(counts);
         let ev = self.like.evaluate(x, order);
         if !(ev.nll.is_finite() && ev.gradient.iter().all(|g| g.is_finite())) {
             return Err(ArgminError::msg(format!(
@@ -146,7 +146,7 @@ pub fn lbfgs(
         free: free.clone(),
         base: init.to_vec(),
         bounds: bounds.to_vec(),
-        n_eval: &count,
+        evaluations: &count,
         budget,
         best: &best,
     };

@@ -44,6 +44,12 @@ pub struct FitOptions {
     /// On the example's toys the estimate gives errors within 3 % of the evaluated Hessian's
     /// and the NLL at the minimum within 10⁻⁶ (`tests/toys.rs`).
     pub final_hessian: bool,
+    /// With `final_hessian` off: whether a point reached by a gradient-order step that has not
+    /// converged steps on with its estimated Hessian (a quasi-Newton step, the estimate
+    /// updated again at its end) while its EDM is below [`CLOSE_EDM`], instead of evaluating
+    /// its own Hessian. MINOS's conditional fits start on the profile's tangent, within a few
+    /// such steps of their minimum: at the target workspace this saves a Hessian per fit.
+    pub reuse_estimated_hessian: bool,
     /// Likelihood evaluations all strategies of one [`minimise`] may spend together; a fit
     /// that runs out is not converged.
     pub max_evaluations: usize,
@@ -58,6 +64,7 @@ impl FitOptions {
             max_iterations: 200,
             init_evaluation: None,
             final_hessian: true,
+            reuse_estimated_hessian: false,
             max_evaluations: DEFAULT_MAX_EVALUATIONS,
         }
     }
@@ -495,7 +502,7 @@ fn newton(
                 &bounds,
             );
         }
-        if hessian_estimated {
+        if hessian_estimated && !(options.reuse_estimated_hessian && edm < CLOSE_EDM) {
             // Not converged after a gradient-order step: the next step takes this point's
             // own Hessian.
             like.evaluate_into(&x, Order::Hessian, &mut at);
@@ -1180,6 +1187,7 @@ impl ProfileSearch<'_> {
         options.fixed[self.index] = true;
         options.edm_tolerance = MINOS_EDM_TOLERANCE;
         options.final_hessian = false;
+        options.reuse_estimated_hessian = true;
         options.max_evaluations = left.min(options.max_evaluations);
         let fit = minimise(self.like, &options);
         self.conditional_fits += 1;
