@@ -278,12 +278,13 @@ impl FitReport {
                 json!({
                     "parameter": model.parameters[interval.parameter].name,
                     "conditional_fits": interval.conditional_fits, "n_eval": interval.n_eval,
+                    "evaluations": evaluations_json(&interval.evaluations),
                     "notes": interval.notes,
                 })
             })
             .collect();
         json!({
-            "status": {"converged": r.converged, "verdict": r.verdict(), "hessian": r.hessian.as_str(), "message": r.message, "n_eval": r.n_eval, "iterations": r.iterations, "edm": r.edm},
+            "status": {"converged": r.converged, "verdict": r.verdict(), "hessian": r.hessian.as_str(), "message": r.message, "n_eval": r.n_eval, "evaluations": evaluations_json(&r.evaluations), "iterations": r.iterations, "edm": r.edm},
             "minos": minos,
             "nll": r.nll, "twice_nll": 2.0 * r.nll,
             "parameters": parameters,
@@ -291,6 +292,12 @@ impl FitReport {
             "normalisation": self.normalisation,
         })
     }
+}
+
+/// `{"value": .., "gradient": .., "hessian": ..}`: evaluations by order (a Hessian costs
+/// several values).
+fn evaluations_json(counts: &fit::EvaluationCounts) -> Value {
+    json!({"value": counts.value, "gradient": counts.gradient, "hessian": counts.hessian})
 }
 
 fn finite_or_null(x: f64) -> Value {

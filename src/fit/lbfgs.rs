@@ -13,6 +13,7 @@ use argmin::core::{CostFunction, Error as ArgminError, Executor, Gradient};
 use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
 
+use super::EvaluationCounts;
 use crate::likelihood::{Evaluation, Likelihood, Order};
 
 /// The NLL as a function of unbounded internal coordinates of the free parameters, counting
@@ -22,7 +23,7 @@ struct Internal<'l, 'm> {
     free: Vec<usize>,
     base: Vec<f64>,
     bounds: Vec<(f64, f64)>,
-    n_eval: &'l Cell<usize>,
+    evaluations: &'l Cell<EvaluationCounts>,
     budget: usize,
     /// The lowest finite NLL evaluated, with its external point.
     best: &'l RefCell<Option<(f64, Vec<f64>)>>,
@@ -68,13 +69,15 @@ impl Internal<'_, '_> {
     /// Evaluates at external point `x`: an error (which stops the run) once the budget is
     /// spent, or where the NLL or its gradient is not finite.
     fn evaluate(&self, x: &[f64], order: Order) -> Result<Evaluation, ArgminError> {
-        if self.n_eval.get() >= self.budget {
+        if self.evaluations.get().total() >= self.budget {
             return Err(ArgminError::msg(format!(
                 "L-BFGS stopped: evaluation budget of {} exhausted",
                 self.budget
             )));
         }
-        self.n_eval.set(self.n_eval.get() + 1);
+        let mut counts = self.evaluations.get();
+        counts.add(order);
+        self.evaluations.set(counts);
         let ev = self.like.evaluate(x, order);
         if !(ev.nll.is_finite() && ev.gradient.iter().all(|g| g.is_finite())) {
             return Err(ArgminError::msg(format!(
@@ -118,6 +121,8 @@ pub struct Outcome {
     /// The lowest point with a finite NLL it evaluated (external coordinates), if any.
     pub best: Option<Vec<f64>>,
     pub n_eval: usize,
+    /// The same by order.
+    pub evaluations: EvaluationCounts,
     /// Why it stopped before converging: a point without likelihood, the budget, or a
     /// solver error.
     pub stopped: Option<String>,
@@ -134,14 +139,14 @@ pub fn lbfgs(
     budget: usize,
 ) -> Outcome {
     let free: Vec<usize> = (0..init.len()).filter(|&i| !fixed[i]).collect();
-    let count = Cell::new(0);
+    let count = Cell::new(EvaluationCounts::default());
     let best = RefCell::new(None);
     let problem = Internal {
         like,
         free: free.clone(),
         base: init.to_vec(),
         bounds: bounds.to_vec(),
-        n_eval: &count,
+        evaluations: &count,
         budget,
         best: &best,
     };
@@ -159,7 +164,8 @@ pub fn lbfgs(
     };
     Outcome {
         best: best.into_inner().map(|(_, x)| x),
-        n_eval: count.get(),
+        n_eval: count.get().total(),
+        evaluations: count.get(),
         stopped,
     }
 }
