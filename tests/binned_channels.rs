@@ -284,7 +284,7 @@ fn toys_draw_binned_counts_around_the_expected_ones_deterministically() {
     let source = ToySource::asimov(&analysis, &theta).unwrap();
     let expected = analysis.model.binned.as_ref().unwrap().expected(&theta);
     let n = 400;
-    let mut sums = vec![0.0; 4];
+    let mut sums = [0.0; 4];
     let mut aux_sum = 0.0;
     for toy in 0..n {
         let like: Likelihood = source.draw(7, 0, toy, true);

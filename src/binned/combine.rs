@@ -100,11 +100,11 @@ pub fn check_declared_constraint(
     let Some(kind) = &declared.constraint else {
         return Ok(());
     };
-    let agrees = match (kind.value, binned) {
-        (ConstraintKind::None, None) => true,
-        (ConstraintKind::Gaussian, Some(Constraint::Gaussian { .. })) => true,
-        _ => false,
-    };
+    let agrees = matches!(
+        (kind.value, binned),
+        (ConstraintKind::None, None)
+            | (ConstraintKind::Gaussian, Some(Constraint::Gaussian { .. }))
+    );
     if agrees {
         return Ok(());
     }

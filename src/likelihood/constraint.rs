@@ -24,7 +24,8 @@ pub fn nll_terms(term: &ConstraintTerm, theta: f64, a: f64) -> Option<(f64, f64,
             if a == 0.0 {
                 return (rate >= 0.0).then_some((rate, factor, 0.0));
             }
-            if !(rate > 0.0) {
+            // Not `rate <= 0.0`: a NaN rate has no likelihood either.
+            if rate.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
                 return None;
             }
             let constant = if term.normalised {

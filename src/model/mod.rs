@@ -355,9 +355,9 @@ fn global_parameters(
         }
     }
     if let Some(local) = local {
-        for i in 0..local.parameters.len() {
-            if global[i] == usize::MAX {
-                global[i] = parameters.len();
+        for (i, place) in global.iter_mut().enumerate() {
+            if *place == usize::MAX {
+                *place = parameters.len();
                 parameters.push(binned_parameter(local, i, local.poi == Some(i)));
             }
         }

@@ -51,7 +51,9 @@ impl WorkspaceSpec {
 }
 
 /// A channel of one kind. The kinds share the workspace's parameters; each has its own fields.
+/// (A workspace holds a handful of channels: the variants' sizes do not matter.)
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum ChannelSpec {
     Unbinned(UnbinnedChannelSpec),
     Binned(BinnedChannelSpec),
