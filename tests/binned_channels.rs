@@ -10,7 +10,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{nsbi, root, stderr, stdout};
+use common::{nsbi, root, stderr};
 use nsbi::analysis::{Analysis, Dataset};
 use nsbi::data::RatioCache;
 use nsbi::infer::toys::ToySource;
@@ -45,6 +45,18 @@ fn import(case: &str, dir: &Path) -> PathBuf {
     ]);
     assert!(run.status.success(), "{}", stderr(&run));
     out
+}
+
+/// `nsbi fit WORKSPACE --json JSON`, which must succeed; the JSON report.
+fn fit_json(workspace: &Path, json: &Path) -> Value {
+    let run = nsbi(&[
+        "fit",
+        workspace.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    common::read_json(json)
 }
 
 fn analysis(path: &Path) -> Analysis {
@@ -117,21 +129,12 @@ fn nsbi_fit_of_an_imported_workspace_finds_pyhf_best_fit() {
             continue;
         };
         let ws = import(case, dir.path());
-        let json = dir.path().join(format!("{case}_fit.json"));
-        let run = nsbi(&[
-            "fit",
-            ws.to_str().unwrap(),
-            "--json",
-            json.to_str().unwrap(),
-        ]);
-        assert!(run.status.success(), "{case}: {}", stderr(&run));
-        let fit: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let fit = fit_json(&ws, &dir.path().join(format!("{case}_fit.json")));
         let pyhf_nll = mle["nll"].as_f64().unwrap();
         let nll = fit["nll"].as_f64().unwrap();
         assert!(
             nll <= pyhf_nll + 1e-9 && pyhf_nll - nll < 1e-6,
-            "{case}: NLL nsbi {nll} vs pyhf {pyhf_nll}\n{}",
-            stdout(&run)
+            "{case}: NLL nsbi {nll} vs pyhf {pyhf_nll}"
         );
         for (name, p) in fit["parameters"].as_object().unwrap() {
             let name = name.as_str();
@@ -232,16 +235,8 @@ fn joint_binned_and_unbinned_nll_equals_an_independent_computation() {
 fn control_regions_constrain_the_shared_background_normalisation() {
     let dir = tempfile::tempdir().unwrap();
     let ws = control_regions_with(dir.path(), &[]);
-    let json = dir.path().join("fit.json");
-    let run = nsbi(&[
-        "fit",
-        ws.to_str().unwrap(),
-        "--json",
-        json.to_str().unwrap(),
-    ]);
-    assert!(run.status.success(), "{}", stderr(&run));
-    let fit = common::read_json(&json);
-    assert_eq!(fit["status"]["verdict"], "converged", "{}", stdout(&run));
+    let fit = fit_json(&ws, &dir.path().join("fit.json"));
+    assert_eq!(fit["status"]["verdict"], "converged");
     let mu_b = &fit["parameters"]["mu_B"];
     // The CRs hold ~2 200 events of B: σ(mu_B) ≈ 1/√2200 ≈ 0.021 (staterror adds ~0.02/√7).
     let error = mu_b["error"].as_f64().unwrap();
@@ -259,15 +254,7 @@ fn control_regions_constrain_the_shared_background_normalisation() {
     let cut = std::fs::read_to_string(&ws).unwrap();
     let sr_only = cut[..cut.find("  - name: CR_low").unwrap()].to_string();
     let sr_ws = common::write_workspace(dir.path(), &sr_only);
-    let json = dir.path().join("fit_sr.json");
-    let run = nsbi(&[
-        "fit",
-        sr_ws.to_str().unwrap(),
-        "--json",
-        json.to_str().unwrap(),
-    ]);
-    assert!(run.status.success(), "{}", stderr(&run));
-    let sr_error = common::read_json(&json)["parameters"]["mu_B"]["error"]
+    let sr_error = fit_json(&sr_ws, &dir.path().join("fit_sr.json"))["parameters"]["mu_B"]["error"]
         .as_f64()
         .unwrap();
     assert!(
