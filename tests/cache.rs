@@ -282,10 +282,15 @@ fn fit_from_a_complete_cache_needs_no_onnx_runtime() {
     assert!(!refused.status.success());
     assert!(
         stderr(&refused).contains(&format!(
-            "ORT_DYLIB_PATH points at {}, which is not a file",
+            "ONNX Runtime: ORT_DYLIB_PATH points at {}, which is not a file",
             no_runtime.display()
         )),
         "{}",
+        stderr(&refused)
+    );
+    assert!(
+        !stderr(&refused).contains("ONNX Runtime: ONNX Runtime:"),
+        "the prefix once: {}",
         stderr(&refused)
     );
 

@@ -24,7 +24,11 @@ static ENVIRONMENT: OnceLock<std::result::Result<ort::environment::Environment, 
 pub fn environment() -> Result<ort::environment::Environment> {
     ENVIRONMENT
         .get_or_init(|| {
-            let library = locate_library().map_err(|e| e.to_string())?;
+            // The message alone: it is wrapped in `Error::Runtime` (and its prefix) below.
+            let library = locate_library().map_err(|e| match e {
+                Error::Runtime(message) => message,
+                other => other.to_string(),
+            })?;
             let builder = ort::init_from(&library).map_err(|e| {
                 format!("cannot load {}: {e}; the engine needs ONNX Runtime {ORT_VERSION}: {INSTALL_HINT}", library.display())
             })?;
