@@ -3,6 +3,7 @@
 //! Kept here so the CLI stays a thin layer.
 
 use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::sync::{Arc, OnceLock};
 
@@ -180,6 +181,61 @@ pub struct FitReport {
     pub intervals: Vec<fit::ProfileInterval>,
     /// The shape normalisation at the best fit ([`crate::likelihood::normalisation::report`]).
     pub normalisation: Value,
+    /// Each binned channel's counts and expected counts at the best fit.
+    pub binned_channels: Vec<BinnedChannelReport>,
+}
+
+/// A binned channel at the best fit: what was fitted against what the model expects, per bin.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BinnedChannelReport {
+    pub channel: String,
+    pub observed: Vec<f64>,
+    pub expected: Vec<f64>,
+}
+
+impl BinnedChannelReport {
+    /// One line: totals, and the largest per-bin Poisson pull (n − λ)/√λ.
+    pub fn summary(&self) -> String {
+        let (n, lambda): (f64, f64) = (self.observed.iter().sum(), self.expected.iter().sum());
+        let (bin, pull) = self
+            .observed
+            .iter()
+            .zip(&self.expected)
+            .map(|(n, l)| (n - l) / l.sqrt())
+            .enumerate()
+            .fold((0, 0.0f64), |best, (b, p)| {
+                if p.abs() > best.1.abs() {
+                    (b, p)
+                } else {
+                    best
+                }
+            });
+        format!(
+            "{}: {} bins, observed {n} vs expected {lambda:.2}; largest pull {pull:+.2} (bin {bin})",
+            self.channel,
+            self.observed.len()
+        )
+    }
+}
+
+/// The binned channels' reports at `theta` for the counts `like` was fitted to.
+fn binned_reports(like: &Likelihood, theta: &[f64]) -> Vec<BinnedChannelReport> {
+    let Some(binned) = &like.model.binned else {
+        return Vec::new();
+    };
+    let expected = binned.expected(theta);
+    binned
+        .model
+        .channels
+        .iter()
+        .zip(&like.counts.counts)
+        .zip(expected)
+        .map(|((channel, observed), expected)| BinnedChannelReport {
+            channel: channel.name.clone(),
+            observed: observed.clone(),
+            expected,
+        })
+        .collect()
 }
 
 /// Fits `like` from `options` and profiles every free POI.
@@ -196,10 +252,12 @@ pub fn fit_with_intervals(like: &Likelihood, options: &FitOptions, minos: bool) 
     }
     let normalisation =
         crate::likelihood::normalisation::report(like.model, &like.channels, &result.theta);
+    let binned_channels = binned_reports(like, &result.theta);
     FitReport {
         result,
         intervals,
         normalisation,
+        binned_channels,
     }
 }
 
@@ -290,6 +348,7 @@ impl FitReport {
             "parameters": parameters,
             "correlation": if has_covariance { Value::Object(correlation) } else { Value::Null },
             "normalisation": self.normalisation,
+            "binned_channels": self.binned_channels,
         })
     }
 }

@@ -1074,6 +1074,11 @@ fn print_fit(value: &serde_json::Value, dataset: &Dataset) {
     if let Some(line) = nsbi::likelihood::normalisation::report_line(&value["normalisation"]) {
         println!("{line}");
     }
+    let binned: Vec<nsbi::analysis::BinnedChannelReport> =
+        serde_json::from_value(value["binned_channels"].clone()).unwrap_or_default();
+    for channel in &binned {
+        println!("{}", channel.summary());
+    }
     println!(
         "{:<20} {:>12} {:>10} {:>10} {:>10}  note",
         "parameter", "value", "error", "-err", "+err"
