@@ -452,3 +452,42 @@ fn fit_reports_each_binned_channel_at_the_best_fit() {
         "{text}"
     );
 }
+
+#[test]
+fn observed_counts_may_come_from_an_hdf5_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+    let counts = dir.path().join("counts.h5");
+    {
+        let file = hdf5::File::create(&counts).unwrap();
+        let group = file.create_group("CR_low").unwrap();
+        group
+            .new_dataset_builder()
+            .with_data(&[571.0f64, 441.0, 343.0, 211.0])
+            .create("counts")
+            .unwrap();
+    }
+    let inline = fit_json(
+        &control_regions_with(dir.path(), &[]),
+        &dir.path().join("inline.json"),
+    );
+    let from_file = control_regions_with(
+        dir.path(),
+        &[(
+            "data: [571, 441, 343, 211]",
+            &format!("data: {{file: {}, dataset: CR_low/counts}}", counts.display()),
+        )],
+    );
+    let read = fit_json(&from_file, &dir.path().join("file.json"));
+    assert_eq!(inline["nll"], read["nll"]);
+    assert_eq!(inline["parameters"], read["parameters"]);
+
+    let missing = control_regions_with(
+        dir.path(),
+        &[(
+            "data: [571, 441, 343, 211]",
+            &format!("data: {{file: {}, dataset: CR_low/count}}", counts.display()),
+        )],
+    );
+    let run = nsbi(&["fit", missing.to_str().unwrap()]);
+    common::assert_refused(&run, &["CR_low", "counts.h5", "no dataset 'CR_low/count'"]);
+}

@@ -22,7 +22,7 @@ thread_local! {
     /// nothing (taken out while in use, as the likelihood's own workspace).
     static TERMS: Cell<NllDerivatives> = Cell::new(NllDerivatives::default());
 }
-use super::schema::{BinnedParameterSpec, BinnedWorkspaceSpec};
+use super::schema::{BinnedParameterSpec, BinnedWorkspaceSpec, CountsSpec};
 
 /// The binned channels of a workspace on its global parameter vector.
 #[derive(Clone, Debug)]
@@ -37,17 +37,31 @@ pub struct BinnedPart {
 /// `None` without binned channels. The workspace's `parameters` entries of the binned
 /// modifiers' parameters are its measurement settings.
 pub fn local_model(ws: &Workspace) -> Result<Option<BinnedModel>> {
-    binned_spec(ws)
+    binned_spec(ws)?
         .map(|spec| BinnedModel::from_spec(&spec, &ws.path.display().to_string()))
         .transpose()
 }
 
 /// The binned part of a workspace as a binned workspace of its own (what pyhf export
-/// writes), or `None` without binned channels.
-pub fn binned_spec(ws: &Workspace) -> Option<BinnedWorkspaceSpec> {
-    let channels: Vec<_> = ws.spec.binned_channels().cloned().collect();
+/// writes), with counts given as HDF5 datasets read, or `None` without binned channels.
+pub fn binned_spec(ws: &Workspace) -> Result<Option<BinnedWorkspaceSpec>> {
+    let mut channels: Vec<_> = ws.spec.binned_channels().cloned().collect();
     if channels.is_empty() {
-        return None;
+        return Ok(None);
+    }
+    for channel in &mut channels {
+        if let CountsSpec::Dataset(source) = &channel.data {
+            let counts =
+                crate::data::events::read_counts(&ws.resolve(&source.file), &source.dataset)
+                    .map_err(|e| {
+                        Error::Analysis(format!(
+                            "{}: channel '{}': observed counts: {e}",
+                            ws.path.display(),
+                            channel.name
+                        ))
+                    })?;
+            channel.data = CountsSpec::Inline(counts);
+        }
     }
     let names = ws.binned_parameter_names();
     let parameters = ws
@@ -57,12 +71,12 @@ pub fn binned_spec(ws: &Workspace) -> Option<BinnedWorkspaceSpec> {
         .filter(|p| names.contains(p.name.value.as_str()))
         .map(setting)
         .collect();
-    Some(BinnedWorkspaceSpec {
+    Ok(Some(BinnedWorkspaceSpec {
         name: ws.spec.name.clone(),
         interpolation: ws.spec.interpolation,
         parameters,
         channels,
-    })
+    }))
 }
 
 /// A `parameters` entry as pyhf's measurement setting of a binned parameter.

@@ -37,7 +37,7 @@ pub fn read_binned_workspace(
             )));
         }
         let ws = crate::workspace::Workspace::load(path)?;
-        super::combine::binned_spec(&ws).ok_or_else(|| {
+        super::combine::binned_spec(&ws)?.ok_or_else(|| {
             Error::Analysis(format!("{source}: the workspace has no binned channels"))
         })?
     };

@@ -14,7 +14,7 @@ use crate::error::{Diagnostic, Error, Result};
 use crate::model::interpolation::Variation;
 
 use super::schema::{
-    BinnedParameterSpec, BinnedWorkspaceSpec, InterpolationSettings, ModifierSpec,
+    BinnedParameterSpec, BinnedWorkspaceSpec, CountsSpec, InterpolationSettings, ModifierSpec,
 };
 
 /// One scalar parameter. Per-bin modifiers (staterror, shapesys, shapefactor) give one
@@ -297,7 +297,12 @@ impl<'a> Builder<'a> {
         let constraints = self.constraints(&offsets);
         let auxdata = self.auxdata();
         let channels = self.channels(&offsets);
-        let counts = self.spec.channels.iter().map(|c| c.data.clone()).collect();
+        let counts = self
+            .spec
+            .channels
+            .iter()
+            .map(|c| c.data.inline().to_vec())
+            .collect();
         Ok(BinnedModel {
             parameters,
             poi,
@@ -320,11 +325,27 @@ impl<'a> Builder<'a> {
             if !channel_names.insert(channel.name.as_str()) {
                 return Err(self.err(&path, format!("channel name '{}' repeats", channel.name)));
             }
-            let n = channel.data.len();
+            if let CountsSpec::Dataset(d) = &channel.data {
+                return Err(self.err(
+                    &format!("{path}.data"),
+                    format!(
+                        "counts from {}:{} are read with the workspace; this model was built \
+                         before they were",
+                        d.file, d.dataset
+                    ),
+                ));
+            }
+            let n = channel.data.inline().len();
             if n == 0 {
                 return Err(self.err(&format!("{path}.data"), "a channel needs at least one bin"));
             }
-            check_values(self, &format!("{path}.data"), &channel.data, n, true)?;
+            check_values(
+                self,
+                &format!("{path}.data"),
+                channel.data.inline(),
+                n,
+                true,
+            )?;
             if let Some(obs) = &channel.observable {
                 let edges_ok = obs.edges.len() == n + 1
                     && obs.edges.iter().all(|e| e.is_finite())
@@ -410,7 +431,7 @@ impl<'a> Builder<'a> {
     fn collect_parameter_sets(&mut self) -> Result<()> {
         let spec = self.spec;
         for (c, channel) in spec.channels.iter().enumerate() {
-            let n = channel.data.len();
+            let n = channel.data.inline().len();
             for (s, sample) in channel.samples.iter().enumerate() {
                 for (m, modifier) in sample.modifiers.iter().enumerate() {
                     let path = format!("channels[{c}].samples[{s}].modifiers[{m}]");
@@ -516,7 +537,7 @@ impl<'a> Builder<'a> {
             let mut sigmas = Vec::new();
             for &c in &in_channels {
                 let channel = &channels[c];
-                let nominal_sum: Vec<f64> = (0..channel.data.len())
+                let nominal_sum: Vec<f64> = (0..channel.data.inline().len())
                     .map(|b| {
                         channel
                             .samples
@@ -671,7 +692,7 @@ impl<'a> Builder<'a> {
             .iter()
             .enumerate()
             .map(|(c, channel)| {
-                let n = channel.data.len();
+                let n = channel.data.inline().len();
                 let per_bin = |first: usize| Factor::PerBin {
                     parameters: (first..first + n).collect(),
                 };
@@ -740,7 +761,7 @@ impl<'a> Builder<'a> {
             let mut start = 0;
             for c in in_channels {
                 offsets.insert((name.clone(), c), start);
-                start += channels[c].data.len();
+                start += channels[c].data.inline().len();
             }
         }
         offsets

@@ -14,7 +14,7 @@ use crate::error::Result;
 use super::model::invalid;
 use super::schema::{
     BinnedChannelSpec, BinnedKind, BinnedParameterSpec, BinnedSampleSpec, BinnedWorkspaceSpec,
-    InterpolationSettings, ModifierSpec,
+    CountsSpec, InterpolationSettings, ModifierSpec,
 };
 
 /// Reads a pyhf workspace; `measurement` picks one by name (default: the first, as pyhf).
@@ -300,7 +300,7 @@ impl Reader<'_> {
             name,
             kind: BinnedKind::Binned,
             observable: None,
-            data: data.clone(),
+            data: CountsSpec::Inline(data.clone()),
             samples,
         })
     }

@@ -80,9 +80,37 @@ pub struct BinnedChannelSpec {
     /// The binned observable (documentation and plots; the likelihood needs only the counts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observable: Option<ObservableSpec>,
-    /// Observed counts per bin.
-    pub data: Vec<f64>,
+    /// Observed counts per bin, inline or from an HDF5 dataset.
+    pub data: CountsSpec,
     pub samples: Vec<BinnedSampleSpec>,
+}
+
+/// Observed counts: inline, one per bin, or a 1-D dataset of an HDF5 file (its path relative
+/// to the workspace's folder), read when the workspace is loaded
+/// ([`crate::binned::combine::binned_spec`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CountsSpec {
+    Inline(Vec<f64>),
+    Dataset(CountsDataset),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CountsDataset {
+    pub file: String,
+    /// Path of the dataset inside the file, e.g. `CR_low/counts`.
+    pub dataset: String,
+}
+
+impl CountsSpec {
+    /// The counts once read (empty for a dataset not read yet).
+    pub fn inline(&self) -> &[f64] {
+        match self {
+            CountsSpec::Inline(counts) => counts,
+            CountsSpec::Dataset(_) => &[],
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -146,6 +146,38 @@ fn as_network_input(file: &Path, column: &str, event: usize, x: f64) -> Result<f
     ))
 }
 
+/// The observed counts of a binned channel: the 1-D dataset `dataset` (a path inside the file,
+/// e.g. `CR_low/counts`) of the HDF5 file `file`.
+pub fn read_counts(file: &Path, dataset: &str) -> Result<Vec<f64>> {
+    if !file.exists() {
+        return Err(Error::event_file(file, "counts file not found"));
+    }
+    let h5 = hdf5::File::open(file)
+        .map_err(|e| Error::event_file(file, format!("cannot open as HDF5: {e}")))?;
+    let data = h5.dataset(dataset).map_err(|_| {
+        let available = h5.member_names().unwrap_or_default().join(", ");
+        Error::event_file(
+            file,
+            format!("no dataset '{dataset}' of counts (top-level members: {available})"),
+        )
+    })?;
+    if data.ndim() != 1 {
+        return Err(Error::event_file(
+            file,
+            format!(
+                "counts '{dataset}' must be a 1-D dataset with one count per bin, found shape {:?}",
+                data.shape()
+            ),
+        ));
+    }
+    data.read_raw::<f64>().map_err(|e| {
+        Error::event_file(
+            file,
+            format!("counts '{dataset}' cannot be read as numbers: {e}"),
+        )
+    })
+}
+
 fn open_group(file: &Path, group: &str) -> Result<hdf5::Group> {
     if !file.exists() {
         return Err(Error::event_file(file, "event file not found"));
