@@ -186,11 +186,15 @@ struct ImportArgs {
 #[derive(clap::Args)]
 struct ExportArgs {
     format: ForeignFormat,
-    /// The binned workspace (YAML, or pyhf JSON).
+    /// The workspace (YAML, or pyhf JSON): its binned channels are written.
     input: PathBuf,
     /// The file to write.
     #[arg(long)]
     out: PathBuf,
+    /// The measurement's POI, a parameter of the binned channels (default: the workspace's
+    /// POI; needed when that acts on unbinned channels only, e.g. `--poi mu_B`).
+    #[arg(long)]
+    poi: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -533,7 +537,7 @@ fn run_import(args: &ImportArgs) -> anyhow::Result<()> {
 
 fn run_export(args: &ExportArgs) -> anyhow::Result<()> {
     let ForeignFormat::Pyhf = args.format;
-    let model = nsbi::binned::export_pyhf(&args.input, &args.out)?;
+    let model = nsbi::binned::export_pyhf(&args.input, &args.out, args.poi.as_deref())?;
     println!(
         "{}: {} channels as pyhf JSON",
         args.out.display(),

@@ -474,7 +474,10 @@ fn observed_counts_may_come_from_an_hdf5_dataset() {
         dir.path(),
         &[(
             "data: [571, 441, 343, 211]",
-            &format!("data: {{file: {}, dataset: CR_low/counts}}", counts.display()),
+            &format!(
+                "data: {{file: {}, dataset: CR_low/counts}}",
+                counts.display()
+            ),
         )],
     );
     let read = fit_json(&from_file, &dir.path().join("file.json"));
@@ -485,9 +488,65 @@ fn observed_counts_may_come_from_an_hdf5_dataset() {
         dir.path(),
         &[(
             "data: [571, 441, 343, 211]",
-            &format!("data: {{file: {}, dataset: CR_low/count}}", counts.display()),
+            &format!(
+                "data: {{file: {}, dataset: CR_low/count}}",
+                counts.display()
+            ),
         )],
     );
     let run = nsbi(&["fit", missing.to_str().unwrap()]);
     common::assert_refused(&run, &["CR_low", "counts.h5", "no dataset 'CR_low/count'"]);
+}
+
+#[test]
+fn binned_channels_of_a_combined_workspace_export_to_pyhf_with_a_chosen_poi() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = control_regions_with(dir.path(), &[]);
+    let json = dir.path().join("cr.json");
+    let export = |extra: &[&str]| {
+        let mut args = vec!["export", "pyhf", ws.to_str().unwrap(), "--out"];
+        args.push(json.to_str().unwrap());
+        args.extend_from_slice(extra);
+        nsbi(&args)
+    };
+    // The workspace's POI acts on the unbinned channel only.
+    common::assert_refused(&export(&[]), &["pyhf needs a POI", "--poi NAME"]);
+    common::assert_refused(&export(&["--poi", "mu"]), &["--poi mu", "mu_B"]);
+    let run = export(&["--poi", "mu_B"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    // pyhf reads it with mu_B as POI, and its -logpdf at nsbi's best fit of the JSON is
+    // nsbi's minimum.
+    let fit = fit_json(&json, &dir.path().join("fit.json"));
+    let pars: serde_json::Map<String, Value> = fit["parameters"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v["value"].clone()))
+        .collect();
+    let script = "import json, sys, pyhf\n\
+        ws = pyhf.Workspace(json.load(open(sys.argv[1])))\n\
+        m = ws.model(); pars = json.loads(sys.argv[2])\n\
+        x = [pars[n] for n in m.config.par_names]\n\
+        print(json.dumps({'poi': m.config.poi_name, 'nll': float(-m.logpdf(x, ws.data(m))[0])}))";
+    let out = std::process::Command::new(common::python())
+        .args([
+            "-c",
+            script,
+            json.to_str().unwrap(),
+            &Value::Object(pars).to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pyhf: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(pyhf["poi"], "mu_B");
+    let (nll, pyhf_nll) = (fit["nll"].as_f64().unwrap(), pyhf["nll"].as_f64().unwrap());
+    assert!(
+        (nll - pyhf_nll).abs() < 1e-10 * nll.abs(),
+        "nsbi {nll} vs pyhf {pyhf_nll}"
+    );
 }

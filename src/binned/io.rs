@@ -63,9 +63,35 @@ pub fn import_pyhf(input: &Path, measurement: Option<&str>, out: &Path) -> Resul
     Ok(model)
 }
 
-/// `nsbi export pyhf`: the binned workspace at `input` as pyhf JSON at `out`.
-pub fn export_pyhf(input: &Path, out: &Path) -> Result<BinnedModel> {
-    let (spec, model) = read_binned_workspace(input, None)?;
+/// `nsbi export pyhf`: the binned channels of the workspace at `input` as pyhf JSON at `out`,
+/// with `poi` (a parameter of theirs) as the measurement's POI where given — a workspace whose
+/// POI acts on its unbinned channels only has none among its binned channels' parameters.
+pub fn export_pyhf(input: &Path, out: &Path, poi: Option<&str>) -> Result<BinnedModel> {
+    let (mut spec, model) = read_binned_workspace(input, None)?;
+    if let Some(name) = poi {
+        if model.parameter_index(name).is_none() {
+            return Err(Error::Analysis(format!(
+                "--poi {name}: not a parameter of the binned channels of {} (they have: {})",
+                input.display(),
+                model
+                    .parameters
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        for p in &mut spec.parameters {
+            p.poi = p.name == name;
+        }
+        if !spec.parameters.iter().any(|p| p.name == name) {
+            spec.parameters.push(super::schema::BinnedParameterSpec {
+                name: name.to_string(),
+                poi: true,
+                ..Default::default()
+            });
+        }
+    }
     let json = pyhf::export(&spec, &input.display().to_string())?;
     let text = serde_json::to_string_pretty(&json).expect("JSON values always serialise");
     write_atomic(out, text.as_bytes())?;

@@ -77,7 +77,8 @@ pub fn export(spec: &BinnedWorkspaceSpec, source: &str) -> Result<Value> {
         return Err(invalid(
             source,
             "parameters",
-            "pyhf needs a POI: mark one parameter with `poi: true`",
+            "pyhf needs a POI among the binned channels' parameters: mark one with `poi: true`, \
+             or name one with `nsbi export pyhf --poi NAME`",
         ));
     };
     let channels: Vec<Value> = spec
