@@ -196,9 +196,9 @@ impl BinnedPart {
         TERMS.set(terms);
     }
 
-    /// The expected counts at θ_gen that toys draw from: an error naming the bin where one is
-    /// negative or not finite (no Poisson distribution has it as its mean).
-    pub fn toy_means(&self, theta_gen: &[f64]) -> Result<Vec<Vec<f64>>> {
+    /// Checks the expected counts at θ_gen that toys draw from: an error naming the bin where
+    /// one is negative or not finite (no Poisson distribution has it as its mean).
+    pub fn check_toy_means(&self, theta_gen: &[f64]) -> Result<()> {
         let expected = self.expected(theta_gen);
         for (channel, lambda) in self.model.channels.iter().zip(&expected) {
             if let Some(b) = lambda.iter().position(|l| !(l.is_finite() && *l >= 0.0)) {
@@ -209,7 +209,7 @@ impl BinnedPart {
                 )));
             }
         }
-        Ok(expected)
+        Ok(())
     }
 
     /// The first bin whose expected count cannot carry its observed count.

@@ -86,7 +86,7 @@ pub struct BinnedChannel {
 
 /// What a likelihood is evaluated on: counts per bin of each channel and the global
 /// observables of the constraints (in the order of [`BinnedModel::constraints`]).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct BinnedData {
     pub counts: Vec<Vec<f64>>,
     pub auxdata: Vec<f64>,

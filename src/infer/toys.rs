@@ -48,6 +48,7 @@ use rayon::prelude::*;
 use super::resample::toy_mc_weights;
 use super::toy_pool::{AliasTable, PoolRows};
 use crate::analysis::{Analysis, Dataset};
+use crate::binned::BinnedData;
 use crate::error::{Error, Result};
 use crate::fit::{minimise, FitOptions, FitResult};
 use crate::likelihood::{ChannelData, Likelihood};
@@ -114,8 +115,6 @@ pub struct ToySource<'m> {
     draw_weights: Vec<Vec<f64>>,
     /// ν of each channel at the generation point.
     expected: Vec<f64>,
-    /// Expected counts per bin of each binned channel at the generation point.
-    binned_expected: Vec<Vec<f64>>,
     /// Full parameter point of generation (μ_true, α_gen).
     pub theta_gen: Vec<f64>,
 }
@@ -171,6 +170,9 @@ impl<'m> ToySource<'m> {
             });
             draw_weights.push(weights);
         }
+        if let Some(binned) = &model.binned {
+            binned.check_toy_means(theta_gen)?;
+        }
         Ok(ToySource {
             model,
             rows: pools
@@ -181,10 +183,6 @@ impl<'m> ToySource<'m> {
             samplers,
             draw_weights,
             expected,
-            binned_expected: match &model.binned {
-                Some(binned) => binned.toy_means(theta_gen)?,
-                None => Vec::new(),
-            },
             theta_gen: theta_gen.to_vec(),
         })
     }
@@ -253,26 +251,22 @@ impl<'m> ToySource<'m> {
         like
     }
 
-    /// The binned channels' counts of a toy: n_b ~ Poisson(λ_b(θ_gen)), from a stream of their
-    /// own so that the unbinned channels' toys do not depend on whether binned ones exist.
+    /// The binned channels' counts of a toy, drawn as the binned engine draws them
+    /// ([`crate::binned::BinnedModel::sample_into`]: n_b ~ Poisson(λ_b(θ_gen))), from a stream
+    /// of their own so that the unbinned channels' toys do not depend on whether binned ones
+    /// exist. (The placed binned model has no constraints: the global observables are drawn
+    /// in [`ToySource::draw`].)
     fn binned_counts(&self, seed: u64, grid_index: usize, toy_index: usize) -> Vec<Vec<f64>> {
-        if self.binned_expected.is_empty() {
+        let Some(binned) = &self.model.binned else {
             return Vec::new();
-        }
+        };
         let mut rng = stream(b"nsbi binned toy stream v1", seed, grid_index, toy_index);
-        self.binned_expected
-            .iter()
-            .map(|lambda| {
-                lambda
-                    .iter()
-                    .map(|&l| match Poisson::new(l) {
-                        Ok(poisson) => poisson.sample(&mut rng),
-                        // λ = 0 (checked ≥ 0 and finite by `toy_means`): no events.
-                        Err(_) => 0.0,
-                    })
-                    .collect()
-            })
-            .collect()
+        let mut data = BinnedData::default();
+        binned
+            .model
+            .sample_into(&self.theta_gen, &mut rng, &mut data)
+            .expect("the expected counts at θ_gen were checked when the toy source was made");
+        data.counts
     }
 }
 
