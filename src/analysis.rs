@@ -13,7 +13,7 @@ use crate::fit::{self, FitOptions, FitResult};
 use crate::likelihood::data::ChannelPool;
 use crate::likelihood::normalisation::ChannelNormalisation;
 use crate::likelihood::{data, ChannelData, Likelihood};
-use crate::model::{ConstraintPdf, Model};
+use crate::model::Model;
 use crate::ratio::{self, ChannelRatios};
 use crate::workspace::Workspace;
 
@@ -131,6 +131,20 @@ impl Analysis {
             }
             _ => Likelihood::new(&self.model, channels),
         })
+    }
+
+    /// The Asimov likelihood of the hypothesis tests at θ: the Asimov events and counts at θ
+    /// with every global observable at its expectation there (a = θ_k for a Gaussian, θ_kτ for
+    /// a Poisson constraint), as pyhf's and RooStats' asymptotic calculators make it, so that
+    /// θ itself is the best fit of every parameter. (`--asimov` fits keep the nominal global
+    /// observables: they show what the measurement expects of the constraints.)
+    pub fn asimov_likelihood(&self, theta: &[f64]) -> Result<Likelihood<'_>> {
+        let mut like = self.likelihood(&Dataset::Asimov(theta.to_vec()))?;
+        for term in &self.model.constraints {
+            let k = term.parameter;
+            like.global_observables[k] = term.expected_auxdata(theta[k]);
+        }
+        Ok(like)
     }
 
     /// Parses `name=value,name=value` assignments against the model's parameters.
@@ -281,25 +295,18 @@ impl FitReport {
                     )
                 });
             // Pull (θ̂ − a)/σ and constraint σ̂/σ in units of the constraint's width σ around
-            // its global observable a (a Poisson Pois(a | θτ) is read as a Gaussian of width
-            // 1/√τ around a/τ).
-            let (pull, constraint) =
-                model
-                    .constraints
-                    .iter()
-                    .find(|c| c.parameter == i)
-                    .map_or((None, None), |c| {
-                        let (centre, width) = match c.pdf {
-                            ConstraintPdf::Gaussian { sigma } => (c.auxdata, sigma),
-                            ConstraintPdf::Poisson { factor } => {
-                                (c.auxdata / factor, factor.sqrt().recip())
-                            }
-                        };
-                        (
-                            Some((r.theta[i] - centre) / width),
-                            error.map(|e| e / width),
-                        )
-                    });
+            // its global observable a.
+            let (pull, constraint) = model
+                .constraints
+                .iter()
+                .find(|c| c.parameter == i)
+                .map_or((None, None), |c| {
+                    let (centre, width) = c.centre_and_width();
+                    (
+                        Some((r.theta[i] - centre) / width),
+                        error.map(|e| e / width),
+                    )
+                });
             parameters.insert(
                 p.name.clone(),
                 json!({

@@ -9,6 +9,12 @@ use nsbi::data::RatioCache;
 use nsbi::diagnostics;
 use nsbi::fit::FitOptions;
 use nsbi::infer::construction;
+use nsbi::infer::hypotest::{
+    check_test, AsymptoticCalculator, Calculator, HypotestResult, SignificanceResult,
+    TestSettings, ToyCalculator,
+};
+use nsbi::infer::limit::{upper_limit, LimitSettings};
+use nsbi::infer::test_stat::TestStatistic;
 use nsbi::infer::toyfile::{self, ModelFingerprint, ToyFile, ToyFileHeader};
 use nsbi::infer::toys::ToyPlan;
 use nsbi::ratio;
@@ -161,6 +167,99 @@ enum Command {
     /// Write the binned channels of a workspace in another tool's format: `nsbi export pyhf
     /// ws.yaml --out ws.json` writes pyhf JSON that `pyhf.Workspace` loads.
     Export(ExportArgs),
+    /// Test one value of the POI: CLs, CLs+b, CLb, the p-values and the expected CLs band
+    /// (−2σ … +2σ), with the asymptotic (Asimov) calculator or with toys, as pyhf's
+    /// `infer.hypotest` (default statistic q̃_μ).
+    Hypotest(HypotestArgs),
+    /// Upper limit on the POI at a confidence level by CLs: observed and expected (−2σ … +2σ),
+    /// solved by root finding (asymptotic) or interpolated between tested values (toys);
+    /// optional Brazil-band plot.
+    Limit(LimitArgs),
+    /// Discovery significance: q₀, p₀ and Z = Φ⁻¹(1 − p₀) of the data against the
+    /// background-only hypothesis, and the median expected under a signal hypothesis.
+    Significance(SignificanceArgs),
+}
+
+/// The options every hypothesis test shares.
+#[derive(clap::Args)]
+struct TestArgs {
+    /// The workspace YAML file (or a pyhf JSON workspace).
+    workspace: PathBuf,
+    /// The parameter of interest (default: the workspace's POI).
+    #[arg(long)]
+    poi: Option<String>,
+    /// `asymptotic` (Asimov dataset, CCGV formulas) or `toys` (pseudo-experiments under the
+    /// tested and the background hypotheses, generated at the data's conditional fits).
+    #[arg(long, default_value = "asymptotic")]
+    calculator: String,
+    /// Toys per hypothesis (toy calculator).
+    #[arg(long, default_value_t = 2000)]
+    toys: usize,
+    /// Seed of the toys: the same seed gives the same toys, whatever the thread count.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Hold the nuisance parameters at their initial values in every fit (toys: global
+    /// observables not randomised).
+    #[arg(long)]
+    no_syst: bool,
+    /// Threads for the toys (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Write the result as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Cache folder (default: `.nsbi-cache` beside the workspace, or $NSBI_CACHE_DIR).
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct HypotestArgs {
+    #[command(flatten)]
+    common: TestArgs,
+    /// The tested value of the POI.
+    #[arg(long, allow_hyphen_values = true)]
+    value: f64,
+    /// Test statistic: qtilde (q̃_μ, default), qmu (q_μ; pyhf's `q`), tmu, tmutilde, q0.
+    #[arg(long, default_value = "qtilde")]
+    test_stat: String,
+    /// For --test-stat q0: the signal hypothesis of the expected p-values.
+    #[arg(long, default_value_t = 1.0)]
+    signal: f64,
+}
+
+#[derive(clap::Args)]
+struct LimitArgs {
+    #[command(flatten)]
+    common: TestArgs,
+    /// Confidence level of the limit (CLs = 1 − CL there).
+    #[arg(long, default_value_t = 0.95)]
+    cl: f64,
+    /// Tested values low:high (default: from the POI's lower bound, or 0, to its upper bound).
+    #[arg(long, allow_hyphen_values = true)]
+    range: Option<String>,
+    /// Tested values over the range: they bracket the limits (and, with toys, give them by
+    /// interpolation); each is a hypothesis test.
+    #[arg(long, default_value_t = 21)]
+    points: usize,
+    /// Test statistic: qtilde (default) or qmu.
+    #[arg(long, default_value = "qtilde")]
+    test_stat: String,
+    /// Brazil-band plot file stem: writes STEM.png and STEM.svg.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct SignificanceArgs {
+    #[command(flatten)]
+    common: TestArgs,
+    /// The POI value of the null hypothesis (no signal).
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
+    value: f64,
+    /// The signal hypothesis of the expected significance (the Asimov dataset's POI).
+    #[arg(long, default_value_t = 1.0)]
+    signal: f64,
 }
 
 /// Formats of other tools' workspaces.
@@ -503,6 +602,9 @@ fn main() -> ExitCode {
         Command::Coverage(args) => run_coverage(&args).map(passed),
         Command::Import(args) => run_import(&args).map(passed),
         Command::Export(args) => run_export(&args).map(passed),
+        Command::Hypotest(args) => run_hypotest(&args).map(passed),
+        Command::Limit(args) => run_limit(&args).map(passed),
+        Command::Significance(args) => run_significance(&args).map(passed),
     };
     match outcome {
         Ok((true, _)) | Ok((false, false)) => ExitCode::SUCCESS,
@@ -1511,6 +1613,235 @@ fn run_ratio_shard(
 }
 
 /// Loads a workspace with its model and cached ratios (evaluating what is not cached yet).
+/// The analysis and settings of a hypothesis test: the POI, the statistic (whose POI bounds
+/// the model takes: the tilde statistics keep the POI ≥ 0), the thread pool.
+fn test_setup(
+    common: &TestArgs,
+    statistic: TestStatistic,
+    signal: f64,
+) -> anyhow::Result<(Analysis, TestSettings, Vec<String>)> {
+    if let Some(n) = common.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .map_err(|e| anyhow::anyhow!("--threads {n}: {e}"))?;
+    }
+    let mut analysis = load_analysis(&common.workspace, common.cache_dir.clone())?;
+    let poi = poi_index(&analysis, common.poi.as_deref())?;
+    let parameter = &mut analysis.model.parameters[poi];
+    let warnings: Vec<String> = statistic
+        .bounds_warning(&parameter.name, parameter.bounds)
+        .into_iter()
+        .collect();
+    parameter.bounds = statistic.poi_bounds(parameter.bounds);
+    let settings = TestSettings {
+        poi,
+        statistic,
+        signal,
+        systematics: !common.no_syst && analysis.model.has_free_nuisances(),
+    };
+    Ok((analysis, settings, warnings))
+}
+
+/// The parameter named by `--poi`, or the workspace's first POI.
+fn poi_index(analysis: &Analysis, name: Option<&str>) -> anyhow::Result<usize> {
+    Ok(match name {
+        Some(name) => analysis
+            .model
+            .parameter_index(name)
+            .ok_or_else(|| anyhow::anyhow!("--poi: unknown parameter '{name}'"))?,
+        None => *analysis
+            .model
+            .pois()
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("the workspace declares no POI: give --poi"))?,
+    })
+}
+
+/// The calculator `--calculator` names.
+fn calculator<'a>(
+    analysis: &'a Analysis,
+    settings: &TestSettings,
+    common: &TestArgs,
+) -> anyhow::Result<Box<dyn Calculator + 'a>> {
+    Ok(match common.calculator.as_str() {
+        "asymptotic" => Box::new(AsymptoticCalculator::new(analysis, settings)?),
+        "toys" => Box::new(ToyCalculator::new(
+            analysis,
+            settings,
+            common.toys,
+            common.seed,
+        )?),
+        other => anyhow::bail!(
+            "--calculator '{other}' is not known (expected asymptotic or toys)"
+        ),
+    })
+}
+
+fn write_result(path: Option<&Path>, result: &impl serde::Serialize) -> anyhow::Result<()> {
+    if let Some(path) = path {
+        let mut outputs = nsbi::report::OutputSet::new();
+        outputs.json(path, &serde_json::to_value(result)?)?;
+        outputs.commit()?;
+    }
+    Ok(())
+}
+
+/// A result's warnings, on stderr (as the scan's and Neyman's).
+fn print_result_warnings(warnings: &[String]) {
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+}
+
+/// The median, ±1σ and ±2σ of a band (ordered −2σ … +2σ).
+fn band_text(values: &[f64; 5], show: fn(f64) -> String) -> String {
+    format!(
+        "{} [−1σ {}, +1σ {}] [−2σ {}, +2σ {}]",
+        show(values[2]),
+        show(values[1]),
+        show(values[3]),
+        show(values[0]),
+        show(values[4])
+    )
+}
+
+/// A probability to four significant digits, in scientific notation when small.
+fn probability(p: f64) -> String {
+    if p != 0.0 && p.abs() < 1e-3 {
+        format!("{p:.4e}")
+    } else {
+        format!("{p:.6}")
+    }
+}
+
+fn poi_value(x: f64) -> String {
+    format!("{x:.6}")
+}
+
+fn run_hypotest(args: &HypotestArgs) -> anyhow::Result<()> {
+    let statistic = TestStatistic::parse(&args.test_stat)?;
+    if !statistic.is_one_sided() {
+        anyhow::bail!(
+            "--test-stat {statistic}: CLs needs a one-sided statistic (qtilde, qmu, or q0 for              discovery); tmu and tmutilde give two-sided intervals (nsbi scan, nsbi neyman)"
+        );
+    }
+    let (analysis, settings, mut warnings) = test_setup(&args.common, statistic, args.signal)?;
+    check_test(&analysis, &settings, &[args.value])?;
+    let mut calc = calculator(&analysis, &settings, &args.common)?;
+    let point = calc.test(args.value)?;
+    let poi = &analysis.model.parameters[settings.poi].name;
+    let mut result = HypotestResult::new(poi, statistic, calc.as_ref(), point);
+    warnings.append(&mut result.warnings);
+    result.warnings = warnings;
+    println!(
+        "{poi} = {} ({statistic}, {}): CLs = {}  CLs+b = {}  CLb = {}",
+        result.value,
+        result.calculator,
+        probability(result.cls.observed),
+        probability(result.clsb),
+        probability(result.clb)
+    );
+    println!(
+        "expected CLs: {}",
+        band_text(&result.cls.expected, probability)
+    );
+    if let Some(toys) = &result.toys {
+        println!(
+            "toys: {} per hypothesis; CLs ± {:.2e}, CLs+b ± {:.2e}, CLb ± {:.2e}",
+            toys.n_toys, toys.cls, toys.clsb, toys.clb
+        );
+    }
+    print_result_warnings(&result.warnings);
+    write_result(args.common.json.as_deref(), &result)
+}
+
+fn run_limit(args: &LimitArgs) -> anyhow::Result<()> {
+    let statistic = TestStatistic::parse(&args.test_stat)?;
+    if !matches!(statistic, TestStatistic::Qtilde | TestStatistic::Qmu) {
+        anyhow::bail!("--test-stat {statistic}: an upper limit needs qtilde or qmu");
+    }
+    let (analysis, settings, mut warnings) = test_setup(&args.common, statistic, 1.0)?;
+    let mut calc = calculator(&analysis, &settings, &args.common)?;
+    let range = match &args.range {
+        Some(text) => nsbi::fit::scan::parse_range(text)?,
+        None => default_limit_range(&analysis, &settings, calc.as_ref(), args.points)?,
+    };
+    check_test(&analysis, &settings, &[range.0, range.1])?;
+    let limit_settings = LimitSettings {
+        cl: args.cl,
+        range,
+        background: 0.0,
+        points: args.points,
+        root_finding: args.common.calculator == "asymptotic",
+    };
+    let poi = analysis.model.parameters[settings.poi].name.clone();
+    let mut result = upper_limit(calc.as_mut(), &poi, statistic, &limit_settings)?;
+    warnings.append(&mut result.warnings);
+    result.warnings = warnings;
+    println!(
+        "{:.1} % CLs upper limit on {poi} ({statistic}, {}): observed {:.6}",
+        100.0 * result.cl,
+        result.calculator,
+        result.observed
+    );
+    println!("expected: {}", band_text(&result.expected, poi_value));
+    print_result_warnings(&result.warnings);
+    write_result(args.common.json.as_deref(), &result)
+}
+
+/// A limit's default scan: from just above the background hypothesis (0, or the POI's lower
+/// bound), where CLs is 1, to μ̂ + 5σ̂ of the fit to the data (or the POI's upper bound).
+fn default_limit_range(
+    analysis: &Analysis,
+    settings: &TestSettings,
+    calc: &dyn Calculator,
+    points: usize,
+) -> anyhow::Result<(f64, f64)> {
+    let (lo, hi) = analysis.model.parameters[settings.poi].bounds;
+    let start = lo.max(0.0);
+    let end = match calc.poi_error() {
+        Some(sigma) if sigma > 0.0 => (calc.poi_hat().max(start) + 5.0 * sigma).min(hi),
+        _ if hi.is_finite() => hi,
+        _ => anyhow::bail!(
+            "the fit to the data gives no error on the POI and its upper bound is infinite: \
+             give --range low:high for the limit's scan"
+        ),
+    };
+    // The background hypothesis itself has no CLs: start a quarter step above it.
+    Ok((start + (end - start) / (4 * points.max(1)) as f64, end))
+}
+
+fn run_significance(args: &SignificanceArgs) -> anyhow::Result<()> {
+    let statistic = TestStatistic::Q0;
+    let (analysis, settings, mut warnings) = test_setup(&args.common, statistic, args.signal)?;
+    check_test(&analysis, &settings, &[args.value, args.signal])?;
+    if args.signal == args.value {
+        anyhow::bail!(
+            "--signal {} equals the null hypothesis' --value: the expected significance needs              a signal hypothesis other than the null",
+            args.signal
+        );
+    }
+    let mut calc = calculator(&analysis, &settings, &args.common)?;
+    let point = calc.test(args.value)?;
+    let poi = &analysis.model.parameters[settings.poi].name;
+    let mut result = SignificanceResult::new(poi, args.signal, calc.as_ref(), point);
+    warnings.append(&mut result.warnings);
+    result.warnings = warnings;
+    let d = &result.observed;
+    println!(
+        "{poi} = {} rejected at: q0 = {:.6}, p0 = {:.4e}, Z = {:.4} ({})",
+        result.value, d.q0, d.p0, d.z, result.calculator
+    );
+    let e = &result.expected;
+    println!(
+        "expected under {poi} = {}: q0 = {:.6}, p0 = {:.4e}, Z = {:.4}",
+        result.signal, e.q0, e.p0, e.z
+    );
+    print_result_warnings(&result.warnings);
+    write_result(args.common.json.as_deref(), &result)
+}
+
 fn load_analysis(workspace: &Path, cache_dir: Option<PathBuf>) -> anyhow::Result<Analysis> {
     let ws = Workspace::load(workspace)?;
     let cache = RatioCache::new(cache_dir.unwrap_or_else(|| default_cache_dir(&ws)));

@@ -1,8 +1,12 @@
-//! Frequentist inference beyond a single fit: pseudo-experiments and the Neyman construction.
+//! Frequentist inference beyond a single fit: test statistics, hypothesis tests (CLs, upper
+//! limits, discovery significance), pseudo-experiments and the Neyman construction.
 
 pub mod construction;
+pub mod hypotest;
+pub mod limit;
 pub mod neyman;
 pub mod resample;
+pub mod test_stat;
 pub mod toy_pool;
 pub mod toyfile;
 pub mod toys;

@@ -229,23 +229,17 @@ impl<'m> ToySource<'m> {
         );
         for term in &self.model.constraints {
             let k = term.parameter;
+            let expected = term.expected_auxdata(self.theta_gen[k]);
             like.global_observables[k] = match term.pdf {
+                _ if !randomise_constraints => expected,
                 ConstraintPdf::Gaussian { sigma } => {
-                    let centre = self.theta_gen[k];
-                    if randomise_constraints {
-                        let unit = Normal::new(0.0, 1.0).expect("unit normal");
-                        centre + sigma * unit.sample(&mut rng)
-                    } else {
-                        centre
-                    }
+                    let unit = Normal::new(0.0, 1.0).expect("unit normal");
+                    expected + sigma * unit.sample(&mut rng)
                 }
-                ConstraintPdf::Poisson { factor } => {
-                    let rate = self.theta_gen[k] * factor;
-                    match Poisson::new(rate) {
-                        Ok(poisson) if randomise_constraints => poisson.sample(&mut rng),
-                        _ => rate,
-                    }
-                }
+                ConstraintPdf::Poisson { .. } => match Poisson::new(expected) {
+                    Ok(poisson) => poisson.sample(&mut rng),
+                    _ => expected,
+                },
             };
         }
         like

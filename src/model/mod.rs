@@ -127,6 +127,27 @@ pub enum ConstraintPdf {
     Poisson { factor: f64 },
 }
 
+impl ConstraintTerm {
+    /// The global observable's expectation at the parameter value `theta`: θ for a Gaussian,
+    /// θτ for a Poisson. Toys draw around it; the hypothesis tests' Asimov datasets set it.
+    pub fn expected_auxdata(&self, theta: f64) -> f64 {
+        match self.pdf {
+            ConstraintPdf::Gaussian { .. } => theta,
+            ConstraintPdf::Poisson { factor } => theta * factor,
+        }
+    }
+
+    /// (centre, width) of the constraint in the parameter: Gauss(a | θ, σ) is centred at a
+    /// with width σ; a Poisson Pois(a | θτ) is read as a Gaussian of width 1/√τ around a/τ.
+    /// Pulls are (θ̂ − centre)/width.
+    pub fn centre_and_width(&self) -> (f64, f64) {
+        match self.pdf {
+            ConstraintPdf::Gaussian { sigma } => (self.auxdata, sigma),
+            ConstraintPdf::Poisson { factor } => (self.auxdata / factor, factor.sqrt().recip()),
+        }
+    }
+}
+
 impl Model {
     /// A model of unbinned channels whose `constrained` parameters carry nsbi's unit
     /// Gaussian constraint around 0 (for models built in code: tests, benchmarks).
