@@ -94,6 +94,7 @@ fn bench(c: &mut Criterion) {
         n_toys: N_TOYS,
         seed: SEED,
         systematics: true,
+        statistic: nsbi::infer::test_stat::TestStatistic::Tmu,
     };
     let draw_all = || -> Vec<Likelihood> {
         (0..N_TOYS)

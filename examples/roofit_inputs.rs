@@ -46,6 +46,7 @@ fn main() {
         n_toys: n_shared,
         seed,
         systematics: true,
+        statistic: nsbi::infer::test_stat::TestStatistic::Tmu,
     };
     // The generation point of `nsbi toys --mu-grid 1:1:1`: the conditional fit of the data.
     let profile = observed_profile(&analysis, &plan).expect("observed profile");

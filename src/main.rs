@@ -198,8 +198,8 @@ struct TestArgs {
     /// Seed of the toys: the same seed gives the same toys, whatever the thread count.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Hold the nuisance parameters at their initial values in every fit (toys: global
-    /// observables not randomised).
+    /// Stat-only: nuisance parameters frozen at their best fit to the data, in every fit and
+    /// in the toys' generation; global observables not randomised.
     #[arg(long)]
     no_syst: bool,
     /// Threads for the toys (default: all cores).
@@ -365,6 +365,10 @@ struct ToyPlanArgs {
     /// generation and in every fit; global observables not randomised.
     #[arg(long)]
     no_syst: bool,
+    /// The statistic of the construction: tmu (t_μ, Feldman–Cousins ordering) or tmutilde
+    /// (t̃_μ: the free fit keeps the POI ≥ 0). The toy file records it.
+    #[arg(long, default_value = "tmu")]
+    test_stat: String,
 }
 
 impl ToyPlanArgs {
@@ -384,6 +388,7 @@ impl ToyPlanArgs {
         if self.no_syst {
             out.push("--no-syst".into());
         }
+        out.extend(["--test-stat".to_string(), self.test_stat.clone()]);
         out
     }
 }
@@ -1265,6 +1270,13 @@ fn toy_plan(analysis: &Analysis, args: &ToyPlanArgs) -> anyhow::Result<ToyPlan> 
     }
     let grid = construction::parse_grid(&args.mu_grid)?;
     construction::check_toy_count(grid.len(), args.toys)?;
+    let statistic = TestStatistic::parse(&args.test_stat)?;
+    if statistic.is_one_sided() {
+        anyhow::bail!(
+            "--test-stat {statistic}: the Neyman construction takes a two-sided statistic, tmu \
+             or tmutilde (one-sided tests: nsbi hypotest, nsbi limit)"
+        );
+    }
     Ok(ToyPlan {
         poi,
         grid,
@@ -1272,7 +1284,15 @@ fn toy_plan(analysis: &Analysis, args: &ToyPlanArgs) -> anyhow::Result<ToyPlan> 
         seed: args.seed,
         // Without a free nuisance parameter the toys are stat-only, and say so.
         systematics: !args.no_syst && analysis.model.has_free_nuisances(),
+        statistic,
     })
+}
+
+/// The model takes the POI bounds of the toys' statistic (t̃_μ keeps the POI ≥ 0) before
+/// anything is fitted.
+fn use_statistic_bounds(analysis: &mut Analysis, poi: usize, statistic: TestStatistic) {
+    let bounds = &mut analysis.model.parameters[poi].bounds;
+    *bounds = statistic.poi_bounds(*bounds);
 }
 
 fn parse_shard(text: &str) -> anyhow::Result<(usize, usize)> {
@@ -1297,8 +1317,9 @@ fn run_toys(args: &ToysArgs) -> anyhow::Result<()> {
         .map(parse_shard)
         .transpose()?
         .unwrap_or((0, 1));
-    let analysis = load_analysis(&args.workspace, args.cache_dir.clone())?;
+    let mut analysis = load_analysis(&args.workspace, args.cache_dir.clone())?;
     let plan = toy_plan(&analysis, &args.plan)?;
+    use_statistic_bounds(&mut analysis, plan.poi, plan.statistic);
     // The toys' pools first: the observed fits' normalisation then shares their shape inputs.
     analysis.pools()?;
     let profile = construction::observed_profile(&analysis, &plan)?;
@@ -1373,20 +1394,20 @@ fn run_merge(args: &MergeArgs) -> anyhow::Result<()> {
 
 fn run_neyman(args: &NeymanArgs) -> anyhow::Result<()> {
     let merged = toyfile::merge(&toy_paths(&args.toys)?)?;
-    let analysis = load_analysis(&args.workspace, args.cache_dir.clone())?;
-    merged
-        .header
-        .require_model(&analysis, &args.toys.join(" "))?;
+    let mut analysis = load_analysis(&args.workspace, args.cache_dir.clone())?;
     let header = &merged.header;
     let poi = analysis.model.parameter_index(&header.poi).ok_or_else(|| {
         anyhow::anyhow!("the toys' POI '{}' is not in this workspace", header.poi)
     })?;
+    use_statistic_bounds(&mut analysis, poi, header.test_stat);
+    header.require_model(&analysis, &args.toys.join(" "))?;
     let plan = ToyPlan {
         poi,
         grid: header.grid.clone(),
         n_toys: header.n_toys,
         seed: header.seed,
         systematics: header.systematics,
+        statistic: header.test_stat,
     };
     let observed = construction::observed_profile(&analysis, &plan)?.t();
     let result = construction::neyman(
@@ -1460,10 +1481,13 @@ fn run_coverage(args: &CoverageArgs) -> anyhow::Result<()> {
                 construction.header.grid
             )
         })?;
-    let analysis = load_analysis(&args.workspace, args.cache_dir.clone())?;
-    construction
-        .header
-        .require_model(&analysis, &args.toys.join(" "))?;
+    let mut analysis = load_analysis(&args.workspace, args.cache_dir.clone())?;
+    let header = &construction.header;
+    let poi = analysis.model.parameter_index(&header.poi).ok_or_else(|| {
+        anyhow::anyhow!("the toys' POI '{}' is not in this workspace", header.poi)
+    })?;
+    use_statistic_bounds(&mut analysis, poi, header.test_stat);
+    header.require_model(&analysis, &args.toys.join(" "))?;
     let bar = indicatif::ProgressBar::new(args.n as u64);
     let report = construction::coverage(
         &analysis,
@@ -1501,7 +1525,7 @@ fn run_batch(args: &BatchArgs) -> anyhow::Result<()> {
         anyhow::bail!("nsbi batch needs a toy plan (--mu-grid and --toys) or --ratios");
     };
     let (ws, cache_dir) = batch_workspace(args)?;
-    let analysis = Analysis::from_workspace(ws, &RatioCache::new(cache_dir.clone()), true)?;
+    let mut analysis = Analysis::from_workspace(ws, &RatioCache::new(cache_dir.clone()), true)?;
     let mut toys_arguments = vec![
         "toys".to_string(),
         absolute(&args.workspace).display().to_string(),
@@ -1510,6 +1534,7 @@ fn run_batch(args: &BatchArgs) -> anyhow::Result<()> {
     toys_arguments.extend(["--cache-dir".to_string(), cache_dir.display().to_string()]);
     // The same checks `nsbi toys` makes, now rather than on the farm.
     let plan = toy_plan(&analysis, plan_args)?;
+    use_statistic_bounds(&mut analysis, plan.poi, plan.statistic);
     construction::observed_profile(&analysis, &plan)?;
     let dir = absolute(&args.dir);
     let manifest =

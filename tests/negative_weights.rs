@@ -292,6 +292,7 @@ fn fits_to_toys_from_negative_weights_are_unbiased() {
         n_toys: 400,
         seed: 23,
         systematics: true,
+        statistic: nsbi::infer::test_stat::TestStatistic::Tmu,
     };
     let mu_hat: Vec<f64> = (0..plan.n_toys)
         .map(|t| fit_toy(&source.draw(plan.seed, 0, t, true), &plan, &THETA, 0, t).mu_hat)

@@ -142,6 +142,7 @@ fn toy_files_without_toys_are_refused() {
         n_toys: 5,
         seed: 1,
         systematics: true,
+        statistic: nsbi::infer::test_stat::TestStatistic::Tmu,
     };
     let names = vec!["mu".into(), "alpha_eff".into(), "alpha_shape".into()];
     let ws = example().join("workspace_exact.yaml");

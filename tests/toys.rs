@@ -80,6 +80,7 @@ fn plan_at_mu_one(n_toys: usize, seed: u64) -> ToyPlan {
         n_toys,
         seed,
         systematics: true,
+        statistic: nsbi::infer::test_stat::TestStatistic::Tmu,
     }
 }
 

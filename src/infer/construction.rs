@@ -234,6 +234,7 @@ pub fn neyman(
         .count();
     let json = json!({
         "poi": header.poi,
+        "test_stat": header.test_stat,
         "grid": grid,
         "n_toys": by_grid.iter().map(Vec::len).collect::<Vec<_>>(),
         "seed": header.seed,
@@ -289,6 +290,7 @@ pub fn coverage(
         n_toys,
         seed,
         systematics: header.systematics,
+        statistic: header.test_stat,
     };
     let profile = observed_profile(analysis, &plan)?;
     let toys = make_toys(analysis, &plan, &profile, 0..n_toys, progress)?;

@@ -26,7 +26,7 @@ pub struct TestSettings {
     pub statistic: TestStatistic,
     /// The signal hypothesis of discovery's Asimov dataset (q₀'s expected significance).
     pub signal: f64,
-    /// Whether nuisance parameters float (false: `--stat-only`, frozen at the data's best fit).
+    /// Whether nuisance parameters float (false: `--no-syst`, frozen at the data's best fit).
     pub systematics: bool,
 }
 
@@ -109,6 +109,16 @@ impl<'a> Profile<'a> {
         Ok(&self.conditional.last().expect("pushed above").1)
     }
 
+    /// The parameter point of the hypothesis `mu`: the POI at `mu` exactly, the nuisances at
+    /// their conditional fit there. (The fit itself keeps a 10⁻¹⁰ margin from a bound —
+    /// [`crate::fit::inner_bounds`] — which at μ = 0 would put a √μ ≈ 10⁻⁵ interference
+    /// admixture into the hypothesis' Asimov dataset and toys.)
+    pub fn generation_point(&mut self, mu: f64) -> Result<Vec<f64>> {
+        let mut theta = self.conditional(mu)?.theta.clone();
+        theta[self.poi] = mu;
+        Ok(theta)
+    }
+
     /// The two fits' summary at the tested value `mu`.
     pub fn ratio(&mut self, mu: f64) -> Result<ProfileRatio> {
         let nll_conditional = self.conditional(mu)?.nll;
@@ -132,10 +142,15 @@ fn held_parameters(analysis: &Analysis, settings: &TestSettings) -> Vec<bool> {
         .collect()
 }
 
-/// The observed data's profile, from the workspace's initial values.
+/// The observed data's profile, from the workspace's initial values (stat-only: from the
+/// best fit with every parameter free, where the nuisances then stay).
 fn data_profile<'a>(analysis: &'a Analysis, settings: &TestSettings) -> Result<Profile<'a>> {
     let like = analysis.likelihood(&Dataset::Observed)?;
-    let start = analysis.model.init();
+    let start = if settings.systematics {
+        analysis.model.init()
+    } else {
+        minimise(&like, &FitOptions::new(&like)).theta
+    };
     let held = held_parameters(analysis, settings);
     Ok(Profile::new(
         like,
@@ -205,7 +220,7 @@ impl<'a> AsymptoticCalculator<'a> {
     pub fn new(analysis: &'a Analysis, settings: &TestSettings) -> Result<Self> {
         let mut data = data_profile(analysis, settings)?;
         let asimov_poi = settings.statistic.asimov_poi(settings.signal);
-        let asimov_point = data.conditional(asimov_poi)?.theta.clone();
+        let asimov_point = data.generation_point(asimov_poi)?;
         let like = analysis.asimov_likelihood(&asimov_point)?;
         let held = held_parameters(analysis, settings);
         let asimov = Profile::new(
@@ -311,7 +326,7 @@ impl<'a> ToyCalculator<'a> {
     /// `generation`. Toy t of generation value g draws from the stream keyed by (seed, g's
     /// bits, t): the same toys wherever and however often they are made.
     pub fn toy_statistics(&mut self, generation: f64, mu: f64) -> Result<Vec<f64>> {
-        let theta_gen = self.data.conditional(generation)?.theta.clone();
+        let theta_gen = self.data.generation_point(generation)?;
         let source = ToySource::asimov_reusing(self.analysis, &theta_gen, &mut self.toy_mc)?;
         let plan = ToyPlan {
             poi: self.settings.poi,
@@ -319,6 +334,7 @@ impl<'a> ToyCalculator<'a> {
             n_toys: self.n_toys,
             seed: self.seed,
             systematics: self.settings.systematics,
+            statistic: self.settings.statistic,
         };
         let mut start = theta_gen.clone();
         start[plan.poi] = mu;

@@ -15,6 +15,7 @@ use hdf5::types::VarLenUnicode;
 use serde::{Deserialize, Serialize};
 
 use super::construction::{total_toys, MAX_TOYS};
+use super::test_stat::TestStatistic;
 use super::toys::{shard_range, ToyPlan, ToyRecord};
 use crate::analysis::Analysis;
 use crate::error::{Error, Result};
@@ -22,7 +23,7 @@ use crate::error::{Error, Result};
 /// Bump when the header or the datasets change meaning; older files are refused. 3: the shape
 /// systematics are normalised (N_c(α), issue 13), so t of a version-2 file belongs to another
 /// likelihood of the same workspace.
-const FORMAT: &str = "nsbi-toys-3";
+const FORMAT: &str = "nsbi-toys-4";
 
 /// What defines the model a toy file was made from, as BLAKE3 hashes. Toys are only
 /// meaningful against the model that made them, so `neyman`, `coverage` and `merge` compare
@@ -87,6 +88,8 @@ pub struct ToyFileHeader {
     pub n_toys: usize,
     pub seed: u64,
     pub systematics: bool,
+    /// The statistic the records' `t` holds.
+    pub test_stat: TestStatistic,
     pub parameters: Vec<String>,
     pub fingerprint: ModelFingerprint,
     /// (index, count) of the shard; (0, 1) for a whole run or a merged file.
@@ -112,6 +115,7 @@ impl ToyFileHeader {
             n_toys: plan.n_toys,
             seed: plan.seed,
             systematics: plan.systematics,
+            test_stat: plan.statistic,
             parameters,
             fingerprint,
             shard,
@@ -140,6 +144,11 @@ impl ToyFileHeader {
                 "systematics",
                 self.systematics.to_string(),
                 other.systematics.to_string(),
+            ),
+            (
+                "test statistic",
+                self.test_stat.to_string(),
+                other.test_stat.to_string(),
             ),
         ];
         for (name, a, b) in settings {

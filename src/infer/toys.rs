@@ -46,6 +46,7 @@ use rand_distr::{Distribution, Normal, Poisson};
 use rayon::prelude::*;
 
 use super::resample::toy_mc_weights;
+use super::test_stat::TestStatistic;
 use super::toy_pool::{AliasTable, PoolRows};
 use crate::analysis::{Analysis, Dataset};
 use crate::binned::BinnedData;
@@ -64,6 +65,9 @@ pub struct ToyPlan {
     /// Whether nuisance parameters float (false: `--no-syst`, frozen at their generation values
     /// in generation and in every fit, global observables not randomised).
     pub systematics: bool,
+    /// The statistic the toys' `t` holds (a two-sided one for the Neyman construction: t_μ or
+    /// t̃_μ; the model's POI bounds are the statistic's, [`TestStatistic::poi_bounds`]).
+    pub statistic: TestStatistic,
 }
 
 impl ToyPlan {
