@@ -221,23 +221,13 @@ fn significance_matches_the_closed_form() {
     }
 }
 
-/// The reference itself: its fits converged (EDM far below what the comparisons resolve), and
-/// the finite-MC Asimov set sits close to the exact (quadrature) one, which the expected
-/// numbers would give with infinite MC.
+/// The reference itself converged: its fits' EDM is far below what the comparisons resolve
+/// (a regenerated fixture with a fit stopped short fails here, not as an engine mismatch).
 #[test]
-fn the_closed_form_reference_is_converged_and_close_to_the_exact_asimov() {
+fn the_closed_form_reference_is_converged() {
     let fixture = fixture();
-    for block in [REFERENCE, OTHER, "exact_asimov"] {
+    for block in [REFERENCE, OTHER] {
         let edm = number(&fixture[block]["precision"]["max_edm"], "max_edm");
         assert!(edm < 1e-12, "{block}: EDM {edm:e}");
     }
-    let (mc, exact) = (&fixture[OTHER], &fixture["exact_asimov"]);
-    let z = |b: &Value| number(&b["significance"]["expected"]["z"], "z");
-    check("expected Z, MC vs exact Asimov", z(mc), z(exact), 0.05);
-    check_all(
-        "expected limits, MC vs exact Asimov",
-        &numbers(&mc["limit_qtilde"]["expected"], "expected"),
-        &numbers(&exact["limit_qtilde"]["expected"], "expected"),
-        0.05,
-    );
 }
