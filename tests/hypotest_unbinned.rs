@@ -6,16 +6,23 @@
 //! the same CLs, CLs+b, CLb, expected bands, limits and significances.
 //!
 //! Tolerance: the two computations build the same likelihood (the engine's Asimov set, the
-//! pooled MC weighted to θ_A, is reproduced event by event) and agree on NLLs to ~3·10⁻⁸
-//! (the engine stores shape inputs in f32), on fits to its EDM; propagated to q̃ that is far
-//! below 10⁻⁶ relative, which is the tolerance here (`precision` in the fixture records the
-//! reference's own fits: EDM ~10⁻¹⁷).
+//! pooled MC weighted to θ_A, is reproduced event by event). Checked with `nsbi fit`
+//! (`engine_crosscheck` in the fixture): NLLs agree to ≤ 3.4·10⁻⁸ on Asimov sets and to
+//! 1.2·10⁻⁷ at α̂̂(0) = (4.24, 2.24), where code 4 is exponential (the engine stores ln δ± in
+//! f32), ≤ 10⁻¹⁰ elsewhere; propagated to q̃ (≥ 0.6 where not 0) and CLs that is ≤ 10⁻⁷
+//! relative, below the tolerance here, 10⁻⁶. The reference's own fits reach EDM ≤ 3·10⁻¹⁴
+//! (`precision` in each block).
 //!
-//! μ = 0: the engine's fits keep a margin of 10⁻¹⁰ from a bound (`fit::inner_bounds`), so its
-//! "fit at μ = 0" (θ_A = α̂̂(0), q_0 = t(0)) is a fit at μ = 10⁻¹⁰, which, through √μ, moves
-//! the NLL by ~0.003. The fixture holds both: `mc_asimov` (μ = 0 exactly, the definition) and
-//! `mc_asimov_inner_bound` (10⁻¹⁰ wherever μ = 0 enters). `REFERENCE` names the one the
-//! engine must match; the other is checked to the size of that margin's effect.
+//! μ = 0: the engine's fits keep a margin of 10⁻¹⁰ from a bound (`fit::inner_bounds`; `nsbi fit
+//! --fix mu=0` reports mu = 1e-10), so its "fit at μ = 0" (α̂̂(0) for θ_A, q_0 = t(0)) is a fit at
+//! μ = 10⁻¹⁰, which, through √μ, moves the NLL by ~0.003 (q_0 by 1.5·10⁻⁵ relative). The
+//! Asimov set itself must be built at μ_A = 0 exactly (pyhf: the POI of the Asimov point is the
+//! tested value, not a fitted one): at μ_A = 10⁻¹⁰ the S and SBI samples enter with weights of
+//! ∓10⁻⁵ ν, which moves the expected CLs by up to 4·10⁻³ and the expected limits by 5·10⁻⁴.
+//! The fixture holds `mc_asimov` (μ = 0 exactly everywhere: the definition),
+//! `mc_asimov_inner_bound_fits` (fits at 10⁻¹⁰, Asimov set at μ_A = 0: what the engine should
+//! give) and `mc_asimov_inner_bound` (10⁻¹⁰ in the Asimov set too). `REFERENCE` names the one
+//! the engine must match to `TOLERANCE`; `OTHER` is checked to the size of the margin's effect.
 
 mod common;
 
@@ -23,8 +30,9 @@ use common::*;
 use serde_json::Value;
 
 /// The fixture block the engine reproduces to `TOLERANCE`.
-const REFERENCE: &str = "mc_asimov_inner_bound";
-/// The other block: it differs from `REFERENCE` only by the 10⁻¹⁰ margin at μ = 0.
+const REFERENCE: &str = "mc_asimov_inner_bound_fits";
+/// The definition (μ = 0 exactly): it differs from `REFERENCE` only by the 10⁻¹⁰ margin of
+/// the fits at μ = 0.
 const OTHER: &str = "mc_asimov";
 /// Relative agreement required with `REFERENCE`.
 const TOLERANCE: f64 = 1e-6;
