@@ -29,14 +29,25 @@ gradient and Hessian until the step is below 1e-10; the free fit's POI is s = sq
 [0, sqrt 20] (the model is smooth in sqrt(mu), not in mu at 0, where the mu = 0 Asimov set puts
 the minimum). The largest remaining EDM and gradient are recorded as the fixture's precision.
 
-Separately, "exact_asimov": the same expected quantities with the Asimov expectation
-integral_x nu p(x|theta_A) ln s(x|theta) done by Gauss-Legendre quadrature of the closed-form
-densities (B's shape normalisation N_B(alpha) by the same quadrature, exact) instead of the
-finite MC pool, to show how far the finite-MC Asimov sits from the exact one (a check on the
-method, not on the code: the engine is compared with the MC-pool numbers).
+Blocks of the fixture (each the whole calculation):
+  mc_asimov                   mu = 0 exactly wherever it enters: the definition;
+  mc_asimov_inner_bound_fits  the conditional fits "at mu = 0" (alpha^^(0) of theta_A, q_0)
+                              at mu = 1e-10, the engine's margin from a bound (fit::inner_bounds:
+                              `nsbi fit --fix mu=0` fits at 1e-10), the Asimov set at mu_A = 0;
+  mc_asimov_inner_bound       1e-10 in the Asimov set's theta_A too (S and SBI then enter with
+                              weights -+1e-5 nu: the expected CLs move by up to 4e-3);
+  exact_asimov                infinite MC: the Asimov expectation
+                              integral_x nu p(x|theta_A) ln s(x|theta) by Gauss-Legendre quadrature
+                              of the closed-form densities, and B's shape normalisation N_B(alpha)
+                              (data and Asimov fits alike) by quadrature instead of B's MC — how
+                              far the finite-MC numbers sit from the exact ones (a check on the
+                              method, not on the code);
+  engine_crosscheck           (with --engine) `nsbi fit` on the data (mu fixed) and on
+                              `--asimov` sets (nominal global observables) against the same here.
 
 Usage: closed_form_hypotest.py [--out tests/fixtures/hypotest/closed_form.json]
-                               [--engine /path/to/nsbi]   (cross-check fits with `nsbi fit`)
+                               [--engine /path/to/nsbi] [--parts mc,inner_bound,...]
+(all blocks: ~20 min on one core.)
 """
 import os
 
