@@ -37,29 +37,42 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import offshell_truth as T  # noqa: E402
 
 
+class Code4:
+    """Multiplicative code-4 interpolation of factors (up, down) (arrays), its alpha-independent
+    per-event inputs prepared once: evaluating it at many alphas (a fit) costs one product."""
+
+    def __init__(self, up, down, alpha0=1.0):
+        self.up, self.down = np.broadcast_arrays(np.asarray(up, float), np.asarray(down, float))
+        self.alpha0 = a0 = alpha0
+        # Rows: value, first and second derivative of sum_n a_n alpha^n at +a0 and -a0.
+        self.A = np.array([
+            [a0 ** n for n in range(1, 7)],
+            [(-a0) ** n for n in range(1, 7)],
+            [n * a0 ** (n - 1) for n in range(1, 7)],
+            [n * (-a0) ** (n - 1) for n in range(1, 7)],
+            [n * (n - 1) * a0 ** (n - 2) if n > 1 else 0.0 for n in range(1, 7)],
+            [n * (n - 1) * (-a0) ** (n - 2) if n > 1 else 0.0 for n in range(1, 7)],
+        ])
+        up, down = self.up, self.down
+        lu, ld = np.log(up), np.log(down)
+        self.b = np.stack([up ** a0 - 1, down ** a0 - 1, lu * up ** a0, -ld * down ** a0,
+                           lu ** 2 * up ** a0, ld ** 2 * down ** a0]).reshape(6, -1)
+
+    def __call__(self, alpha):
+        if alpha >= self.alpha0:
+            return self.up ** alpha
+        if alpha <= -self.alpha0:
+            return self.down ** (-alpha)
+        # sum_n a_n alpha^n = p . A^-1 b = (A^-T p) . b, p = (alpha^n): one 6x6 solve serves
+        # every event (solving for each event's coefficients gives the same to rounding).
+        powers = np.array([alpha ** n for n in range(1, 7)])
+        weights = np.linalg.solve(self.A.T, powers)
+        return (1.0 + weights @ self.b).reshape(self.up.shape)
+
+
 def code4(alpha, up, down, alpha0=1.0):
     """Multiplicative code-4 interpolation of factors (up, down) (arrays) at scalar alpha."""
-    up, down = np.broadcast_arrays(np.asarray(up, float), np.asarray(down, float))
-    if alpha >= alpha0:
-        return up ** alpha
-    if alpha <= -alpha0:
-        return down ** (-alpha)
-    a0 = alpha0
-    # Rows: value, first and second derivative of sum_n a_n alpha^n at +a0 and -a0.
-    A = np.array([
-        [a0 ** n for n in range(1, 7)],
-        [(-a0) ** n for n in range(1, 7)],
-        [n * a0 ** (n - 1) for n in range(1, 7)],
-        [n * (-a0) ** (n - 1) for n in range(1, 7)],
-        [n * (n - 1) * a0 ** (n - 2) if n > 1 else 0.0 for n in range(1, 7)],
-        [n * (n - 1) * (-a0) ** (n - 2) if n > 1 else 0.0 for n in range(1, 7)],
-    ])
-    lu, ld = np.log(up), np.log(down)
-    b = np.stack([up ** a0 - 1, down ** a0 - 1, lu * up ** a0, -ld * down ** a0,
-                  lu ** 2 * up ** a0, ld ** 2 * down ** a0])
-    coeffs = np.linalg.solve(A, b.reshape(6, -1))
-    powers = np.array([alpha ** n for n in range(1, 7)])
-    return (1.0 + powers @ coeffs).reshape(up.shape)
+    return Code4(up, down, alpha0)(alpha)
 
 
 def read_features(path, group):
@@ -68,26 +81,47 @@ def read_features(path, group):
         return np.stack([f[group][c][:] for c in T.FEATURES], axis=1).astype(np.float32).astype(np.float64)
 
 
-def make_nll(x, x_b, b):
+def process_yields(mu, a_eff, a_shape):
+    """nu_c(theta) of S, SBI and B: coefficient x nominal yield x code-4 yield factors."""
     y = T.yields()
+    eff = code4(a_eff, T.ALPHA_EFF_UP, T.ALPHA_EFF_DOWN)
+    coef = {"S": mu - np.sqrt(mu), "SBI": np.sqrt(mu), "B": 1.0 - np.sqrt(mu)}
+    nu = {c: coef[c] * y["nu_" + c] * eff for c in coef}
+    nu["B"] = nu["B"] * code4(a_shape, y["B_shape_up_factor"], y["B_shape_down_factor"])
+    return nu
+
+
+def make_density(x, x_b, b):
+    """density(mu, a_eff, a_shape) -> (nu_c dict, per-event sum_c nu_c r_c(x_i) g_c(x_i) / N_c)
+    on events x, with B's shape normalisation N_B summed over (x_b, weights b)."""
     r = {c: T.ratio(c, x) for c in ("S", "SBI", "B")}
-    r_up, r_down = T.ratio("B_shape_up", x), T.ratio("B_shape_down", x)
-    shape_up, shape_down = y["B_shape_up_factor"], y["B_shape_down_factor"]
-    mc_up, mc_down = T.ratio("B_shape_up", x_b), T.ratio("B_shape_down", x_b)
+    shape = Code4(T.ratio("B_shape_up", x), T.ratio("B_shape_down", x))
+    mc_shape = Code4(T.ratio("B_shape_up", x_b), T.ratio("B_shape_down", x_b))
+
+    def density(mu, a_eff, a_shape):
+        nu = process_yields(mu, a_eff, a_shape)
+        g_b = shape(a_shape)
+        n_b = np.sum(b * mc_shape(a_shape)) / np.sum(b)
+        return nu, nu["S"] * r["S"] + nu["SBI"] * r["SBI"] + nu["B"] / n_b * r["B"] * g_b
+
+    return density
+
+
+def make_nll(x, x_b, b, weights=None, glob=(0.0, 0.0)):
+    """NLL(mu, a_eff, a_shape) on events x, each with weight 1 (data) or `weights` (an Asimov
+    set), Gaussian constraints 1/2 (alpha - a)^2 around the global observables `glob`."""
+    density = make_density(x, x_b, b)
+    w = None if weights is None else np.asarray(weights, float)
 
     def nll(mu, a_eff, a_shape):
         if mu < 0:
             return np.inf
-        eff = code4(a_eff, T.ALPHA_EFF_UP, T.ALPHA_EFF_DOWN)
-        coef = {"S": mu - np.sqrt(mu), "SBI": np.sqrt(mu), "B": 1.0 - np.sqrt(mu)}
-        nu = {c: coef[c] * y["nu_" + c] * eff for c in coef}
-        nu["B"] = nu["B"] * code4(a_shape, shape_up, shape_down)
-        g_b = code4(a_shape, r_up, r_down)
-        n_b = np.sum(b * code4(a_shape, mc_up, mc_down)) / np.sum(b)
-        dens = nu["S"] * r["S"] + nu["SBI"] * r["SBI"] + nu["B"] / n_b * r["B"] * g_b
+        nu, dens = density(mu, a_eff, a_shape)
         if np.any(dens <= 0):
             return np.inf
-        return float(sum(nu.values()) - np.sum(np.log(dens)) + 0.5 * (a_eff ** 2 + a_shape ** 2))
+        log_sum = np.sum(np.log(dens)) if w is None else np.sum(w * np.log(dens))
+        constraint = 0.5 * ((a_eff - glob[0]) ** 2 + (a_shape - glob[1]) ** 2)
+        return float(sum(nu.values()) - log_sum + constraint)
 
     return nll
 
