@@ -296,17 +296,18 @@ impl FitReport {
                 });
             // Pull (θ̂ − a)/σ and constraint σ̂/σ in units of the constraint's width σ around
             // its global observable a.
-            let (pull, constraint) = model
-                .constraints
-                .iter()
-                .find(|c| c.parameter == i)
-                .map_or((None, None), |c| {
-                    let (centre, width) = c.centre_and_width();
-                    (
-                        Some((r.theta[i] - centre) / width),
-                        error.map(|e| e / width),
-                    )
-                });
+            let (pull, constraint) =
+                model
+                    .constraints
+                    .iter()
+                    .find(|c| c.parameter == i)
+                    .map_or((None, None), |c| {
+                        let (centre, width) = c.centre_and_width();
+                        (
+                            Some((r.theta[i] - centre) / width),
+                            error.map(|e| e / width),
+                        )
+                    });
             parameters.insert(
                 p.name.clone(),
                 json!({

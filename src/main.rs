@@ -10,8 +10,8 @@ use nsbi::diagnostics;
 use nsbi::fit::FitOptions;
 use nsbi::infer::construction;
 use nsbi::infer::hypotest::{
-    check_test, AsymptoticCalculator, Calculator, HypotestResult, SignificanceResult,
-    TestSettings, ToyCalculator,
+    check_test, AsymptoticCalculator, Calculator, HypotestResult, SignificanceResult, TestSettings,
+    ToyCalculator,
 };
 use nsbi::infer::limit::{upper_limit, LimitSettings};
 use nsbi::infer::test_stat::TestStatistic;
@@ -1697,9 +1697,7 @@ fn calculator<'a>(
             common.toys,
             common.seed,
         )?),
-        other => anyhow::bail!(
-            "--calculator '{other}' is not known (expected asymptotic or toys)"
-        ),
+        other => anyhow::bail!("--calculator '{other}' is not known (expected asymptotic or toys)"),
     })
 }
 

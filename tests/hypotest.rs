@@ -55,7 +55,16 @@ fn toy_cls_agree_with_asymptotics_at_large_counts_and_not_at_small_ones() {
     let toys = run_json(
         dir.path(),
         "t.json",
-        &["hypotest", large, "--value", "0.6", "--calculator", "toys", "--toys", "3000"],
+        &[
+            "hypotest",
+            large,
+            "--value",
+            "0.6",
+            "--calculator",
+            "toys",
+            "--toys",
+            "3000",
+        ],
     );
     assert_eq!(toys["calculator"], "toys");
     let error = f(&toys["toys"]["cls"]);
@@ -70,8 +79,14 @@ fn toy_cls_agree_with_asymptotics_at_large_counts_and_not_at_small_ones() {
         assert!((t - a).abs() < 4.0 * e, "{key}: toys {t} ± {e} vs {a}");
     }
     // The expected median too (pyhf's band from the background toys).
-    let (tm, am) = (f(&toys["cls"]["expected"][2]), f(&asym["cls"]["expected"][2]));
-    assert!((tm - am).abs() < 0.05, "expected median: toys {tm} vs asymptotic {am}");
+    let (tm, am) = (
+        f(&toys["cls"]["expected"][2]),
+        f(&asym["cls"]["expected"][2]),
+    );
+    assert!(
+        (tm - am).abs() < 0.05,
+        "expected median: toys {tm} vs asymptotic {am}"
+    );
 
     // Small counts: b = 0.5, nothing observed; the asymptotic formulas do not hold.
     let small = counting_workspace(dir.path(), "small.json", 3.0, 0.5, 0.0);
@@ -80,7 +95,16 @@ fn toy_cls_agree_with_asymptotics_at_large_counts_and_not_at_small_ones() {
     let toys = run_json(
         dir.path(),
         "ts.json",
-        &["hypotest", small, "--value", "1", "--calculator", "toys", "--toys", "3000"],
+        &[
+            "hypotest",
+            small,
+            "--value",
+            "1",
+            "--calculator",
+            "toys",
+            "--toys",
+            "3000",
+        ],
     );
     let error = f(&toys["toys"]["cls"]);
     let (cls_toys, cls_asym) = (f(&toys["cls"]["observed"]), f(&asym["cls"]["observed"]));
@@ -122,9 +146,26 @@ fn toys_are_the_same_whatever_the_thread_count() {
     let dir = tempfile::tempdir().unwrap();
     let ws = counting_workspace(dir.path(), "w.json", 10.0, 20.0, 22.0);
     let ws = ws.to_str().unwrap();
-    let args = ["hypotest", ws, "--value", "1", "--calculator", "toys", "--toys", "400"];
-    let one = run_json(dir.path(), "one.json", &[&args[..], &["--threads", "1"]].concat());
-    let two = run_json(dir.path(), "two.json", &[&args[..], &["--threads", "2"]].concat());
+    let args = [
+        "hypotest",
+        ws,
+        "--value",
+        "1",
+        "--calculator",
+        "toys",
+        "--toys",
+        "400",
+    ];
+    let one = run_json(
+        dir.path(),
+        "one.json",
+        &[&args[..], &["--threads", "1"]].concat(),
+    );
+    let two = run_json(
+        dir.path(),
+        "two.json",
+        &[&args[..], &["--threads", "2"]].concat(),
+    );
     assert_eq!(one["cls"], two["cls"]);
     assert_eq!(one["clsb"], two["clsb"]);
     // Another seed gives other toys.
@@ -156,7 +197,12 @@ fn a_limit_is_where_cls_crosses_one_minus_cl() {
             "CLs at the limit {observed}: {}",
             at["cls"]["observed"]
         );
-        let expected: Vec<f64> = limit["expected"].as_array().unwrap().iter().map(f).collect();
+        let expected: Vec<f64> = limit["expected"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(f)
+            .collect();
         assert!(expected.windows(2).all(|w| w[0] < w[1]), "{expected:?}");
         let at = run_json(
             dir.path(),
@@ -176,28 +222,54 @@ fn toy_files_record_their_statistic_and_neyman_reports_it() {
     let plain = dir.path().join("plain.h5");
     for (stat, out) in [("tmutilde", &tilde), ("tmu", &plain)] {
         let output = nsbi(&[
-            "toys", ws, "--mu-grid", "0.5:1.5:0.5", "--toys", "50", "--seed", "3",
-            "--test-stat", stat, "--out", out.to_str().unwrap(),
+            "toys",
+            ws,
+            "--mu-grid",
+            "0.5:1.5:0.5",
+            "--toys",
+            "50",
+            "--seed",
+            "3",
+            "--test-stat",
+            stat,
+            "--out",
+            out.to_str().unwrap(),
         ]);
         assert!(output.status.success(), "{}", common::stderr(&output));
     }
     let ci = dir.path().join("ci.json");
     let output = nsbi(&[
-        "neyman", ws, "--toys", tilde.to_str().unwrap(), "--json", ci.to_str().unwrap(),
+        "neyman",
+        ws,
+        "--toys",
+        tilde.to_str().unwrap(),
+        "--json",
+        ci.to_str().unwrap(),
     ]);
     assert!(output.status.success(), "{}", common::stderr(&output));
     assert_eq!(read_json(&ci)["test_stat"], "tmutilde");
     // Toys of two statistics are not one construction.
     let merged = dir.path().join("m.h5");
     let output = nsbi(&[
-        "merge", tilde.to_str().unwrap(), plain.to_str().unwrap(), "--out",
+        "merge",
+        tilde.to_str().unwrap(),
+        plain.to_str().unwrap(),
+        "--out",
         merged.to_str().unwrap(),
     ]);
     assert_refused(&output, &["test statistic", "tmutilde", "tmu"]);
     // A one-sided statistic is not a Neyman construction's.
     let output = nsbi(&[
-        "toys", ws, "--mu-grid", "0.5:1.5:0.5", "--toys", "5", "--test-stat", "qtilde",
-        "--out", merged.to_str().unwrap(),
+        "toys",
+        ws,
+        "--mu-grid",
+        "0.5:1.5:0.5",
+        "--toys",
+        "5",
+        "--test-stat",
+        "qtilde",
+        "--out",
+        merged.to_str().unwrap(),
     ]);
     assert_refused(&output, &["qtilde", "two-sided"]);
 }

@@ -482,7 +482,11 @@ pub fn check_test(analysis: &Analysis, settings: &TestSettings, values: &[f64]) 
         return Err(Error::Analysis(format!(
             "the {} hypothesis {} = {other} lies outside its bounds [{lo}, {hi}]: the test \
              needs it inside",
-            if settings.statistic == TestStatistic::Q0 { "signal" } else { "background" },
+            if settings.statistic == TestStatistic::Q0 {
+                "signal"
+            } else {
+                "background"
+            },
             p.name
         )));
     }

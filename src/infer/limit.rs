@@ -127,7 +127,11 @@ pub fn upper_limit(
             Error::Analysis(format!(
                 "the {what} CLs of {poi} does not cross {alpha} in [{lo}, {hi}] ({}): give a \
                  --range that contains the limit",
-                if end { "it stays above it" } else { "it is below it already at the start" }
+                if end {
+                    "it stays above it"
+                } else {
+                    "it is below it already at the start"
+                }
             ))
         })?;
         let (a, b) = (grid[k], grid[k + 1]);

@@ -45,7 +45,10 @@ pub enum TestStatistic {
 /// `q`).
 const NAMES: [(TestStatistic, &[&str]); 5] = [
     (TestStatistic::Tmu, &["tmu", "t"]),
-    (TestStatistic::Tmutilde, &["tmutilde", "tmu_tilde", "ttilde"]),
+    (
+        TestStatistic::Tmutilde,
+        &["tmutilde", "tmu_tilde", "ttilde"],
+    ),
     (TestStatistic::Qmu, &["qmu", "q"]),
     (TestStatistic::Qtilde, &["qtilde", "qmu_tilde", "qmutilde"]),
     (TestStatistic::Q0, &["q0"]),
@@ -54,7 +57,11 @@ const NAMES: [(TestStatistic, &[&str]); 5] = [
 impl TestStatistic {
     /// The canonical name (the JSON and toy-file spelling).
     pub fn name(self) -> &'static str {
-        NAMES.iter().find(|(s, _)| *s == self).expect("every statistic is named").1[0]
+        NAMES
+            .iter()
+            .find(|(s, _)| *s == self)
+            .expect("every statistic is named")
+            .1[0]
     }
 
     /// The statistic of `text` (any accepted spelling, case-insensitive).
