@@ -110,6 +110,18 @@ fn brazil_plot_draws_bands_curves_and_limits_into_png_and_svg() {
         assert!(svg.contains(legend), "'{legend}' missing from the SVG");
     }
     assert!(svg.contains("\nmu\n</text>") && svg.contains("\nCLs\n</text>"));
+    // Two full-height limit lines; none for a limit beyond the tested range, only its value.
+    let vertical = |svg: &str| svg.matches(r##"stroke="#1E50C8""##).count();
+    let outside = BrazilCurve {
+        observed_limit: Some(4.5),
+        ..curve(&scan, 0.95)
+    };
+    let (beyond, _) = draw(dir.path(), "beyond", &outside);
+    assert!(beyond.contains("observed limit: mu &lt; 4.5"));
+    assert!(
+        vertical(&svg) > vertical(&beyond),
+        "a line drawn at mu = 4.5 > 3"
+    );
 }
 
 #[test]
