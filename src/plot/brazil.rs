@@ -310,21 +310,26 @@ where
 {
     let style = LIMIT_BLUE.stroke_width(2);
     let poi = curve.poi;
+    // A limit outside the tested range is drawn nowhere (plotters would draw it over the
+    // axes), only named in the legend.
+    let (x0, x1) = (curve.mu[0], curve.mu[curve.mu.len() - 1]);
+    let vertical = |limit: f64| {
+        let inside = (x0..=x1).contains(&limit);
+        inside
+            .then_some([(limit, bottom), (limit, top)])
+            .into_iter()
+            .flatten()
+    };
     if let Some(limit) = curve.observed_limit {
         chart
-            .draw_series(LineSeries::new([(limit, bottom), (limit, top)], style))
+            .draw_series(LineSeries::new(vertical(limit), style))
             .map_err(err)?
             .label(format!("observed limit: {poi} < {}", number(limit)))
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
     }
     if let Some(e) = curve.expected_limits {
         chart
-            .draw_series(DashedLineSeries::new(
-                [(e[2], bottom), (e[2], top)],
-                8,
-                5,
-                style,
-            ))
+            .draw_series(DashedLineSeries::new(vertical(e[2]), 8, 5, style))
             .map_err(err)?
             .label(format!("expected limit: {poi} < {}", number(e[2])))
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 8, y)], style));
