@@ -8,22 +8,12 @@
 
 mod common;
 
-use std::path::PathBuf;
-
-use common::{nsbi, python, root, stderr, stdout};
+use common::{binned_fixtures as fixtures, binned_reference as reference, import_pyhf};
+use common::{nsbi, python, reference_point, root, stderr, stdout};
 use nsbi::binned::interpolation::{HistosysCode, NormsysCode};
 use nsbi::binned::schema::InterpolationSettings;
 use nsbi::binned::{pyhf, BinnedModel, BinnedWorkspaceSpec};
 use serde_json::Value;
-
-fn fixtures() -> PathBuf {
-    root().join("tests/fixtures/binned")
-}
-
-fn reference() -> Value {
-    let text = std::fs::read_to_string(fixtures().join("reference.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
 
 fn imported(case: &str) -> BinnedWorkspaceSpec {
     let path = fixtures().join(format!("{case}.json"));
@@ -56,15 +46,7 @@ fn model(entry: &Value) -> BinnedModel {
 
 /// A reference point's values in the model's parameter order.
 fn point(model: &BinnedModel, pars: &Value) -> Vec<f64> {
-    model
-        .parameters
-        .iter()
-        .map(|p| {
-            pars[&p.name]
-                .as_f64()
-                .unwrap_or_else(|| panic!("{} missing", p.name))
-        })
-        .collect()
+    reference_point(model.parameters.iter().map(|p| p.name.as_str()), pars)
 }
 
 fn numbers(v: &Value) -> Vec<f64> {
@@ -203,13 +185,7 @@ fn import_export_round_trip_gives_pyhf_the_same_logpdf() {
         let yaml = dir.path().join(format!("{case}.yaml"));
         let back = dir.path().join(format!("{case}.json"));
         let input = fixtures().join(format!("{case}.json"));
-        let out = nsbi(&[
-            "import",
-            "pyhf",
-            input.to_str().unwrap(),
-            "--out",
-            yaml.to_str().unwrap(),
-        ]);
+        let out = import_pyhf(&input, &yaml);
         assert!(out.status.success(), "{}", stderr(&out));
         assert!(stdout(&out).contains("binned channels"), "{}", stdout(&out));
         // The YAML reads back to the spec the JSON gave.
@@ -258,13 +234,7 @@ fn import_error(edit: impl Fn(&mut Value)) -> String {
     let input = dir.path().join("ws.json");
     std::fs::write(&input, serde_json::to_string(&json).unwrap()).unwrap();
     let out_path = dir.path().join("ws.yaml");
-    let out = nsbi(&[
-        "import",
-        "pyhf",
-        input.to_str().unwrap(),
-        "--out",
-        out_path.to_str().unwrap(),
-    ]);
+    let out = import_pyhf(&input, &out_path);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(!out_path.exists(), "no output after an error");
     stderr(&out)

@@ -10,17 +10,13 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{nsbi, root, stderr, stdout};
+use common::{binned_fixtures, binned_reference as reference, import_pyhf, reference_point};
+use common::{nsbi, stderr, stdout};
 use nsbi::analysis::{Analysis, Dataset};
 use nsbi::data::RatioCache;
 use nsbi::infer::toys::ToySource;
 use nsbi::likelihood::{Likelihood, Order};
 use serde_json::Value;
-
-fn reference() -> Value {
-    let path = root().join("tests/fixtures/binned/reference.json");
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
 
 /// The reference entries with pyhf's default interpolation codes (what an import writes).
 fn default_code_cases(reference: &Value) -> Vec<&Value> {
@@ -34,15 +30,9 @@ fn default_code_cases(reference: &Value) -> Vec<&Value> {
 
 /// `nsbi import pyhf` of a fixture into `dir`; returns the YAML workspace's path.
 fn import(case: &str, dir: &Path) -> PathBuf {
-    let json = root().join(format!("tests/fixtures/binned/{case}.json"));
+    let json = binned_fixtures().join(format!("{case}.json"));
     let out = dir.join(format!("{case}.yaml"));
-    let run = nsbi(&[
-        "import",
-        "pyhf",
-        json.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let run = import_pyhf(&json, &out);
     assert!(run.status.success(), "{}", stderr(&run));
     out
 }
@@ -66,16 +56,8 @@ fn analysis(path: &Path) -> Analysis {
 
 /// A reference point in the model's parameter order.
 fn point(analysis: &Analysis, pars: &Value) -> Vec<f64> {
-    analysis
-        .model
-        .parameters
-        .iter()
-        .map(|p| {
-            pars[&p.name]
-                .as_f64()
-                .unwrap_or_else(|| panic!("{} missing", p.name))
-        })
-        .collect()
+    let names = analysis.model.parameters.iter().map(|p| p.name.as_str());
+    reference_point(names, pars)
 }
 
 #[test]
@@ -351,7 +333,7 @@ fn binned_modifier_settings_that_disagree_are_refused_with_their_place() {
 
 #[test]
 fn nsbi_scan_of_an_imported_workspace_equals_pyhf_profile_scan() {
-    let path = root().join("tests/fixtures/binned/scan_reference.json");
+    let path = binned_fixtures().join("scan_reference.json");
     let reference: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut worst = 0.0f64;

@@ -116,12 +116,7 @@ impl BinnedModel {
         self.check_data(data)?;
         let n = pars.len();
         out.value = 0.0;
-        out.gradient.clear();
-        out.gradient
-            .resize(if order >= Order::Gradient { n } else { 0 }, 0.0);
-        out.hessian.clear();
-        out.hessian
-            .resize(if order >= Order::Hessian { n * n } else { 0 }, 0.0);
+        order.zero_derivatives(n, &mut out.gradient, &mut out.hessian);
         let mut scratch = SCRATCH.take();
         scratch.size(n);
         let mut result = Ok(());

@@ -43,6 +43,18 @@ pub enum Order {
     Hessian,
 }
 
+impl Order {
+    /// Makes `gradient` (n) and `hessian` (n × n, row-major) the zeroed arrays this order
+    /// fills, and empty where it fills none, keeping their allocations: the start of every
+    /// evaluation into reused outputs.
+    pub fn zero_derivatives(self, n: usize, gradient: &mut Vec<f64>, hessian: &mut Vec<f64>) {
+        gradient.clear();
+        gradient.resize(if self >= Order::Gradient { n } else { 0 }, 0.0);
+        hessian.clear();
+        hessian.resize(if self >= Order::Hessian { n * n } else { 0 }, 0.0);
+    }
+}
+
 /// The first event whose density is not positive at the evaluated point — or, where
 /// `process` is given, the process whose shape normalisation N_c (then `density`) is not; or,
 /// where `bin`, the bin `event` of a binned channel whose expected count `density` cannot
@@ -188,12 +200,7 @@ impl<'m> Likelihood<'m> {
         let n = theta.len();
         out.nll = 0.0;
         out.invalid = None;
-        out.gradient.clear();
-        out.gradient
-            .resize(if order >= Order::Gradient { n } else { 0 }, 0.0);
-        out.hessian.clear();
-        out.hessian
-            .resize(if order >= Order::Hessian { n * n } else { 0 }, 0.0);
+        order.zero_derivatives(n, &mut out.gradient, &mut out.hessian);
         let mut work = WORKSPACE.take();
         for (channel, data) in self.model.channels.iter().zip(&self.channels) {
             channel_nll(channel, data, theta, order, &mut work, out);

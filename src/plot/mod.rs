@@ -6,6 +6,7 @@ use std::sync::Once;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
+pub mod brazil;
 pub mod diagnostics;
 
 use crate::error::{Error, Result};

@@ -206,3 +206,39 @@ pub fn nsbi_with_limit(args: &[&str], limit: std::time::Duration) -> (Ended, Str
     };
     (ended, reader.join().unwrap())
 }
+
+/// The binned (pyhf) fixtures: workspaces and `reference.json`, pyhf 0.7.6's numbers written
+/// by `validation/pyhf_reference.py`.
+pub fn binned_fixtures() -> PathBuf {
+    root().join("tests/fixtures/binned")
+}
+
+pub fn binned_reference() -> serde_json::Value {
+    read_json(&binned_fixtures().join("reference.json"))
+}
+
+/// A reference point (`{parameter name: value}`) as values in the order of `names`.
+pub fn reference_point<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+    pars: &serde_json::Value,
+) -> Vec<f64> {
+    names
+        .into_iter()
+        .map(|name| {
+            pars[name]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{name} missing from the reference point {pars}"))
+        })
+        .collect()
+}
+
+/// `nsbi import pyhf JSON --out YAML`.
+pub fn import_pyhf(json: &Path, yaml: &Path) -> Output {
+    nsbi(&[
+        "import",
+        "pyhf",
+        json.to_str().unwrap(),
+        "--out",
+        yaml.to_str().unwrap(),
+    ])
+}
