@@ -1810,7 +1810,27 @@ fn run_limit(args: &LimitArgs) -> anyhow::Result<()> {
     );
     println!("expected: {}", band_text(&result.expected, poi_value));
     print_result_warnings(&result.warnings);
-    write_result(args.common.json.as_deref(), &result)
+    let mut outputs = nsbi::report::OutputSet::new();
+    if let Some(path) = &args.common.json {
+        outputs.json(path, &serde_json::to_value(&result)?)?;
+    }
+    if let Some(stem) = &args.plot {
+        let mu: Vec<f64> = result.scan.iter().map(|p| p.value).collect();
+        let observed: Vec<f64> = result.scan.iter().map(|p| p.cls.observed).collect();
+        let expected: Vec<[f64; 5]> = result.scan.iter().map(|p| p.cls.expected).collect();
+        let curve = nsbi::plot::brazil::BrazilCurve {
+            poi: &poi,
+            cl: result.cl,
+            mu: &mu,
+            observed: &observed,
+            expected: &expected,
+            observed_limit: Some(result.observed),
+            expected_limits: Some(result.expected),
+        };
+        nsbi::plot::brazil::brazil(&mut outputs, stem, &curve)?;
+    }
+    outputs.commit()?;
+    Ok(())
 }
 
 /// A limit's default scan: from just above the background hypothesis (0, or the POI's lower

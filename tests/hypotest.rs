@@ -211,6 +211,13 @@ fn a_limit_is_where_cls_crosses_one_minus_cl() {
         );
         assert!((f(&at["cls"]["expected"][2]) - (1.0 - cl)).abs() < 1e-6);
     }
+    // The Brazil plot: both files, with the limits in the legend.
+    let stem = dir.path().join("brazil");
+    let output = nsbi(&["limit", ws, "--plot", stem.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let svg = std::fs::read_to_string(stem.with_extension("svg")).unwrap();
+    assert!(svg.contains("observed limit") && svg.contains("expected limit"));
+    assert!(stem.with_extension("png").is_file());
 }
 
 #[test]
