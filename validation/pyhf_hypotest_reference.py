@@ -34,6 +34,7 @@ import argparse
 import concurrent.futures
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -77,11 +78,6 @@ NSIGMA = [-2, -1, 0, 1, 2]  # the order of pyhf's expected sets (and of nsbi's J
 # Newton polish of pyhf's fits
 
 
-def _finite(f, x):
-    value = f(x)
-    return value if np.isfinite(value) else np.inf
-
-
 def _step_sizes(x, bounds, free, base):
     """Finite-difference steps base·max(1, |x|), shrunk so that x ± 2h stays inside the bounds."""
     h = np.zeros(len(x))
@@ -92,30 +88,71 @@ def _step_sizes(x, bounds, free, base):
     return h
 
 
-def _gradient(f, x, free, h):
+def _finite(value):
+    return value if np.isfinite(value) else np.inf
+
+
+def _unit(n, i, size):
+    e = np.zeros(n)
+    e[i] = size
+    return e
+
+
+def _gradient(fb, x, free, h):
     """4-point central differences: error O(h⁴) + roundoff ε|f|/h."""
-    g = np.zeros(len(x))
-    for i in free:
-        e = np.zeros(len(x))
-        e[i] = h[i]
-        g[i] = (-f(x + 2 * e) + 8 * f(x + e) - 8 * f(x - e) + f(x - 2 * e)) / (12 * h[i])
-    return g
+    n = len(x)
+    points = [x + k * _unit(n, i, h[i]) for i in free for k in (2, 1, -1, -2)]
+    values = fb(np.array(points)).reshape(len(free), 4)
+    return (-values[:, 0] + 8 * values[:, 1] - 8 * values[:, 2] + values[:, 3]) / (12 * h[free])
 
 
-def _hessian(f, x, free, h):
-    n = len(free)
-    H = np.zeros((n, n))
-    f0 = f(x)
-    for a, i in enumerate(free):
-        ei = np.zeros(len(x))
-        ei[i] = h[i]
-        H[a, a] = (f(x + ei) - 2 * f0 + f(x - ei)) / h[i] ** 2
-        for b in range(a):
-            j = free[b]
-            ej = np.zeros(len(x))
-            ej[j] = h[j]
-            H[a, b] = H[b, a] = (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)) / (4 * h[i] * h[j])
+def _hessian(fb, x, free, h):
+    n, m = len(x), len(free)
+    pairs = [(a, b) for a in range(m) for b in range(a)]
+    points = [x]
+    points += [x + k * _unit(n, i, h[i]) for i in free for k in (1, -1)]
+    for a, b in pairs:
+        ei, ej = _unit(n, free[a], h[free[a]]), _unit(n, free[b], h[free[b]])
+        points += [x + ei + ej, x + ei - ej, x - ei + ej, x - ei - ej]
+    values = fb(np.array(points))
+    f0, singles, doubles = values[0], values[1 : 1 + 2 * m].reshape(m, 2), values[1 + 2 * m :].reshape(-1, 4)
+    H = np.diag((singles[:, 0] - 2 * f0 + singles[:, 1]) / h[free] ** 2)
+    for (a, b), (pp, pm, mp, mm) in zip(pairs, doubles):
+        H[a, b] = H[b, a] = (pp - pm - mp + mm) / (4 * h[free[a]] * h[free[b]])
     return H
+
+
+_BATCHED = {}  # id(model) → (model, the same model with batch_size=BATCH)
+BATCH = 64
+
+
+def batched_objective(func):
+    """pyhf's objective twice_nll(θ) = −2 log L(θ) (a closure over the model and data, from
+    pyhf.optimize.opt_numpy.wrap_objective) evaluated at many points at once, through a copy of
+    the model with batch_size (pyhf's vectorised evaluation: identical numbers, ~10× faster).
+    Falls back to one point at a time when the closure is not the expected one."""
+    cells = dict(zip(func.__code__.co_freevars, (c.cell_contents for c in func.__closure__ or ())))
+    pdf, data, stitch = cells.get("pdf"), cells.get("data"), cells.get("stitch_pars")
+    single = lambda points: np.array([_finite(float(func(p))) for p in points])  # noqa: E731
+    if pdf is None or data is None or stitch is None or stitch(np.zeros(1)).shape != (1,):
+        return single  # a stitched objective (fixed parameters left out): one at a time
+    if id(pdf) not in _BATCHED:
+        _BATCHED[id(pdf)] = (pdf, pyhf.Model(pdf.spec, batch_size=BATCH, poi_name=pdf.config.poi_name))
+    model = _BATCHED[id(pdf)][1]
+    tiled = np.tile(np.asarray(data, dtype=float), (BATCH, 1))
+
+    def evaluate(points):
+        if len(points) < 4:  # a padded batch of 64 costs about as much as four single points
+            return single(points)
+        out = []
+        for start in range(0, len(points), BATCH):
+            chunk = points[start : start + BATCH]
+            padded = np.vstack([chunk, np.repeat(chunk[-1:], BATCH - len(chunk), axis=0)])
+            out.append(-2.0 * np.asarray(model.logpdf(padded, tiled))[: len(chunk)])
+        values = np.concatenate(out)
+        return np.where(np.isfinite(values), values, np.inf)
+
+    return evaluate
 
 
 STEP_TOLERANCE = 3e-10  # above the finite-difference noise of the steps (~1e-10)
@@ -129,7 +166,8 @@ def polish(func, x0, bounds, fixed_idx, max_iterations=40):
     bound; a parameter the objective does not depend on (zero curvature, e.g. a masked γ) stays
     where it is. The Hessian is reused from the last fit with the same free parameters (a fit
     at a nearby POI value or dataset) and recomputed when the steps stop shrinking fast."""
-    f = lambda x: _finite(lambda y: float(func(y)), x)  # noqa: E731
+    fb = batched_objective(func)
+    f = lambda x: _finite(float(func(x)))  # noqa: E731
     x = np.array(x0, dtype=float)
     bounds = [tuple(map(float, b)) for b in bounds]
     candidates = [i for i in range(len(x)) if i not in fixed_idx]
@@ -155,14 +193,14 @@ def polish(func, x0, bounds, fixed_idx, max_iterations=40):
             return x, f(x), 0.0
         key = (len(x), tuple(free))
         if key not in _HESSIANS or (not fresh and last_step > STEP_TOLERANCE and last_step > 0.1 * previous_step):
-            H = _hessian(f, x, free, _step_sizes(x, bounds, free, 1e-4))
+            H = _hessian(fb, x, free, _step_sizes(x, bounds, free, 1e-4))
             flat = np.diag(H) <= 1e-10 * max(1.0, np.max(np.abs(np.diag(H))))
             if np.any(flat):  # parameters that do not act: leave them out of the system
                 candidates = [i for i, k in zip(free, flat) if not k] + [i for i in candidates if i not in free]
                 continue
             _HESSIANS[key] = H
             fresh = True
-        g = _gradient(f, x, free, _step_sizes(x, bounds, free, 1e-3))[free]
+        g = _gradient(fb, x, free, _step_sizes(x, bounds, free, 1e-3))
         step = -np.linalg.solve(_HESSIANS[key], g)
         f0 = f(x)
         for _ in range(40):
@@ -200,7 +238,25 @@ class _Polished:
 
 
 class PolishedScipy(_Polished, pyhf.optimize.scipy_optimizer):
-    pass
+    """pyhf's scipy_optimizer (SLSQP, fixed parameters as equality constraints), given a
+    central-difference gradient from the batched objective instead of SLSQP's own one-sided
+    differences (the same minimum, a fraction of the time), then the polish."""
+
+    def _minimize(self, minimizer, func, x0, do_grad=False, bounds=None, fixed_vals=None, options={}):
+        fb = batched_objective(func)
+        n = len(x0)
+
+        def gradient(x):
+            h = np.array([1e-6 * max(1.0, abs(v)) for v in x])
+            points = [x + k * _unit(n, i, h[i]) for i in range(n) for k in (1, -1)]
+            values = fb(np.array(points)).reshape(n, 2)
+            return (values[:, 0] - values[:, 1]) / (2 * h)
+
+        def start(*args, **kwargs):
+            return minimizer(*args, **{**kwargs, "jac": gradient})
+
+        return super()._minimize(start, func, x0, do_grad=do_grad, bounds=bounds, fixed_vals=fixed_vals,
+                                 options=options)
 
 
 class PolishedMinuit(_Polished, pyhf.optimize.minuit_optimizer):
@@ -255,6 +311,16 @@ def describe(name, path, workspace, model):
 
 # ---------------------------------------------------------------------------------------------
 # Asymptotic references
+
+
+def write_json(path, value):
+    """Indented JSON with lists of numbers on one line (a few kB), written atomically."""
+    text = json.dumps(value, indent=1)
+    text = re.sub(r"\[\s*([-+0-9.eE,\s]+?)\s*\]", lambda m: "[" + ", ".join(m.group(1).split()).replace(",,", ",") + "]", text)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(str(path) + ".tmp")
+    temporary.write_text(text + "\n")
+    temporary.replace(path)
 
 
 def floats(values):
@@ -379,10 +445,9 @@ def asymptotic(out):
         "generated_by": "validation/pyhf_hypotest_reference.py asymptotic",
         "models": primary,
     }
+    write_json(out, reference)
     if spread[0] > 1e-8:
-        sys.exit(f"the two optimizer chains disagree by {spread[0]:.2e} at {spread[1]}: not a reference")
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text(json.dumps(reference, indent=1) + "\n")
+        sys.exit(f"the two optimizer chains disagree by {spread[0]:.2e} at {spread[1]}: {out} is no reference")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -441,8 +506,7 @@ def toys(out, ntoys, seeds):
             "model": describe(TOY_MODEL, path, workspace, model),
             "runs": runs,
         }
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps(reference, indent=1) + "\n")
+        write_json(out, reference)
 
 
 def main():
