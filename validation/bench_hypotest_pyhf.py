@@ -3,6 +3,7 @@
 
     bench_hypotest_pyhf.py [--nsbi target/release/nsbi] [--toys 200] [--large-toys 2]
                            [--nsbi-large-toys 200] [--optimizer scipy|minuit] [--pyhf-only]
+                           [--cases small realistic]
                            [--out target/hypotest-bench/summary.json]
 
 Two binned models, each as a pyhf JSON workspace that both programs read:
@@ -128,6 +129,7 @@ def main():
     parser.add_argument("--nsbi-large-toys", type=int, default=200, help="nsbi's toys per hypothesis on the realistic model")
     parser.add_argument("--optimizer", choices=["scipy", "minuit"], default="scipy")
     parser.add_argument("--pyhf-only", action="store_true", help="skip nsbi (e.g. before `nsbi hypotest` exists)")
+    parser.add_argument("--cases", nargs="+", choices=["small", "realistic"], default=["small", "realistic"])
     parser.add_argument("--out", default=str(ROOT / "target/hypotest-bench/summary.json"))
     args = parser.parse_args()
     out_dir = Path(args.out).parent
@@ -137,7 +139,7 @@ def main():
     if missing:
         print(f"warning: {missing}; running pyhf's half only", file=sys.stderr, flush=True)
     realistic = out_dir / "workspace.json"
-    if not realistic.exists():
+    if "realistic" in args.cases and not realistic.exists():
         subprocess.run([sys.executable, str(ROOT / "validation/make_pyhf_workspace.py"), str(realistic)], check=True)
 
     cases = {"small": (SMALL, "mu", 1.5, args.toys, args.toys),
@@ -147,6 +149,8 @@ def main():
                "one_core": {k: _CLEAN[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "RAYON_NUM_THREADS")},
                "cases": {}}
     for name, (path, poi, value, pyhf_toys, nsbi_toys) in cases.items():
+        if name not in args.cases:
+            continue
         case = {"workspace": str(Path(path).relative_to(ROOT)) if Path(path).is_relative_to(ROOT) else str(path),
                 "poi": poi, "value": value}
         case["pyhf"] = pyhf_hypotest(path, poi, value, pyhf_toys, args.optimizer)
