@@ -19,7 +19,8 @@ SLSQP at its default tolerance; minuit: tolerance 0.1, strategy 1), seeded with
 `np.random.seed(1)`. Each toy is two fits (μ fixed, μ free); the calculator draws N toys under
 s+b and N under b, so one hypotest runs 2N toys (plus three fits to the data). nsbi:
 `nsbi hypotest WS.json --poi mu --value V --calculator toys --toys N --seed 1 --json OUT`.
-The rate is toys per second = 2N / (wall time of the whole hypotest), each program on one core:
+The rate is toys per second = 2N / (wall time of the whole hypotest), each program on one core
+(also per CPU second, the fairer figure on a shared machine):
 OMP_NUM_THREADS=OPENBLAS_NUM_THREADS=RAYON_NUM_THREADS=1, OPENBLAS_CORETYPE and
 OPENBLAS_L2_SIZE unset. Written: target/hypotest-bench/summary.json (both rates, the ratio
 nsbi/pyhf, and each program's CLs with its toy-statistics error).
@@ -27,6 +28,7 @@ nsbi/pyhf, and each program's CLs with its toy-statistics error).
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -75,14 +77,15 @@ def pyhf_hypotest(path, poi, value, ntoys, optimizer):
         sys.exit(f"{path}: the measurement's POI is {model.config.poi_name!r}, not {poi!r}")
     data = workspace.data(model)
     np.random.seed(SEED)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     cls, (clsb, clb), expected = pyhf.infer.hypotest(
         value, data, model, calctype="toybased", ntoys=ntoys, test_stat="qtilde", track_progress=False,
         return_tail_probs=True, return_expected_set=True)
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     clsb, clb = float(clsb), float(clb)
     return {
         "toys_per_hypothesis": ntoys, "seconds": seconds, "toys_per_second": 2 * ntoys / seconds,
+        "cpu_seconds": cpu_seconds, "toys_per_cpu_second": 2 * ntoys / cpu_seconds,
         "cls": {"observed": float(cls), "expected": [float(v) for v in expected],
                 "error": binomial_cls_error(clsb, clb, ntoys)},
         "clsb": clsb, "clb": clb, "parameters": model.config.npars, "bins": model.config.nmaindata,
@@ -105,16 +108,18 @@ def nsbi_hypotest(nsbi, path, poi, value, ntoys, out_dir):
     out = Path(out_dir) / f"nsbi_{Path(path).stem}.json"
     command = [nsbi, "hypotest", str(path), "--poi", poi, "--value", repr(value), "--calculator", "toys",
                "--toys", str(ntoys), "--seed", str(SEED), "--json", str(out)]
-    start = time.perf_counter()
+    start, children = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     run = subprocess.run(command, capture_output=True, text=True, env=_CLEAN)
-    seconds = time.perf_counter() - start
+    seconds, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_seconds = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
     if run.returncode != 0:
         raise RuntimeError(f"`{' '.join(command)}` failed (exit {run.returncode}): {run.stderr.strip()}")
     result = json.loads(out.read_text())
     clsb, clb = float(result["clsb"]), float(result["clb"])
     return {
         "command": " ".join(command), "toys_per_hypothesis": ntoys, "seconds": seconds,
-        "toys_per_second": 2 * ntoys / seconds,
+        "toys_per_second": 2 * ntoys / seconds, "cpu_seconds": cpu_seconds,
+        "toys_per_cpu_second": 2 * ntoys / cpu_seconds,
         "cls": {"observed": float(result["cls"]["observed"]), "expected": result["cls"]["expected"],
                 "error": binomial_cls_error(clsb, clb, ntoys)},
         "clsb": clsb, "clb": clb,
@@ -154,14 +159,16 @@ def main():
         case = {"workspace": str(Path(path).relative_to(ROOT)) if Path(path).is_relative_to(ROOT) else str(path),
                 "poi": poi, "value": value}
         case["pyhf"] = pyhf_hypotest(path, poi, value, pyhf_toys, args.optimizer)
-        print(f"{name}: pyhf {case['pyhf']['toys_per_second']:.3g} toys/s ({2 * pyhf_toys} toys in "
-              f"{case['pyhf']['seconds']:.1f} s), CLs {case['pyhf']['cls']['observed']:.4f} ± {case['pyhf']['cls']['error']:.4f}",
+        print(f"{name}: pyhf {case['pyhf']['toys_per_second']:.3g} toys/s, {case['pyhf']['toys_per_cpu_second']:.3g} "
+              f"per CPU second ({2 * pyhf_toys} toys in {case['pyhf']['seconds']:.1f} s), CLs {case['pyhf']['cls']['observed']:.4f} ± {case['pyhf']['cls']['error']:.4f}",
               flush=True)
         if not args.pyhf_only and not missing:
             case["nsbi"] = nsbi_hypotest(args.nsbi, path, poi, value, nsbi_toys, out_dir)
             case["ratio_toys_per_second_nsbi_over_pyhf"] = case["nsbi"]["toys_per_second"] / case["pyhf"]["toys_per_second"]
-            print(f"{name}: nsbi {case['nsbi']['toys_per_second']:.3g} toys/s ({2 * nsbi_toys} toys in "
-                  f"{case['nsbi']['seconds']:.1f} s), CLs {case['nsbi']['cls']['observed']:.4f} ± {case['nsbi']['cls']['error']:.4f}; "
+            case["ratio_toys_per_cpu_second_nsbi_over_pyhf"] = (
+                case["nsbi"]["toys_per_cpu_second"] / case["pyhf"]["toys_per_cpu_second"])
+            print(f"{name}: nsbi {case['nsbi']['toys_per_second']:.3g} toys/s, {case['nsbi']['toys_per_cpu_second']:.3g} "
+                  f"per CPU second ({2 * nsbi_toys} toys in {case['nsbi']['seconds']:.1f} s), CLs {case['nsbi']['cls']['observed']:.4f} ± {case['nsbi']['cls']['error']:.4f}; "
                   f"ratio nsbi/pyhf {case['ratio_toys_per_second_nsbi_over_pyhf']:.3g}", flush=True)
         summary["cases"][name] = case
     if missing:
