@@ -27,8 +27,10 @@ finite-difference derivatives of pyhf's own objective (4-point gradient, central
 evaluated through pyhf's batched model: the same numbers, ~10× faster), keeps parameters at a
 bound fixed when the gradient pushes outward, and iterates Newton steps until the step is below
 3e-10 (relative, just above the finite-difference noise). The asymptotic fixture is computed
-twice, once from each starting optimizer; the largest relative difference between the two is
-recorded as `reference_precision` (the run fails above 1e-8). The toys use pyhf's default
+twice, once from each starting optimizer; the largest relative differences between the two
+are recorded as `reference_precision` (the run fails when the p-values of the hypotests, the
+limits or the expected q0 numbers differ by more than 1e-8; near q = 0, sqrt(q), z and the
+observed p0 = 1/2 carry the fits' ~1e-12 noise on q, amplified by the square root). The toys use pyhf's default
 optimizer (scipy SLSQP, default tolerance): a toy's q moves by far less than the toy-statistics
 errors.
 """
@@ -320,7 +322,7 @@ def load(path):
     return workspace, model, workspace.data(model)
 
 
-def describe(name, path, workspace, model):
+def describe(path, workspace, model):
     poi = model.config.poi_index
     return {
         "path": path,
@@ -354,7 +356,7 @@ def sqrt_q_from_teststat(teststat, sqrt_q_asimov, test_stat):
     statistic (q, q0: sqrt(q) − sqrt(q_A); q̃: the same up to sqrt(q_A), then
     (q − q_A) / (2 sqrt(q_A)))."""
     if test_stat in ("q", "q0") or teststat <= 0:
-        return teststat + sqrt_q_asimov
+        return max(0.0, teststat + sqrt_q_asimov)  # q = 0 comes back as ±1e-14
     return float(np.sqrt(2.0 * sqrt_q_asimov * teststat + sqrt_q_asimov**2))
 
 
@@ -408,7 +410,7 @@ def asymptotic_references(optimizer, only=None):
         if only and name not in only:
             continue
         workspace, model, data = load(path)
-        entry = describe(name, path, workspace, model)
+        entry = describe(path, workspace, model)
         entry["hypotest"] = {stat: [hypotest_entry(model, data, mu, stat) for mu in values] for stat in test_stats}
         entry["significance"] = significance_entry(model, data)
         if "qtilde" in test_stats:
@@ -418,14 +420,22 @@ def asymptotic_references(optimizer, only=None):
     return models, float(pyhf.get_backend()[1].worst_step)
 
 
-def largest_relative_difference(a, b, path=""):
+# Raw statistics and fitted values that are 0 in exact arithmetic (q = 0 where μ̂ ≥ μ or μ̂ at
+# its bound, z = 0 where p0 = 1/2, μ̂ = 0 at the bound) carry the fits' noise, ~1e-12 on q, so
+# ~1e-6 on sqrt(q) and z: compared in absolute terms below this floor.
+RAW_KEYS = {"sqrt_q_obs", "sqrt_q_asimov", "sqrt_q0_obs", "sqrt_q0_asimov", "q0", "z", "muhat"}
+RAW_FLOOR = 1e-5
+
+
+def largest_relative_difference(a, b, path="", key=None):
     """(difference, where) over all numbers of two nested structures of the same shape."""
     if isinstance(a, dict):
-        return max((largest_relative_difference(a[k], b[k], f"{path}/{k}") for k in a), default=(0.0, path))
+        return max((largest_relative_difference(a[k], b[k], f"{path}/{k}", k) for k in a), default=(0.0, path))
     if isinstance(a, list):
-        return max((largest_relative_difference(x, y, f"{path}[{i}]") for i, (x, y) in enumerate(zip(a, b))), default=(0.0, path))
+        return max((largest_relative_difference(x, y, f"{path}[{i}]", key) for i, (x, y) in enumerate(zip(a, b))),
+                   default=(0.0, path))
     if isinstance(a, float):
-        scale = max(abs(a), abs(b))
+        scale = max(abs(a), abs(b), RAW_FLOOR if key in RAW_KEYS else 0.0)
         return (abs(a - b) / scale if scale > 0 else 0.0, path)
     return (0.0, path)
 
@@ -441,7 +451,15 @@ def asymptotic(out, only=None):
     existing fixture at `out` (its precision figures kept where larger)."""
     with concurrent.futures.ProcessPoolExecutor(2) as pool:  # the two chains side by side
         (primary, primary_step), (other, other_step) = pool.map(asymptotic_references, ["scipy", "minuit"], [only, only])
-    # The raw statistics sqrt(q) are 0 or tiny where μ̂ ≥ μ; compare the p-values and limits.
+    # Checked: the p-values of the hypotests, the limits, the expected q0 numbers (all well
+    # conditioned). Reported only: every number, where the raw statistics, z and μ̂ are compared
+    # in absolute terms below RAW_FLOOR, and the observed p0 where q0 = 0 (μ̂ at its bound: q0
+    # is a difference of two fits at the same point, ~1e-13, so p0 = 1/2 − O(1e-7)).
+    def checked_part(entry):
+        significance = entry["significance"]
+        return [pvalues(entry), entry.get("limits", []), significance["expected"]["p0"], significance["expected_p0_set"]]
+
+    checked = max(largest_relative_difference(checked_part(primary[m]), checked_part(other[m]), m) for m in primary)
     spread = max(
         largest_relative_difference(
             {k: v for k, v in primary[m].items() if k in ("hypotest", "limits", "significance")},
@@ -449,8 +467,9 @@ def asymptotic(out, only=None):
         for m in primary)
     cls_spread = max(
         largest_relative_difference(pvalues(primary[m]), pvalues(other[m]), m) for m in primary)
-    print(f"largest relative difference scipy vs minuit start: {spread[0]:.2e} at {spread[1]}; "
-          f"on CLs/CLs+b/CLb: {cls_spread[0]:.2e} at {cls_spread[1]}", file=sys.stderr)
+    print(f"largest relative difference scipy vs minuit start: checked {checked[0]:.2e} at {checked[1]}; "
+          f"on CLs/CLs+b/CLb: {cls_spread[0]:.2e} at {cls_spread[1]}; every number: {spread[0]:.2e} at {spread[1]}",
+          file=sys.stderr)
     reference = {
         "pyhf_version": pyhf.__version__,
         "backend": "numpy",
@@ -461,11 +480,17 @@ def asymptotic(out, only=None):
         "expected_order_nsigma": NSIGMA,
         "reference_precision": {
             "note": "largest relative difference between the fixture (SLSQP start) and the same "
-                    "computation from a Minuit start, both polished; and the largest Newton step "
-                    "left at the end of any fit",
+                    "computation from a Minuit start, both polished: on CLs, CLs+b, CLb; on those, "
+                    "the limits and the expected q0 numbers ('checked', must be <= 1e-8); on every "
+                    "number ('all_numbers': raw statistics, z and muhat absolute below 1e-5; the "
+                    "observed p0 where q0 = 0 is 1/2 - O(1e-7)); and the largest relative Newton "
+                    "step left at the end of any fit (a parameter within ~1e-6 of a bound can end "
+                    "a fit still moving)",
             "cls_clsb_clb": cls_spread[0],
-            "all_pvalues_and_limits": spread[0],
-            "worst_at": spread[1],
+            "checked": checked[0],
+            "checked_worst_at": checked[1],
+            "all_numbers": spread[0],
+            "all_numbers_worst_at": spread[1],
             "last_newton_step": max(primary_step, other_step),
         },
         "generated_by": "validation/pyhf_hypotest_reference.py asymptotic",
@@ -476,14 +501,18 @@ def asymptotic(out, only=None):
         reference["models"] = {**previous["models"], **primary}
         reference["models"] = {name: reference["models"][name] for name in MODELS if name in reference["models"]}
         old = previous["reference_precision"]
+        if "checked" not in old:  # the first layout: one figure over p-values, limits and raw numbers
+            old = {**old, "checked": old["all_pvalues_and_limits"], "checked_worst_at": old["worst_at"],
+                   "all_numbers": old["all_pvalues_and_limits"], "all_numbers_worst_at": old["worst_at"]}
         new = reference["reference_precision"]
-        new["cls_clsb_clb"] = max(new["cls_clsb_clb"], old["cls_clsb_clb"])
-        new["last_newton_step"] = max(new["last_newton_step"], old["last_newton_step"])
-        if old["all_pvalues_and_limits"] > new["all_pvalues_and_limits"]:
-            new["all_pvalues_and_limits"], new["worst_at"] = old["all_pvalues_and_limits"], old["worst_at"]
+        for key in ("cls_clsb_clb", "last_newton_step"):
+            new[key] = max(new[key], old[key])
+        for key in ("checked", "all_numbers"):
+            if old[key] > new[key]:
+                new[key], new[f"{key}_worst_at"] = old[key], old[f"{key}_worst_at"]
     write_json(out, reference)
-    if spread[0] > 1e-8:
-        sys.exit(f"the two optimizer chains disagree by {spread[0]:.2e} at {spread[1]}: {out} is no reference")
+    if checked[0] > 1e-8:
+        sys.exit(f"the two optimizer chains disagree by {checked[0]:.2e} at {checked[1]}: {out} is no reference")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -539,7 +568,7 @@ def toys(out, ntoys, seeds):
                       "CLs by error propagation",
             "expected_order_nsigma": NSIGMA,
             "generated_by": "validation/pyhf_hypotest_reference.py toys",
-            "model": describe(TOY_MODEL, path, workspace, model),
+            "model": describe(path, workspace, model),
             "runs": runs,
         }
         write_json(out, reference)
