@@ -3,7 +3,7 @@
 WORKSPACE ?= workspaces/offshell_toy/workspace.yaml
 CARGO ?= cargo
 
-.PHONY: setup demo test bench bench-scale bench-roofit bench-pyhf fixtures
+.PHONY: setup demo test bench bench-scale bench-roofit bench-pyhf bench-hypotest hypotest-fixtures fixtures
 
 setup:
 	bash .ci/setup.sh
@@ -36,6 +36,26 @@ BENCH_PYHF_TOYS ?= 2
 bench-pyhf: setup
 	$(CARGO) build --release --quiet --example binned_bench
 	.venv/bin/python validation/bench_pyhf.py --toys $(BENCH_PYHF_TOYS)
+
+# Toy-based hypothesis tests against pyhf's ToyCalculator (issue 15): `nsbi hypotest --calculator
+# toys` and pyhf 0.7.6 on a small model (BENCH_HYPOTEST_TOYS toys per hypothesis, both) and on the
+# realistic workspace of bench-pyhf (pyhf BENCH_HYPOTEST_LARGE_TOYS, each a minute or more; nsbi
+# BENCH_HYPOTEST_NSBI_LARGE_TOYS), one core each, same run: toys per second and their ratio in
+# target/hypotest-bench/summary.json.
+BENCH_HYPOTEST_TOYS ?= 200
+BENCH_HYPOTEST_LARGE_TOYS ?= 2
+BENCH_HYPOTEST_NSBI_LARGE_TOYS ?= 200
+bench-hypotest: setup
+	$(CARGO) build --release --quiet
+	.venv/bin/python validation/bench_hypotest_pyhf.py --toys $(BENCH_HYPOTEST_TOYS) \
+		--large-toys $(BENCH_HYPOTEST_LARGE_TOYS) --nsbi-large-toys $(BENCH_HYPOTEST_NSBI_LARGE_TOYS)
+
+# The pyhf references of the hypothesis tests (tests/fixtures/hypotest/, minutes; see
+# validation/pyhf_hypotest_reference.py).
+hypotest-fixtures: setup
+	.venv/bin/python validation/pyhf_hypotest_reference.py workspaces
+	.venv/bin/python validation/pyhf_hypotest_reference.py asymptotic
+	.venv/bin/python validation/pyhf_hypotest_reference.py toys
 
 # Regenerate the example workspace's data and models (deterministic for a given seed).
 fixtures: setup
