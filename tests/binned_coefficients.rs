@@ -146,11 +146,25 @@ fn interference_basis_nll_gradient_and_hessian_equal_the_closed_form() {
         .collect();
     assert_eq!(
         names,
-        ["mu", "mu_B", "stat_SR[0]", "stat_SR[1]", "stat_SR[2]", "stat_SR[3]"]
+        [
+            "mu",
+            "mu_B",
+            "stat_SR[0]",
+            "stat_SR[1]",
+            "stat_SR[2]",
+            "stat_SR[3]"
+        ]
     );
     let like = analysis.likelihood(&Dataset::Observed).unwrap();
     let n = names.len();
-    let ranges = [(0.3, 3.0), (0.7, 1.4), (0.95, 1.05), (0.95, 1.05), (0.95, 1.05), (0.95, 1.05)];
+    let ranges = [
+        (0.3, 3.0),
+        (0.7, 1.4),
+        (0.95, 1.05),
+        (0.95, 1.05),
+        (0.95, 1.05),
+        (0.95, 1.05),
+    ];
     for (k, theta) in points(&ranges, 20).iter().enumerate() {
         let at = like.evaluate(theta, Order::Hessian);
         assert!(at.invalid.is_none(), "point {k}: {:?}", at.invalid);
@@ -186,7 +200,10 @@ fn interference_basis_nll_gradient_and_hessian_equal_the_closed_form() {
     let binned = analysis.model.binned.as_ref().unwrap();
     let expected = binned.expected(&theta);
     for (engine, closed) in expected[0].iter().zip(sr_expected(&theta)) {
-        assert!((engine - closed).abs() <= 1e-12 * closed, "{engine} vs {closed}");
+        assert!(
+            (engine - closed).abs() <= 1e-12 * closed,
+            "{engine} vs {closed}"
+        );
     }
     let asimov = analysis
         .likelihood(&Dataset::Asimov(theta.to_vec()))
@@ -269,7 +286,13 @@ fn a_coefficient_mu_equals_a_normfactor_mu() {
         a.likelihood(&Dataset::Observed).unwrap(),
         b.likelihood(&Dataset::Observed).unwrap(),
     );
-    let ranges = [(0.0, 4.0), (-2.0, 2.0), (0.95, 1.05), (0.95, 1.05), (0.95, 1.05)];
+    let ranges = [
+        (0.0, 4.0),
+        (-2.0, 2.0),
+        (0.95, 1.05),
+        (0.95, 1.05),
+        (0.95, 1.05),
+    ];
     for (k, theta) in points(&ranges, 20).iter().enumerate() {
         let (ea, eb) = (
             like_a.evaluate(theta, Order::Hessian),
@@ -289,7 +312,10 @@ fn a_coefficient_mu_equals_a_normfactor_mu() {
         fit_json(&with_normfactor, &[]),
     );
     assert_eq!(fit_a["status"]["verdict"], "converged");
-    let (nll_a, nll_b) = (fit_a["nll"].as_f64().unwrap(), fit_b["nll"].as_f64().unwrap());
+    let (nll_a, nll_b) = (
+        fit_a["nll"].as_f64().unwrap(),
+        fit_b["nll"].as_f64().unwrap(),
+    );
     assert!((nll_a - nll_b).abs() < 1e-9, "{nll_a} vs {nll_b}");
     for (name, p) in fit_a["parameters"].as_object().unwrap() {
         for key in ["value", "error"] {
@@ -342,7 +368,10 @@ fn fit_and_scan_of_the_binned_interference_recover_the_generating_mu() {
         if (mu - 2.0).abs() < 1e-12 {
             assert!(t.abs() < 1e-8, "t({mu}) = {t}");
         } else {
-            assert!(t > 0.1, "t({mu}) = {t}: the generating μ = 2 must be the minimum");
+            assert!(
+                t > 0.1,
+                "t({mu}) = {t}: the generating μ = 2 must be the minimum"
+            );
         }
     }
     let best = scan["points"]
@@ -352,7 +381,10 @@ fn fit_and_scan_of_the_binned_interference_recover_the_generating_mu() {
         .find(|p| p["best_fit"] == true)
         .unwrap();
     let best_mu = best["mu"].as_f64().unwrap();
-    assert!((best_mu - 2.0).abs() < 1e-6, "scan's best fit μ̂ = {best_mu}");
+    assert!(
+        (best_mu - 2.0).abs() < 1e-6,
+        "scan's best fit μ̂ = {best_mu}"
+    );
 }
 
 /// A signal whose coefficient 1 − μ turns negative above μ = 1; bin 1 has little background.
@@ -384,7 +416,11 @@ fn a_coefficient_that_makes_a_bin_negative_has_no_likelihood_there() {
     assert_eq!((invalid.channel.as_str(), invalid.event), ("SR", 1));
     assert!(invalid.bin);
     assert_eq!(invalid.density, -17.0);
-    assert_eq!(at.nll, f64::INFINITY, "not a number the minimiser could take");
+    assert_eq!(
+        at.nll,
+        f64::INFINITY,
+        "not a number the minimiser could take"
+    );
     let text = invalid.to_string();
     assert!(
         text.contains("bin 1 of binned channel SR") && text.contains("-1.7"),

@@ -120,7 +120,8 @@ pub fn export_pyhf(input: &Path, out: &Path, poi: Option<&str>) -> Result<Binned
         }
     }
     let constrained = constrained_coefficient_parameters(input)?;
-    let spec = pyhf::coefficients_as_normfactors(&spec, &constrained, &input.display().to_string())?;
+    let spec =
+        pyhf::coefficients_as_normfactors(&spec, &constrained, &input.display().to_string())?;
     let json = pyhf::export(&spec, &input.display().to_string())?;
     let text = serde_json::to_string_pretty(&json).expect("JSON values always serialise");
     write_atomic(out, text.as_bytes())?;

@@ -8,7 +8,8 @@
 //! ```
 //!
 //! with λ_b = Σ_samples f_c(θ) · Π factors · (nominal + Σ histosys shifts) (f_c = 1 for a
-//! sample without coefficient, the only kind pyhf has), and its analytic gradient and Hessian. Each sample-bin depends on a handful of parameters, so its derivatives are
+//! sample without coefficient, the only kind pyhf has), and its analytic gradient and
+//! Hessian. Each sample-bin depends on a handful of parameters, so its derivatives are
 //! computed on those few and added into the full gradient and Hessian.
 //!
 //! [`BinnedModel::evaluate_into`] is what loops call (fits, toys): it reuses the caller's
@@ -324,7 +325,10 @@ fn xlogy(x: f64, y: f64) -> f64 {
 /// The product of a sample's bin-independent factors (its coefficient f_c, normfactor, lumi,
 /// normsys).
 fn sample_scale(sample: &BinnedSample, pars: &[f64]) -> f64 {
-    let mut value = sample.coefficient.as_ref().map_or(1.0, |c| c.expr.eval(pars));
+    let mut value = sample
+        .coefficient
+        .as_ref()
+        .map_or(1.0, |c| c.expr.eval(pars));
     for factor in &sample.factors {
         match factor {
             Factor::Linear { parameter } => value *= pars[*parameter],
@@ -462,8 +466,10 @@ impl Scratch {
         self.coefficient_hess.clear();
         self.coefficient_hess_start.clear();
         for sample in &channel.samples {
-            self.coefficient_grad_start.push(self.coefficient_grad.len());
-            self.coefficient_hess_start.push(self.coefficient_hess.len());
+            self.coefficient_grad_start
+                .push(self.coefficient_grad.len());
+            self.coefficient_hess_start
+                .push(self.coefficient_hess.len());
             let Some(c) = &sample.coefficient else {
                 self.coefficient_values.push(1.0);
                 continue;
@@ -474,8 +480,10 @@ impl Scratch {
             self.coefficient_hess
                 .extend(c.hessian.iter().map(|(j, l, d)| (*j, *l, d.eval(pars))));
         }
-        self.coefficient_grad_start.push(self.coefficient_grad.len());
-        self.coefficient_hess_start.push(self.coefficient_hess.len());
+        self.coefficient_grad_start
+            .push(self.coefficient_grad.len());
+        self.coefficient_hess_start
+            .push(self.coefficient_hess.len());
     }
 
     fn slot(&mut self, parameter: usize) -> usize {

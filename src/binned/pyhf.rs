@@ -48,7 +48,9 @@ pub fn coefficients_as_normfactors(
                     source,
                     &path,
                     format!(
-                        "channel '{}', sample '{}': coefficient '{text}' {why}; pyhf has no                          modifier for a coefficient f_c(θ), only a product of parameters                          (`mu`, `mu * k`) can be exported, as normfactors",
+                        "channel '{}', sample '{}': coefficient '{text}' {why}; pyhf has no \
+                         modifier for a coefficient f_c(θ), only a product of parameters \
+                         (`mu`, `mu * k`) can be exported, as normfactors",
                         channel.name, sample.name
                     ),
                 )
@@ -131,13 +133,17 @@ pub fn import(
 /// that pyhf would read differently; a workspace without a POI is refused (pyhf needs one).
 pub fn export(spec: &BinnedWorkspaceSpec, source: &str) -> Result<Value> {
     if let Some((c, s)) = spec.channels.iter().enumerate().find_map(|(c, channel)| {
-        let s = channel.samples.iter().position(|s| s.coefficient.is_some())?;
+        let s = channel
+            .samples
+            .iter()
+            .position(|s| s.coefficient.is_some())?;
         Some((c, s))
     }) {
         return Err(invalid(
             source,
             &format!("channels[{c}].samples[{s}].coefficient"),
-            "pyhf has no modifier for a coefficient f_c(θ); write it as normfactors first              (`coefficients_as_normfactors`)",
+            "pyhf has no modifier for a coefficient f_c(θ); write it as normfactors first \
+             (`coefficients_as_normfactors`)",
         ));
     }
     if spec.interpolation != InterpolationSettings::default() {

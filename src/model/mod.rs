@@ -59,7 +59,11 @@ impl Coefficient {
 
     /// What is not finite at `theta` — the value, a first or a second derivative — in words
     /// (parameters named by `name`), or `None` where all are finite.
-    pub fn undefined_at<'n>(&self, theta: &[f64], name: impl Fn(usize) -> &'n str) -> Option<String> {
+    pub fn undefined_at<'n>(
+        &self,
+        theta: &[f64],
+        name: impl Fn(usize) -> &'n str,
+    ) -> Option<String> {
         let value = self.expr.eval(theta);
         if !value.is_finite() {
             return Some(format!("is {value}"));
