@@ -11,6 +11,7 @@ use std::cell::Cell;
 
 use crate::error::{Error, Result};
 use crate::likelihood::{Evaluation, InvalidDensity, Order};
+use crate::model::Coefficient;
 use crate::workspace::schema::{ConstraintKind, ParameterSpec};
 use crate::workspace::Workspace;
 
@@ -64,12 +65,21 @@ pub fn binned_spec(ws: &Workspace) -> Result<Option<BinnedWorkspaceSpec>> {
         }
     }
     let names = ws.binned_parameter_names();
+    let coefficient_names = ws.binned_coefficient_names();
     let parameters = ws
         .spec
         .parameters
         .iter()
-        .filter(|p| names.contains(p.name.value.as_str()))
-        .map(setting)
+        .filter_map(|p| {
+            let name = p.name.value.as_str();
+            if names.contains(name) {
+                Some(setting(p))
+            } else if coefficient_names.contains(name) {
+                Some(coefficient_setting(p))
+            } else {
+                None
+            }
+        })
         .collect();
     Ok(Some(BinnedWorkspaceSpec {
         name: ws.spec.name.clone(),
@@ -94,6 +104,21 @@ fn setting(p: &ParameterSpec) -> BinnedParameterSpec {
         auxdata: p.auxdata.as_ref().map(|a| a.value.clone()),
         sigmas: p.sigmas.as_ref().map(|s| s.value.clone()),
         factors: p.factors.as_ref().map(|f| f.value.clone()),
+    }
+}
+
+/// The settings of a parameter that only binned coefficients (and perhaps unbinned channels)
+/// name: which is the POI, where fits start, bounds, fixed. Its constraint is nsbi's, held by
+/// the general model ([`crate::model::Model::from_workspace`]), so no global observable or
+/// width goes to the binned model.
+fn coefficient_setting(p: &ParameterSpec) -> BinnedParameterSpec {
+    BinnedParameterSpec {
+        name: p.name.value.clone(),
+        poi: p.poi,
+        inits: p.init.as_ref().map(|i| vec![i.value]),
+        bounds: p.bounds.as_ref().and_then(|b| b.value.pairs()),
+        fixed: p.fixed.then_some(true),
+        ..Default::default()
     }
 }
 
@@ -255,6 +280,9 @@ fn remap_channel(channel: &BinnedChannel, global: &[usize]) -> BinnedChannel {
         }
         for shift in &mut sample.shifts {
             shift.parameter = global[shift.parameter];
+        }
+        if let Some(c) = &mut sample.coefficient {
+            *c = Coefficient::new(&c.text, c.expr.map_parameters(global));
         }
     }
     out

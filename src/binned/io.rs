@@ -1,5 +1,6 @@
 //! Reading and writing binned workspaces: the YAML form, or a pyhf JSON file directly.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use serde_json::Value;
@@ -63,6 +64,32 @@ pub fn import_pyhf(input: &Path, measurement: Option<&str>, out: &Path) -> Resul
     Ok(model)
 }
 
+/// The parameters binned coefficients name that nsbi constrains and no binned modifier drives
+/// (a Gaussian nuisance of the workspace's `parameters`): none for a pyhf JSON input.
+fn constrained_coefficient_parameters(input: &Path) -> Result<HashSet<String>> {
+    let is_json = input
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    if is_json {
+        return Ok(HashSet::new());
+    }
+    let ws = crate::workspace::Workspace::load(input)?;
+    let modifiers = ws.binned_parameter_names();
+    let coefficients = ws.binned_coefficient_names();
+    Ok(ws
+        .spec
+        .parameters
+        .iter()
+        .filter(|p| {
+            let name = p.name.value.as_str();
+            coefficients.contains(name)
+                && !modifiers.contains(name)
+                && crate::workspace::is_constrained(p)
+        })
+        .map(|p| p.name.value.clone())
+        .collect())
+}
+
 /// `nsbi export pyhf`: the binned channels of the workspace at `input` as pyhf JSON at `out`,
 /// with `poi` (a parameter of theirs) as the measurement's POI where given — a workspace whose
 /// POI acts on its unbinned channels only has none among its binned channels' parameters.
@@ -92,6 +119,9 @@ pub fn export_pyhf(input: &Path, out: &Path, poi: Option<&str>) -> Result<Binned
             });
         }
     }
+    let constrained = constrained_coefficient_parameters(input)?;
+    let spec =
+        pyhf::coefficients_as_normfactors(&spec, &constrained, &input.display().to_string())?;
     let json = pyhf::export(&spec, &input.display().to_string())?;
     let text = serde_json::to_string_pretty(&json).expect("JSON values always serialise");
     write_atomic(out, text.as_bytes())?;

@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 
 use crate::error::{Diagnostic, Error, Result};
 use crate::model::interpolation::Variation;
+use crate::model::Coefficient;
+use crate::workspace::expr::Expr;
 
 use super::schema::{
     BinnedParameterSpec, BinnedWorkspaceSpec, CountsSpec, InterpolationSettings, ModifierSpec,
@@ -68,13 +70,15 @@ pub struct Shift {
     pub delta_down: Vec<f64>,
 }
 
-/// A sample's expected yield in bin b: Π factors · (nominal_b + Σ shifts Δ_b(α)).
+/// A sample's expected yield in bin b: f_c(θ) · Π factors · (nominal_b + Σ shifts Δ_b(α)),
+/// with f_c = 1 where the sample has no coefficient.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BinnedSample {
     pub name: String,
     pub nominal: Vec<f64>,
     pub factors: Vec<Factor>,
     pub shifts: Vec<Shift>,
+    pub coefficient: Option<Coefficient>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -172,6 +176,15 @@ impl ParameterSet {
             sigmas: None,
             factors: None,
             has_sigmas: false,
+        }
+    }
+
+    /// A parameter only sample coefficients name: free, unbounded unless its settings say
+    /// otherwise (a coefficient like `1 + 0.1 * k` may take any k).
+    fn coefficient() -> ParameterSet {
+        ParameterSet {
+            bounds: Some(vec![[f64::NEG_INFINITY, f64::INFINITY]]),
+            ..ParameterSet::free(1, true)
         }
     }
 
@@ -292,11 +305,12 @@ impl<'a> Builder<'a> {
         self.check_shapes()?;
         self.collect_parameter_sets()?;
         self.combine_staterrors()?;
+        self.collect_coefficient_parameters()?;
         self.apply_settings()?;
         let (parameters, offsets, poi) = self.flatten()?;
         let constraints = self.constraints(&offsets);
         let auxdata = self.auxdata();
-        let channels = self.channels(&offsets);
+        let channels = self.channels(&offsets, &parameters)?;
         let counts = self
             .spec
             .channels
@@ -568,6 +582,51 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
+    /// Parses the samples' coefficients: they may name the scalar parameters of modifiers and
+    /// the parameters listed under `parameters`; a listed one no modifier drives becomes a
+    /// free parameter of its own ([`ParameterSet::coefficient`]).
+    fn collect_coefficient_parameters(&mut self) -> Result<()> {
+        let spec = self.spec;
+        let mut names: Vec<&str> = self
+            .sets
+            .iter()
+            .filter(|(_, set, _)| set.scalar)
+            .map(|(name, ..)| name.as_str())
+            .collect();
+        for setting in &spec.parameters {
+            if !self.sets.iter().any(|(n, ..)| *n == setting.name) {
+                names.push(&setting.name);
+            }
+        }
+        let mut named = Vec::new();
+        for (c, channel) in spec.channels.iter().enumerate() {
+            for (s, sample) in channel.samples.iter().enumerate() {
+                let Some(text) = &sample.coefficient else {
+                    continue;
+                };
+                let path = format!("channels[{c}].samples[{s}].coefficient");
+                let expr = Expr::parse(text, &names).map_err(|e| {
+                    self.err(
+                        &path,
+                        format!(
+                            "coefficient '{text}' of sample '{}' in channel '{}': {e}",
+                            sample.name, channel.name
+                        ),
+                    )
+                })?;
+                for i in expr.parameters() {
+                    named.push((names[i].to_string(), path.clone()));
+                }
+            }
+        }
+        for (name, path) in named {
+            if !self.sets.iter().any(|(n, ..)| *n == name) {
+                self.sets.push((name, ParameterSet::coefficient(), path));
+            }
+        }
+        Ok(())
+    }
+
     /// The measurement's settings override the defaults (pyhf's `reduce_paramsets_requirements`).
     fn apply_settings(&mut self) -> Result<()> {
         let mut seen = std::collections::HashSet::new();
@@ -579,7 +638,10 @@ impl<'a> Builder<'a> {
             let Some(index) = self.sets.iter().position(|(n, ..)| *n == setting.name) else {
                 return Err(self.err(
                     &path,
-                    format!("parameter '{}' is not used by any modifier", setting.name),
+                    format!(
+                        "parameter '{}' is not used by any modifier or coefficient",
+                        setting.name
+                    ),
                 ));
             };
             let set = self.sets[index].1.clone();
@@ -684,9 +746,14 @@ impl<'a> Builder<'a> {
             .collect()
     }
 
-    fn channels(&self, offsets: &BTreeMap<String, usize>) -> Vec<BinnedChannel> {
+    fn channels(
+        &self,
+        offsets: &BTreeMap<String, usize>,
+        parameters: &[BinnedParameter],
+    ) -> Result<Vec<BinnedChannel>> {
         let code = self.spec.interpolation;
         let staterror_bins = self.staterror_bin_offsets();
+        let names: Vec<&str> = parameters.iter().map(|p| p.name.as_str()).collect();
         self.spec
             .channels
             .iter()
@@ -699,7 +766,22 @@ impl<'a> Builder<'a> {
                 let samples = channel
                     .samples
                     .iter()
-                    .map(|sample| {
+                    .enumerate()
+                    .map(|(s, sample)| {
+                        let coefficient = sample
+                            .coefficient
+                            .as_ref()
+                            .map(|text| {
+                                Expr::parse(text, &names)
+                                    .map(|expr| Coefficient::new(text, expr))
+                                    .map_err(|e| {
+                                        self.err(
+                                            &format!("channels[{c}].samples[{s}].coefficient"),
+                                            e,
+                                        )
+                                    })
+                            })
+                            .transpose()?;
                         let mut factors = Vec::new();
                         let mut shifts = Vec::new();
                         for modifier in &sample.modifiers {
@@ -733,19 +815,20 @@ impl<'a> Builder<'a> {
                                     .push(per_bin(first + staterror_bins[&(name.clone(), c)])),
                             }
                         }
-                        BinnedSample {
+                        Ok(BinnedSample {
                             name: sample.name.clone(),
                             nominal: sample.yields.clone(),
                             factors,
                             shifts,
-                        }
+                            coefficient,
+                        })
                     })
-                    .collect();
-                BinnedChannel {
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(BinnedChannel {
                     name: channel.name.clone(),
                     samples,
                     n_bins: n,
-                }
+                })
             })
             .collect()
     }

@@ -7,8 +7,9 @@
 //!     + Σ_Poisson  [γτ − a ln(γτ) + ln Γ(a + 1)]
 //! ```
 //!
-//! with λ_b = Σ_samples Π factors · (nominal + Σ histosys shifts), and its analytic gradient
-//! and Hessian. Each sample-bin depends on a handful of parameters, so its derivatives are
+//! with λ_b = Σ_samples f_c(θ) · Π factors · (nominal + Σ histosys shifts) (f_c = 1 for a
+//! sample without coefficient, the only kind pyhf has), and its analytic gradient and
+//! Hessian. Each sample-bin depends on a handful of parameters, so its derivatives are
 //! computed on those few and added into the full gradient and Hessian.
 //!
 //! [`BinnedModel::evaluate_into`] is what loops call (fits, toys): it reuses the caller's
@@ -316,9 +317,13 @@ fn xlogy(x: f64, y: f64) -> f64 {
     }
 }
 
-/// The product of a sample's bin-independent factors (normfactor, lumi, normsys).
+/// The product of a sample's bin-independent factors (its coefficient f_c, normfactor, lumi,
+/// normsys).
 fn sample_scale(sample: &BinnedSample, pars: &[f64]) -> f64 {
-    let mut value = 1.0;
+    let mut value = sample
+        .coefficient
+        .as_ref()
+        .map_or(1.0, |c| c.expr.eval(pars));
     for factor in &sample.factors {
         match factor {
             Factor::Linear { parameter } => value *= pars[*parameter],
@@ -385,6 +390,18 @@ struct Scratch {
     /// (`suffix[j] = Π_{i≥j} f_i`) factor j.
     prefix: Vec<f64>,
     suffix: Vec<f64>,
+    /// Per sample of the channel: f_c (1 without coefficient), and its non-zero first and
+    /// second derivatives `(parameter, value)` / `(parameter, parameter, value)`, those of
+    /// sample s from `coefficient_grad_start[s]` / `coefficient_hess_start[s]` (one past
+    /// the last sample closes the list).
+    coefficient_values: Vec<f64>,
+    coefficient_grad: Vec<(usize, f64)>,
+    coefficient_grad_start: Vec<usize>,
+    coefficient_hess: Vec<(usize, usize, f64)>,
+    coefficient_hess_start: Vec<usize>,
+    /// The sample-bin's yield without its coefficient, Y = F · A, and ∂f_c/∂θ over `local`.
+    histfactory_yield: f64,
+    dc: Vec<f64>,
     /// dλ/dθ of the whole bin, summed over samples (dense over all parameters, zero outside
     /// `bin_parameters`), and which parameters it has.
     bin_gradient: Vec<f64>,
@@ -413,11 +430,12 @@ impl Scratch {
         self.bin_parameters.clear();
     }
 
-    /// Evaluates the bin-independent factors of the channel's samples once.
+    /// Evaluates the bin-independent factors and coefficients of the channel's samples once.
     fn prepare_channel(&mut self, channel: &BinnedChannel, pars: &[f64]) {
         self.scales.clear();
         self.factor_values.clear();
         self.factor_start.clear();
+        self.prepare_coefficients(channel, pars);
         for sample in &channel.samples {
             self.scales.push(sample_scale(sample, pars));
             self.factor_start.push(self.factor_values.len());
@@ -435,6 +453,34 @@ impl Scratch {
         }
     }
 
+    /// f_c and its derivatives of every sample of the channel (they do not depend on the bin).
+    fn prepare_coefficients(&mut self, channel: &BinnedChannel, pars: &[f64]) {
+        self.coefficient_values.clear();
+        self.coefficient_grad.clear();
+        self.coefficient_grad_start.clear();
+        self.coefficient_hess.clear();
+        self.coefficient_hess_start.clear();
+        for sample in &channel.samples {
+            self.coefficient_grad_start
+                .push(self.coefficient_grad.len());
+            self.coefficient_hess_start
+                .push(self.coefficient_hess.len());
+            let Some(c) = &sample.coefficient else {
+                self.coefficient_values.push(1.0);
+                continue;
+            };
+            self.coefficient_values.push(c.expr.eval(pars));
+            self.coefficient_grad
+                .extend(c.gradient.iter().map(|(j, d)| (*j, d.eval(pars))));
+            self.coefficient_hess
+                .extend(c.hessian.iter().map(|(j, l, d)| (*j, *l, d.eval(pars))));
+        }
+        self.coefficient_grad_start
+            .push(self.coefficient_grad.len());
+        self.coefficient_hess_start
+            .push(self.coefficient_hess.len());
+    }
+
     fn slot(&mut self, parameter: usize) -> usize {
         match self.local.iter().position(|&p| p == parameter) {
             Some(k) => k,
@@ -445,13 +491,70 @@ impl Scratch {
         }
     }
 
-    /// Fills `local`, `grad` (and `hess`) with the derivatives of y = F · A, F the product of
+    /// Fills `local`, `grad` (and `hess`) with the derivatives of the sample's yield
+    /// y = f_c · Y in bin `b`: those of Y = F · A ([`Scratch::histfactory_bin`]), then
+    /// f_c's product rule ([`Scratch::apply_coefficient`]).
+    fn sample_bin(
+        &mut self,
+        sample: &BinnedSample,
+        s: usize,
+        pars: &[f64],
+        b: usize,
+        model: &BinnedModel,
+        order: Order,
+    ) {
+        self.histfactory_bin(sample, s, pars, b, model, order);
+        if sample.coefficient.is_some() {
+            self.apply_coefficient(s, order);
+        }
+    }
+
+    /// From the derivatives of Y over `local` (which includes f_c's parameters) to those of
+    /// y = f_c · Y:
+    ///   ∂y/∂q    = f_c ∂Y/∂q + Y ∂f_c/∂q
+    ///   ∂²y/∂q∂r = f_c ∂²Y/∂q∂r + ∂f_c/∂q ∂Y/∂r + ∂f_c/∂r ∂Y/∂q + Y ∂²f_c/∂q∂r.
+    fn apply_coefficient(&mut self, s: usize, order: Order) {
+        let k_n = self.local.len();
+        let c = self.coefficient_values[s];
+        let y = self.histfactory_yield;
+        let local_of = |local: &[usize], p: usize| {
+            local
+                .iter()
+                .position(|&q| q == p)
+                .expect("the coefficient's parameters have slots")
+        };
+        self.dc.clear();
+        self.dc.resize(k_n, 0.0);
+        let grads = self.coefficient_grad_start[s]..self.coefficient_grad_start[s + 1];
+        for &(p, d) in &self.coefficient_grad[grads] {
+            self.dc[local_of(&self.local, p)] = d;
+        }
+        if order == Order::Hessian {
+            let (dc, grad) = (&self.dc, &self.grad);
+            for (q, row) in self.hess.chunks_exact_mut(k_n).enumerate() {
+                for (r, h) in row.iter_mut().enumerate() {
+                    *h = c * *h + dc[q] * grad[r] + dc[r] * grad[q];
+                }
+            }
+            let hessians = self.coefficient_hess_start[s]..self.coefficient_hess_start[s + 1];
+            for &(p, l, d) in &self.coefficient_hess[hessians] {
+                let (kp, kl) = (local_of(&self.local, p), local_of(&self.local, l));
+                self.hess[kp * k_n + kl] += y * d;
+            }
+        }
+        for (g, &d) in self.grad.iter_mut().zip(&self.dc) {
+            *g = c * *g + y * d;
+        }
+    }
+
+    /// Fills `local`, `grad` (and `hess`) with the derivatives of Y = F · A, F the product of
     /// the factors f_j and A = nominal + Σ Δ_h:
     ///   ∂y/∂q    = A ∂F/∂q + F ∂A/∂q
     ///   ∂²y/∂q∂r = A ∂²F/∂q∂r + ∂F/∂q ∂A/∂r + ∂F/∂r ∂A/∂q + F ∂²A/∂q∂r,
     /// with ∂F/∂θ_j = f_j′ Π_{i≠j} f_i from prefix and suffix products (no division: a
-    /// factor may be 0). `s` is the sample's index in its channel.
-    fn sample_bin(
+    /// factor may be 0). `s` is the sample's index in its channel; its coefficient's
+    /// parameters get slots too (Y's derivatives in them are 0 unless a modifier shares one).
+    fn histfactory_bin(
         &mut self,
         sample: &BinnedSample,
         s: usize,
@@ -485,6 +588,9 @@ impl Scratch {
             let k = self.slot(shift.parameter);
             self.shifts.push((k, value));
         }
+        for g in self.coefficient_grad_start[s]..self.coefficient_grad_start[s + 1] {
+            self.slot(self.coefficient_grad[g].0);
+        }
         let k_n = self.local.len();
         let m = self.factors.len();
         self.prefix.clear();
@@ -499,6 +605,7 @@ impl Scratch {
             self.suffix[j] = self.suffix[j + 1] * self.factors[j].1.value;
         }
         let f_value = self.prefix[m];
+        self.histfactory_yield = f_value * additive;
         for v in [&mut self.df, &mut self.da, &mut self.dda] {
             v.clear();
             v.resize(k_n, 0.0);

@@ -10,12 +10,76 @@
 use serde_json::{json, Map, Value};
 
 use crate::error::Result;
+use crate::workspace::expr::Expr;
 
 use super::model::invalid;
 use super::schema::{
     BinnedChannelSpec, BinnedKind, BinnedParameterSpec, BinnedSampleSpec, BinnedWorkspaceSpec,
     CountsSpec, InterpolationSettings, ModifierSpec,
 };
+
+/// The spec with each sample's coefficient written as pyhf modifiers: a plain product of
+/// parameters `a * b * …` is one normfactor per parameter. pyhf has no modifier for any
+/// other f_c(θ) (`mu - sqrt(mu)`, a constant factor), so such a coefficient is refused,
+/// naming the channel and the sample; so is a product with a parameter in `constrained`
+/// (one nsbi constrains, which a normfactor would leave free).
+pub fn coefficients_as_normfactors(
+    spec: &BinnedWorkspaceSpec,
+    constrained: &std::collections::HashSet<String>,
+    source: &str,
+) -> Result<BinnedWorkspaceSpec> {
+    let mut names: Vec<&str> = spec.parameters.iter().map(|p| p.name.as_str()).collect();
+    let modifier_names = spec
+        .channels
+        .iter()
+        .flat_map(|c| &c.samples)
+        .flat_map(|s| &s.modifiers)
+        .map(ModifierSpec::name);
+    names.extend(modifier_names);
+    let mut out = spec.clone();
+    for (c, channel) in out.channels.iter_mut().enumerate() {
+        for (s, sample) in channel.samples.iter_mut().enumerate() {
+            let Some(text) = sample.coefficient.take() else {
+                continue;
+            };
+            let path = format!("channels[{c}].samples[{s}].coefficient");
+            let refuse = |why: String| {
+                invalid(
+                    source,
+                    &path,
+                    format!(
+                        "channel '{}', sample '{}': coefficient '{text}' {why}; pyhf has no \
+                         modifier for a coefficient f_c(θ), only a product of parameters \
+                         (`mu`, `mu * k`) can be exported, as normfactors",
+                        channel.name, sample.name
+                    ),
+                )
+            };
+            let expr = Expr::parse(&text, &names).map_err(|e| refuse(format!("({e})")))?;
+            let Some(factors) = expr.product_of_parameters() else {
+                return Err(refuse("is not a product of parameters".to_string()));
+            };
+            for i in factors {
+                let name = names[i];
+                if constrained.contains(name) {
+                    return Err(refuse(format!(
+                        "names '{name}', which carries a constraint that a normfactor would drop"
+                    )));
+                }
+                let normfactor = ModifierSpec::Normfactor {
+                    name: name.to_string(),
+                };
+                if sample.modifiers.contains(&normfactor) {
+                    return Err(refuse(format!(
+                        "repeats the normfactor '{name}' the sample already has"
+                    )));
+                }
+                sample.modifiers.push(normfactor);
+            }
+        }
+    }
+    Ok(out)
+}
 
 /// Reads a pyhf workspace; `measurement` picks one by name (default: the first, as pyhf).
 /// `source` names the file in errors.
@@ -68,6 +132,20 @@ pub fn import(
 /// workspace with codes other than pyhf's defaults is refused rather than exported into one
 /// that pyhf would read differently; a workspace without a POI is refused (pyhf needs one).
 pub fn export(spec: &BinnedWorkspaceSpec, source: &str) -> Result<Value> {
+    if let Some((c, s)) = spec.channels.iter().enumerate().find_map(|(c, channel)| {
+        let s = channel
+            .samples
+            .iter()
+            .position(|s| s.coefficient.is_some())?;
+        Some((c, s))
+    }) {
+        return Err(invalid(
+            source,
+            &format!("channels[{c}].samples[{s}].coefficient"),
+            "pyhf has no modifier for a coefficient f_c(θ); write it as normfactors first \
+             (`coefficients_as_normfactors`)",
+        ));
+    }
     if spec.interpolation != InterpolationSettings::default() {
         return Err(invalid(source, "interpolation", format!(
             "pyhf JSON cannot carry interpolation codes (normsys {}, histosys {}): pyhf would read the workspace with its defaults code4 / code4p; pass `modifier_settings` to pyhf.Model yourself or use the default codes",
@@ -320,6 +398,7 @@ impl Reader<'_> {
             .collect::<Result<Vec<_>>>()?;
         Ok(BinnedSampleSpec {
             name,
+            coefficient: None,
             yields,
             modifiers,
         })

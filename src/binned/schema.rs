@@ -125,6 +125,11 @@ pub struct ObservableSpec {
 #[serde(deny_unknown_fields)]
 pub struct BinnedSampleSpec {
     pub name: String,
+    /// f_c(θ) multiplying the sample's yield with its modifiers, as an unbinned process's
+    /// coefficient (e.g. `mu - sqrt(mu)` for the S of an S/SBI/B interference basis); a
+    /// parameter it names is one of the workspace's, shared with modifiers and other channels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coefficient: Option<String>,
     /// Nominal yield per bin.
     pub yields: Vec<f64>,
     #[serde(default)]

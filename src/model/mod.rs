@@ -27,7 +27,7 @@ pub struct Parameter {
 }
 
 /// f_c(θ) with its symbolic first and second derivatives (only the non-zero ones).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Coefficient {
     pub text: String,
     pub expr: Expr,
@@ -55,6 +55,38 @@ impl Coefficient {
             gradient,
             hessian,
         }
+    }
+
+    /// What is not finite at `theta` — the value, a first or a second derivative — in words
+    /// (parameters named by `name`), or `None` where all are finite.
+    pub fn undefined_at<'n>(
+        &self,
+        theta: &[f64],
+        name: impl Fn(usize) -> &'n str,
+    ) -> Option<String> {
+        let value = self.expr.eval(theta);
+        if !value.is_finite() {
+            return Some(format!("is {value}"));
+        }
+        if let Some((j, d)) = self
+            .gradient
+            .iter()
+            .map(|(j, d)| (*j, d.eval(theta)))
+            .find(|(_, d)| !d.is_finite())
+        {
+            return Some(format!("has derivative {d} with respect to {}", name(j)));
+        }
+        self.hessian
+            .iter()
+            .map(|(j, l, d)| (*j, *l, d.eval(theta)))
+            .find(|(_, _, d)| !d.is_finite())
+            .map(|(j, l, d)| {
+                format!(
+                    "has second derivative {d} with respect to {} and {}",
+                    name(j),
+                    name(l)
+                )
+            })
     }
 }
 
@@ -309,34 +341,24 @@ impl Model {
         for channel in &self.channels {
             for process in &channel.processes {
                 let coefficient = &process.coefficient;
-                let value = coefficient.expr.eval(theta);
-                let what = if !value.is_finite() {
-                    Some(format!("is {value}"))
-                } else if let Some((j, d)) = coefficient
-                    .gradient
-                    .iter()
-                    .map(|(j, d)| (*j, d.eval(theta)))
-                    .find(|(_, d)| !d.is_finite())
-                {
-                    Some(format!("has derivative {d} with respect to {}", name(j)))
-                } else {
-                    coefficient
-                        .hessian
-                        .iter()
-                        .map(|(j, l, d)| (*j, *l, d.eval(theta)))
-                        .find(|(_, _, d)| !d.is_finite())
-                        .map(|(j, l, d)| {
-                            format!(
-                                "has second derivative {d} with respect to {} and {}",
-                                name(j),
-                                name(l)
-                            )
-                        })
-                };
-                if let Some(what) = what {
+                if let Some(what) = coefficient.undefined_at(theta, name) {
                     return Some(format!(
                         "coefficient '{}' of process {} in channel {} {what}",
                         coefficient.text, process.name, channel.name
+                    ));
+                }
+            }
+        }
+        let binned = self.binned.iter().flat_map(|b| &b.model.channels);
+        for channel in binned {
+            for sample in &channel.samples {
+                let Some(coefficient) = &sample.coefficient else {
+                    continue;
+                };
+                if let Some(what) = coefficient.undefined_at(theta, name) {
+                    return Some(format!(
+                        "coefficient '{}' of sample {} in binned channel {} {what}",
+                        coefficient.text, sample.name, channel.name
                     ));
                 }
             }
@@ -360,6 +382,10 @@ fn global_parameters(
     for p in &ws.spec.parameters {
         let name = p.name.value.as_str();
         let Some(local) = local.filter(|_| binned_names.contains(name)) else {
+            // A parameter binned coefficients name without a modifier is the listed one.
+            if let Some(i) = local.and_then(|m| m.parameter_index(name)) {
+                global[i] = parameters.len();
+            }
             parameters.push(unbinned_parameter(p));
             continue;
         };

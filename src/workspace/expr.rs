@@ -114,6 +114,40 @@ impl Expr {
         }
     }
 
+    /// The same expression with parameter `i` renamed `map[i]` (a model placed on a larger
+    /// parameter vector).
+    pub fn map_parameters(&self, map: &[usize]) -> Expr {
+        let m = |e: &Expr| Box::new(e.map_parameters(map));
+        match self {
+            Expr::Const(c) => Expr::Const(*c),
+            Expr::Param(i) => Expr::Param(map[*i]),
+            Expr::Neg(a) => Expr::Neg(m(a)),
+            Expr::Add(a, b) => Expr::Add(m(a), m(b)),
+            Expr::Sub(a, b) => Expr::Sub(m(a), m(b)),
+            Expr::Mul(a, b) => Expr::Mul(m(a), m(b)),
+            Expr::Div(a, b) => Expr::Div(m(a), m(b)),
+            Expr::Pow(a, p) => Expr::Pow(m(a), *p),
+            Expr::Sqrt(a) => Expr::Sqrt(m(a)),
+            Expr::Exp(a) => Expr::Exp(m(a)),
+            Expr::Log(a) => Expr::Log(m(a)),
+        }
+    }
+
+    /// The parameters of a plain product `a * b * …` of parameters (each once), or `None`
+    /// for any other expression: the coefficients a HistFactory model writes as normfactors.
+    pub fn product_of_parameters(&self) -> Option<Vec<usize>> {
+        let mut factors = Vec::new();
+        let mut stack = vec![self];
+        while let Some(e) = stack.pop() {
+            match e {
+                Expr::Param(i) if !factors.contains(i) => factors.push(*i),
+                Expr::Mul(a, b) => stack.extend([b.as_ref(), a.as_ref()]),
+                _ => return None,
+            }
+        }
+        Some(factors)
+    }
+
     /// The symbolic derivative with respect to parameter `k`, with constants folded.
     pub fn derivative(&self, k: usize) -> Expr {
         use Expr::*;

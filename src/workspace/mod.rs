@@ -497,6 +497,25 @@ impl Workspace {
             used.extend(process.systematics.iter().map(|s| s.name.value.as_str()));
         }
         used.extend(self.binned_parameter_names());
+        used.extend(self.binned_coefficient_names());
+        used
+    }
+
+    /// The listed parameters the binned samples' coefficients name (a coefficient that does
+    /// not parse is reported when the binned model is built).
+    pub fn binned_coefficient_names(&self) -> HashSet<&str> {
+        let mut names = self.parameter_names();
+        names.extend(self.binned_parameter_names());
+        let mut used = HashSet::new();
+        for sample in self.spec.binned_channels().flat_map(|c| &c.samples) {
+            if let Some(Ok(expr)) = sample
+                .coefficient
+                .as_ref()
+                .map(|text| expr::Expr::parse(text, &names))
+            {
+                used.extend(expr.parameters().into_iter().map(|i| names[i]));
+            }
+        }
         used
     }
 
@@ -562,7 +581,7 @@ impl Workspace {
 /// would stop with a Hessian that names no parameter).
 const YIELD_FACTOR_RANGE: (f64, f64) = (1e-6, 1e6);
 
-fn is_constrained(p: &schema::ParameterSpec) -> bool {
+pub fn is_constrained(p: &schema::ParameterSpec) -> bool {
     !p.poi
         && p.constraint
             .as_ref()
