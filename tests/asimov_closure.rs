@@ -86,9 +86,19 @@ fn asimov_fit_on_small_mc_returns_its_generating_point() {
     let workspace = generate(tmp.path(), "3000", "0");
     let points: [&[(&str, f64)]; 3] = [
         &[("mu", 1.0)],
-        &[("mu", 1.3), ("alpha_y0", 0.5), ("alpha_s0", 0.4), ("alpha_s1", -0.7)],
+        &[
+            ("mu", 1.3),
+            ("alpha_y0", 0.5),
+            ("alpha_s0", 0.4),
+            ("alpha_s1", -0.7),
+        ],
         // Shape nuisances on the exponential branch, μ below 1 (negative SBI-basis weights).
-        &[("mu", 0.6), ("alpha_y3", -1.2), ("alpha_s0", 1.5), ("alpha_s1", -1.8)],
+        &[
+            ("mu", 0.6),
+            ("alpha_y3", -1.2),
+            ("alpha_s0", 1.5),
+            ("alpha_s1", -1.8),
+        ],
     ];
     for point in points {
         let report = asimov_fit(&workspace, &text(point));
@@ -140,5 +150,8 @@ fn asimov_score_vanishes_at_the_generating_point_with_negative_generator_weights
     .weights
     .iter()
     .sum();
-    assert!((total / mixture - 1.0).abs() < 1e-12, "{total} vs {mixture}");
+    assert!(
+        (total / mixture - 1.0).abs() < 1e-12,
+        "{total} vs {mixture}"
+    );
 }

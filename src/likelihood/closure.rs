@@ -241,7 +241,7 @@ fn pivoted_solve(gram: &[f64], r: &[f64], m: usize) -> Vec<f64> {
             .max_by(|&p, &q| a[p * m + p].total_cmp(&a[q * m + q]))
             .expect("j < m");
         let d = a[pivot * m + pivot];
-        if !(d > PIVOT_TOLERANCE) {
+        if d.is_nan() || d <= PIVOT_TOLERANCE {
             break;
         }
         swap_symmetric(&mut a, m, j, pivot);
