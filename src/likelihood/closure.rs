@@ -336,3 +336,45 @@ fn constraint_name(channel: &Channel, j: usize) -> String {
     }
     format!("constraint {j}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// G = Σ u uᵀ over five "events" of three functions, the third the sum of the first two
+    /// (a process with the same ratio as two others together): the solve drops it and still
+    /// meets every constraint when the targets are consistent.
+    #[test]
+    fn dependent_constraints_are_dropped_and_still_met() {
+        let events = [[1.0, 0.5], [0.2, 1.1], [0.7, 0.3], [1.4, 0.9], [0.1, 0.6]];
+        let m = 3;
+        let mut gram = vec![0.0; m * m];
+        for e in events {
+            let u = [e[0], e[1], e[0] + e[1]];
+            for j in 0..m {
+                for l in 0..m {
+                    gram[j * m + l] += u[j] * u[l];
+                }
+            }
+        }
+        let r = [0.3, -0.2, 0.1];
+        let lambda = pivoted_solve(&gram, &r, m);
+        assert_eq!(
+            lambda.iter().filter(|l| **l == 0.0).count(),
+            1,
+            "{lambda:?}"
+        );
+        for j in 0..m {
+            let met: f64 = (0..m).map(|l| gram[j * m + l] * lambda[l]).sum();
+            assert!((met - r[j]).abs() < 1e-12, "{j}: {met} vs {}", r[j]);
+        }
+        // Inconsistent targets (the third is not the sum of the others): one constraint
+        // stays unmet, which check_consistent refuses.
+        let bad = [0.3, -0.2, 0.5];
+        let lambda = pivoted_solve(&gram, &bad, m);
+        let worst = (0..m)
+            .map(|j| (bad[j] - (0..m).map(|l| gram[j * m + l] * lambda[l]).sum::<f64>()).abs())
+            .fold(0.0, f64::max);
+        assert!(worst > 0.1, "{worst}");
+    }
+}
