@@ -122,15 +122,19 @@ impl Analysis {
 
     /// The likelihood of `dataset`: observed events and counts, or the Asimov events (the
     /// weighted MC) and counts (the expected ones) at θ — with the nominal global observables
-    /// either way.
+    /// for the observed data, the expected ones at θ for an Asimov set.
     pub fn likelihood(&self, dataset: &Dataset) -> Result<Likelihood<'_>> {
         let channels = self.datasets(dataset)?;
-        Ok(match (dataset, &self.model.binned) {
+        let mut like = match (dataset, &self.model.binned) {
             (Dataset::Asimov(theta), Some(binned)) => {
                 Likelihood::with_counts(&self.model, channels, binned.expected(theta))
             }
             _ => Likelihood::new(&self.model, channels),
-        })
+        };
+        if let Dataset::Asimov(theta) = dataset {
+            like.set_expected_global_observables(theta);
+        }
+        Ok(like)
     }
 
     /// The Asimov likelihood of the hypothesis tests at θ: the Asimov events and counts at θ

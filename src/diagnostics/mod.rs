@@ -448,8 +448,8 @@ pub fn parameter_closure(
 ) -> Result<Vec<ClosureTest>> {
     let mut tests = Vec::new();
     for (channel, ratios) in analysis.model.channels.iter().zip(&analysis.ratios) {
-        let at_ref = ChannelData::asimov(channel, ratios, reference)?;
-        let at_theta = ChannelData::asimov(channel, ratios, theta)?;
+        let at_ref = ChannelData::mc_mixture(channel, ratios, reference)?;
+        let at_theta = ChannelData::mc_mixture(channel, ratios, theta)?;
         let d_ref = at_ref.model_density(channel, reference);
         let d_theta = at_ref.model_density(channel, theta);
         let mut reweighted = Vec::with_capacity(d_ref.len());

@@ -332,10 +332,10 @@ impl ChannelData {
         })
     }
 
-    /// The Asimov set at `theta`: every process's MC events pooled, event i of process c
-    /// weighted by w_i ν_c(θ,α)/Σ_i w_i · g_c(x_i|α)/N_c(α), so the weights sum to ν(θ,α) and
-    /// their distribution is the model's at θ. Weights are negative where a coefficient is
-    /// (interference); the likelihood sums them as they are.
+    /// The Asimov set at `theta`: the MC mixture there ([`ChannelData::mc_mixture_on`]) with
+    /// its weights calibrated by the MC error so that a fit of it returns `theta` exactly
+    /// ([`super::closure`]). The weights sum to ν(θ,α); they are negative where a coefficient
+    /// is (interference), and the likelihood sums them as they are.
     pub fn asimov(channel: &Channel, ratios: &ChannelRatios, theta: &[f64]) -> Result<ChannelData> {
         let pool = ChannelPool::new(channel, ratios)?;
         let norm = Arc::new(pool.normalisation(channel, ratios)?);
@@ -346,6 +346,35 @@ impl ChannelData {
     /// Asimov sets of every grid point of a construction share them (the shape inputs are
     /// views of the pool's arrays, the normalisation's tables are built once).
     pub fn asimov_on(
+        channel: &Channel,
+        ratios: &ChannelRatios,
+        pool: &ChannelPool,
+        theta: &[f64],
+        norm: Arc<ChannelNormalisation>,
+    ) -> Result<ChannelData> {
+        let mut data = ChannelData::mc_mixture_on(channel, ratios, pool, theta, norm)?;
+        let mut weights = std::mem::take(&mut data.weights);
+        super::closure::close_asimov_weights(channel, &data, theta, &mut weights)?;
+        data.weights = weights;
+        Ok(data)
+    }
+
+    /// The weighted MC mixture at `theta`: every process's MC events pooled, event i of process
+    /// c weighted by w_i ν_c(θ,α)/Σ_i w_i · g_c(x_i|α)/N_c(α), so the weights sum to ν(θ,α) and
+    /// their distribution is the model's at θ up to MC error (what the reweighting closure
+    /// diagnostics compare; the Asimov set is this calibrated to close exactly).
+    pub fn mc_mixture(
+        channel: &Channel,
+        ratios: &ChannelRatios,
+        theta: &[f64],
+    ) -> Result<ChannelData> {
+        let pool = ChannelPool::new(channel, ratios)?;
+        let norm = Arc::new(pool.normalisation(channel, ratios)?);
+        ChannelData::mc_mixture_on(channel, ratios, &pool, theta, norm)
+    }
+
+    /// [`ChannelData::mc_mixture`] from the channel's pool and normalisation already built.
+    pub fn mc_mixture_on(
         channel: &Channel,
         ratios: &ChannelRatios,
         pool: &ChannelPool,

@@ -14,6 +14,7 @@
 //! interference and negative coefficients) has no likelihood: the evaluation says so and
 //! returns +∞ instead of taking the log of a non-positive number.
 
+pub mod closure;
 mod constraint;
 pub mod data;
 mod events;
@@ -175,6 +176,20 @@ impl<'m> Likelihood<'m> {
                 auxdata: Vec::new(),
             },
             global_observables,
+        }
+    }
+
+    /// Sets every constraint's global observable to its expected value at `theta` (a = θ_k
+    /// for a Gaussian, θ_k τ for a Poisson constraint), as an Asimov set's (pyhf's and
+    /// RooStats' Asimov data do the same): the constraint terms are then minimal at `theta`
+    /// too, so an Asimov fit returns its nuisance parameters as well as its POIs.
+    pub fn set_expected_global_observables(&mut self, theta: &[f64]) {
+        for term in &self.model.constraints {
+            let k = term.parameter;
+            self.global_observables[k] = match term.pdf {
+                crate::model::ConstraintPdf::Gaussian { .. } => theta[k],
+                crate::model::ConstraintPdf::Poisson { factor } => theta[k] * factor,
+            };
         }
     }
 
