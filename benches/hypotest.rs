@@ -8,6 +8,7 @@
 //!
 //! Writes `target/criterion/hypotest_summary.json`.
 
+#[allow(dead_code)]
 mod common;
 
 use common::{criterion_mean_seconds, report_summary, root};

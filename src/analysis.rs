@@ -137,20 +137,6 @@ impl Analysis {
         Ok(like)
     }
 
-    /// The Asimov likelihood of the hypothesis tests at θ: the Asimov events and counts at θ
-    /// with every global observable at its expectation there (a = θ_k for a Gaussian, θ_kτ for
-    /// a Poisson constraint), as pyhf's and RooStats' asymptotic calculators make it, so that
-    /// θ itself is the best fit of every parameter. (`--asimov` fits keep the nominal global
-    /// observables: they show what the measurement expects of the constraints.)
-    pub fn asimov_likelihood(&self, theta: &[f64]) -> Result<Likelihood<'_>> {
-        let mut like = self.likelihood(&Dataset::Asimov(theta.to_vec()))?;
-        for term in &self.model.constraints {
-            let k = term.parameter;
-            like.global_observables[k] = term.expected_auxdata(theta[k]);
-        }
-        Ok(like)
-    }
-
     /// Parses `name=value,name=value` assignments against the model's parameters.
     pub fn assignments(&self, text: &str, what: &str) -> Result<Vec<(usize, f64)>> {
         let mut out = Vec::new();

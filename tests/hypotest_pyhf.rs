@@ -26,7 +26,12 @@ fn run_json(args: &[&str]) -> Value {
     let mut full = args.to_vec();
     full.extend(["--json", json.to_str().unwrap()]);
     let out = nsbi(&full);
-    assert!(out.status.success(), "nsbi {}: {}", full.join(" "), stderr(&out));
+    assert!(
+        out.status.success(),
+        "nsbi {}: {}",
+        full.join(" "),
+        stderr(&out)
+    );
     read_json(&json)
 }
 
@@ -35,10 +40,11 @@ fn number(v: &Value) -> f64 {
 }
 
 /// Relative agreement; probabilities below 10⁻⁶ on ln p (p's relative error there is ~q/2
-/// times q's), and values that are 0 in the reference to `tol` absolutely.
+/// times q's), and values that are 0 in the reference (up to its fits' noise, 10⁻¹²) to `tol`
+/// absolutely.
 fn check(what: &str, engine: f64, reference: f64, tol: f64) {
-    let difference = if reference == 0.0 {
-        engine.abs()
+    let difference = if reference.abs() < 1e-12 {
+        (engine - reference).abs()
     } else if reference > 0.0 && reference < 1e-6 && engine > 0.0 {
         (engine.ln() - reference.ln()).abs() / reference.ln().abs()
     } else {
@@ -59,7 +65,10 @@ fn check_list(what: &str, engine: &Value, reference: &Value, tol: f64) {
 }
 
 fn workspace(model: &Value) -> String {
-    root().join(model["path"].as_str().unwrap()).display().to_string()
+    root()
+        .join(model["path"].as_str().unwrap())
+        .display()
+        .to_string()
 }
 
 #[test]
@@ -110,24 +119,32 @@ fn discovery_significance_equals_pyhf() {
         let signal = number(&reference["asimov_mu"]).to_string();
         let engine = run_json(&["significance", &workspace(model), "--signal", &signal]);
         for side in ["observed", "expected"] {
+            // The expected q0 is the statistic on an Asimov dataset made at the data's
+            // conditional fit θ̂̂(μ = 1), which both fits know to their convergence (EDM 10⁻⁹:
+            // δθ ≈ 4·10⁻⁵ σ), and q0_A moves at first order with it: 10⁻⁵ there.
+            let tolerance = if side == "expected" { 1e-5 } else { TOLERANCE };
             for key in ["p0", "q0"] {
                 check(
                     &format!("{name} {side} {key}"),
                     number(&engine[side][key]),
                     number(&reference[side][key]),
-                    TOLERANCE,
+                    tolerance,
                 );
             }
-            // Z where it is not 0 (a deficit gives q0 = 0, Z = 0).
+            // Z where it is not 0 (a deficit gives q0 = 0, Z = 0, absolutely to 10⁻⁶).
             let z = number(&reference[side]["z"]);
-            let tolerance = if z == 0.0 { 1e-6 } else { TOLERANCE };
-            check(&format!("{name} {side} z"), number(&engine[side]["z"]), z, tolerance);
+            check(
+                &format!("{name} {side} z"),
+                number(&engine[side]["z"]),
+                z,
+                tolerance.max(1e-6),
+            );
         }
         check_list(
             &format!("{name} expected p0 set"),
             &engine["expected_p0"],
             &reference["expected_p0_set"],
-            TOLERANCE,
+            1e-5,
         );
     }
 }
@@ -170,8 +187,16 @@ fn toy_cls_agree_with_pyhf_toys_within_toy_errors() {
         for point in run["points"].as_array().unwrap() {
             let value = number(&point["value"]).to_string();
             let engine = run_json(&[
-                "hypotest", ws, "--value", &value, "--calculator", "toys", "--toys", &n_toys,
-                "--seed", "11",
+                "hypotest",
+                ws,
+                "--value",
+                &value,
+                "--calculator",
+                "toys",
+                "--toys",
+                &n_toys,
+                "--seed",
+                "11",
             ]);
             // The observed statistic is no toy: it agrees to the precision of pyhf's default fits.
             check(
@@ -182,7 +207,10 @@ fn toy_cls_agree_with_pyhf_toys_within_toy_errors() {
             );
             for key in ["clsb", "clb", "cls"] {
                 let (e, r) = if key == "cls" {
-                    (number(&engine["cls"]["observed"]), number(&point["cls"]["observed"]))
+                    (
+                        number(&engine["cls"]["observed"]),
+                        number(&point["cls"]["observed"]),
+                    )
                 } else {
                     (number(&engine[key]), number(&point[key]))
                 };

@@ -5,7 +5,8 @@
 //! Both calculators follow pyhf 0.7's (and RooStats'): the statistic is one of
 //! [`TestStatistic`]; the asymptotic calculator takes σ from the statistic on the Asimov
 //! dataset of the background hypothesis, made at the nuisances' conditional fit to the data
-//! with the global observables at their expectations there ([`Analysis::asimov_likelihood`]);
+//! with the global observables at their expectations there ([`Analysis::likelihood`] of
+//! [`Dataset::Asimov`]);
 //! the toy calculator draws toys at the conditional fits to the data under the tested and the
 //! background hypotheses and counts the toys whose statistic is at least the observed one.
 
@@ -58,7 +59,12 @@ impl<'a> Profile<'a> {
         }
         let free = minimise(&like, &options);
         let mut warnings = Vec::new();
-        if free.verdict() == "not_converged" || free.verdict() == "hessian_not_positive_definite" {
+        // At a bound the Hessian does not describe a minimum (the background Asimov's μ̂ = 0
+        // with √μ terms); elsewhere a Hessian that is not positive definite is reported.
+        let at_bound = free.at_bound.iter().any(|&b| b);
+        if free.verdict() == "not_converged"
+            || (free.verdict() == "hessian_not_positive_definite" && !at_bound)
+        {
             warnings.push(format!(
                 "the free fit to {what} ended {}: {}",
                 free.verdict(),
@@ -221,7 +227,7 @@ impl<'a> AsymptoticCalculator<'a> {
         let mut data = data_profile(analysis, settings)?;
         let asimov_poi = settings.statistic.asimov_poi(settings.signal);
         let asimov_point = data.generation_point(asimov_poi)?;
-        let like = analysis.asimov_likelihood(&asimov_point)?;
+        let like = analysis.likelihood(&Dataset::Asimov(asimov_point.clone()))?;
         let held = held_parameters(analysis, settings);
         let asimov = Profile::new(
             like,

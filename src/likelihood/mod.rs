@@ -186,10 +186,7 @@ impl<'m> Likelihood<'m> {
     pub fn set_expected_global_observables(&mut self, theta: &[f64]) {
         for term in &self.model.constraints {
             let k = term.parameter;
-            self.global_observables[k] = match term.pdf {
-                crate::model::ConstraintPdf::Gaussian { .. } => theta[k],
-                crate::model::ConstraintPdf::Poisson { factor } => theta[k] * factor,
-            };
+            self.global_observables[k] = term.expected_auxdata(theta[k]);
         }
     }
 
