@@ -338,7 +338,7 @@ mod tests {
         assert!((d.clsb(4.0) - upper_tail(2.0)).abs() < 1e-15);
         // t_μ: Wilks, two-sided; t̃_μ tends to it when q_A is large.
         let p = TestStatistic::Tmu.asymptotic_p_value(1.0, 1.0);
-        assert!((p - 0.317_310_507_862_914_1).abs() < 1e-12);
+        assert!((p - 0.317_310_507_862_914_1).abs() < 1e-9, "{p}");
         let pt = TestStatistic::Tmutilde.asymptotic_p_value(1.0, 100.0);
         assert!((pt - p).abs() < 1e-12);
         assert!((significance(upper_tail(2.5)) - 2.5).abs() < 1e-9);
