@@ -1254,17 +1254,7 @@ fn error_cell(error: &serde_json::Value, sign: f64) -> String {
 
 /// The toy plan the command-line options ask for, checked against the workspace's parameters.
 fn toy_plan(analysis: &Analysis, args: &ToyPlanArgs) -> anyhow::Result<ToyPlan> {
-    let poi = match &args.poi {
-        Some(name) => analysis
-            .model
-            .parameter_index(name)
-            .ok_or_else(|| anyhow::anyhow!("--poi: unknown parameter '{name}'"))?,
-        None => *analysis
-            .model
-            .pois()
-            .first()
-            .ok_or_else(|| anyhow::anyhow!("the workspace declares no POI: give --poi"))?,
-    };
+    let poi = poi_index(analysis, args.poi.as_deref())?;
     if args.toys == 0 {
         anyhow::bail!("--toys must be at least 1");
     }

@@ -125,6 +125,16 @@ impl<'a> Profile<'a> {
         Ok(theta)
     }
 
+    /// The POI at the free fit.
+    pub fn poi_hat(&self) -> f64 {
+        self.free.theta[self.poi]
+    }
+
+    /// The POI's Hessian error at the free fit, where there is one.
+    pub fn poi_error(&self) -> Option<f64> {
+        self.free.hesse_error(self.poi)
+    }
+
     /// The two fits' summary at the tested value `mu`.
     pub fn ratio(&mut self, mu: f64) -> Result<ProfileRatio> {
         let nll_conditional = self.conditional(mu)?.nll;
@@ -132,7 +142,7 @@ impl<'a> Profile<'a> {
             tested: mu,
             nll_conditional,
             nll_free: self.free.nll,
-            poi_hat: self.free.theta[self.poi],
+            poi_hat: self.poi_hat(),
         })
     }
 }
@@ -279,11 +289,11 @@ impl Calculator for AsymptoticCalculator<'_> {
     }
 
     fn poi_hat(&self) -> f64 {
-        self.data.free.theta[self.data.poi]
+        self.data.poi_hat()
     }
 
     fn poi_error(&self) -> Option<f64> {
-        self.data.free.hesse_error(self.data.poi)
+        self.data.poi_error()
     }
 
     fn warnings(&self) -> Vec<String> {
@@ -446,11 +456,11 @@ impl Calculator for ToyCalculator<'_> {
     }
 
     fn poi_hat(&self) -> f64 {
-        self.data.free.theta[self.data.poi]
+        self.data.poi_hat()
     }
 
     fn poi_error(&self) -> Option<f64> {
-        self.data.free.hesse_error(self.data.poi)
+        self.data.poi_error()
     }
 
     fn warnings(&self) -> Vec<String> {
