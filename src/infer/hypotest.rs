@@ -214,11 +214,17 @@ pub trait Calculator {
     fn name(&self) -> &'static str;
     fn test(&mut self, mu: f64) -> Result<TestPoint>;
     fn warnings(&self) -> Vec<String>;
+    /// The observed data's fits.
+    fn data(&self) -> &Profile<'_>;
     /// The POI at the free fit to the data.
-    fn poi_hat(&self) -> f64;
+    fn poi_hat(&self) -> f64 {
+        self.data().poi_hat()
+    }
     /// The POI's Hessian error at the free fit to the data, where there is one: it sizes a
     /// limit's default scan range.
-    fn poi_error(&self) -> Option<f64>;
+    fn poi_error(&self) -> Option<f64> {
+        self.data().poi_error()
+    }
 }
 
 /// The asymptotic calculator: observed statistic from the data, σ from the Asimov dataset of
@@ -288,12 +294,8 @@ impl Calculator for AsymptoticCalculator<'_> {
         })
     }
 
-    fn poi_hat(&self) -> f64 {
-        self.data.poi_hat()
-    }
-
-    fn poi_error(&self) -> Option<f64> {
-        self.data.poi_error()
+    fn data(&self) -> &Profile<'_> {
+        &self.data
     }
 
     fn warnings(&self) -> Vec<String> {
@@ -455,12 +457,8 @@ impl Calculator for ToyCalculator<'_> {
         })
     }
 
-    fn poi_hat(&self) -> f64 {
-        self.data.poi_hat()
-    }
-
-    fn poi_error(&self) -> Option<f64> {
-        self.data.poi_error()
+    fn data(&self) -> &Profile<'_> {
+        &self.data
     }
 
     fn warnings(&self) -> Vec<String> {
