@@ -51,7 +51,9 @@ nsbi closure workspace.yaml    # reweighting closure per ratio model and per par
 nsbi fit workspace.yaml        # best fit, errors, profile intervals, pulls\n  \
 nsbi scan workspace.yaml --poi mu --range 0.6:1.5 --points 61 --stat-only --plot scan\n  \
 nsbi toys workspace.yaml --mu-grid 0.6:1.5:0.025 --toys 1000 --seed 1 --out toys.h5\n  \
-nsbi neyman workspace.yaml --toys toys.h5 --json ci.json --plot belt"
+nsbi neyman workspace.yaml --toys toys.h5 --json ci.json --plot belt\n  \
+nsbi limit workspace.yaml --cl 0.95 --plot brazil   # CLs upper limit, observed and expected\n  \
+nsbi significance workspace.yaml                    # q0, p0, Z observed and expected"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -220,7 +222,8 @@ struct HypotestArgs {
     /// The tested value of the POI.
     #[arg(long, allow_hyphen_values = true)]
     value: f64,
-    /// Test statistic: qtilde (q̃_μ, default), qmu (q_μ; pyhf's `q`), tmu, tmutilde, q0.
+    /// Test statistic: qtilde (q̃_μ, default), qmu (q_μ; pyhf's `q`), or q0 (discovery). The
+    /// two-sided tmu and tmutilde are the Neyman construction's (`nsbi toys --test-stat`).
     #[arg(long, default_value = "qtilde")]
     test_stat: String,
     /// For --test-stat q0: the signal hypothesis of the expected p-values.
