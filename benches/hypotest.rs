@@ -11,10 +11,9 @@
 #[allow(dead_code)]
 mod common;
 
-use common::{criterion_mean_seconds, report_summary, root};
+use common::{criterion_mean_seconds, report_summary};
 use criterion::{criterion_group, criterion_main, Criterion};
-use nsbi::analysis::{Analysis, Dataset};
-use nsbi::data::RatioCache;
+use nsbi::analysis::Dataset;
 use nsbi::fit::{minimise, FitOptions};
 use nsbi::infer::hypotest::{AsymptoticCalculator, Calculator, TestSettings, ToyCalculator};
 use nsbi::infer::limit::{upper_limit, LimitSettings};
@@ -26,16 +25,6 @@ const N_TOYS: usize = 100;
 const SEED: u64 = 20261202;
 /// The tested value: near the observed limit, where a limit's toys are made.
 const MU_TEST: f64 = 1.05;
-
-fn analysis() -> Analysis {
-    let ws = root().join("workspaces/offshell_toy/workspace_exact.yaml");
-    Analysis::load(
-        &ws,
-        &RatioCache::new(root().join("target/test-ratio-cache")),
-        false,
-    )
-    .expect("load the example workspace")
-}
 
 fn settings() -> TestSettings {
     TestSettings {
@@ -58,7 +47,7 @@ fn limit_settings(range_end: f64) -> LimitSettings {
 }
 
 fn bench(c: &mut Criterion) {
-    let analysis = analysis();
+    let analysis = common::example_analysis();
     analysis.pools().expect("pools");
     let single = rayon::ThreadPoolBuilder::new()
         .num_threads(1)

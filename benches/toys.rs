@@ -20,8 +20,7 @@ mod example_model;
 use common::{criterion_mean_seconds, report_summary, root, run_python_baseline};
 use criterion::{criterion_group, criterion_main, Criterion};
 use example_model::{check_model, put, write_events, write_model_inputs};
-use nsbi::analysis::{Analysis, Dataset};
-use nsbi::data::RatioCache;
+use nsbi::analysis::Dataset;
 use nsbi::fit::{minimise, FitOptions};
 use nsbi::infer::toys::{fit_toy, toy_fits, ToyPlan, ToyRecord, ToySource};
 use nsbi::likelihood::{Likelihood, Order};
@@ -34,16 +33,6 @@ const MU_TRUE: f64 = 1.0;
 /// Agreement required between the engine and iminuit on toys both report converged.
 const MAX_DT: f64 = 2e-3;
 const MAX_DMU: f64 = 1e-3;
-
-fn analysis() -> Analysis {
-    let ws = root().join("workspaces/offshell_toy/workspace_exact.yaml");
-    Analysis::load(
-        &ws,
-        &RatioCache::new(root().join("target/test-ratio-cache")),
-        false,
-    )
-    .expect("load the example workspace")
-}
 
 fn write_toys(path: &Path, model: &Model, theta_gen: &[f64], toys: &[Likelihood]) {
     let file = hdf5::File::create(path).unwrap();
@@ -71,7 +60,7 @@ fn fit_work(toys: &[Likelihood], plan: &ToyPlan, theta_gen: &[f64]) -> serde_jso
 }
 
 fn bench(c: &mut Criterion) {
-    let analysis = analysis();
+    let analysis = common::example_analysis();
     check_model(&analysis.model);
     let single = rayon::ThreadPoolBuilder::new()
         .num_threads(1)

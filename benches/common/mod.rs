@@ -53,3 +53,15 @@ pub fn report_summary(name: &str, summary: &serde_json::Value) {
     let path = root().join(format!("target/criterion/{name}_summary.json"));
     let _ = nsbi::report::write_json_atomic(&path, summary);
 }
+
+/// The example analysis (`workspace_exact.yaml`) on the tests' ratio cache.
+#[allow(dead_code)] // used by the toys and hypotest benches only
+pub fn example_analysis() -> nsbi::analysis::Analysis {
+    let ws = root().join("workspaces/offshell_toy/workspace_exact.yaml");
+    nsbi::analysis::Analysis::load(
+        &ws,
+        &nsbi::data::RatioCache::new(root().join("target/test-ratio-cache")),
+        false,
+    )
+    .expect("load the example workspace")
+}

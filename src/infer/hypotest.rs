@@ -414,14 +414,6 @@ impl Calculator for ToyCalculator<'_> {
         let (clb, clb_error) = tail_fraction(&background_toys, q);
         let observed = TailProbabilities::new(clsb, clb);
         // pyhf's band: CLs at each background toy's statistic, then its normal percentiles.
-        let mut cls_of_background: Vec<f64> = background_toys
-            .iter()
-            .map(|&qb| {
-                let sb = tail_fraction(&signal_toys, qb).0;
-                let b = tail_fraction(&background_toys, qb).0;
-                TailProbabilities::new(sb, b).cls
-            })
-            .collect();
         let mut clsb_of_background: Vec<f64> = background_toys
             .iter()
             .map(|&qb| tail_fraction(&signal_toys, qb).0)
@@ -429,6 +421,11 @@ impl Calculator for ToyCalculator<'_> {
         let mut clb_of_background: Vec<f64> = background_toys
             .iter()
             .map(|&qb| tail_fraction(&background_toys, qb).0)
+            .collect();
+        let mut cls_of_background: Vec<f64> = clsb_of_background
+            .iter()
+            .zip(&clb_of_background)
+            .map(|(&sb, &b)| TailProbabilities::new(sb, b).cls)
             .collect();
         let expected = super::test_stat::BAND_SIGMAS.map(|n| {
             let percent = 100.0 * super::test_stat::upper_tail(n);
