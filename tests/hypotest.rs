@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{assert_refused, nsbi, read_json};
+use common::{assert_refused, nsbi, nsbi_json, read_json};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -28,19 +28,6 @@ fn counting_workspace(dir: &Path, name: &str, s: f64, b: f64, observed: f64) -> 
 }
 
 /// Runs a command with `--json` into `dir` and returns the JSON.
-fn run_json(dir: &Path, name: &str, args: &[&str]) -> Value {
-    let out = dir.join(name);
-    let mut all: Vec<&str> = args.to_vec();
-    all.extend(["--json", out.to_str().unwrap()]);
-    let output = nsbi(&all);
-    assert!(
-        output.status.success(),
-        "nsbi {args:?} failed: {}",
-        common::stderr(&output)
-    );
-    read_json(&out)
-}
-
 fn f(v: &Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
@@ -51,21 +38,17 @@ fn toy_cls_agree_with_asymptotics_at_large_counts_and_not_at_small_ones() {
     // Large counts: b = 1000, s = 100 at mu = 1, data at the background expectation.
     let large = counting_workspace(dir.path(), "large.json", 100.0, 1000.0, 1000.0);
     let large = large.to_str().unwrap();
-    let asym = run_json(dir.path(), "a.json", &["hypotest", large, "--value", "0.6"]);
-    let toys = run_json(
-        dir.path(),
-        "t.json",
-        &[
-            "hypotest",
-            large,
-            "--value",
-            "0.6",
-            "--calculator",
-            "toys",
-            "--toys",
-            "3000",
-        ],
-    );
+    let asym = nsbi_json(&["hypotest", large, "--value", "0.6"]);
+    let toys = nsbi_json(&[
+        "hypotest",
+        large,
+        "--value",
+        "0.6",
+        "--calculator",
+        "toys",
+        "--toys",
+        "3000",
+    ]);
     assert_eq!(toys["calculator"], "toys");
     let error = f(&toys["toys"]["cls"]);
     let (cls_toys, cls_asym) = (f(&toys["cls"]["observed"]), f(&asym["cls"]["observed"]));
@@ -91,21 +74,17 @@ fn toy_cls_agree_with_asymptotics_at_large_counts_and_not_at_small_ones() {
     // Small counts: b = 0.5, nothing observed; the asymptotic formulas do not hold.
     let small = counting_workspace(dir.path(), "small.json", 3.0, 0.5, 0.0);
     let small = small.to_str().unwrap();
-    let asym = run_json(dir.path(), "as.json", &["hypotest", small, "--value", "1"]);
-    let toys = run_json(
-        dir.path(),
-        "ts.json",
-        &[
-            "hypotest",
-            small,
-            "--value",
-            "1",
-            "--calculator",
-            "toys",
-            "--toys",
-            "3000",
-        ],
-    );
+    let asym = nsbi_json(&["hypotest", small, "--value", "1"]);
+    let toys = nsbi_json(&[
+        "hypotest",
+        small,
+        "--value",
+        "1",
+        "--calculator",
+        "toys",
+        "--toys",
+        "3000",
+    ]);
     let error = f(&toys["toys"]["cls"]);
     let (cls_toys, cls_asym) = (f(&toys["cls"]["observed"]), f(&asym["cls"]["observed"]));
     assert!(
@@ -120,12 +99,8 @@ fn discovery_p0_from_toys_matches_the_asymptotic_one_where_it_holds() {
     // A 2σ excess over b = 1000 ± 5 % (σ ≈ √(1000 + 50²) ≈ 59).
     let ws = counting_workspace(dir.path(), "excess.json", 100.0, 1000.0, 1120.0);
     let ws = ws.to_str().unwrap();
-    let asym = run_json(dir.path(), "a.json", &["significance", ws]);
-    let toys = run_json(
-        dir.path(),
-        "t.json",
-        &["significance", ws, "--calculator", "toys", "--toys", "4000"],
-    );
+    let asym = nsbi_json(&["significance", ws]);
+    let toys = nsbi_json(&["significance", ws, "--calculator", "toys", "--toys", "4000"]);
     let p_asym = f(&asym["observed"]["p0"]);
     let p_toys = f(&toys["observed"]["p0"]);
     let n = 4000.0;
@@ -156,24 +131,12 @@ fn toys_are_the_same_whatever_the_thread_count() {
         "--toys",
         "400",
     ];
-    let one = run_json(
-        dir.path(),
-        "one.json",
-        &[&args[..], &["--threads", "1"]].concat(),
-    );
-    let two = run_json(
-        dir.path(),
-        "two.json",
-        &[&args[..], &["--threads", "2"]].concat(),
-    );
+    let one = nsbi_json(&[&args[..], &["--threads", "1"]].concat());
+    let two = nsbi_json(&[&args[..], &["--threads", "2"]].concat());
     assert_eq!(one["cls"], two["cls"]);
     assert_eq!(one["clsb"], two["clsb"]);
     // Another seed gives other toys.
-    let other = run_json(
-        dir.path(),
-        "other.json",
-        &[&args[..], &["--seed", "7"]].concat(),
-    );
+    let other = nsbi_json(&[&args[..], &["--seed", "7"]].concat());
     assert_ne!(one["cls"], other["cls"]);
 }
 
@@ -183,15 +146,11 @@ fn a_limit_is_where_cls_crosses_one_minus_cl() {
     let ws = counting_workspace(dir.path(), "w.json", 10.0, 20.0, 22.0);
     let ws = ws.to_str().unwrap();
     for cl in ["0.95", "0.9"] {
-        let limit = run_json(dir.path(), "l.json", &["limit", ws, "--cl", cl]);
+        let limit = nsbi_json(&["limit", ws, "--cl", cl]);
         let cl: f64 = cl.parse().unwrap();
         let observed = f(&limit["observed"]);
         // CLs at the limit, tested afresh, is 1 − CL.
-        let at = run_json(
-            dir.path(),
-            "h.json",
-            &["hypotest", ws, "--value", &observed.to_string()],
-        );
+        let at = nsbi_json(&["hypotest", ws, "--value", &observed.to_string()]);
         assert!(
             (f(&at["cls"]["observed"]) - (1.0 - cl)).abs() < 1e-6,
             "CLs at the limit {observed}: {}",
@@ -204,11 +163,7 @@ fn a_limit_is_where_cls_crosses_one_minus_cl() {
             .map(f)
             .collect();
         assert!(expected.windows(2).all(|w| w[0] < w[1]), "{expected:?}");
-        let at = run_json(
-            dir.path(),
-            "h.json",
-            &["hypotest", ws, "--value", &expected[2].to_string()],
-        );
+        let at = nsbi_json(&["hypotest", ws, "--value", &expected[2].to_string()]);
         assert!((f(&at["cls"]["expected"][2]) - (1.0 - cl)).abs() < 1e-6);
     }
     // The Brazil plot: both files, with the limits in the legend.

@@ -20,21 +20,6 @@ fn fixture(name: &str) -> Value {
     read_json(&root().join("tests/fixtures/hypotest").join(name))
 }
 
-fn run_json(args: &[&str]) -> Value {
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("out.json");
-    let mut full = args.to_vec();
-    full.extend(["--json", json.to_str().unwrap()]);
-    let out = nsbi(&full);
-    assert!(
-        out.status.success(),
-        "nsbi {}: {}",
-        full.join(" "),
-        stderr(&out)
-    );
-    read_json(&json)
-}
-
 fn number(v: &Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
@@ -82,7 +67,7 @@ fn asymptotic_cls_equal_pyhf_on_every_modifier() {
         for (stat, points) in model["hypotest"].as_object().unwrap() {
             for point in points.as_array().unwrap() {
                 let value = number(&point["value"]).to_string();
-                let engine = run_json(&["hypotest", &ws, "--value", &value, "--test-stat", stat]);
+                let engine = nsbi_json(&["hypotest", &ws, "--value", &value, "--test-stat", stat]);
                 let what = format!("{name} {stat} at {value}");
                 check(
                     &format!("{what}: CLs"),
@@ -117,7 +102,7 @@ fn discovery_significance_equals_pyhf() {
     for (name, model) in fixture["models"].as_object().unwrap() {
         let reference = &model["significance"];
         let signal = number(&reference["asimov_mu"]).to_string();
-        let engine = run_json(&["significance", &workspace(model), "--signal", &signal]);
+        let engine = nsbi_json(&["significance", &workspace(model), "--signal", &signal]);
         for side in ["observed", "expected"] {
             // The expected q0 is the statistic on an Asimov dataset made at the data's
             // conditional fit θ̂̂(μ = 1), which both fits know to their convergence (EDM 10⁻⁹:
@@ -157,7 +142,7 @@ fn upper_limits_equal_pyhf() {
         for limit in model["limits"].as_array().into_iter().flatten() {
             let cl = number(&limit["cl"]).to_string();
             let stat = limit["test_stat"].as_str().unwrap();
-            let engine = run_json(&["limit", &workspace(model), "--cl", &cl, "--test-stat", stat]);
+            let engine = nsbi_json(&["limit", &workspace(model), "--cl", &cl, "--test-stat", stat]);
             let what = format!("{name} {stat} CL {cl}");
             check(
                 &format!("{what}: observed"),
@@ -186,7 +171,7 @@ fn toy_cls_agree_with_pyhf_toys_within_toy_errors() {
     for run in fixture["runs"].as_array().unwrap() {
         for point in run["points"].as_array().unwrap() {
             let value = number(&point["value"]).to_string();
-            let engine = run_json(&[
+            let engine = nsbi_json(&[
                 "hypotest",
                 ws,
                 "--value",

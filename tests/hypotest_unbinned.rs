@@ -51,26 +51,12 @@ fn fixture() -> Value {
 
 /// Runs `nsbi COMMAND workspace_exact.yaml ARGS --json OUT` and returns OUT's JSON.
 fn run_json(command: &str, args: &[&str]) -> Value {
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("out.json");
     let ws = example().join("workspace_exact.yaml");
     let cache = root().join("target/test-ratio-cache");
     let mut full = vec![command, ws.to_str().unwrap()];
     full.extend_from_slice(args);
-    full.extend_from_slice(&[
-        "--json",
-        json.to_str().unwrap(),
-        "--cache-dir",
-        cache.to_str().unwrap(),
-    ]);
-    let out = nsbi(&full);
-    assert!(
-        out.status.success(),
-        "nsbi {}: {}",
-        full.join(" "),
-        stderr(&out)
-    );
-    read_json(&json)
+    full.extend_from_slice(&["--cache-dir", cache.to_str().unwrap()]);
+    nsbi_json(&full)
 }
 
 fn number(v: &Value, what: &str) -> f64 {

@@ -132,6 +132,23 @@ pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// Runs `nsbi ARGS --json FILE` (FILE in a fresh temporary folder), asserts that it succeeded
+/// (printing its stderr otherwise) and returns the JSON it wrote.
+pub fn nsbi_json(args: &[&str]) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("out.json");
+    let mut full = args.to_vec();
+    full.extend(["--json", json.to_str().unwrap()]);
+    let out = nsbi(&full);
+    assert!(
+        out.status.success(),
+        "nsbi {}: {}",
+        full.join(" "),
+        stderr(&out)
+    );
+    read_json(&json)
+}
+
 /// The names of the entries of folder `dir`, sorted.
 pub fn file_names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
