@@ -1404,7 +1404,11 @@ fn run_merge(args: &MergeArgs) -> anyhow::Result<()> {
             paths.extend(toy_paths(&[input.display().to_string()])?);
         }
     }
-    if paths.first().and_then(|p| test_toys::file_format(p)).as_deref() == Some(test_toys::FORMAT)
+    if paths
+        .first()
+        .and_then(|p| test_toys::file_format(p))
+        .as_deref()
+        == Some(test_toys::FORMAT)
     {
         let merged = test_toys::merge(&paths)?;
         merged.write(&args.out)?;
@@ -2102,7 +2106,9 @@ fn run_batch_test(args: &BatchArgs, test: &BatchTest) -> anyhow::Result<()> {
         BatchTest::Significance(a) => ("significance", &a.common, "q0", a.signal),
     };
     if common.calculator != "toys" {
-        anyhow::bail!("nsbi batch {command} farms the toy calculator's toys: give --calculator toys");
+        anyhow::bail!(
+            "nsbi batch {command} farms the toy calculator's toys: give --calculator toys"
+        );
     }
     if common.out.is_some() || common.shard.is_some() || !common.toys_from.is_empty() {
         anyhow::bail!("nsbi batch {command} sets --shard, --out and --toys-from itself");
@@ -2149,7 +2155,10 @@ fn run_batch_test(args: &BatchArgs, test: &BatchTest) -> anyhow::Result<()> {
     arguments.extend(["--cache-dir".to_string(), cache_dir.display().to_string()]);
     let dir = absolute(batch_dir(args)?);
     let mut result = arguments.clone();
-    result.extend(["--toys-from".to_string(), dir.join("toys.h5").display().to_string()]);
+    result.extend([
+        "--toys-from".to_string(),
+        dir.join("toys.h5").display().to_string(),
+    ]);
     if let Some(json) = &common.json {
         result.extend(["--json".to_string(), absolute(json).display().to_string()]);
     }

@@ -192,7 +192,8 @@ pub fn write_submission(
                 "merge with `nsbi merge {} --out {}/toys.h5`{}",
                 dir.display(),
                 dir.display(),
-                manifest.result_command()
+                manifest
+                    .result_command()
                     .map(|c| format!(", then test with\n#   {c}"))
                     .unwrap_or_default()
             ),

@@ -371,12 +371,28 @@ impl TestToyHeader {
         let (a, b) = (&self.plan, &other.plan);
         let settings = [
             ("POIs", format!("{:?}", a.pois), format!("{:?}", b.pois)),
-            ("test statistic", a.test_stat.to_string(), b.test_stat.to_string()),
-            ("tested values", format!("{:?}", a.tested), format!("{:?}", b.tested)),
-            ("other hypothesis", format!("{:?}", a.other), format!("{:?}", b.other)),
+            (
+                "test statistic",
+                a.test_stat.to_string(),
+                b.test_stat.to_string(),
+            ),
+            (
+                "tested values",
+                format!("{:?}", a.tested),
+                format!("{:?}", b.tested),
+            ),
+            (
+                "other hypothesis",
+                format!("{:?}", a.other),
+                format!("{:?}", b.other),
+            ),
             ("toys", a.n_toys.to_string(), b.n_toys.to_string()),
             ("seed", a.seed.to_string(), b.seed.to_string()),
-            ("systematics", a.systematics.to_string(), b.systematics.to_string()),
+            (
+                "systematics",
+                a.systematics.to_string(),
+                b.systematics.to_string(),
+            ),
         ];
         for (name, x, y) in settings {
             if x != y {
@@ -427,9 +443,21 @@ impl TestToyHeader {
         let (a, b) = (&self.plan, expected);
         let settings = [
             ("POIs", format!("{:?}", a.pois), format!("{:?}", b.pois)),
-            ("test statistic", a.test_stat.to_string(), b.test_stat.to_string()),
-            ("other hypothesis", format!("{:?}", a.other), format!("{:?}", b.other)),
-            ("systematics", a.systematics.to_string(), b.systematics.to_string()),
+            (
+                "test statistic",
+                a.test_stat.to_string(),
+                b.test_stat.to_string(),
+            ),
+            (
+                "other hypothesis",
+                format!("{:?}", a.other),
+                format!("{:?}", b.other),
+            ),
+            (
+                "systematics",
+                a.systematics.to_string(),
+                b.systematics.to_string(),
+            ),
         ];
         for (name, x, y) in settings {
             if x != y {
@@ -455,8 +483,9 @@ fn generation_differences(a: &[GenerationPoint], b: &[GenerationPoint]) -> Vec<S
     let mut out = Vec::new();
     for ga in a {
         match b.iter().find(|gb| same_point(&ga.poi, &gb.poi)) {
-            Some(gb) if ga.theta.len() == gb.theta.len()
-                && ga.theta.iter().zip(&gb.theta).all(|(x, y)| close(x, y)) => {}
+            Some(gb)
+                if ga.theta.len() == gb.theta.len()
+                    && ga.theta.iter().zip(&gb.theta).all(|(x, y)| close(x, y)) => {}
             Some(gb) => out.push(format!(
                 "the generation point at POI {:?} differs: {:?} vs {:?}",
                 ga.poi, ga.theta, gb.theta
@@ -522,12 +551,18 @@ impl TestToyFile {
                 .map(|_| ())
                 .map_err(&err)
         };
-        counts("generation", r.iter().map(|x| x.generation as u64).collect())?;
+        counts(
+            "generation",
+            r.iter().map(|x| x.generation as u64).collect(),
+        )?;
         counts("toy_index", r.iter().map(|x| x.toy_index as u64).collect())?;
         counts("tested", r.iter().map(|x| x.tested as u64).collect())?;
         floats("q", r.iter().map(|x| x.q).collect())?;
         floats("poi_hat", r.iter().map(|x| x.poi_hat).collect())?;
-        counts("converged", r.iter().map(|x| u64::from(x.converged)).collect())?;
+        counts(
+            "converged",
+            r.iter().map(|x| u64::from(x.converged)).collect(),
+        )?;
         let plan: VarLenUnicode = serde_json::to_string(&self.header)
             .expect("header serialises")
             .parse()
@@ -592,7 +627,13 @@ impl TestToyFile {
             (ints("generation")?, ints("toy_index")?, ints("tested")?);
         let (q, poi_hat, converged) = (floats("q")?, floats("poi_hat")?, ints("converged")?);
         let n = generation.len();
-        let lengths = [toy_index.len(), tested.len(), q.len(), poi_hat.len(), converged.len()];
+        let lengths = [
+            toy_index.len(),
+            tested.len(),
+            q.len(),
+            poi_hat.len(),
+            converged.len(),
+        ];
         if lengths.iter().any(|&l| l != n) {
             return Err(not_ours(format!(
                 "record datasets of different lengths ({n} generation indices)"
