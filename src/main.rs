@@ -15,6 +15,7 @@ use nsbi::infer::hypotest::{
 };
 use nsbi::infer::limit::{upper_limit, LimitSettings};
 use nsbi::infer::test_stat::TestStatistic;
+use nsbi::infer::test_toys::{self, TestToyFile, TestToyHeader};
 use nsbi::infer::toyfile::{self, ModelFingerprint, ToyFile, ToyFileHeader};
 use nsbi::infer::toys::ToyPlan;
 use nsbi::ratio;
@@ -213,6 +214,17 @@ struct TestArgs {
     /// Cache folder (default: `.nsbi-cache` beside the workspace, or $NSBI_CACHE_DIR).
     #[arg(long)]
     cache_dir: Option<PathBuf>,
+    /// Toy calculator on a farm: make only shard i of N (i from 0) of the toys, into --out.
+    #[arg(long, value_name = "i/N", requires = "out")]
+    shard: Option<String>,
+    /// Toy calculator: write the toys (all, or --shard's) to this HDF5 file instead of
+    /// testing; `nsbi merge` joins shards, --toys-from tests with them.
+    #[arg(long, conflicts_with = "toys_from")]
+    out: Option<PathBuf>,
+    /// Toy calculator: test with the toys of these files (paths or quoted glob patterns,
+    /// merged first) instead of making them.
+    #[arg(long, num_args = 1..)]
+    toys_from: Vec<String>,
 }
 
 #[derive(clap::Args)]
@@ -327,26 +339,43 @@ struct CoverageArgs {
 }
 
 #[derive(clap::Args)]
+#[command(subcommand_precedence_over_arg = true, subcommand_negates_reqs = true)]
 struct BatchArgs {
     /// slurm or condor.
     #[arg(value_enum)]
     scheduler: nsbi::batch::Scheduler,
+    /// A hypothesis test whose toy calculator's toys the shards make (instead of a
+    /// Neyman construction's toy plan): `nsbi batch slurm hypotest WS --value 1 --calculator
+    /// toys --toys N --shards K --dir DIR`.
+    #[command(subcommand)]
+    test: Option<BatchTest>,
     /// The workspace YAML file.
-    workspace: PathBuf,
+    workspace: Option<PathBuf>,
     #[command(flatten)]
     plan: Option<ToyPlanArgs>,
     /// Shard the ratio evaluation (`nsbi ratios`) by event ranges instead of making toys.
     #[arg(long, conflicts_with_all = ["mu_grid", "toys"])]
     ratios: bool,
     /// Number of shards (array tasks).
-    #[arg(long)]
+    #[arg(long, global = true, default_value_t = 0)]
     shards: usize,
     /// Folder for the submission, the manifest, the shard files and the logs.
-    #[arg(long)]
-    dir: PathBuf,
+    #[arg(long, global = true)]
+    dir: Option<PathBuf>,
     /// Cache folder (default: `.nsbi-cache` beside the workspace, or $NSBI_CACHE_DIR).
     #[arg(long)]
     cache_dir: Option<PathBuf>,
+}
+
+/// A hypothesis test whose toys a farm makes (`nsbi batch slurm|condor hypotest|limit|significance`).
+#[derive(Subcommand)]
+enum BatchTest {
+    /// The toys of `nsbi hypotest` (same options).
+    Hypotest(HypotestArgs),
+    /// The toys of `nsbi limit` at every value of its scan (same options).
+    Limit(LimitArgs),
+    /// The toys of `nsbi significance` (same options).
+    Significance(SignificanceArgs),
 }
 
 /// What toys to make: shared by `nsbi toys` and `nsbi batch`.
@@ -1375,6 +1404,21 @@ fn run_merge(args: &MergeArgs) -> anyhow::Result<()> {
             paths.extend(toy_paths(&[input.display().to_string()])?);
         }
     }
+    if paths
+        .first()
+        .and_then(|p| test_toys::file_format(p))
+        .as_deref()
+        == Some(test_toys::FORMAT)
+    {
+        let merged = test_toys::merge(&paths)?;
+        merged.write(&args.out)?;
+        println!(
+            "{} toy statistics of a hypothesis test merged into {}",
+            merged.records.len(),
+            args.out.display()
+        );
+        return Ok(());
+    }
     let merged = toyfile::merge(&paths)?;
     merged.write(&args.out)?;
     println!(
@@ -1511,6 +1555,9 @@ fn run_batch(args: &BatchArgs) -> anyhow::Result<()> {
     if args.shards == 0 {
         anyhow::bail!("--shards must be at least 1");
     }
+    if let Some(test) = &args.test {
+        return run_batch_test(args, test);
+    }
     let Some(plan_args) = &args.plan else {
         if args.ratios {
             return run_batch_ratios(args);
@@ -1521,7 +1568,7 @@ fn run_batch(args: &BatchArgs) -> anyhow::Result<()> {
     let mut analysis = Analysis::from_workspace(ws, &RatioCache::new(cache_dir.clone()), true)?;
     let mut toys_arguments = vec![
         "toys".to_string(),
-        absolute(&args.workspace).display().to_string(),
+        absolute(batch_workspace_path(args)?).display().to_string(),
     ];
     toys_arguments.extend(plan_args.to_arguments());
     toys_arguments.extend(["--cache-dir".to_string(), cache_dir.display().to_string()]);
@@ -1529,7 +1576,7 @@ fn run_batch(args: &BatchArgs) -> anyhow::Result<()> {
     let plan = toy_plan(&analysis, plan_args)?;
     use_statistic_bounds(&mut analysis, plan.poi, plan.statistic);
     construction::observed_profile(&analysis, &plan)?;
-    let dir = absolute(&args.dir);
+    let dir = absolute(batch_dir(args)?);
     let manifest =
         nsbi::batch::Manifest::new(&std::env::current_exe()?, toys_arguments, args.shards);
     let submission = nsbi::batch::write_submission(&dir, args.scheduler, manifest)?;
@@ -1550,7 +1597,7 @@ fn absolute(p: &Path) -> PathBuf {
 
 /// The workspace of a batch submission and its cache folder, made absolute for the farm.
 fn batch_workspace(args: &BatchArgs) -> anyhow::Result<(Workspace, PathBuf)> {
-    let ws = Workspace::load(&args.workspace)?;
+    let ws = Workspace::load(batch_workspace_path(args)?)?;
     let cache_dir = absolute(
         &args
             .cache_dir
@@ -1567,12 +1614,12 @@ fn run_batch_ratios(args: &BatchArgs) -> anyhow::Result<()> {
     let pending = ratio::shard::pending_entries(&ws, &RatioCache::new(cache_dir.clone()))?;
     let arguments = vec![
         "ratios".to_string(),
-        absolute(&args.workspace).display().to_string(),
+        absolute(batch_workspace_path(args)?).display().to_string(),
         "--cache-dir".into(),
         cache_dir.display().to_string(),
         "--quiet".into(),
     ];
-    let dir = absolute(&args.dir);
+    let dir = absolute(batch_dir(args)?);
     let manifest = nsbi::batch::Manifest::ratios(&std::env::current_exe()?, arguments, args.shards);
     let submission = nsbi::batch::write_submission(&dir, args.scheduler, manifest)?;
     println!(
@@ -1682,8 +1729,18 @@ fn calculator<'a>(
     settings: &TestSettings,
     common: &TestArgs,
 ) -> anyhow::Result<Box<dyn Calculator + 'a>> {
+    if !common.toys_from.is_empty() && common.calculator != "toys" {
+        anyhow::bail!("--toys-from tests with stored toys: give --calculator toys");
+    }
     Ok(match common.calculator.as_str() {
         "asymptotic" => Box::new(AsymptoticCalculator::new(analysis, settings)?),
+        "toys" if !common.toys_from.is_empty() => {
+            let files = common.toys_from.join(" ");
+            let merged = test_toys::merge(&toy_paths(&common.toys_from)?)?;
+            Box::new(ToyCalculator::from_file(
+                analysis, settings, merged, &files,
+            )?)
+        }
         "toys" => Box::new(ToyCalculator::new(
             analysis,
             settings,
@@ -1744,6 +1801,9 @@ fn run_hypotest(args: &HypotestArgs) -> anyhow::Result<()> {
     }
     let (analysis, settings, mut warnings) = test_setup(&args.common, statistic, args.signal)?;
     check_test(&analysis, &settings, &[args.value])?;
+    if args.common.out.is_some() {
+        return write_test_toys(&args.common, &analysis, &settings, |_| Ok(vec![args.value]));
+    }
     let mut calc = calculator(&analysis, &settings, &args.common)?;
     let point = calc.test(args.value)?;
     let poi = &analysis.model.parameters[settings.poi].name;
@@ -1778,17 +1838,27 @@ fn run_limit(args: &LimitArgs) -> anyhow::Result<()> {
         anyhow::bail!("--test-stat {statistic}: an upper limit needs qtilde or qmu");
     }
     let (analysis, settings, mut warnings) = test_setup(&args.common, statistic, 1.0)?;
+    if args.common.out.is_some() {
+        return write_test_toys(&args.common, &analysis, &settings, |calc| {
+            let range = limit_range(args, &analysis, &settings, calc)?;
+            check_test(&analysis, &settings, &[range.0, range.1])?;
+            Ok(nsbi::fit::scan::linspace(range.0, range.1, args.points))
+        });
+    }
     let mut calc = calculator(&analysis, &settings, &args.common)?;
-    let range = match &args.range {
-        Some(text) => nsbi::fit::scan::parse_range(text)?,
-        None => default_limit_range(&analysis, &settings, calc.as_ref(), args.points)?,
+    let (range, points) = match calc.stored_values() {
+        Some(values) => stored_limit_grid(args, &values)?,
+        None => (
+            limit_range(args, &analysis, &settings, calc.as_ref())?,
+            args.points,
+        ),
     };
     check_test(&analysis, &settings, &[range.0, range.1])?;
     let limit_settings = LimitSettings {
         cl: args.cl,
         range,
         background: 0.0,
-        points: args.points,
+        points,
         root_finding: args.common.calculator == "asymptotic",
     };
     let poi = analysis.model.parameters[settings.poi].name.clone();
@@ -1858,6 +1928,9 @@ fn run_significance(args: &SignificanceArgs) -> anyhow::Result<()> {
             args.signal
         );
     }
+    if args.common.out.is_some() {
+        return write_test_toys(&args.common, &analysis, &settings, |_| Ok(vec![args.value]));
+    }
     let mut calc = calculator(&analysis, &settings, &args.common)?;
     let point = calc.test(args.value)?;
     let poi = &analysis.model.parameters[settings.poi].name;
@@ -1913,4 +1986,198 @@ fn print_ratio_table(records: &[ratio::RatioRecord]) {
             }
         );
     }
+}
+
+/// The limit's scan range: --range, or the default from the fit to the data.
+fn limit_range(
+    args: &LimitArgs,
+    analysis: &Analysis,
+    settings: &TestSettings,
+    calc: &dyn Calculator,
+) -> anyhow::Result<(f64, f64)> {
+    match &args.range {
+        Some(text) => Ok(nsbi::fit::scan::parse_range(text)?),
+        None => default_limit_range(analysis, settings, calc, args.points),
+    }
+}
+
+/// The scan of a limit from stored toys: their tested values (an even grid, as `--out` made
+/// it), which --range and --points, where given, must reproduce.
+fn stored_limit_grid(args: &LimitArgs, values: &[f64]) -> anyhow::Result<((f64, f64), usize)> {
+    let files = args.common.toys_from.join(" ");
+    let range = (values[0], values[values.len() - 1]);
+    if nsbi::fit::scan::linspace(range.0, range.1, values.len()) != values {
+        anyhow::bail!(
+            "toy file {files} was tested at {values:?}, not at a limit's evenly spaced scan: \
+             make the toys with `nsbi limit … --out`"
+        );
+    }
+    if let Some(text) = &args.range {
+        let (lo, hi) = nsbi::fit::scan::parse_range(text)?;
+        let asked = nsbi::fit::scan::linspace(lo, hi, args.points);
+        if asked != values {
+            anyhow::bail!(
+                "toy file {files} holds toys at {values:?}, not at the {asked:?} that --range \
+                 {text} --points {} asks for: give the toys' range and points, or none",
+                args.points
+            );
+        }
+    }
+    Ok((range, values.len()))
+}
+
+/// `--out` (with or without `--shard`): makes the toy calculator's toys at the values `tested`
+/// gives (from the calculator's fit to the data) and writes them, without testing.
+fn write_test_toys(
+    common: &TestArgs,
+    analysis: &Analysis,
+    settings: &TestSettings,
+    tested: impl FnOnce(&ToyCalculator) -> anyhow::Result<Vec<f64>>,
+) -> anyhow::Result<()> {
+    if common.calculator != "toys" {
+        anyhow::bail!("--out and --shard write the toy calculator's toys: give --calculator toys");
+    }
+    let out = common.out.as_ref().expect("--out is given");
+    let shard = common
+        .shard
+        .as_deref()
+        .map(parse_shard)
+        .transpose()?
+        .unwrap_or((0, 1));
+    let mut calc = ToyCalculator::new(analysis, settings, common.toys, common.seed)?;
+    let values = tested(&calc)?;
+    let plan = calc.plan(values)?;
+    let jobs = nsbi::infer::toys::shard_range(plan.n_jobs(), shard.0, shard.1);
+    let records = calc.make_toys(&plan, jobs.clone())?;
+    let header = TestToyHeader::new(&common.workspace, plan, analysis, shard);
+    TestToyFile { header, records }.write(out)?;
+    println!(
+        "{} toys (shard {}/{}) written to {}",
+        jobs.len(),
+        shard.0,
+        shard.1,
+        out.display()
+    );
+    print_result_warnings(&calc.warnings());
+    Ok(())
+}
+
+/// The workspace of `nsbi batch` (a toy plan's or ratios').
+fn batch_workspace_path(args: &BatchArgs) -> anyhow::Result<&Path> {
+    args.workspace
+        .as_deref()
+        .ok_or_else(|| anyhow::anyhow!("nsbi batch needs the workspace"))
+}
+
+/// The folder of `nsbi batch`'s submission.
+fn batch_dir(args: &BatchArgs) -> anyhow::Result<&Path> {
+    args.dir
+        .as_deref()
+        .ok_or_else(|| anyhow::anyhow!("nsbi batch needs --dir, the submission's folder"))
+}
+
+/// The toy calculator's options every shard and the final test share.
+fn test_toy_arguments(common: &TestArgs) -> Vec<String> {
+    let mut out = vec![
+        "--calculator".to_string(),
+        "toys".into(),
+        "--toys".into(),
+        common.toys.to_string(),
+        "--seed".into(),
+        common.seed.to_string(),
+    ];
+    if let Some(poi) = &common.poi {
+        out.extend(["--poi".to_string(), poi.clone()]);
+    }
+    if common.no_syst {
+        out.push("--no-syst".into());
+    }
+    out
+}
+
+/// `nsbi batch slurm|condor hypotest|limit|significance …`: shard i runs the test with
+/// `--shard i/N --out DIR/shard_i.h5`; the submission and the manifest name the merge and the
+/// test with the merged toys. The workspace, the fit to the data and the tested values are
+/// checked here, and no toy is made.
+fn run_batch_test(args: &BatchArgs, test: &BatchTest) -> anyhow::Result<()> {
+    let (command, common, statistic, signal) = match test {
+        BatchTest::Hypotest(a) => ("hypotest", &a.common, a.test_stat.as_str(), a.signal),
+        BatchTest::Limit(a) => ("limit", &a.common, a.test_stat.as_str(), 1.0),
+        BatchTest::Significance(a) => ("significance", &a.common, "q0", a.signal),
+    };
+    if common.calculator != "toys" {
+        anyhow::bail!(
+            "nsbi batch {command} farms the toy calculator's toys: give --calculator toys"
+        );
+    }
+    if common.out.is_some() || common.shard.is_some() || !common.toys_from.is_empty() {
+        anyhow::bail!("nsbi batch {command} sets --shard, --out and --toys-from itself");
+    }
+    let (analysis, settings, _) = test_setup(common, TestStatistic::parse(statistic)?, signal)?;
+    let mut calc = ToyCalculator::new(&analysis, &settings, common.toys, common.seed)?;
+    let mut options = test_toy_arguments(common);
+    let tested = match test {
+        BatchTest::Hypotest(a) => {
+            options.extend(["--value".to_string(), a.value.to_string()]);
+            options.extend(["--test-stat".to_string(), a.test_stat.clone()]);
+            options.extend(["--signal".to_string(), a.signal.to_string()]);
+            vec![a.value]
+        }
+        BatchTest::Limit(a) => {
+            options.extend(["--cl".to_string(), a.cl.to_string()]);
+            options.extend(["--points".to_string(), a.points.to_string()]);
+            options.extend(["--test-stat".to_string(), a.test_stat.clone()]);
+            if let Some(range) = &a.range {
+                options.extend(["--range".to_string(), range.clone()]);
+            }
+            let range = limit_range(a, &analysis, &settings, &calc)?;
+            nsbi::fit::scan::linspace(range.0, range.1, a.points)
+        }
+        BatchTest::Significance(a) => {
+            options.extend(["--value".to_string(), a.value.to_string()]);
+            options.extend(["--signal".to_string(), a.signal.to_string()]);
+            vec![a.value]
+        }
+    };
+    check_test(&analysis, &settings, &tested)?;
+    let plan = calc.plan(tested)?;
+    let cache_dir = absolute(
+        &common
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| default_cache_dir(&analysis.workspace)),
+    );
+    let mut arguments = vec![
+        command.to_string(),
+        absolute(&common.workspace).display().to_string(),
+    ];
+    arguments.extend(options);
+    arguments.extend(["--cache-dir".to_string(), cache_dir.display().to_string()]);
+    let dir = absolute(batch_dir(args)?);
+    let mut result = arguments.clone();
+    result.extend([
+        "--toys-from".to_string(),
+        dir.join("toys.h5").display().to_string(),
+    ]);
+    if let Some(json) = &common.json {
+        result.extend(["--json".to_string(), absolute(json).display().to_string()]);
+    }
+    if let BatchTest::Limit(LimitArgs {
+        plot: Some(stem), ..
+    }) = test
+    {
+        result.extend(["--plot".to_string(), absolute(stem).display().to_string()]);
+    }
+    let exe = std::env::current_exe()?;
+    let mut manifest = nsbi::batch::Manifest::new(&exe, arguments, args.shards);
+    manifest.result_arguments = result;
+    let submission = nsbi::batch::write_submission(&dir, args.scheduler, manifest)?;
+    println!(
+        "{} shards of {} {command} toys: submission {}, manifest {}",
+        args.shards,
+        plan.n_jobs(),
+        submission.display(),
+        dir.join("manifest.json").display()
+    );
+    Ok(())
 }

@@ -44,6 +44,10 @@ pub struct Manifest {
     pub task: Task,
     pub shards: usize,
     pub submission: String,
+    /// The command that tests with the merged toys (`nsbi hypotest|limit|significance …
+    /// --toys-from DIR/toys.h5`), for a hypothesis test's toys; empty for other runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub result_arguments: Vec<String>,
 }
 
 const FORMAT: &str = "nsbi-batch-1";
@@ -57,6 +61,7 @@ impl Manifest {
             task: Task::Toys,
             shards,
             submission: String::new(),
+            result_arguments: Vec::new(),
         }
     }
 
@@ -88,6 +93,16 @@ impl Manifest {
             .map(|w| shell_quote(w))
             .collect::<Vec<_>>()
             .join(" ")
+    }
+
+    /// The test with the merged toys as one shell line, for a hypothesis test's toys.
+    pub fn result_command(&self) -> Option<String> {
+        if self.result_arguments.is_empty() {
+            return None;
+        }
+        let mut words = vec![shell_quote(&self.executable)];
+        words.extend(self.result_arguments.iter().map(|w| shell_quote(w)));
+        Some(words.join(" "))
     }
 
     pub fn read(dir: &Path) -> Result<Manifest> {
@@ -174,9 +189,13 @@ pub fn write_submission(
         Task::Toys => (
             "toys",
             format!(
-                "merge with `nsbi merge {} --out {}/toys.h5`",
+                "merge with `nsbi merge {} --out {}/toys.h5`{}",
                 dir.display(),
-                dir.display()
+                dir.display(),
+                manifest
+                    .result_command()
+                    .map(|c| format!(", then test with\n#   {c}"))
+                    .unwrap_or_default()
             ),
         ),
         Task::Ratios => (

@@ -10,11 +10,10 @@
 //! the toy calculator draws toys at the conditional fits to the data under the tested and the
 //! background hypotheses and counts the toys whose statistic is at least the observed one.
 
-use rayon::prelude::*;
 use serde::Serialize;
 
 use super::test_stat::{Asymptotic, ProfileRatio, TailProbabilities, TestStatistic};
-use super::toys::{nll_at_minimum, toy_fits, ToyPlan, ToySource};
+use super::test_toys::{self, FreeFits, TestToyFile, TestToyPlan, TestToyRecord, TestedToys};
 use crate::analysis::{Analysis, Dataset};
 use crate::error::{Error, Result};
 use crate::fit::{minimise, FitOptions, FitResult};
@@ -40,6 +39,9 @@ pub struct Profile<'a> {
     what: &'static str,
     pub free: FitResult,
     conditional: Vec<(f64, FitResult)>,
+    /// Whether a conditional fit starts from the nearest one made so far (else from the free
+    /// fit, so that its result does not depend on which values were fitted before).
+    warm_starts: bool,
     pub warnings: Vec<String>,
 }
 
@@ -78,8 +80,17 @@ impl<'a> Profile<'a> {
             what,
             free,
             conditional: Vec::new(),
+            warm_starts: true,
             warnings,
         }
+    }
+
+    /// The profile with every conditional fit started from the free fit: the toy calculator's,
+    /// whose generation points must not depend on the order values are tested in (a limit
+    /// scan's, a single hypotest's and a farm shard's toys are then the same).
+    pub fn independent_starts(mut self) -> Profile<'a> {
+        self.warm_starts = false;
+        self
     }
 
     /// The fit with the POI fixed at `mu`.
@@ -90,6 +101,7 @@ impl<'a> Profile<'a> {
         let nearest = self
             .conditional
             .iter()
+            .filter(|_| self.warm_starts)
             .min_by(|a, b| (a.0 - mu).abs().total_cmp(&(b.0 - mu).abs()))
             .map_or(&self.free.theta, |(_, fit)| &fit.theta);
         let mut options = self.options.clone();
@@ -225,6 +237,11 @@ pub trait Calculator {
     fn poi_error(&self) -> Option<f64> {
         self.data().poi_error()
     }
+    /// The tested values of stored toys (`--toys-from`), the only ones such a calculator
+    /// can test; None where values are tested as asked.
+    fn stored_values(&self) -> Option<Vec<f64>> {
+        None
+    }
 }
 
 /// The asymptotic calculator: observed statistic from the data, σ from the Asimov dataset of
@@ -306,8 +323,9 @@ impl Calculator for AsymptoticCalculator<'_> {
 }
 
 /// The toy calculator: `n_toys` toys under the tested hypothesis (at the data's conditional
-/// fit there) and as many under the background one (the conditional fit at 0, or for q₀ at the
-/// tested value), the statistic at the tested value on each.
+/// fit there) and as many under the other one (the conditional fit at 0, or for q₀ at the
+/// signal), the statistic at the tested value on each ([`super::test_toys`]). The toys are made
+/// as values are tested, or read from files made before (`--toys-from`, a farm's shards).
 pub struct ToyCalculator<'a> {
     analysis: &'a Analysis,
     settings: TestSettings,
@@ -316,6 +334,10 @@ pub struct ToyCalculator<'a> {
     seed: u64,
     /// The resampled toy MC weights, made once and reused by every generation point.
     toy_mc: Option<Vec<Vec<f64>>>,
+    /// The toys' free fits, which the other hypothesis' toys share at every tested value.
+    free_fits: FreeFits,
+    /// Stored toys and the files they were read from: no toys are made.
+    stored: Option<(TestToyFile, String)>,
     failed_fits: usize,
 }
 
@@ -332,51 +354,80 @@ impl<'a> ToyCalculator<'a> {
         Ok(ToyCalculator {
             analysis,
             settings: settings.clone(),
-            data: data_profile(analysis, settings)?,
+            data: data_profile(analysis, settings)?.independent_starts(),
             n_toys,
             seed,
             toy_mc: None,
+            free_fits: FreeFits::new(),
+            stored: None,
             failed_fits: 0,
         })
     }
 
-    /// The statistic at `mu` on `n_toys` toys generated at the data's conditional fit at
-    /// `generation`. Toy t of generation value g draws from the stream keyed by (seed, g's
-    /// bits, t): the same toys wherever and however often they are made.
-    pub fn toy_statistics(&mut self, generation: f64, mu: f64) -> Result<Vec<f64>> {
-        let theta_gen = self.data.generation_point(generation)?;
-        let source = ToySource::asimov_reusing(self.analysis, &theta_gen, &mut self.toy_mc)?;
-        let plan = ToyPlan {
-            poi: self.settings.poi,
-            grid: vec![generation],
-            n_toys: self.n_toys,
-            seed: self.seed,
-            systematics: self.settings.systematics,
-            statistic: self.settings.statistic,
-        };
-        let mut start = theta_gen.clone();
-        start[plan.poi] = mu;
-        let key = generation.to_bits() as usize;
-        let statistic = self.settings.statistic;
-        let outcomes: Vec<(f64, bool)> = (0..self.n_toys)
-            .into_par_iter()
-            .map(|t| {
-                let like = source.draw(plan.seed, key, t, plan.systematics);
-                let (conditional, free) = toy_fits(&like, &plan, &start);
-                let fits = ProfileRatio {
-                    tested: mu,
-                    nll_conditional: nll_at_minimum(&conditional),
-                    nll_free: nll_at_minimum(&free),
-                    poi_hat: free.theta[plan.poi],
-                };
-                (
-                    statistic.value(&fits),
-                    conditional.converged && free.converged,
-                )
-            })
-            .collect();
-        self.failed_fits += outcomes.iter().filter(|(_, ok)| !ok).count();
-        Ok(outcomes.into_iter().map(|(q, _)| q).collect())
+    /// The calculator of the toys in `file` (merged from `files`), refusing toys of another
+    /// model, statistic, hypothesis, systematics setting or generation point than this test's.
+    pub fn from_file(
+        analysis: &'a Analysis,
+        settings: &TestSettings,
+        file: TestToyFile,
+        files: &str,
+    ) -> Result<Self> {
+        let plan = &file.header.plan;
+        let mut calculator = ToyCalculator::new(analysis, settings, plan.n_toys, plan.seed)?;
+        let expected = calculator.plan(plan.tested.iter().map(|t| t[0]).collect())?;
+        file.header.require(analysis, &expected, files)?;
+        calculator.stored = Some((file, files.to_string()));
+        Ok(calculator)
+    }
+
+    /// The toys' plan at the tested values `tested`.
+    pub fn plan(&mut self, tested: Vec<f64>) -> Result<TestToyPlan> {
+        let poi = self.settings.poi;
+        let pois = vec![self.analysis.model.parameters[poi].name.clone()];
+        let other = vec![self.settings.statistic.asimov_poi(self.settings.signal)];
+        let data = &mut self.data;
+        TestToyPlan::new(
+            pois,
+            self.settings.statistic,
+            tested.into_iter().map(|mu| vec![mu]).collect(),
+            other,
+            (self.n_toys, self.seed, self.settings.systematics),
+            |hypothesis| data.generation_point(hypothesis[0]),
+        )
+    }
+
+    /// Makes the toys `jobs` of `plan` (a farm shard's, or all).
+    pub fn make_toys(
+        &mut self,
+        plan: &TestToyPlan,
+        jobs: std::ops::Range<usize>,
+    ) -> Result<Vec<TestToyRecord>> {
+        test_toys::make_toys(
+            self.analysis,
+            plan,
+            jobs,
+            &mut self.toy_mc,
+            &mut self.free_fits,
+        )
+    }
+
+    /// The toys' statistics at `mu`: stored ones, or made now.
+    fn toys_at(&mut self, mu: f64) -> Result<TestedToys> {
+        if let Some((file, files)) = &self.stored {
+            let plan = &file.header.plan;
+            let k = plan.tested_index(&[mu]).ok_or_else(|| {
+                Error::Analysis(format!(
+                    "toy file {files} holds no toys at {} = {mu} (its tested values: {:?}): \
+                     make toys at this value, or test one of those",
+                    plan.pois.join(", "),
+                    plan.tested.iter().map(|t| t[0]).collect::<Vec<_>>()
+                ))
+            })?;
+            return Ok(plan.tested_toys(&file.records, k));
+        }
+        let plan = self.plan(vec![mu])?;
+        let records = self.make_toys(&plan, 0..plan.n_jobs())?;
+        Ok(plan.tested_toys(&records, 0))
     }
 }
 
@@ -407,9 +458,9 @@ impl Calculator for ToyCalculator<'_> {
         let q = statistic.value(&self.data.ratio(mu)?);
         // The tested hypothesis' toys give CLs+b (p₀ for q₀); the other hypothesis' (the
         // background for limits, the signal for q₀) give CLb and the expected band.
-        let other = statistic.asimov_poi(self.settings.signal);
-        let signal_toys = self.toy_statistics(mu, mu)?;
-        let background_toys = self.toy_statistics(other, mu)?;
+        let toys = self.toys_at(mu)?;
+        self.failed_fits += toys.failed_fits;
+        let (signal_toys, background_toys) = (toys.tested, toys.other);
         let (clsb, clsb_error) = tail_fraction(&signal_toys, q);
         let (clb, clb_error) = tail_fraction(&background_toys, q);
         let observed = TailProbabilities::new(clsb, clb);
@@ -456,6 +507,11 @@ impl Calculator for ToyCalculator<'_> {
 
     fn data(&self) -> &Profile<'_> {
         &self.data
+    }
+
+    fn stored_values(&self) -> Option<Vec<f64>> {
+        let (file, _) = self.stored.as_ref()?;
+        Some(file.header.plan.tested.iter().map(|t| t[0]).collect())
     }
 
     fn warnings(&self) -> Vec<String> {

@@ -64,7 +64,7 @@ impl ModelFingerprint {
     }
 
     /// The parts in which `self` and `other` differ, in words.
-    fn differences(&self, other: &ModelFingerprint) -> Vec<String> {
+    pub(crate) fn differences(&self, other: &ModelFingerprint) -> Vec<String> {
         [
             ("workspace content differs", &self.model, &other.model),
             ("ratio entries differ", &self.ratios, &other.ratios),
@@ -367,6 +367,16 @@ fn parse_header(path: &Path, plan: &str) -> Result<ToyFileHeader> {
     };
     let value: serde_json::Value = serde_json::from_str(plan).map_err(unreadable)?;
     let format = value["format"].as_str().unwrap_or("(none)");
+    if format == super::test_toys::FORMAT {
+        return Err(Error::EventFile {
+            file: path.to_path_buf(),
+            message: format!(
+                "toy file format {format}: the toys of a hypothesis test (`nsbi hypotest|limit|\
+                 significance --out`), not of a Neyman construction; `nsbi merge` them among \
+                 themselves and test with them by `--toys-from`"
+            ),
+        });
+    }
     if format != FORMAT {
         return Err(Error::EventFile {
             file: path.to_path_buf(),
