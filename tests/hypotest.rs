@@ -87,8 +87,13 @@ fn toy_cls_agree_with_asymptotics_at_large_counts_and_not_at_small_ones() {
     ]);
     let error = f(&toys["toys"]["cls"]);
     let (cls_toys, cls_asym) = (f(&toys["cls"]["observed"]), f(&asym["cls"]["observed"]));
-    // Every toy with n = 0 ties the observed statistic (q = 6 up to the fits' 10⁻⁶), so CLb
-    // counts a tie by the fits' rounding: 4σ, not 5σ (toys 0.048 ± 0.006 vs 0.020).
+    // The exact answer: n = 0 is the most extreme count under both hypotheses and every toy
+    // with n = 0 ties the observed q̃, so CLs+b = P(0 | 3.5), CLb = P(0 | 0.5), CLs = e⁻³.
+    let exact = (-3.0f64).exp();
+    assert!(
+        (cls_toys - exact).abs() < 4.0 * error,
+        "small counts: toys {cls_toys} ± {error} vs the exact {exact}"
+    );
     assert!(
         (cls_toys - cls_asym).abs() > 4.0 * error,
         "small counts: toys {cls_toys} ± {error} should differ from asymptotic {cls_asym}"

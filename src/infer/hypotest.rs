@@ -431,10 +431,17 @@ impl<'a> ToyCalculator<'a> {
     }
 }
 
-/// The fraction of `samples` at least `value`, with its binomial error.
+/// How far below the observed statistic a toy's still counts as "at least as extreme": a tie.
+/// With discrete data (a bin with no events, say) many toys have exactly the observed q, and
+/// their fits return it only to their precision (EDM 10⁻⁹, ~10⁻⁶ where a fit ends on a flat
+/// step): without a margin such ties fall on either side by rounding alone.
+const TIE: f64 = 1e-6;
+
+/// The fraction of `samples` at least `value` (ties within [`TIE`] included), with its
+/// binomial error.
 fn tail_fraction(samples: &[f64], value: f64) -> (f64, f64) {
     let n = samples.len() as f64;
-    let p = samples.iter().filter(|&&q| q >= value).count() as f64 / n;
+    let p = samples.iter().filter(|&&q| q >= value - TIE).count() as f64 / n;
     (p, (p * (1.0 - p) / n).sqrt())
 }
 
