@@ -129,7 +129,7 @@ def main(argv=None):
     quadratic, linear = ClosedForm(events), ClosedForm(events, linear=True)
     rng = np.random.default_rng(SEED)
     best = global_fit(quadratic)
-    levels = {"68.27": float(stats.chi2.ppf(stats.chi2.cdf(1.0, 1), 2)), "95": float(stats.chi2.ppf(0.95, 2))}
+    levels = {"68.27": float(stats.chi2.ppf(0.6827, 2)), "95": float(stats.chi2.ppf(0.95, 2))}
     result = {
         "description": "validation/smeft_closed_form.py: closed-form NLL, fit and profile-likelihood contours "
                        "of workspaces/smeft_toy (parameters c1, c2, alpha_lumi)",
