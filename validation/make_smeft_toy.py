@@ -252,8 +252,9 @@ def main(argv=None):
         "amplitudes": {"centre": T.CENTRE, "width": T.WIDTH, "beta": T.BETA, "gamma": T.GAMMA},
         "basis": {b: {"amplitude_combination": T.BASIS[b], "integral": T.integral(b), "yield": nu[b]}
                   for b in T.PROCESSES},
-        "weights": {"quadratic": ["1 - c1 - c2", "c1", "c2", "c1^2 - c1 - c1*c2", "c2^2 - c2 - c1*c2", "c1*c2"],
-                    "linear": ["1 - c1 - c2", "c1", "c2", "-c1", "-c2", "0"]},
+        "weights": {"quadratic": ["1 - c1/4 - c2/4", "c1/4", "c2/4", "c1^2 - 4*c1 - c1*c2", "c2^2 - 4*c2 - c1*c2",
+                                  "c1*c2"],
+                    "linear": ["1 - c1/4 - c2/4", "c1/4", "c2/4", "-4*c1", "-4*c2", "0"]},
         "files": {f"data/{k}.h5": {"n_events": int(len(v))} for k, v in shipped.items()},
         "models": {"members": N_MEMBERS, "convention": "score", "mlp": {k: (list(v) if isinstance(v, tuple) else v)
                                                                         for k, v in MLP_CONFIG.items()},

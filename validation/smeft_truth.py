@@ -16,17 +16,19 @@ with g = 0.1 (the operators' scale 1/Λ², so that 2 000 SM events constrain c t
 
 The six basis samples are squared moduli at six benchmark points, all positive densities:
 
-    SM = A0²  (c = (0,0))        L1 = (A0 + A1)²  (c = (1,0))     L2 = (A0 + A2)²  (c = (0,1))
+    SM = A0²  (c = (0,0))        L1 = (A0 + 4 A1)²  (c = (4,0))   L2 = (A0 + 4 A2)²  (c = (0,4))
     Q1 = A1²  (pure c1²)         Q2 = A2²  (pure c2²)             X  = (A1 + A2)²  (cross term)
 
 and the morphing weights that rebuild dσ(x|c) from them are
 
-    w_SM = 1 - c1 - c2     w_L1 = c1     w_L2 = c2
-    w_Q1 = c1² - c1 - c1 c2     w_Q2 = c2² - c2 - c1 c2     w_X = c1 c2
+    w_SM = 1 - c1/4 - c2/4     w_L1 = c1/4     w_L2 = c2/4
+    w_Q1 = c1² - 4 c1 - c1 c2     w_Q2 = c2² - 4 c2 - c1 c2     w_X = c1 c2
 
-(negative in most of the plane). Truncated at O(1/Λ²), the linear SMEFT model keeps
-A0² + 2 c1 A0A1 + 2 c2 A0A2 only: w_SM = 1 - c1 - c2, w_L1 = c1, w_L2 = c2, w_Q1 = -c1, w_Q2 = -c2,
-w_X = 0. That density is A0 (A0 + 2 c1 A1 + 2 c2 A2), negative wherever the interference
+(negative in most of the plane). The linear benchmarks sit at c = 4, where the operator's
+amplitude is 0.4 of the SM's: at c = 1 their samples would differ from SM by 17 % only, and the
+interference, a difference of learned ratios, would drown in the ensembles' errors.
+Truncated at O(1/Λ²), the linear SMEFT model keeps A0² + 2 c1 A0A1 + 2 c2 A0A2 only:
+w_SM = 1 - c1/4 - c2/4, w_L1 = c1/4, w_L2 = c2/4, w_Q1 = -4 c1, w_Q2 = -4 c2, w_X = 0. That density is A0 (A0 + 2 c1 A1 + 2 c2 A2), negative wherever the interference
 outweighs the SM; the quadratic one is a square, never negative.
 
 Every integral is closed form: ∫ sqrt(N(x1; m, s) N(x1; m', s')) dx1 is the Bhattacharyya
@@ -44,12 +46,13 @@ CENTRE = (0.0, 1.0, -0.8)
 WIDTH = (1.22, 0.71, 0.71)
 BETA, GAMMA = 0.8, 0.5
 SCALE = (1.0, 0.1, 0.1)  # g: A1 and A2 are suppressed by 1/Λ²
+BENCHMARK = 4.0  # c of the linear benchmark samples L1, L2
 LUMINOSITY = 2000.0  # SM yield: ∫ A0² = 1
 # Basis samples: name -> amplitude combination (v0, v1, v2), intensity (v . A)².
 BASIS = {
     "SM": (1.0, 0.0, 0.0),
-    "L1": (1.0, 1.0, 0.0),
-    "L2": (1.0, 0.0, 1.0),
+    "L1": (1.0, BENCHMARK, 0.0),
+    "L2": (1.0, 0.0, BENCHMARK),
     "Q1": (0.0, 1.0, 0.0),
     "Q2": (0.0, 0.0, 1.0),
     "X": (0.0, 1.0, 1.0),
@@ -59,9 +62,11 @@ PROCESSES = tuple(BASIS)
 
 def weights(c1, c2, linear=False):
     """Morphing weights w_b(c) of the basis samples, in PROCESSES order."""
+    a = BENCHMARK
     if linear:
-        return np.array([1.0 - c1 - c2, c1, c2, -c1, -c2, 0.0])
-    return np.array([1.0 - c1 - c2, c1, c2, c1 * c1 - c1 - c1 * c2, c2 * c2 - c2 - c1 * c2, c1 * c2])
+        return np.array([1.0 - c1 / a - c2 / a, c1 / a, c2 / a, -a * c1, -a * c2, 0.0])
+    return np.array([1.0 - c1 / a - c2 / a, c1 / a, c2 / a, c1 * c1 - a * c1 - c1 * c2, c2 * c2 - a * c2 - c1 * c2,
+                     c1 * c2])
 
 
 def _x2_factor(k, x2):
