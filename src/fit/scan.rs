@@ -101,11 +101,15 @@ pub fn scan(
             points.sort_by(|a, b| a.values[0].total_cmp(&b.values[0]));
         }
     }
-    // Two parameters: points without a likelihood are reported and left out of the region.
-    let excludes = parameters.len() == 2;
+    // Two parameters: points without a likelihood are reported and left out of the region;
+    // one parameter: the scan is refused.
+    let refused = |p: &ScanPoint| match parameters.len() {
+        2 => p.excluded.is_none() && !p.nll.is_finite(),
+        _ => !p.nll.is_finite(),
+    };
     let invalid: Vec<String> = points
         .iter()
-        .filter(|p| !p.nll.is_finite() && !(excludes && p.excluded.is_some()))
+        .filter(|p| refused(p))
         .map(|p| format!("{:?}", p.values))
         .collect();
     if !invalid.is_empty() {
