@@ -374,14 +374,37 @@ pub struct ScanRequest {
     pub stat_only: bool,
 }
 
-/// Runs a 1-D or 2-D profile scan (and its stat-only twin) and returns the JSON report.
+/// Confidence levels (%) of a 2-D scan's regions unless `--cl` asks for others: t ≤ 2.30
+/// and t ≤ 5.99 (χ² with 2 degrees of freedom).
+pub const CONTOUR_LEVELS_2D: [f64; 2] = [68.27, 95.0];
+
+/// Runs a 1-D or 2-D profile scan (and its stat-only twin) and returns the JSON report; a 2-D
+/// scan's regions at [`CONTOUR_LEVELS_2D`].
 pub fn run_scan(
     like: &Likelihood,
     options: &FitOptions,
     request: &ScanRequest,
     progress: bool,
 ) -> Result<(Value, Vec<fit::scan::Scan>)> {
-    use fit::scan::{linspace, profile_intervals, scan, THRESHOLDS_1D, THRESHOLDS_2D};
+    run_scan_at_levels(like, options, request, &CONTOUR_LEVELS_2D, progress)
+}
+
+/// [`run_scan`] with a 2-D scan's regions at confidence levels `cls` (in %): their
+/// thresholds t ≤ χ²₂ quantile, contours (`contours`) and the grid points left out for want
+/// of a likelihood (`excluded_points`).
+pub fn run_scan_at_levels(
+    like: &Likelihood,
+    options: &FitOptions,
+    request: &ScanRequest,
+    cls: &[f64],
+    progress: bool,
+) -> Result<(Value, Vec<fit::scan::Scan>)> {
+    use fit::scan::{linspace, profile_intervals, scan, THRESHOLDS_1D};
+    if let Some(cl) = cls.iter().find(|cl| !(**cl > 0.0 && **cl < 100.0)) {
+        return Err(Error::Analysis(format!(
+            "--cl {cl}: a confidence level is a percentage strictly between 0 and 100"
+        )));
+    }
     check_scan_parameters(like, options, &request.parameters)?;
     let best = fit::minimise(like, options);
     if !best.converged {
@@ -500,13 +523,33 @@ pub fn run_scan(
             report.insert("open_ends".into(), Value::Object(open_ends));
         } else {
             warnings.extend(coarse_2d_warnings(&result, &names, label));
+            let levels = contour_levels(cls);
             report.insert(
                 "thresholds".into(),
-                json!(THRESHOLDS_2D
+                json!(levels
                     .iter()
-                    .map(|(cl, t)| (cl.to_string(), json!(t)))
+                    .map(|(cl, t)| (format!("{cl}"), json!(t)))
                     .collect::<Map<String, Value>>()),
             );
+            report.insert(
+                "contours".into(),
+                contours_json(&result, (&axes[0], &axes[1]), &levels),
+            );
+            report.insert(
+                "excluded_points".into(),
+                excluded_points_json(&result, &names),
+            );
+            let excluded = result
+                .points
+                .iter()
+                .filter(|p| p.excluded.is_some())
+                .count();
+            if excluded > 0 {
+                warnings.push(format!(
+                    "{label}: {excluded} grid point(s) have no likelihood (the density is ≤ 0 \
+                     there) and are left out of the regions; see excluded_points"
+                ));
+            }
         }
         reports.push((label.to_string(), report));
         scans.push(result);
@@ -531,6 +574,59 @@ pub fn run_scan(
     }
     main.insert("warnings".into(), json!(warnings));
     Ok((Value::Object(main), scans))
+}
+
+/// (CL in %, threshold on t) of a 2-D region at each confidence level.
+pub fn contour_levels(cls: &[f64]) -> Vec<(f64, f64)> {
+    cls.iter()
+        .map(|&cl| (cl, fit::contour::chi2_threshold(cl / 100.0, 2)))
+        .collect()
+}
+
+/// The contours of a 2-D scan's grid (the best-fit point aside) at each `(cl, threshold)`:
+/// `[{cl, threshold, polylines: [[[x, y], …]], closed: [bool]}]`.
+fn contours_json(scan: &fit::scan::Scan, axes: (&[f64], &[f64]), levels: &[(f64, f64)]) -> Value {
+    let grid = fit::contour::Grid2 {
+        xs: axes.0.to_vec(),
+        ys: axes.1.to_vec(),
+        values: scan
+            .points
+            .iter()
+            .filter(|p| !p.best_fit)
+            .map(|p| p.t)
+            .collect(),
+    };
+    let out: Vec<Value> = levels
+        .iter()
+        .map(|&(cl, threshold)| {
+            let lines = fit::contour::contour(&grid, fit::contour::Threshold::Level(threshold));
+            json!({
+                "cl": cl, "threshold": threshold,
+                "polylines": lines.iter().map(|l| &l.points).collect::<Vec<_>>(),
+                "closed": lines.iter().map(|l| l.closed).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Value::Array(out)
+}
+
+/// The grid points without a likelihood: `[{<poi>: value, …, reason}]`.
+fn excluded_points_json(scan: &fit::scan::Scan, names: &[&str]) -> Value {
+    let out: Vec<Value> = scan
+        .points
+        .iter()
+        .filter_map(|p| {
+            let reason = p.excluded.as_ref()?;
+            let mut row: Map<String, Value> = names
+                .iter()
+                .zip(&p.values)
+                .map(|(name, v)| (name.to_string(), json!(v)))
+                .collect();
+            row.insert("reason".into(), json!(reason));
+            Some(Value::Object(row))
+        })
+        .collect();
+    Value::Array(out)
 }
 
 /// Refuses a scan of a parameter named twice or held fixed (by `--fix` or `fixed: true`):

@@ -577,6 +577,9 @@ struct ScanArgs {
     /// Also scan with the nuisances frozen at their best-fit values (both curves in the plot).
     #[arg(long)]
     stat_only: bool,
+    /// Confidence levels (%) of a 2-D scan's regions, repeatable [default: 68.27 and 95].
+    #[arg(long)]
+    cl: Vec<f64>,
     /// Scan the Asimov set at these values instead of the observed data.
     #[arg(long)]
     asimov: Option<String>,
@@ -830,7 +833,12 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<()> {
         points,
         stat_only: args.stat_only,
     };
-    let (report, scans) = nsbi::analysis::run_scan(&like, &options, &request, true)?;
+    let cls = match args.cl.as_slice() {
+        [] => nsbi::analysis::CONTOUR_LEVELS_2D.to_vec(),
+        given => given.to_vec(),
+    };
+    let (report, scans) =
+        nsbi::analysis::run_scan_at_levels(&like, &options, &request, &cls, true)?;
     print_scan(&report);
     let mut outputs = nsbi::report::OutputSet::new();
     if let Some(path) = &args.json {
@@ -857,12 +865,15 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<()> {
             )?;
         } else {
             let s = &scans[0];
+            // Excluded points (no likelihood) have t = NaN: drawn as such.
             let cells: Vec<(f64, f64, f64)> = s
                 .points
                 .iter()
                 .filter(|p| !p.best_fit)
                 .map(|p| (p.values[0], p.values[1], p.t))
                 .collect();
+            let contours: Vec<nsbi::plot::Contour> =
+                serde_json::from_value(report["contours"].clone())?;
             let step = |k: usize| {
                 (request.ranges[k].1 - request.ranges[k].0) / (request.points[k] - 1) as f64
             };
@@ -874,7 +885,7 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<()> {
                 &cells,
                 (step(0), step(1)),
                 best,
-                &nsbi::fit::scan::THRESHOLDS_2D,
+                &contours,
             )?;
         }
     }
@@ -1193,8 +1204,48 @@ fn print_scan(report: &serde_json::Value) {
             "2-D scan of {}: best fit {}",
             report["pois"], report["best_fit"]
         );
+        print_contours(report);
     }
     print_warnings(report);
+}
+
+/// One line per 2-D region: its threshold, polylines and extent on the grid.
+fn print_contours(report: &serde_json::Value) {
+    let label = scan_label(report);
+    for contour in report["contours"].as_array().into_iter().flatten() {
+        let lines = contour["polylines"].as_array().cloned().unwrap_or_default();
+        let closed = contour["closed"].as_array().map_or(0, |c| {
+            c.iter().filter(|b| b.as_bool() == Some(true)).count()
+        });
+        let points: Vec<(f64, f64)> = lines
+            .iter()
+            .flat_map(|l| l.as_array().cloned().unwrap_or_default())
+            .filter_map(|p| Some((p[0].as_f64()?, p[1].as_f64()?)))
+            .collect();
+        let range = |k: usize| {
+            let v = points.iter().map(|p| if k == 0 { p.0 } else { p.1 });
+            let lo = v.clone().fold(f64::INFINITY, f64::min);
+            (lo, v.fold(f64::NEG_INFINITY, f64::max))
+        };
+        let ((x0, x1), (y0, y1)) = (range(0), range(1));
+        println!(
+            "  {label:<10} {:>6} % CL (asymptotic, t ≤ {:.3}): {} polyline(s), {closed} closed; \
+             [{x0:.4}, {x1:.4}] × [{y0:.4}, {y1:.4}]",
+            contour["cl"].as_f64().unwrap_or(f64::NAN),
+            contour["threshold"].as_f64().unwrap_or(f64::NAN),
+            lines.len(),
+        );
+    }
+    if let Some(excluded) = report["excluded_points"]
+        .as_array()
+        .filter(|e| !e.is_empty())
+    {
+        println!(
+            "  {} grid point(s) excluded (no likelihood), e.g. {}",
+            excluded.len(),
+            excluded[0]
+        );
+    }
 }
 
 fn print_fit(value: &serde_json::Value, dataset: &Dataset) {

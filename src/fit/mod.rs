@@ -15,6 +15,7 @@
 //! such points says which expression was undefined, and where. Parameters may be unbounded on
 //! either side (bounds ±∞).
 
+pub mod contour;
 pub mod lbfgs;
 pub mod linalg;
 pub mod scan;

@@ -33,6 +33,10 @@ pub struct ScanPoint {
     /// there unless a grid point is lower): the minimum of the curve, which a coarse grid
     /// misses.
     pub best_fit: bool,
+    /// Why the point has no likelihood (the per-event density or a process's normalisation
+    /// is ≤ 0 there): a 2-D scan reports such points and leaves them out (t is NaN) instead
+    /// of refusing the scan.
+    pub excluded: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -85,6 +89,7 @@ pub fn scan(
                 nll: fit.nll,
                 t: f64::NAN,
                 converged: fit.converged,
+                excluded: exclusion(&fit),
                 theta: fit.theta,
                 best_fit: false,
             }
@@ -96,9 +101,15 @@ pub fn scan(
             points.sort_by(|a, b| a.values[0].total_cmp(&b.values[0]));
         }
     }
+    // Two parameters: points without a likelihood are reported and left out of the region;
+    // one parameter: the scan is refused.
+    let refused = |p: &ScanPoint| match parameters.len() {
+        2 => p.excluded.is_none() && !p.nll.is_finite(),
+        _ => !p.nll.is_finite(),
+    };
     let invalid: Vec<String> = points
         .iter()
-        .filter(|p| !p.nll.is_finite())
+        .filter(|p| refused(p))
         .map(|p| format!("{:?}", p.values))
         .collect();
     if !invalid.is_empty() {
@@ -113,13 +124,20 @@ pub fn scan(
             invalid.join(", ")
         )));
     }
-    let lowest = points.iter().map(|p| p.nll).fold(f64::INFINITY, f64::min);
+    let lowest = points
+        .iter()
+        .filter(|p| p.excluded.is_none())
+        .map(|p| p.nll)
+        .fold(f64::INFINITY, f64::min);
     let best_from_scan = lowest < best.nll;
     let reference_nll = lowest.min(best.nll);
     let points = points
         .into_iter()
         .map(|p| ScanPoint {
-            t: 2.0 * (p.nll - reference_nll),
+            t: match p.excluded {
+                Some(_) => f64::NAN,
+                None => 2.0 * (p.nll - reference_nll),
+            },
             ..p
         })
         .collect();
@@ -129,6 +147,18 @@ pub fn scan(
         reference_nll,
         best_from_scan,
         points,
+    })
+}
+
+/// Why a fit has no likelihood: its last evaluation's invalid density (per-event density or
+/// a process's normalisation ≤ 0), or None where it has one.
+fn exclusion(fit: &FitResult) -> Option<String> {
+    if fit.nll.is_finite() {
+        return None;
+    }
+    Some(match &fit.evaluation.invalid {
+        Some(invalid) => invalid.to_string(),
+        None => format!("no finite likelihood ({})", fit.message),
     })
 }
 
@@ -169,6 +199,7 @@ fn best_fit_point(best: &FitResult, parameters: &[usize], grid: &[Vec<f64>]) -> 
         converged: best.converged,
         theta: best.theta.clone(),
         best_fit: true,
+        excluded: None,
     })
 }
 

@@ -163,8 +163,17 @@ where
     root.present().map_err(|e| e.to_string())
 }
 
-/// A 2-D scan: grid cells shaded by the region of t (inside 68 %, inside 95 %, outside) and the
-/// best fit marked; PNG and SVG.
+/// A region's contour as a 2-D scan's JSON report gives it (`contours`).
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct Contour {
+    pub cl: f64,
+    pub threshold: f64,
+    pub polylines: Vec<Vec<[f64; 2]>>,
+}
+
+/// A 2-D scan: grid cells shaded by the region of t (inside the first contour's threshold,
+/// inside a later one, outside), grid points without a likelihood (t NaN) in grey, the
+/// contours drawn as lines and the best fit marked; PNG and SVG.
 pub fn scan_2d(
     outputs: &mut OutputSet,
     stem: &Path,
@@ -172,7 +181,7 @@ pub fn scan_2d(
     cells: &[(f64, f64, f64)],
     steps: (f64, f64),
     best: (f64, f64),
-    thresholds: &[(&str, f64)],
+    contours: &[Contour],
 ) -> Result<Vec<PathBuf>> {
     write_png_and_svg(
         outputs,
@@ -184,7 +193,7 @@ pub fn scan_2d(
                 cells,
                 steps,
                 best,
-                thresholds,
+                contours,
             )
         },
         |tmp| {
@@ -194,7 +203,7 @@ pub fn scan_2d(
                 cells,
                 steps,
                 best,
-                thresholds,
+                contours,
             )
         },
     )
@@ -206,7 +215,7 @@ fn draw_2d<DB: DrawingBackend>(
     cells: &[(f64, f64, f64)],
     steps: (f64, f64),
     best: (f64, f64),
-    thresholds: &[(&str, f64)],
+    contours: &[Contour],
 ) -> std::result::Result<(), String>
 where
     DB::ErrorType: 'static,
@@ -230,23 +239,48 @@ where
         .label_style(("sans-serif", 16))
         .draw()
         .map_err(|e| e.to_string())?;
-    let shades = [RGBColor(70, 110, 220), RGBColor(170, 200, 250)];
+    let shades = [RGBColor(170, 200, 250), RGBColor(220, 232, 252)];
+    let excluded = RGBColor(190, 190, 190);
     chart
         .draw_series(cells.iter().filter_map(|&(x, y, t)| {
-            let region = thresholds.iter().position(|(_, level)| t <= *level)?;
+            let colour = if t.is_nan() {
+                excluded
+            } else {
+                let region = contours.iter().position(|c| t <= c.threshold)?;
+                shades[region.min(1)]
+            };
             Some(Rectangle::new(
                 [(x - hx, y - hy), (x + hx, y + hy)],
-                shades[region.min(1)].filled(),
+                colour.filled(),
             ))
         }))
         .map_err(|e| e.to_string())?;
-    for (i, (label, _)) in thresholds.iter().enumerate() {
-        let colour = shades[i.min(1)];
+    let lines = [
+        RGBColor(20, 50, 170),
+        RGBColor(200, 40, 40),
+        RGBColor(20, 140, 60),
+    ];
+    for (i, contour) in contours.iter().enumerate() {
+        let style = lines[i % lines.len()].stroke_width(2);
+        let polylines = contour
+            .polylines
+            .iter()
+            .map(|l| PathElement::new(l.iter().map(|p| (p[0], p[1])).collect::<Vec<_>>(), style));
+        chart
+            .draw_series(polylines)
+            .map_err(|e| e.to_string())?
+            .label(format!(
+                "{} % region (asymptotic, t ≤ {:.2})",
+                contour.cl, contour.threshold
+            ))
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
+    }
+    if cells.iter().any(|c| c.2.is_nan()) {
         chart
             .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
             .map_err(|e| e.to_string())?
-            .label(format!("{label} % region (asymptotic)"))
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], colour.filled()));
+            .label("no likelihood (density ≤ 0)")
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], excluded.filled()));
     }
     chart
         .draw_series(std::iter::once(Cross::new(best, 8, BLACK.stroke_width(2))))
@@ -258,6 +292,7 @@ where
         .label_font(("sans-serif", 16))
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperRight)
         .draw()
         .map_err(|e| e.to_string())?;
     root.present().map_err(|e| e.to_string())

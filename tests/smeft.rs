@@ -1,0 +1,273 @@
+//! Several POIs: the SMEFT example (`workspaces/smeft_toy`, Wilson coefficients c1 and c2 in a
+//! quadratic morphing basis of six samples) against its closed form
+//! (`validation/smeft_closed_form.py`, which wrote `tests/fixtures/smeft/closed_form.json`):
+//! the NLL at random points of the plane, the fit, the 2-D profile-likelihood regions, and
+//! the grid points without a likelihood in the linear (O(1/Λ²)) truncation.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use nsbi::analysis::{Analysis, Dataset};
+use nsbi::fit::{minimise, FitOptions};
+
+fn smeft() -> PathBuf {
+    root().join("workspaces/smeft_toy")
+}
+
+fn closed_form() -> serde_json::Value {
+    read_json(&root().join("tests/fixtures/smeft/closed_form.json"))
+}
+
+fn analysis(file: &str) -> Analysis {
+    Analysis::load(&smeft().join(file), &test_cache(), false).unwrap()
+}
+
+fn cache_dir() -> String {
+    root()
+        .join("target/test-ratio-cache")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// `nsbi scan` of (c1, c2) on `file`, its JSON report.
+fn scan_2d(
+    dir: &Path,
+    file: &str,
+    ranges: [&str; 2],
+    points: &str,
+    extra: &[&str],
+) -> serde_json::Value {
+    let json = dir.join("scan.json");
+    let ws = smeft().join(file);
+    let cache = cache_dir();
+    let mut args = vec![
+        "scan",
+        ws.to_str().unwrap(),
+        "--poi",
+        "c1",
+        "--range",
+        ranges[0],
+        "--poi",
+        "c2",
+        "--range",
+        ranges[1],
+        "--points",
+        points,
+        "--json",
+        json.to_str().unwrap(),
+        "--cache-dir",
+        &cache,
+    ];
+    args.extend_from_slice(extra);
+    let out = nsbi(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    read_json(&json)
+}
+
+fn assert_nll_points(like: &nsbi::likelihood::Likelihood, points: &serde_json::Value) {
+    let points = points.as_array().unwrap();
+    assert!(points.len() >= 20);
+    for point in points {
+        let theta: Vec<f64> = serde_json::from_value(point["theta"].clone()).unwrap();
+        let expected = point["nll"].as_f64().unwrap();
+        let engine = like.nll(&theta).nll;
+        assert!(
+            (engine - expected).abs() <= 1e-9 * expected.abs(),
+            "NLL at {theta:?}: engine {engine} vs closed form {expected}"
+        );
+    }
+}
+
+#[test]
+fn nll_equals_the_closed_form_at_random_points_of_the_plane() {
+    let reference = closed_form();
+    let quadratic = analysis("workspace_exact.yaml");
+    assert_eq!(
+        quadratic.model.parameters.iter().filter(|p| p.poi).count(),
+        2
+    );
+    let like = quadratic.likelihood(&Dataset::Observed).unwrap();
+    assert_nll_points(&like, &reference["points"]);
+    // The linear truncation, where its density is positive.
+    let linear = analysis("workspace_linear.yaml");
+    let like = linear.likelihood(&Dataset::Observed).unwrap();
+    assert_nll_points(&like, &reference["linear_points"]);
+}
+
+#[test]
+fn fit_finds_the_closed_form_minimum() {
+    let reference = &closed_form()["fit"];
+    let quadratic = analysis("workspace_exact.yaml");
+    let like = quadratic.likelihood(&Dataset::Observed).unwrap();
+    let fit = minimise(&like, &FitOptions::new(&like));
+    assert!(fit.converged, "{}", fit.message);
+    for (i, name) in ["c1", "c2", "alpha_lumi"].iter().enumerate() {
+        let expected = reference[name].as_f64().unwrap();
+        assert!(
+            (fit.theta[i] - expected).abs() < 1e-4,
+            "{name}: engine {} vs closed form {expected}",
+            fit.theta[i]
+        );
+    }
+    let nll = reference["nll"].as_f64().unwrap();
+    assert!(
+        (fit.nll - nll).abs() < 1e-7 * nll.abs(),
+        "{} vs {nll}",
+        fit.nll
+    );
+}
+
+/// Distance from `p` to the polyline through `line`.
+fn distance_to(p: [f64; 2], line: &[[f64; 2]]) -> f64 {
+    line.windows(2)
+        .map(|w| {
+            let (a, b) = (w[0], w[1]);
+            let (dx, dy) = (b[0] - a[0], b[1] - a[1]);
+            let len2 = dx * dx + dy * dy;
+            let s = if len2 > 0.0 {
+                (((p[0] - a[0]) * dx + (p[1] - a[1]) * dy) / len2).clamp(0.0, 1.0)
+            } else {
+                0.0
+            };
+            let (x, y) = (a[0] + s * dx - p[0], a[1] + s * dy - p[1]);
+            (x * x + y * y).sqrt()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+#[test]
+fn profile_scan_regions_match_the_closed_form_profile_likelihood() {
+    let reference = closed_form();
+    let dir = tempfile::tempdir().unwrap();
+    // A 0.05 grid in both coefficients.
+    let step = 0.05;
+    let v = scan_2d(
+        dir.path(),
+        "workspace_exact.yaml",
+        ["-0.9:0.5", "-0.6:0.5"],
+        "29",
+        &["--points", "23"],
+    );
+    let best = &v["best_fit"];
+    for name in ["c1", "c2"] {
+        let (engine, exact) = (
+            best[name].as_f64().unwrap(),
+            reference["fit"][name].as_f64().unwrap(),
+        );
+        assert!((engine - exact).abs() < 1e-4, "{name}: {engine} vs {exact}");
+    }
+    assert_eq!(v["excluded_points"], serde_json::json!([]));
+    let contours = v["contours"].as_array().unwrap();
+    assert_eq!(contours.len(), 2);
+    for (contour, exact) in contours
+        .iter()
+        .zip(reference["contours"].as_array().unwrap())
+    {
+        let threshold = contour["threshold"].as_f64().unwrap();
+        assert!((threshold - exact["threshold"].as_f64().unwrap()).abs() < 1e-9);
+        let lines: Vec<Vec<[f64; 2]>> =
+            serde_json::from_value(contour["polylines"].clone()).unwrap();
+        assert_eq!(lines.len(), 1, "one region at {threshold}");
+        assert_eq!(contour["closed"], serde_json::json!([true]));
+        let engine = &lines[0];
+        assert_eq!(engine.first(), engine.last());
+        let mut exact_line: Vec<[f64; 2]> =
+            serde_json::from_value(exact["points"].clone()).unwrap();
+        exact_line.push(exact_line[0]);
+        // Both ways: every engine point near the closed-form level set, and every closed-form
+        // point near the engine's contour, within a quarter of the grid step.
+        let worst_engine = engine
+            .iter()
+            .map(|p| distance_to(*p, &exact_line))
+            .fold(0.0, f64::max);
+        let worst_exact = exact_line
+            .iter()
+            .map(|p| distance_to(*p, engine))
+            .fold(0.0, f64::max);
+        assert!(
+            worst_engine < 0.25 * step && worst_exact < 0.25 * step,
+            "t = {threshold}: engine contour up to {worst_engine}, closed form up to {worst_exact} away"
+        );
+    }
+}
+
+#[test]
+fn a_negative_density_excludes_grid_points_of_the_linear_truncation() {
+    let reference = closed_form();
+    let dir = tempfile::tempdir().unwrap();
+    let v = scan_2d(
+        dir.path(),
+        "workspace_linear.yaml",
+        ["-3:3", "-3:3"],
+        "13",
+        &["--plot", dir.path().join("linear").to_str().unwrap()],
+    );
+    let excluded = v["excluded_points"].as_array().unwrap();
+    let engine: Vec<[f64; 2]> = excluded
+        .iter()
+        .map(|p| [p["c1"].as_f64().unwrap(), p["c2"].as_f64().unwrap()])
+        .collect();
+    let exact: Vec<[f64; 2]> =
+        serde_json::from_value(reference["linear_excluded"].clone()).unwrap();
+    assert!(!exact.is_empty());
+    assert_eq!(engine, exact, "the points without a likelihood");
+    for p in excluded {
+        let reason = p["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("per-event density") && reason.contains("≤ 0"),
+            "{reason}"
+        );
+    }
+    // Excluded points carry no t, and no contour passes within their cells.
+    let points = v["points"].as_array().unwrap();
+    let no_t = points.iter().filter(|p| p["t"].is_null()).count();
+    assert_eq!(no_t, exact.len());
+    for contour in v["contours"].as_array().unwrap() {
+        let lines: Vec<Vec<[f64; 2]>> =
+            serde_json::from_value(contour["polylines"].clone()).unwrap();
+        for p in lines.iter().flatten() {
+            let near = exact
+                .iter()
+                .any(|e| (e[0] - p[0]).abs() < 0.5 && (e[1] - p[1]).abs() < 0.5);
+            assert!(
+                !near,
+                "contour point {p:?} in a cell with an excluded corner"
+            );
+        }
+    }
+    let svg = std::fs::read_to_string(dir.path().join("linear.svg")).unwrap();
+    assert!(
+        svg.contains("no likelihood (density ≤ 0)"),
+        "the plot shows the excluded cells"
+    );
+    assert!(std::fs::read(dir.path().join("linear.png"))
+        .unwrap()
+        .starts_with(b"\x89PNG"));
+}
+
+#[test]
+fn a_2d_scan_plot_draws_the_contours_and_any_confidence_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let stem = dir.path().join("smeft");
+    let v = scan_2d(
+        dir.path(),
+        "workspace_exact.yaml",
+        ["-0.9:0.5", "-0.6:0.5"],
+        "15",
+        &["--cl", "90", "--plot", stem.to_str().unwrap()],
+    );
+    let contours = v["contours"].as_array().unwrap();
+    assert_eq!(contours.len(), 1);
+    assert_eq!(contours[0]["cl"], 90.0);
+    // χ²₂ at 90 %: −2 ln 0.1.
+    let threshold = contours[0]["threshold"].as_f64().unwrap();
+    assert!((threshold + 2.0 * 0.1f64.ln()).abs() < 1e-9, "{threshold}");
+    let svg = std::fs::read_to_string(stem.with_extension("svg")).unwrap();
+    assert!(
+        svg.contains("90 % region (asymptotic, t ≤ 4.61)"),
+        "legend missing"
+    );
+    assert!(svg.contains("<polyline"), "no contour line drawn");
+}
