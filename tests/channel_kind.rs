@@ -189,12 +189,14 @@ fn a_counting_kind_written_outside_the_crate_is_fitted_reported_and_toyed() {
     assert_eq!(report.binned_channels[0].observed, vec![n]);
     assert!((report.binned_channels[0].expected[0] - n).abs() < 1e-6);
 
-    // Asimov data at θ = (0.7, 0.3): the fit returns θ, the global observable set there too.
+    // Asimov data at θ = (0.7, 0.3): the fit returns θ (to the fit's tolerance, σ(μ) ≈ 0.6),
+    // the global observable set there too.
     let theta = [0.7, 0.3];
     let mut asimov = Likelihood::with_asimov(&model, Vec::new(), &theta);
     asimov.set_expected_global_observables(&theta);
     let fit = minimise(&asimov, &FitOptions::new(&asimov));
-    assert!((fit.theta[0] - 0.7).abs() < 1e-7 && (fit.theta[1] - 0.3).abs() < 1e-7);
+    let close = (fit.theta[0] - 0.7).abs() < 1e-5 && (fit.theta[1] - 0.3).abs() < 1e-5;
+    assert!(close, "Asimov fit at {:?}: {}", fit.theta, fit.message);
     assert_eq!(
         asimov.observed_as::<Count>(),
         Some(&Count(counting.expected(&theta)))
