@@ -11,15 +11,49 @@ use std::cell::Cell;
 
 use super::{ChannelKind, ChannelReport, Observed, ObservedData, ToyKey};
 use crate::binned::combine::BinnedPart;
-use crate::binned::{BinnedData, NllDerivatives};
+use crate::binned::{BinnedData, BinnedModel, BinnedParameter, Constraint, NllDerivatives};
 use crate::error::{Error, Result};
 use crate::likelihood::{Evaluation, InvalidDensity, Order};
-use crate::model::Parameter;
+use crate::model::{ConstraintPdf, ConstraintTerm, Parameter};
 
 thread_local! {
     /// Each thread's binned-terms buffers, kept between evaluations so that they allocate
     /// nothing (taken out while in use, as the likelihood's own workspace).
     static TERMS: Cell<NllDerivatives> = Cell::new(NllDerivatives::default());
+}
+
+/// The binned channels of `local` (the workspace's binned model on its own parameters) placed
+/// on the model's `parameters` (`global[i]` is local parameter i's index there), their
+/// constraint terms moved to the model's `constraints` with pyhf's normalisation.
+pub fn place(
+    local: &BinnedModel,
+    global: &[usize],
+    parameters: &[Parameter],
+    constraints: &mut Vec<ConstraintTerm>,
+) -> BinnedPart {
+    for (c, &auxdata) in local.constraints.iter().zip(&local.observed.auxdata) {
+        let parameter = global[c.parameter()];
+        let pdf = match *c {
+            Constraint::Gaussian { sigma, .. } => ConstraintPdf::Gaussian { sigma },
+            Constraint::Poisson { factor, .. } => ConstraintPdf::Poisson { factor },
+        };
+        constraints.push(ConstraintTerm {
+            parameter,
+            pdf,
+            auxdata,
+            normalised: true,
+        });
+    }
+    let on_global = parameters
+        .iter()
+        .map(|p| BinnedParameter {
+            name: p.name.clone(),
+            init: p.init,
+            bounds: p.bounds,
+            fixed: p.fixed,
+        })
+        .collect();
+    BinnedPart::on_global(local, global, on_global)
 }
 
 impl ObservedData for BinnedData {

@@ -4,8 +4,7 @@
 
 pub mod interpolation;
 
-use crate::binned::combine::{self, BinnedPart};
-use crate::binned::Constraint as BinnedConstraint;
+use crate::binned::combine;
 use crate::channel::ChannelKind;
 use crate::error::{Error, Result};
 use crate::workspace::expr::Expr;
@@ -211,29 +210,7 @@ impl Model {
         let (mut parameters, global_of_local) = global_parameters(ws, local.as_ref())?;
         let mut constraints = unbinned_constraints(ws, &parameters);
         let binned = local.map(|local| {
-            for (c, &auxdata) in local.constraints.iter().zip(&local.observed.auxdata) {
-                let parameter = global_of_local[c.parameter()];
-                let pdf = match *c {
-                    BinnedConstraint::Gaussian { sigma, .. } => ConstraintPdf::Gaussian { sigma },
-                    BinnedConstraint::Poisson { factor, .. } => ConstraintPdf::Poisson { factor },
-                };
-                constraints.push(ConstraintTerm {
-                    parameter,
-                    pdf,
-                    auxdata,
-                    normalised: true,
-                });
-            }
-            let on_global = parameters
-                .iter()
-                .map(|p| crate::binned::BinnedParameter {
-                    name: p.name.clone(),
-                    init: p.init,
-                    bounds: p.bounds,
-                    fixed: p.fixed,
-                })
-                .collect();
-            BinnedPart::on_global(&local, &global_of_local, on_global)
+            crate::channel::binned::place(&local, &global_of_local, &parameters, &mut constraints)
         });
         constraints.sort_by_key(|c| c.parameter);
         for c in &constraints {
