@@ -3,7 +3,6 @@
 //! Kept here so the CLI stays a thin layer.
 
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::sync::{Arc, OnceLock};
 
@@ -125,11 +124,9 @@ impl Analysis {
     /// for the observed data, the expected ones at θ for an Asimov set.
     pub fn likelihood(&self, dataset: &Dataset) -> Result<Likelihood<'_>> {
         let channels = self.datasets(dataset)?;
-        let mut like = match (dataset, &self.model.binned) {
-            (Dataset::Asimov(theta), Some(binned)) => {
-                Likelihood::with_counts(&self.model, channels, binned.expected(theta))
-            }
-            _ => Likelihood::new(&self.model, channels),
+        let mut like = match dataset {
+            Dataset::Asimov(theta) => Likelihood::with_asimov(&self.model, channels, theta),
+            Dataset::Observed => Likelihood::new(&self.model, channels),
         };
         if let Dataset::Asimov(theta) = dataset {
             like.set_expected_global_observables(theta);
@@ -185,62 +182,12 @@ pub struct FitReport {
     pub intervals: Vec<fit::ProfileInterval>,
     /// The shape normalisation at the best fit ([`crate::likelihood::normalisation::report`]).
     pub normalisation: Value,
-    /// Each binned channel's counts and expected counts at the best fit.
+    /// Each binned (other-kind) channel's counts and expected counts at the best fit.
     pub binned_channels: Vec<BinnedChannelReport>,
 }
 
-/// A binned channel at the best fit: what was fitted against what the model expects, per bin.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct BinnedChannelReport {
-    pub channel: String,
-    pub observed: Vec<f64>,
-    pub expected: Vec<f64>,
-}
-
-impl BinnedChannelReport {
-    /// One line: totals, and the largest per-bin Poisson pull (n − λ)/√λ.
-    pub fn summary(&self) -> String {
-        let (n, lambda): (f64, f64) = (self.observed.iter().sum(), self.expected.iter().sum());
-        let (bin, pull) = self
-            .observed
-            .iter()
-            .zip(&self.expected)
-            .map(|(n, l)| (n - l) / l.sqrt())
-            .enumerate()
-            .fold((0, 0.0f64), |best, (b, p)| {
-                if p.abs() > best.1.abs() {
-                    (b, p)
-                } else {
-                    best
-                }
-            });
-        format!(
-            "{}: {} bins, observed {n} vs expected {lambda:.2}; largest pull {pull:+.2} (bin {bin})",
-            self.channel,
-            self.observed.len()
-        )
-    }
-}
-
-/// The binned channels' reports at `theta` for the counts `like` was fitted to.
-fn binned_reports(like: &Likelihood, theta: &[f64]) -> Vec<BinnedChannelReport> {
-    let Some(binned) = &like.model.binned else {
-        return Vec::new();
-    };
-    let expected = binned.expected(theta);
-    binned
-        .model
-        .channels
-        .iter()
-        .zip(&like.counts.counts)
-        .zip(expected)
-        .map(|((channel, observed), expected)| BinnedChannelReport {
-            channel: channel.name.clone(),
-            observed: observed.clone(),
-            expected,
-        })
-        .collect()
-}
+/// A binned channel at the best fit (the report of every channel kind but the unbinned one).
+pub use crate::channel::ChannelReport as BinnedChannelReport;
 
 /// Fits `like` from `options` and profiles every free POI.
 pub fn fit_with_intervals(like: &Likelihood, options: &FitOptions, minos: bool) -> FitReport {
@@ -256,7 +203,7 @@ pub fn fit_with_intervals(like: &Likelihood, options: &FitOptions, minos: bool) 
     }
     let normalisation =
         crate::likelihood::normalisation::report(like.model, &like.channels, &result.theta);
-    let binned_channels = binned_reports(like, &result.theta);
+    let binned_channels = like.channel_reports(&result.theta);
     FitReport {
         result,
         intervals,

@@ -7,6 +7,7 @@
 pub mod analysis;
 pub mod batch;
 pub mod binned;
+pub mod channel;
 pub mod data;
 pub mod diagnostics;
 pub mod error;

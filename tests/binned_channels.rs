@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use common::{binned_fixtures, binned_reference as reference, import_pyhf, reference_point};
 use common::{nsbi, stderr, stdout};
 use nsbi::analysis::{Analysis, Dataset};
+use nsbi::binned::combine::BinnedPart;
+use nsbi::binned::BinnedData;
 use nsbi::data::RatioCache;
 use nsbi::infer::toys::ToySource;
 use nsbi::likelihood::{Likelihood, Order};
@@ -251,20 +253,29 @@ fn toys_draw_binned_counts_around_the_expected_ones_deterministically() {
     let mut theta = analysis.model.init();
     theta[3] = 1.2; // mu_B
     let source = ToySource::asimov(&analysis, &theta).unwrap();
-    let expected = analysis.model.binned.as_ref().unwrap().expected(&theta);
+    let expected = analysis
+        .model
+        .kind::<BinnedPart>()
+        .unwrap()
+        .expected(&theta);
     let n = 400;
     let mut sums = [0.0; 4];
     let mut aux_sum = 0.0;
     for toy in 0..n {
         let like: Likelihood = source.draw(7, 0, toy, true);
-        assert_eq!(like.counts.counts.len(), 2);
-        for (s, c) in sums.iter_mut().zip(&like.counts.counts[0]) {
+        let counts = &like.observed_as::<BinnedData>().unwrap().counts;
+        assert_eq!(counts.len(), 2);
+        for (s, c) in sums.iter_mut().zip(&counts[0]) {
             assert_eq!(c.fract(), 0.0, "counts are whole numbers");
             *s += c;
         }
         aux_sum += like.global_observables[4]; // staterror_CR_low[0], σ = 0.02 around θ = 1
         let again = source.draw(7, 0, toy, true);
-        assert_eq!(again.counts, like.counts, "same seed, same toy");
+        assert_eq!(
+            again.observed_as::<BinnedData>(),
+            like.observed_as::<BinnedData>(),
+            "same seed, same toy"
+        );
         assert_eq!(again.global_observables, like.global_observables);
     }
     for (b, (s, lambda)) in sums.iter().zip(&expected[0]).enumerate() {

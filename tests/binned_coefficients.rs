@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use common::{nsbi, stderr};
 use nsbi::analysis::{Analysis, Dataset};
+use nsbi::binned::combine::BinnedPart;
 use nsbi::data::RatioCache;
 use nsbi::likelihood::Order;
 use serde_json::Value;
@@ -197,7 +198,7 @@ fn interference_basis_nll_gradient_and_hessian_equal_the_closed_form() {
     }
     // Asimov counts (and the means toys draw from) carry the coefficients.
     let theta = [2.0, 1.1, 1.0, 1.02, 0.98, 1.0];
-    let binned = analysis.model.binned.as_ref().unwrap();
+    let binned = analysis.model.kind::<BinnedPart>().unwrap();
     let expected = binned.expected(&theta);
     for (engine, closed) in expected[0].iter().zip(sr_expected(&theta)) {
         assert!(

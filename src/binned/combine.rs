@@ -5,24 +5,14 @@
 //!
 //! The likelihood sees a [`BinnedPart`]: the binned channels with their modifiers indexing the
 //! global parameters, and no constraint terms of their own (the model holds every constraint
-//! once, [`crate::model::ConstraintTerm`]).
-
-use std::cell::Cell;
+//! once, [`crate::model::ConstraintTerm`]). It is a channel kind ([`crate::channel::binned`]).
 
 use crate::error::{Error, Result};
-use crate::likelihood::{Evaluation, InvalidDensity, Order};
 use crate::model::Coefficient;
 use crate::workspace::schema::{ConstraintKind, ParameterSpec};
 use crate::workspace::Workspace;
 
 use super::model::{BinnedChannel, BinnedData, BinnedModel, BinnedParameter, Constraint, Factor};
-use super::nll::NllDerivatives;
-
-thread_local! {
-    /// Each thread's binned-terms buffers, kept between evaluations so that they allocate
-    /// nothing (taken out while in use, as the likelihood's own workspace).
-    static TERMS: Cell<NllDerivatives> = Cell::new(NllDerivatives::default());
-}
 use super::schema::{BinnedParameterSpec, BinnedWorkspaceSpec, CountsSpec};
 
 /// The binned channels of a workspace on its global parameter vector.
@@ -195,71 +185,6 @@ impl BinnedPart {
     /// Expected counts per bin of each channel at θ (the Asimov counts).
     pub fn expected(&self, theta: &[f64]) -> Vec<Vec<f64>> {
         self.model.expected_counts(theta)
-    }
-
-    /// Adds the Poisson terms Σ_b [λ_b − n_b ln λ_b + ln Γ(n_b + 1)] of every binned channel
-    /// (and their derivatives, as `order` asks) to `out`. Where some λ_b is not positive with
-    /// n_b > 0 the point has no likelihood: `out.invalid` names the bin.
-    pub fn add_nll(&self, theta: &[f64], data: &BinnedData, order: Order, out: &mut Evaluation) {
-        let mut terms = TERMS.take();
-        match self.model.evaluate_into(theta, data, order, &mut terms) {
-            Ok(()) => {
-                out.nll += terms.value;
-                for (o, g) in out.gradient.iter_mut().zip(&terms.gradient) {
-                    *o += g;
-                }
-                for (o, h) in out.hessian.iter_mut().zip(&terms.hessian) {
-                    *o += h;
-                }
-            }
-            Err(_) => {
-                if out.invalid.is_none() {
-                    out.invalid = Some(self.invalid_bin(theta, &data.counts));
-                }
-            }
-        }
-        TERMS.set(terms);
-    }
-
-    /// Checks the expected counts at θ_gen that toys draw from: an error naming the bin where
-    /// one is negative or not finite (no Poisson distribution has it as its mean).
-    pub fn check_toy_means(&self, theta_gen: &[f64]) -> Result<()> {
-        let expected = self.expected(theta_gen);
-        for (channel, lambda) in self.model.channels.iter().zip(&expected) {
-            if let Some(b) = lambda.iter().position(|l| !(l.is_finite() && *l >= 0.0)) {
-                return Err(Error::Analysis(format!(
-                    "binned channel '{}' bin {b}: expected count {} at the generation point; \
-                     toys cannot be drawn there",
-                    channel.name, lambda[b]
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    /// The first bin whose expected count cannot carry its observed count.
-    fn invalid_bin(&self, theta: &[f64], counts: &[Vec<f64>]) -> InvalidDensity {
-        let expected = self.expected(theta);
-        for (c, (lambda, observed)) in expected.iter().zip(counts).enumerate() {
-            for (b, (&l, &n)) in lambda.iter().zip(observed).enumerate() {
-                if l < 0.0 || (l == 0.0 && n > 0.0) || !l.is_finite() {
-                    return InvalidDensity {
-                        channel: self.model.channels[c].name.clone(),
-                        event: b,
-                        density: l,
-                        process: None,
-                        bin: true,
-                    };
-                }
-            }
-        }
-        InvalidDensity {
-            channel: self.model.channels[0].name.clone(),
-            event: 0,
-            density: f64::NAN,
-            process: None,
-            bin: true,
-        }
     }
 }
 

@@ -49,7 +49,7 @@ use super::resample::toy_mc_weights;
 use super::test_stat::TestStatistic;
 use super::toy_pool::{AliasTable, PoolRows};
 use crate::analysis::{Analysis, Dataset};
-use crate::binned::BinnedData;
+use crate::channel::ToyKey;
 use crate::error::{Error, Result};
 use crate::fit::{minimise, FitOptions, FitResult};
 use crate::likelihood::{ChannelData, Likelihood};
@@ -174,8 +174,8 @@ impl<'m> ToySource<'m> {
             });
             draw_weights.push(weights);
         }
-        if let Some(binned) = &model.binned {
-            binned.check_toy_means(theta_gen)?;
+        for kind in &model.kinds {
+            kind.check_toy_point(theta_gen)?;
         }
         Ok(ToySource {
             model,
@@ -226,11 +226,14 @@ impl<'m> ToySource<'m> {
                 None => pool.select(&indices),
             });
         }
-        let mut like = Likelihood::with_counts(
-            self.model,
-            channels,
-            self.binned_counts(seed, grid_index, toy_index),
-        );
+        // The other kinds draw from streams of their own, so that the unbinned channels'
+        // toys do not depend on whether they exist.
+        let key = ToyKey {
+            seed,
+            grid_index,
+            toy_index,
+        };
+        let mut like = Likelihood::with_toy(self.model, channels, &self.theta_gen, key);
         for term in &self.model.constraints {
             let k = term.parameter;
             let expected = term.expected_auxdata(self.theta_gen[k]);
@@ -248,24 +251,6 @@ impl<'m> ToySource<'m> {
         }
         like
     }
-
-    /// The binned channels' counts of a toy, drawn as the binned engine draws them
-    /// ([`crate::binned::BinnedModel::sample_into`]: n_b ~ Poisson(λ_b(θ_gen))), from a stream
-    /// of their own so that the unbinned channels' toys do not depend on whether binned ones
-    /// exist. (The placed binned model has no constraints: the global observables are drawn
-    /// in [`ToySource::draw`].)
-    fn binned_counts(&self, seed: u64, grid_index: usize, toy_index: usize) -> Vec<Vec<f64>> {
-        let Some(binned) = &self.model.binned else {
-            return Vec::new();
-        };
-        let mut rng = stream(b"nsbi binned toy stream v1", seed, grid_index, toy_index);
-        let mut data = BinnedData::default();
-        binned
-            .model
-            .sample_into(&self.theta_gen, &mut rng, &mut data)
-            .expect("the expected counts at θ_gen were checked when the toy source was made");
-        data.counts
-    }
 }
 
 /// ChaCha8 stream of one toy, keyed by (seed, grid point, toy).
@@ -274,7 +259,7 @@ fn toy_stream(seed: u64, grid_index: usize, toy_index: usize) -> ChaCha8Rng {
 }
 
 /// ChaCha8 stream keyed by a domain and (seed, grid point, toy).
-fn stream(domain: &[u8], seed: u64, grid_index: usize, toy_index: usize) -> ChaCha8Rng {
+pub(crate) fn stream(domain: &[u8], seed: u64, grid_index: usize, toy_index: usize) -> ChaCha8Rng {
     let mut hasher = blake3::Hasher::new();
     hasher.update(domain);
     for x in [seed, grid_index as u64, toy_index as u64] {

@@ -22,12 +22,11 @@ pub mod normalisation;
 
 pub use data::{ChannelData, ProcessData};
 
-use crate::binned::BinnedData;
-
 use std::cell::Cell;
 
 use rayon::prelude::*;
 
+use crate::channel::{ChannelReport, Observed, ToyKey};
 use crate::model::interpolation::ShapeKernel;
 use crate::model::{Model, YieldTerms};
 use events::{event_block, BlockInput, InvalidEvent, Layout};
@@ -139,31 +138,52 @@ pub struct Likelihood<'m> {
     pub model: &'m Model,
     /// The unbinned channels' events.
     pub channels: Vec<ChannelData>,
-    /// The binned channels' counts per bin (none without binned channels; their global
-    /// observables are `global_observables`).
-    pub counts: BinnedData,
+    /// The data of each of the model's other channel kinds (`model.kinds`, in order): the
+    /// binned channels' counts per bin (their global observables are `global_observables`).
+    pub observed: Vec<Observed>,
     /// Global observable a_k of parameter k's constraint term, by parameter (the model's
     /// nominal ones for observed data; randomised in toys; unused for unconstrained ones).
     pub global_observables: Vec<f64>,
 }
 
 impl<'m> Likelihood<'m> {
-    /// The likelihood of the unbinned `channels` and the binned channels' observed counts.
+    /// The likelihood of the unbinned `channels` and the other kinds' observed data.
     pub fn new(model: &'m Model, channels: Vec<ChannelData>) -> Likelihood<'m> {
-        let counts = model
-            .binned
-            .as_ref()
-            .map_or_else(Vec::new, |b| b.observed.clone());
-        Likelihood::with_counts(model, channels, counts)
+        let observed = model.kinds.iter().map(|kind| kind.observed()).collect();
+        Likelihood::with_observed(model, channels, observed)
     }
 
-    /// The likelihood of the unbinned `channels` and binned `counts`, with the nominal global
-    /// observables.
-    pub fn with_counts(
+    /// The likelihood of the unbinned `channels` and the other kinds' Asimov data at θ, with
+    /// the nominal global observables.
+    pub fn with_asimov(model: &'m Model, channels: Vec<ChannelData>, theta: &[f64]) -> Self {
+        let observed = model.kinds.iter().map(|kind| kind.asimov(theta)).collect();
+        Likelihood::with_observed(model, channels, observed)
+    }
+
+    /// The likelihood of the unbinned `channels` and the other kinds' toy `key` at θ_gen (as
+    /// [`crate::channel::ChannelKind::toy`] draws it), with the nominal global observables.
+    pub fn with_toy(
         model: &'m Model,
         channels: Vec<ChannelData>,
-        counts: Vec<Vec<f64>>,
+        theta_gen: &[f64],
+        key: ToyKey,
+    ) -> Self {
+        let observed = model
+            .kinds
+            .iter()
+            .map(|kind| kind.toy(theta_gen, key))
+            .collect();
+        Likelihood::with_observed(model, channels, observed)
+    }
+
+    /// The likelihood of the unbinned `channels` and `observed`, one entry per model kind
+    /// (made by that kind), with the nominal global observables.
+    pub fn with_observed(
+        model: &'m Model,
+        channels: Vec<ChannelData>,
+        observed: Vec<Observed>,
     ) -> Likelihood<'m> {
+        assert_eq!(observed.len(), model.kinds.len(), "data for every kind");
         let mut global_observables = vec![0.0; model.n_parameters()];
         for c in &model.constraints {
             global_observables[c.parameter] = c.auxdata;
@@ -171,12 +191,25 @@ impl<'m> Likelihood<'m> {
         Likelihood {
             model,
             channels,
-            counts: BinnedData {
-                counts,
-                auxdata: Vec::new(),
-            },
+            observed,
             global_observables,
         }
+    }
+
+    /// The data of this likelihood's kind whose data are of type `T` (the binned counts:
+    /// [`crate::binned::BinnedData`]), where it has one.
+    pub fn observed_as<T: 'static>(&self) -> Option<&T> {
+        self.observed
+            .iter()
+            .find_map(|data| data.as_any().downcast_ref::<T>())
+    }
+
+    /// Every other-kind channel's observed against expected data at θ (the fit report).
+    pub fn channel_reports(&self, theta: &[f64]) -> Vec<ChannelReport> {
+        let kinds = self.model.kinds.iter().zip(&self.observed);
+        kinds
+            .flat_map(|(kind, data)| kind.reports(data.as_ref(), theta))
+            .collect()
     }
 
     /// Sets every constraint's global observable to its expected value at `theta` (a = θ_k
@@ -218,8 +251,8 @@ impl<'m> Likelihood<'m> {
             channel_nll(channel, data, theta, order, &mut work, out);
         }
         WORKSPACE.set(work);
-        if let Some(binned) = &self.model.binned {
-            binned.add_nll(theta, &self.counts, order, out);
+        for (kind, data) in self.model.kinds.iter().zip(&self.observed) {
+            kind.add_nll(data.as_ref(), theta, order, out);
         }
         for term in &self.model.constraints {
             let k = term.parameter;

@@ -4,8 +4,8 @@
 
 pub mod interpolation;
 
-use crate::binned::combine::{self, BinnedPart};
-use crate::binned::Constraint as BinnedConstraint;
+use crate::binned::combine;
+use crate::channel::ChannelKind;
 use crate::error::{Error, Result};
 use crate::workspace::expr::Expr;
 use crate::workspace::schema::{ConstraintKind, ParameterSpec};
@@ -126,14 +126,16 @@ pub struct Channel {
 }
 
 /// The statistical model of a workspace: one parameter vector shared by every channel, the
-/// unbinned channels (`channels`), the binned ones (`binned`), and one constraint term per
-/// constrained parameter however many channels use it.
+/// unbinned channels (`channels`), the channels of other kinds (`kinds`: the binned ones), and
+/// one constraint term per constrained parameter however many channels use it.
 #[derive(Clone, Debug)]
 pub struct Model {
     pub parameters: Vec<Parameter>,
     /// The unbinned channels.
     pub channels: Vec<Channel>,
-    pub binned: Option<BinnedPart>,
+    /// The other channel kinds ([`crate::channel`]), each with all its channels; the
+    /// likelihood's `observed` holds their data in this order.
+    pub kinds: Vec<Box<dyn ChannelKind>>,
     /// Sorted by parameter.
     pub constraints: Vec<ConstraintTerm>,
 }
@@ -198,7 +200,7 @@ impl Model {
         Model {
             parameters,
             channels,
-            binned: None,
+            kinds: Vec::new(),
             constraints,
         }
     }
@@ -208,29 +210,7 @@ impl Model {
         let (mut parameters, global_of_local) = global_parameters(ws, local.as_ref())?;
         let mut constraints = unbinned_constraints(ws, &parameters);
         let binned = local.map(|local| {
-            for (c, &auxdata) in local.constraints.iter().zip(&local.observed.auxdata) {
-                let parameter = global_of_local[c.parameter()];
-                let pdf = match *c {
-                    BinnedConstraint::Gaussian { sigma, .. } => ConstraintPdf::Gaussian { sigma },
-                    BinnedConstraint::Poisson { factor, .. } => ConstraintPdf::Poisson { factor },
-                };
-                constraints.push(ConstraintTerm {
-                    parameter,
-                    pdf,
-                    auxdata,
-                    normalised: true,
-                });
-            }
-            let on_global = parameters
-                .iter()
-                .map(|p| crate::binned::BinnedParameter {
-                    name: p.name.clone(),
-                    init: p.init,
-                    bounds: p.bounds,
-                    fixed: p.fixed,
-                })
-                .collect();
-            BinnedPart::on_global(&local, &global_of_local, on_global)
+            crate::channel::binned::place(&local, &global_of_local, &parameters, &mut constraints)
         });
         constraints.sort_by_key(|c| c.parameter);
         for c in &constraints {
@@ -293,7 +273,10 @@ impl Model {
         Ok(Model {
             parameters,
             channels,
-            binned,
+            kinds: binned
+                .into_iter()
+                .map(|b| Box::new(b) as Box<dyn ChannelKind>)
+                .collect(),
             constraints,
         })
     }
@@ -323,6 +306,14 @@ impl Model {
         self.parameters.iter().any(|p| !p.poi && !p.fixed)
     }
 
+    /// The model's channel kind of type `K`, where it has one (the binned channels:
+    /// [`crate::binned::combine::BinnedPart`]).
+    pub fn kind<K: ChannelKind + 'static>(&self) -> Option<&K> {
+        self.kinds
+            .iter()
+            .find_map(|kind| kind.as_any().downcast_ref::<K>())
+    }
+
     /// `name = value` for every parameter, for messages about a point.
     pub fn describe_point(&self, theta: &[f64]) -> String {
         let values: Vec<String> = self
@@ -349,21 +340,9 @@ impl Model {
                 }
             }
         }
-        let binned = self.binned.iter().flat_map(|b| &b.model.channels);
-        for channel in binned {
-            for sample in &channel.samples {
-                let Some(coefficient) = &sample.coefficient else {
-                    continue;
-                };
-                if let Some(what) = coefficient.undefined_at(theta, name) {
-                    return Some(format!(
-                        "coefficient '{}' of sample {} in binned channel {} {what}",
-                        coefficient.text, sample.name, channel.name
-                    ));
-                }
-            }
-        }
-        None
+        self.kinds
+            .iter()
+            .find_map(|kind| kind.undefined_coefficient(theta, &self.parameters))
     }
 }
 

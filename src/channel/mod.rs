@@ -1,0 +1,137 @@
+//! Channel kinds behind one interface.
+//!
+//! A model's channels come in kinds. The unbinned channels are the engine's own: their events,
+//! ratio models, MC pools and the event sums of `likelihood/` (DESIGN.md §2). Every other kind
+//! — the binned HistFactory channels ([`binned`]) today — is a [`ChannelKind`]: a type that
+//! holds its channels on the model's one parameter vector and says, for the data of its own
+//! type ([`Observed`]), what the likelihood, the fits, the toys, the Asimov sets and the fit
+//! report need. [`crate::model::Model::kinds`] lists them; the likelihood, toys, Asimov sets
+//! and reports iterate over that list without knowing what is in it, so fits, scans, toys,
+//! Neyman, coverage and batch work on any mix of channels.
+//!
+//! # Adding a kind
+//!
+//! 1. Write its model type and its data type in a file of this folder, and implement
+//!    [`ChannelKind`] for the model type and [`ObservedData`] for the data type: its NLL terms with their gradient and Hessian, the observed, Asimov and toy data,
+//!    the check of a toy generation point, the per-channel report.
+//! 2. Push it onto [`crate::model::Model::kinds`] where the model is built. Its parameters are
+//!    the model's; its constraint terms are the model's `constraints` (counted once however
+//!    many kinds use a parameter), not its own.
+//!
+//! `tests/channel_kind.rs` does exactly this with a one-bin counting channel, outside the
+//! crate, and fits it. (Reading a new kind from the workspace YAML also needs its variant in
+//! the schema's tagged `ChannelSpec` and its construction in `Model::from_workspace`.)
+
+pub mod binned;
+
+use std::any::Any;
+use std::fmt::Debug;
+
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::likelihood::{Evaluation, Order};
+use crate::model::Parameter;
+
+/// One kind's channels on the model's parameters: everything the likelihood, the toys, the
+/// Asimov sets and the fit report ask of them.
+pub trait ChannelKind: Send + Sync + Debug {
+    /// The data the workspace observed in these channels.
+    fn observed(&self) -> Observed;
+
+    /// The Asimov data at θ: each observation at its expected value.
+    fn asimov(&self, theta: &[f64]) -> Observed;
+
+    /// Adds these channels' NLL terms at θ (and their gradient and Hessian, as `order` asks)
+    /// for `data` (this kind's, from one of the methods above) to `out`. A point where the
+    /// data have no likelihood sets `out.invalid` (the likelihood then returns +∞).
+    fn add_nll(&self, data: &dyn ObservedData, theta: &[f64], order: Order, out: &mut Evaluation);
+
+    /// Checks that toys can be drawn at θ_gen: an error naming the channel otherwise.
+    fn check_toy_point(&self, theta_gen: &[f64]) -> Result<()>;
+
+    /// Toy `key`'s data at θ_gen, from random streams of this kind's own keyed by `key` (see
+    /// [`ToyKey::stream`]), so that other kinds' toys do not depend on whether it is there.
+    /// θ_gen has passed [`ChannelKind::check_toy_point`].
+    fn toy(&self, theta_gen: &[f64], key: ToyKey) -> Observed;
+
+    /// Each channel's observed against expected data at θ, for the fit report.
+    fn reports(&self, data: &dyn ObservedData, theta: &[f64]) -> Vec<ChannelReport>;
+
+    /// The first coefficient of these channels that is not finite at θ (or one of whose
+    /// derivatives is not), described for a message naming the model's `parameters`.
+    fn undefined_coefficient(&self, theta: &[f64], parameters: &[Parameter]) -> Option<String>;
+
+    /// This kind as `Any`, for callers that know which kind they hold (tests, the pyhf export).
+    fn as_any(&self) -> &dyn Any;
+
+    /// A boxed copy (the model is `Clone`).
+    fn clone_box(&self) -> Box<dyn ChannelKind>;
+}
+
+impl Clone for Box<dyn ChannelKind> {
+    fn clone(&self) -> Self {
+        self.clone_box()
+    }
+}
+
+/// One kind's data in a likelihood, of the kind's own type (counts per bin, events with
+/// weights, ...); the kind that made it reads it back through [`ObservedData::as_any`].
+pub trait ObservedData: Send + Sync + Debug {
+    /// `self` as `Any` (implement it as `self`), to be downcast to the kind's data type.
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// A kind's data, boxed: the likelihood holds one per kind of the model.
+pub type Observed = Box<dyn ObservedData>;
+
+/// Which toy: (seed, grid point, toy). Every random stream of a toy is keyed by it, so a toy is
+/// the same whatever the threads or shards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ToyKey {
+    pub seed: u64,
+    pub grid_index: usize,
+    pub toy_index: usize,
+}
+
+impl ToyKey {
+    /// The ChaCha8 stream of this toy in `domain` (a kind's own name for its draws).
+    pub fn stream(&self, domain: &[u8]) -> ChaCha8Rng {
+        crate::infer::toys::stream(domain, self.seed, self.grid_index, self.toy_index)
+    }
+}
+
+/// A channel at the best fit: what was fitted against what the model expects, per bin (one
+/// bin for a counting channel).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ChannelReport {
+    pub channel: String,
+    pub observed: Vec<f64>,
+    pub expected: Vec<f64>,
+}
+
+impl ChannelReport {
+    /// One line: totals, and the largest per-bin Poisson pull (n − λ)/√λ.
+    pub fn summary(&self) -> String {
+        let (n, lambda): (f64, f64) = (self.observed.iter().sum(), self.expected.iter().sum());
+        let (bin, pull) = self
+            .observed
+            .iter()
+            .zip(&self.expected)
+            .map(|(n, l)| (n - l) / l.sqrt())
+            .enumerate()
+            .fold((0, 0.0f64), |best, (b, p)| {
+                if p.abs() > best.1.abs() {
+                    (b, p)
+                } else {
+                    best
+                }
+            });
+        format!(
+            "{}: {} bins, observed {n} vs expected {lambda:.2}; largest pull {pull:+.2} (bin {bin})",
+            self.channel,
+            self.observed.len()
+        )
+    }
+}
