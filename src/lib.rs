@@ -6,6 +6,7 @@
 
 pub mod analysis;
 pub mod batch;
+pub mod bayes;
 pub mod binned;
 pub mod data;
 pub mod diagnostics;
