@@ -35,7 +35,11 @@ impl ParameterDiagnostics {
 }
 
 /// The warnings a user must see before trusting the draws: one line per problem.
-pub fn warnings(names: &[String], diagnostics: &[ParameterDiagnostics], divergences: u64) -> Vec<String> {
+pub fn warnings(
+    names: &[String],
+    diagnostics: &[ParameterDiagnostics],
+    divergences: u64,
+) -> Vec<String> {
     let mut out = Vec::new();
     for (name, d) in names.iter().zip(diagnostics) {
         if !(d.rhat <= RHAT_LIMIT) {
@@ -178,7 +182,9 @@ fn ess(chains: &[Vec<f64>]) -> f64 {
     let (min, max) = chains
         .iter()
         .flatten()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+            (lo.min(x), hi.max(x))
+        });
     let m = chains.len();
     let n = chains[0].len();
     let total = (m * n) as f64;
@@ -196,7 +202,14 @@ fn ess(chains: &[Vec<f64>]) -> f64 {
     let mean_autocov = |lag: usize| -> f64 {
         centred
             .iter()
-            .map(|c| c[..n - lag].iter().zip(&c[lag..]).map(|(a, b)| a * b).sum::<f64>() / n as f64)
+            .map(|c| {
+                c[..n - lag]
+                    .iter()
+                    .zip(&c[lag..])
+                    .map(|(a, b)| a * b)
+                    .sum::<f64>()
+                    / n as f64
+            })
             .sum::<f64>()
             / m as f64
     };

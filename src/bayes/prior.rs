@@ -74,7 +74,7 @@ impl Prior {
         match *self {
             Prior::Uniform { low, high } => -(high - low).ln(),
             Prior::Normal { mean, sigma } => normal_log_kernel(x, mean, sigma),
-            Prior::LogUniform { low, high } => -x.ln() - (high / low).ln(),
+            Prior::LogUniform { low, high } => -x.ln() - (high / low).ln().ln(),
             Prior::TruncatedNormal {
                 mean,
                 sigma,
@@ -185,6 +185,17 @@ impl Priors {
     }
 }
 
+/// The prior alone as a posterior (no data): a check of the sampler on bounded supports.
+impl crate::bayes::sampler::LogDensity for Priors {
+    fn dim(&self) -> usize {
+        self.priors.len()
+    }
+
+    fn logp_and_grad(&self, theta: &[f64], grad: &mut [f64]) -> Result<f64> {
+        Ok(self.log_density_and_grad(theta, grad))
+    }
+}
+
 /// A YAML document holding a `priors:` list.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -270,7 +281,10 @@ impl Locator<'_> {
 
 /// Validates one entry: the fields its kind needs are there, no others, and their values make a
 /// proper (normalisable) density.
-fn prior_from_spec(entry: &PriorSpec, locate: &Locator) -> std::result::Result<Prior, Vec<Diagnostic>> {
+fn prior_from_spec(
+    entry: &PriorSpec,
+    locate: &Locator,
+) -> std::result::Result<Prior, Vec<Diagnostic>> {
     let name = &entry.parameter.value;
     let kind = entry.kind.value.as_str();
     let fields = [
@@ -325,10 +339,17 @@ fn prior_from_spec(entry: &PriorSpec, locate: &Locator) -> std::result::Result<P
         value(&entry.high, f64::INFINITY),
     );
     let (mean, sigma) = (value(&entry.mean, 0.0), value(&entry.sigma, 1.0));
-    let at_low = || entry.low.as_ref().map_or(entry.kind.referenced, |l| l.referenced);
+    let at_low = || {
+        entry
+            .low
+            .as_ref()
+            .map_or(entry.kind.referenced, |l| l.referenced)
+    };
     let fail = |message: String| {
         let span = Spanned::new((), at_low(), at_low());
-        Err(vec![locate.at(&span, format!("prior of `{name}`: {message}"))])
+        Err(vec![
+            locate.at(&span, format!("prior of `{name}`: {message}"))
+        ])
     };
     match kind {
         "uniform" | "log_uniform" if !(low.is_finite() && high.is_finite() && low < high) => {

@@ -8,8 +8,8 @@
 
 use std::collections::HashMap;
 
-use nuts_rs::rand::SeedableRng;
 use nuts_rs::rand::rngs::ChaCha8Rng;
+use nuts_rs::rand::SeedableRng;
 use nuts_rs::{Chain, CpuLogpFunc, CpuMath, CpuMathError, DiagNutsSettings, HasDims, Settings};
 use rayon::prelude::*;
 
@@ -137,7 +137,11 @@ fn check_settings<D: LogDensity>(
             settings.chains
         ));
     }
-    if let Some((c, init)) = inits.iter().enumerate().find(|(_, i)| i.len() != density.dim()) {
+    if let Some((c, init)) = inits
+        .iter()
+        .enumerate()
+        .find(|(_, i)| i.len() != density.dim())
+    {
         return fail(format!(
             "starting point of chain {c} has {} parameters; the posterior has {}",
             init.len(),
@@ -186,7 +190,15 @@ fn run_chain<D: LogDensity>(
     chain: u64,
 ) -> Result<ChainResult> {
     let fail = |what: &str, e: anyhow::Error| {
-        Error::Analysis(format!("posterior sampling, chain {chain}: {what}: {e:#}"))
+        // nuts-rs folds a backtrace into some messages: keep the words only.
+        let message = format!("{e:#}");
+        let message = message
+            .split("\n\nStack backtrace")
+            .next()
+            .unwrap_or_default();
+        Error::Analysis(format!(
+            "posterior sampling, chain {chain}: {what}: {message}"
+        ))
     };
     let mut rng = chain_rng(settings.seed, chain);
     let math = CpuMath::new(NutsDensity { density });
