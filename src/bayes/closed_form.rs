@@ -59,7 +59,7 @@ fn invert_spd(matrix: &[f64], dim: usize) -> Option<Vec<f64>> {
         .collect();
     for col in 0..dim {
         let pivot = a[col * dim + col];
-        if !(pivot > 0.0) {
+        if pivot.is_nan() || pivot <= 0.0 {
             return None;
         }
         for k in 0..dim {

@@ -42,14 +42,14 @@ pub fn warnings(
 ) -> Vec<String> {
     let mut out = Vec::new();
     for (name, d) in names.iter().zip(diagnostics) {
-        if !(d.rhat <= RHAT_LIMIT) {
+        if d.rhat.is_nan() || d.rhat > RHAT_LIMIT {
             out.push(format!(
                 "{name}: R-hat = {:.4} > {RHAT_LIMIT}: the chains have not mixed; run longer warm-up or more draws",
                 d.rhat
             ));
         }
         let ess = d.ess_bulk.min(d.ess_tail);
-        if !(ess >= ESS_LIMIT) {
+        if ess.is_nan() || ess < ESS_LIMIT {
             out.push(format!(
                 "{name}: effective sample size {ess:.0} (bulk {:.0}, tail {:.0}) < {ESS_LIMIT}: estimates are noisy; run more draws",
                 d.ess_bulk, d.ess_tail

@@ -358,7 +358,7 @@ fn prior_from_spec(
         "log_uniform" if low <= 0.0 => fail(format!(
             "a log_uniform prior needs 0 < low; got low = {low}"
         )),
-        "truncated_normal" if !(low < high) => fail(format!(
+        "truncated_normal" if low >= high => fail(format!(
             "a truncated_normal prior needs low < high; got low = {low}, high = {high}"
         )),
         "normal" | "truncated_normal" if !(mean.is_finite() && sigma.is_finite() && sigma > 0.0) => {

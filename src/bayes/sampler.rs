@@ -173,12 +173,14 @@ struct ChainResult {
 }
 
 fn nuts_settings(settings: &SamplerSettings) -> DiagNutsSettings {
-    let mut nuts = DiagNutsSettings::default();
-    nuts.num_tune = settings.warmup;
-    nuts.num_draws = settings.draws;
-    nuts.maxdepth = settings.max_depth;
-    nuts.num_chains = settings.chains;
-    nuts.seed = settings.seed;
+    let mut nuts = DiagNutsSettings {
+        num_tune: settings.warmup,
+        num_draws: settings.draws,
+        maxdepth: settings.max_depth,
+        num_chains: settings.chains,
+        seed: settings.seed,
+        ..DiagNutsSettings::default()
+    };
     nuts.adapt_options.step_size_settings.target_accept = settings.target_accept;
     nuts
 }
