@@ -6,6 +6,7 @@
 
 pub mod analysis;
 pub mod batch;
+pub mod bayes;
 pub mod binned;
 pub mod channel;
 pub mod data;

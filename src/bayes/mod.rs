@@ -1,0 +1,13 @@
+//! Bayesian inference: priors, posterior sampling with NUTS, and convergence diagnostics.
+//!
+//! The posterior is prior × model; the sampler sees it only through [`LogDensity`], which
+//! closed-form densities implement for validation and amortised neural models will implement.
+
+pub mod closed_form;
+pub mod diagnostics;
+pub mod prior;
+pub mod sampler;
+pub mod summary;
+
+pub use prior::{Prior, Priors};
+pub use sampler::{sample, LogDensity, SamplerSettings, Samples};
