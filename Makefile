@@ -21,9 +21,10 @@ test: setup
 	$(MAKE) --no-print-directory python-test
 
 # The Python package (pyproject.toml, python/) built into .venv from the same target/ as the
-# CLI, then its tests against the CLI (python/tests, a minute or two).
+# CLI, then its tests against the CLI target/release/nsbi (python/tests, under a minute; the
+# CLI is built only where missing: `make test` has just built it).
 python-test: setup
-	$(CARGO) build --release --quiet
+	test -x target/release/nsbi || $(CARGO) build --release --quiet
 	.venv/bin/pip install -q --disable-pip-version-check --no-build-isolation --no-deps .
 	.venv/bin/python -m pytest -q python/tests
 

@@ -45,6 +45,7 @@ def main():
         m.errordef = Minuit.LIKELIHOOD
         m.limits = [tuple(b) for b in like.bounds]
         m.migrad()
+        m.hesse()
         print(f"iminuit on Likelihood.nll: mu = {m.values['mu']:.6f} ± {m.errors['mu']:.6f} "
               f"({m.nfcn} calls; nsbi's own fit: {fit.values['mu']:.6f} ± {fit.errors['mu']:.6f})")
 

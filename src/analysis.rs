@@ -2,9 +2,9 @@
 //! workspace, build the model, get the cached ratios, pick the dataset (observed or Asimov).
 //! Kept here so the CLI stays a thin layer.
 
+use indexmap::IndexMap;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
-use indexmap::IndexMap;
 use serde_json::Value;
 use std::sync::{Arc, OnceLock};
 
@@ -354,9 +354,9 @@ impl ScanRequest {
                     "--range {lo}:{hi} of '{name}': expected low < high"
                 )));
             }
-            let index = model.parameter_index(name).ok_or_else(|| {
-                Error::Analysis(format!("--poi: unknown parameter '{name}'"))
-            })?;
+            let index = model
+                .parameter_index(name)
+                .ok_or_else(|| Error::Analysis(format!("--poi: unknown parameter '{name}'")))?;
             let (blo, bhi) = model.parameters[index].bounds;
             if lo < blo || hi > bhi {
                 return Err(Error::Analysis(format!(
@@ -483,7 +483,11 @@ pub fn scan_report(
             .points
             .iter()
             .map(|p| ScanRow {
-                values: names.iter().map(|n| n.to_string()).zip(p.values.clone()).collect(),
+                values: names
+                    .iter()
+                    .map(|n| n.to_string())
+                    .zip(p.values.clone())
+                    .collect(),
                 t: p.t,
                 nll: p.nll,
                 converged: p.converged,

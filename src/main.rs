@@ -1100,7 +1100,10 @@ fn print_scan(report: &ScanOutput) {
         };
         println!("scan of {poi}: best fit {best:.6}");
         let curves = [(report.label(), Some(&report.curve))];
-        for (label, curve) in curves.into_iter().chain([("stat-only", report.stat_only.as_ref())]) {
+        for (label, curve) in curves
+            .into_iter()
+            .chain([("stat-only", report.stat_only.as_ref())])
+        {
             let Some(curve) = curve else { continue };
             let (Some(intervals), Some(open_ends)) = (&curve.intervals, &curve.open_ends) else {
                 continue;

@@ -24,6 +24,7 @@ pub struct FitOutput {
     /// Every parameter by name, in the workspace's order.
     pub parameters: IndexMap<String, ParameterOutput>,
     /// Row by column; null without a covariance (a Hessian that is not positive definite).
+    #[schemars(required)]
     pub correlation: Option<IndexMap<String, IndexMap<String, f64>>>,
     /// The shape normalisation at the best fit
     /// ([`crate::likelihood::normalisation::report`]).
@@ -50,13 +51,18 @@ pub struct FitStatus {
 #[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct ParameterOutput {
     /// (θ̂ − a)/σ for a constrained parameter (global observable a, width σ).
+    #[schemars(required)]
     pub pull: Option<f64>,
     /// σ̂/σ for a constrained parameter.
+    #[schemars(required)]
     pub constraint: Option<f64>,
     pub value: f64,
+    #[schemars(required)]
     pub error: Option<f64>,
     /// The MINOS distances below and above the value (the Hessian error without MINOS).
+    #[schemars(required)]
     pub error_low: Option<f64>,
+    #[schemars(required)]
     pub error_high: Option<f64>,
     /// Null for an infinite bound.
     pub bounds: [Option<f64>; 2],
@@ -143,17 +149,18 @@ fn parameter_output(report: &FitReport, model: &Model, i: usize) -> ParameterOut
         });
     // Pull (θ̂ − a)/σ and constraint σ̂/σ in units of the constraint's width σ around its
     // global observable a.
-    let (pull, constraint) = model
-        .constraints
-        .iter()
-        .find(|c| c.parameter == i)
-        .map_or((None, None), |c| {
-            let (centre, width) = c.centre_and_width();
-            (
-                Some((r.theta[i] - centre) / width),
-                error.map(|e| e / width),
-            )
-        });
+    let (pull, constraint) =
+        model
+            .constraints
+            .iter()
+            .find(|c| c.parameter == i)
+            .map_or((None, None), |c| {
+                let (centre, width) = c.centre_and_width();
+                (
+                    Some((r.theta[i] - centre) / width),
+                    error.map(|e| e / width),
+                )
+            });
     let finite = |x: f64| x.is_finite().then_some(x);
     ParameterOutput {
         pull,

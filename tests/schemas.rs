@@ -53,8 +53,7 @@ fn the_fit_schema_requires_the_documented_keys() {
         assert!(required.contains(&key), "{key} not in {required:?}");
     }
     assert_eq!(
-        fit["$id"],
-        "https://nsbi.example/schemas/fit-v1.json",
+        fit["$id"], "https://nsbi.example/schemas/fit-v1.json",
         "{fit}"
     );
 }

@@ -2,11 +2,13 @@
 //! CLI's JSON text (the serialisation of the same typed structs), which `python/nsbi` wraps in
 //! objects; likelihoods cross as numpy arrays.
 //!
-//! Long calls release the GIL and run in the workspace's rayon pool (`threads=`); Ctrl-C is
-//! checked between their stages (loading, ratios, likelihood, fit, intervals).
+//! Long calls release the GIL and run in the workspace's rayon pool (`threads=`) on a thread
+//! of their own, while the caller's thread answers Ctrl-C ([`interruptible`]).
 
 use std::path::PathBuf;
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use numpy::ndarray::Array2;
 use numpy::{AllowTypeChange, IntoPyArray, PyArray1, PyArray2, PyArrayLike1};
@@ -15,7 +17,7 @@ use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use nsbi::analysis::{self, Analysis, Dataset};
+use nsbi::analysis::{self, Analysis};
 use nsbi::likelihood::{Likelihood as EngineLikelihood, Order};
 use nsbi::results::FitOutput;
 
@@ -47,7 +49,45 @@ fn thread_pool(threads: Option<usize>) -> PyResult<Option<Arc<rayon::ThreadPool>
     }
 }
 
-/// Runs `work` without the GIL, in `pool` where one is given.
+/// Runs `work` without the GIL on a thread of its own (in `pool` where one is given), while
+/// this thread waits and checks for Ctrl-C every 50 ms: KeyboardInterrupt returns at once,
+/// and the engine finishes the abandoned call in the background (its result is dropped). An
+/// engine panic becomes NsbiError rather than a crashed interpreter.
+fn interruptible<T: Send + 'static>(
+    py: Python<'_>,
+    pool: &Option<Arc<rayon::ThreadPool>>,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> PyResult<T> {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let pool = pool.clone();
+    std::thread::spawn(move || {
+        let out = match pool {
+            Some(pool) => pool.install(work),
+            None => work(),
+        };
+        let _ = sender.send(out);
+    });
+    let mut receiver = receiver;
+    loop {
+        // The receiver crosses into the GIL-free closure and back (it is Send, not Sync).
+        let (back, received) = py.detach(move || {
+            let received = receiver.recv_timeout(Duration::from_millis(50));
+            (receiver, received)
+        });
+        receiver = back;
+        match received {
+            Ok(out) => return Ok(out),
+            Err(RecvTimeoutError::Timeout) => py.check_signals()?,
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(NsbiError::new_err(
+                    "the engine stopped without a result (an internal error; please report it)",
+                ))
+            }
+        }
+    }
+}
+
+/// Runs `work` without the GIL, in `pool` where one is given: for short calls.
 fn detached<T: Send>(
     py: Python<'_>,
     pool: &Option<Arc<rayon::ThreadPool>>,
@@ -75,24 +115,21 @@ impl Workspace {
         if let Some(analysis) = self.analysis.get() {
             return Ok(analysis.clone());
         }
-        let (path, cache_dir) = (&self.path, self.cache_dir.clone());
-        let loaded = detached(py, &self.pool, || {
-            Analysis::open(path, cache_dir, false).map(Arc::new)
-        })
+        let (path, cache_dir) = (self.path.clone(), self.cache_dir.clone());
+        let loaded = interruptible(py, &self.pool, move || {
+            Analysis::open(&path, cache_dir, false).map(Arc::new)
+        })?
         .map_err(engine_error)?;
-        py.check_signals()?;
         Ok(self.analysis.get_or_init(|| loaded).clone())
     }
+}
 
-    fn likelihood_of<'a>(
-        &self,
-        analysis: &'a Analysis,
-        asimov: Option<&str>,
-    ) -> nsbi::Result<(Dataset, EngineLikelihood<'a>)> {
-        let dataset = analysis.dataset(asimov)?;
-        let like = analysis.likelihood(&dataset)?;
-        Ok((dataset, like))
-    }
+/// The likelihood of the observed data, or of the Asimov set at `asimov`.
+fn likelihood_of<'a>(
+    analysis: &'a Analysis,
+    asimov: Option<&str>,
+) -> nsbi::Result<EngineLikelihood<'a>> {
+    analysis.likelihood(&analysis.dataset(asimov)?)
 }
 
 #[pymethods]
@@ -139,13 +176,13 @@ impl Workspace {
 
     /// `nsbi ratios --json`: every ratio set, evaluated or read from the cache.
     fn _ratios(&self, py: Python<'_>) -> PyResult<String> {
-        let (path, cache_dir) = (&self.path, self.cache_dir.clone());
-        let records = detached(py, &self.pool, || -> nsbi::Result<_> {
-            let ws = nsbi::workspace::Workspace::load(path)?;
+        let (path, cache_dir) = (self.path.clone(), self.cache_dir.clone());
+        let records = interruptible(py, &self.pool, move || -> nsbi::Result<_> {
+            let ws = nsbi::workspace::Workspace::load(&path)?;
             let dir = cache_dir.unwrap_or_else(|| analysis::default_cache_dir(&ws));
             let cache = nsbi::data::RatioCache::new(dir);
             Ok(nsbi::ratio::evaluate_workspace(&ws, &cache, false)?.records)
-        })
+        })?
         .map_err(engine_error)?;
         Ok(nsbi::report::ratio_records_json(&records).to_string())
     }
@@ -155,20 +192,19 @@ impl Workspace {
     fn _fit(
         &self,
         py: Python<'_>,
-        asimov: Option<&str>,
-        fix: Option<&str>,
-        set_init: Option<&str>,
+        asimov: Option<String>,
+        fix: Option<String>,
+        set_init: Option<String>,
         minos: bool,
     ) -> PyResult<String> {
         let analysis = self.analysis(py)?;
-        let output = detached(py, &self.pool, || -> nsbi::Result<FitOutput> {
-            let (_, like) = self.likelihood_of(&analysis, asimov)?;
-            let options = analysis.fit_options(&like, set_init, fix)?;
+        let output = interruptible(py, &self.pool, move || -> nsbi::Result<FitOutput> {
+            let like = likelihood_of(&analysis, asimov.as_deref())?;
+            let options = analysis.fit_options(&like, set_init.as_deref(), fix.as_deref())?;
             let report = analysis::fit_with_intervals(&like, &options, minos);
             Ok(FitOutput::new(&report, &analysis.model))
-        })
+        })?
         .map_err(engine_error)?;
-        py.check_signals()?;
         to_json(&output)
     }
 
@@ -183,20 +219,19 @@ impl Workspace {
         ranges: Vec<(f64, f64)>,
         points: Vec<usize>,
         stat_only: bool,
-        asimov: Option<&str>,
-        fix: Option<&str>,
+        asimov: Option<String>,
+        fix: Option<String>,
     ) -> PyResult<String> {
         let analysis = self.analysis(py)?;
-        let output = detached(py, &self.pool, || -> nsbi::Result<_> {
+        let output = interruptible(py, &self.pool, move || -> nsbi::Result<_> {
             let names: Vec<&str> = pois.iter().map(String::as_str).collect();
             let request =
                 analysis::ScanRequest::new(&analysis.model, &names, &ranges, &points, stat_only)?;
-            let (_, like) = self.likelihood_of(&analysis, asimov)?;
-            let options = analysis.fit_options(&like, None, fix)?;
+            let like = likelihood_of(&analysis, asimov.as_deref())?;
+            let options = analysis.fit_options(&like, None, fix.as_deref())?;
             Ok(analysis::scan_report(&like, &options, &request, false)?.0)
-        })
+        })?
         .map_err(engine_error)?;
-        py.check_signals()?;
         to_json(&output)
     }
 
@@ -205,11 +240,9 @@ impl Workspace {
     #[pyo3(signature = (asimov=None))]
     fn likelihood(&self, py: Python<'_>, asimov: Option<String>) -> PyResult<Likelihood> {
         let analysis = self.analysis(py)?;
-        let cell = detached(py, &self.pool, || {
-            LikelihoodCell::try_new(analysis, |a| {
-                self.likelihood_of(a, asimov.as_deref()).map(|(_, like)| like)
-            })
-        })
+        let cell = interruptible(py, &self.pool, move || {
+            LikelihoodCell::try_new(analysis, |a| likelihood_of(a, asimov.as_deref()))
+        })?
         .map_err(engine_error)?;
         Ok(Likelihood {
             cell,
@@ -349,13 +382,19 @@ fn _read_toys<'py>(py: Python<'py>, path: PathBuf) -> PyResult<(String, Bound<'p
     columns.set_item("mu_true", float(|r| r.mu_true).into_pyarray(py))?;
     columns.set_item("t", float(|r| r.t).into_pyarray(py))?;
     columns.set_item("mu_hat", float(|r| r.mu_hat).into_pyarray(py))?;
-    columns.set_item("nll_conditional", float(|r| r.nll_conditional).into_pyarray(py))?;
+    columns.set_item(
+        "nll_conditional",
+        float(|r| r.nll_conditional).into_pyarray(py),
+    )?;
     columns.set_item("nll_free", float(|r| r.nll_free).into_pyarray(py))?;
     columns.set_item(
         "converged_conditional",
         flag(|r| r.converged_conditional).into_pyarray(py),
     )?;
-    columns.set_item("converged_free", flag(|r| r.converged_free).into_pyarray(py))?;
+    columns.set_item(
+        "converged_free",
+        flag(|r| r.converged_free).into_pyarray(py),
+    )?;
     columns.set_item("n_events", index(|r| r.n_events).into_pyarray(py))?;
     let n = file.header.parameters.len();
     let theta: Vec<f64> = records.iter().flat_map(|r| r.theta_hat.clone()).collect();

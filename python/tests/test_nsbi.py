@@ -106,7 +106,7 @@ def test_read_toys_reads_what_the_cli_wrote(cli, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     header, columns = nsbi.read_toys(path)
-    assert header["grid"] == [0.8, 1.2] and header["n_toys"] == 3
+    assert header["grid"] == pytest.approx([0.8, 1.2]) and header["n_toys"] == 3
     with h5py.File(path, "r") as f:
         for name in ["t", "mu_true", "mu_hat", "nll_free", "toy_index"]:
             np.testing.assert_array_equal(np.asarray(columns[name]), f[name][()])
@@ -144,3 +144,18 @@ def test_every_output_validates_against_its_schema(cli_json):
     del broken["parameters"]
     with pytest.raises(jsonschema.ValidationError, match="parameters"):
         jsonschema.validate(broken, schemas["fit"])
+
+
+def test_ctrl_c_interrupts_a_long_call(workspace):
+    import _thread
+    import threading
+
+    workspace.fit(minos=False)  # the ratios are loaded: the scan below is the long part
+    timer = threading.Timer(0.2, _thread.interrupt_main)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            # 1600 profiled fits: many seconds, interrupted after 0.2 s.
+            workspace.scan(["mu", "alpha_eff"], [(0.5, 1.5), (-2, 2)], 40)
+    finally:
+        timer.cancel()
