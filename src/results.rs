@@ -24,7 +24,6 @@ pub struct FitOutput {
     /// Every parameter by name, in the workspace's order.
     pub parameters: IndexMap<String, ParameterOutput>,
     /// Row by column; null without a covariance (a Hessian that is not positive definite).
-    #[schemars(required)]
     pub correlation: Option<IndexMap<String, IndexMap<String, f64>>>,
     /// The shape normalisation at the best fit
     /// ([`crate::likelihood::normalisation::report`]).
@@ -51,18 +50,13 @@ pub struct FitStatus {
 #[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct ParameterOutput {
     /// (θ̂ − a)/σ for a constrained parameter (global observable a, width σ).
-    #[schemars(required)]
     pub pull: Option<f64>,
     /// σ̂/σ for a constrained parameter.
-    #[schemars(required)]
     pub constraint: Option<f64>,
     pub value: f64,
-    #[schemars(required)]
     pub error: Option<f64>,
     /// The MINOS distances below and above the value (the Hessian error without MINOS).
-    #[schemars(required)]
     pub error_low: Option<f64>,
-    #[schemars(required)]
     pub error_high: Option<f64>,
     /// Null for an infinite bound.
     pub bounds: [Option<f64>; 2],
