@@ -349,7 +349,7 @@ impl ScanRequest {
         }
         let mut parameters = Vec::new();
         for (name, &(lo, hi)) in names.iter().zip(ranges) {
-            if !(lo < hi) {
+            if lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Less) {
                 return Err(Error::Analysis(format!(
                     "--range {lo}:{hi} of '{name}': expected low < high"
                 )));
