@@ -3,7 +3,7 @@
 WORKSPACE ?= workspaces/offshell_toy/workspace.yaml
 CARGO ?= cargo
 
-.PHONY: setup demo test bench bench-scale bench-roofit bench-pyhf bench-hypotest hypotest-fixtures fixtures
+.PHONY: setup demo test python-test bench bench-scale bench-roofit bench-pyhf bench-hypotest hypotest-fixtures fixtures
 
 setup:
 	bash .ci/setup.sh
@@ -18,6 +18,15 @@ demo: setup
 
 test: setup
 	$(CARGO) test --release
+	$(MAKE) --no-print-directory python-test
+
+# The Python package (pyproject.toml, python/) built into .venv from the same target/ as the
+# CLI, then its tests against the CLI target/release/nsbi (python/tests, under a minute; the
+# CLI is built only where missing: `make test` has just built it).
+python-test: setup
+	test -x target/release/nsbi || $(CARGO) build --release --quiet
+	.venv/bin/pip install -q --disable-pip-version-check --no-build-isolation --no-deps .
+	.venv/bin/python -m pytest -q python/tests
 
 bench: setup
 	$(CARGO) bench

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what nsbi needs on a fresh Debian machine, and nothing that is already there:
 #   - Debian: libhdf5-dev (HDF5 1.10 for hdf5-metno), pkg-config
-#   - .venv: ONNX Runtime 1.31.1 (the shared library the engine loads) and the Python
-#     packages the fixture and validation scripts use (validation/requirements.txt).
+#   - .venv: ONNX Runtime 1.31.1 (the shared library the engine loads), the Python
+#     packages the fixture and validation scripts use, and maturin and pytest for the Python
+#     package and its tests (validation/requirements.txt).
 # Safe to run any number of times. Downloads only from Debian and PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +22,7 @@ fi
 python_ready() {
     [ -x .venv/bin/python ] && .venv/bin/python - <<'PY' 2>/dev/null
 import importlib.metadata as m, sys
-import onnxruntime, onnx, h5py, numpy, scipy, sklearn, skl2onnx, iminuit, htcondor2
+import onnxruntime, onnx, h5py, numpy, scipy, sklearn, skl2onnx, iminuit, htcondor2, maturin, pytest, jsonschema
 sys.exit(0 if m.version("onnxruntime") == "1.31.1" else 1)
 PY
 }

@@ -2,8 +2,9 @@
 //! workspace, build the model, get the cached ratios, pick the dataset (observed or Asimov).
 //! Kept here so the CLI stays a thin layer.
 
+use indexmap::IndexMap;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use std::sync::{Arc, OnceLock};
 
 use crate::data::RatioCache;
@@ -14,6 +15,7 @@ use crate::likelihood::normalisation::ChannelNormalisation;
 use crate::likelihood::{data, ChannelData, Likelihood};
 use crate::model::Model;
 use crate::ratio::{self, ChannelRatios};
+use crate::results::{ContourOutput, ExcludedPoint, ScanBestFit, ScanCurve, ScanOutput, ScanRow};
 use crate::workspace::Workspace;
 
 /// A workspace with its model and per-event ratios, ready to build likelihoods.
@@ -134,6 +136,52 @@ impl Analysis {
         Ok(like)
     }
 
+    /// Loads the workspace at `path` with its ratios cached in `cache_dir` (default:
+    /// [`default_cache_dir`]), as every command does.
+    pub fn open(
+        path: &std::path::Path,
+        cache_dir: Option<std::path::PathBuf>,
+        show_progress: bool,
+    ) -> Result<Analysis> {
+        let workspace = Workspace::load(path)?;
+        let cache = RatioCache::new(cache_dir.unwrap_or_else(|| default_cache_dir(&workspace)));
+        Analysis::from_workspace(workspace, &cache, show_progress)
+    }
+
+    /// The observed data, or the Asimov set at `asimov` (`name=value,...`; unlisted
+    /// parameters at their `init`).
+    pub fn dataset(&self, asimov: Option<&str>) -> Result<Dataset> {
+        Ok(match asimov {
+            None => Dataset::Observed,
+            Some(text) => {
+                let mut theta = self.model.init();
+                for (i, v) in self.assignments(text, "--asimov")? {
+                    theta[i] = v;
+                }
+                Dataset::Asimov(theta)
+            }
+        })
+    }
+
+    /// The fit options of `like` with the starting values `set_init` and the parameters held
+    /// at `fix` (both `name=value,...`).
+    pub fn fit_options(
+        &self,
+        like: &Likelihood,
+        set_init: Option<&str>,
+        fix: Option<&str>,
+    ) -> Result<FitOptions> {
+        let mut options = FitOptions::new(like);
+        for (i, v) in self.assignments(set_init.unwrap_or(""), "--set-init")? {
+            options.init[i] = v;
+        }
+        for (i, v) in self.assignments(fix.unwrap_or(""), "--fix")? {
+            options.init[i] = v;
+            options.fixed[i] = true;
+        }
+        Ok(options)
+    }
+
     /// Parses `name=value,name=value` assignments against the model's parameters.
     pub fn assignments(&self, text: &str, what: &str) -> Result<Vec<(usize, f64)>> {
         let mut out = Vec::new();
@@ -175,6 +223,13 @@ impl Analysis {
     }
 }
 
+/// The ratio cache of a workspace: $NSBI_CACHE_DIR, or `.nsbi-cache` beside it.
+pub fn default_cache_dir(ws: &Workspace) -> std::path::PathBuf {
+    std::env::var_os("NSBI_CACHE_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| ws.dir().join(".nsbi-cache"))
+}
+
 /// A fit with its profile-likelihood intervals for the POIs, as the `--json` report.
 pub struct FitReport {
     pub result: FitResult,
@@ -212,106 +267,6 @@ pub fn fit_with_intervals(like: &Likelihood, options: &FitOptions, minos: bool) 
     }
 }
 
-impl FitReport {
-    /// The documented JSON schema of `nsbi fit --json` (see README).
-    pub fn to_json(&self, model: &Model) -> Value {
-        let r = &self.result;
-        let n = r.theta.len();
-        let mut parameters = Map::new();
-        for (i, p) in model.parameters.iter().enumerate() {
-            // Errors are null where the Hessian gives none (not positive definite).
-            let error = r.hesse_error(i);
-            let (low, high) = self
-                .intervals
-                .iter()
-                .find(|interval| interval.parameter == i)
-                .map_or((error, error), |interval| {
-                    (
-                        interval.low.map(|lo| r.theta[i] - lo),
-                        interval.high.map(|hi| hi - r.theta[i]),
-                    )
-                });
-            // Pull (θ̂ − a)/σ and constraint σ̂/σ in units of the constraint's width σ around
-            // its global observable a.
-            let (pull, constraint) =
-                model
-                    .constraints
-                    .iter()
-                    .find(|c| c.parameter == i)
-                    .map_or((None, None), |c| {
-                        let (centre, width) = c.centre_and_width();
-                        (
-                            Some((r.theta[i] - centre) / width),
-                            error.map(|e| e / width),
-                        )
-                    });
-            parameters.insert(
-                p.name.clone(),
-                json!({
-                    "pull": pull, "constraint": constraint,
-                    "value": r.theta[i], "error": error, "error_low": low, "error_high": high,
-                    "bounds": [finite_or_null(p.bounds.0), finite_or_null(p.bounds.1)],
-                    "fixed": r.fixed[i], "poi": p.poi, "constrained": p.constrained, "at_bound": r.at_bound[i],
-                }),
-            );
-        }
-        let mut correlation = Map::new();
-        for (i, p) in model.parameters.iter().enumerate() {
-            let mut row = Map::new();
-            for (j, q) in model.parameters.iter().enumerate() {
-                let denom = r.error(i) * r.error(j);
-                // The diagonal is 1 by definition (cov_ii / σ_i² can round to 1 ± 1 ulp).
-                let c = if i == j {
-                    1.0
-                } else if denom > 0.0 {
-                    r.covariance[i * n + j] / denom
-                } else {
-                    0.0
-                };
-                row.insert(q.name.clone(), json!(c));
-            }
-            correlation.insert(p.name.clone(), Value::Object(row));
-        }
-        // No correlations without a covariance (a Hessian that is not positive definite).
-        let has_covariance = r.hessian == fit::HessianStatus::PositiveDefinite;
-        let minos: Vec<Value> = self
-            .intervals
-            .iter()
-            .map(|interval| {
-                json!({
-                    "parameter": model.parameters[interval.parameter].name,
-                    "conditional_fits": interval.conditional_fits, "n_eval": interval.n_eval,
-                    "evaluations": evaluations_json(&interval.evaluations),
-                    "notes": interval.notes,
-                })
-            })
-            .collect();
-        json!({
-            "status": {"converged": r.converged, "verdict": r.verdict(), "hessian": r.hessian.as_str(), "message": r.message, "n_eval": r.n_eval, "evaluations": evaluations_json(&r.evaluations), "iterations": r.iterations, "edm": r.edm},
-            "minos": minos,
-            "nll": r.nll, "twice_nll": 2.0 * r.nll,
-            "parameters": parameters,
-            "correlation": if has_covariance { Value::Object(correlation) } else { Value::Null },
-            "normalisation": self.normalisation,
-            "binned_channels": self.binned_channels,
-        })
-    }
-}
-
-/// `{"value": .., "gradient": .., "hessian": ..}`: evaluations by order (a Hessian costs
-/// several values).
-fn evaluations_json(counts: &fit::EvaluationCounts) -> Value {
-    json!({"value": counts.value, "gradient": counts.gradient, "hessian": counts.hessian})
-}
-
-fn finite_or_null(x: f64) -> Value {
-    if x.is_finite() {
-        json!(x)
-    } else {
-        Value::Null
-    }
-}
-
 /// What `nsbi scan` was asked for.
 pub struct ScanRequest {
     pub parameters: Vec<usize>,
@@ -319,35 +274,86 @@ pub struct ScanRequest {
     pub points: Vec<usize>,
     /// Also scan with the nuisance parameters frozen at their best-fit values.
     pub stat_only: bool,
+    /// Confidence levels (%) of a 2-D scan's regions ([`CONTOUR_LEVELS_2D`] by default).
+    pub levels: Vec<f64>,
 }
 
 /// Confidence levels (%) of a 2-D scan's regions unless `--cl` asks for others: t ≤ 2.30
 /// and t ≤ 5.99 (χ² with 2 degrees of freedom).
 pub const CONTOUR_LEVELS_2D: [f64; 2] = [68.27, 95.0];
 
-/// Runs a 1-D or 2-D profile scan (and its stat-only twin) and returns the JSON report; a 2-D
-/// scan's regions at [`CONTOUR_LEVELS_2D`].
-pub fn run_scan(
-    like: &Likelihood,
-    options: &FitOptions,
-    request: &ScanRequest,
-    progress: bool,
-) -> Result<(Value, Vec<fit::scan::Scan>)> {
-    run_scan_at_levels(like, options, request, &CONTOUR_LEVELS_2D, progress)
+impl ScanRequest {
+    /// The scan of the parameters `names` over `ranges` with `points` values each (one count
+    /// for all, or one per parameter), checked against the model: known names, ranges inside
+    /// the bounds, at least 2 points.
+    pub fn new(
+        model: &Model,
+        names: &[&str],
+        ranges: &[(f64, f64)],
+        points: &[usize],
+        stat_only: bool,
+    ) -> Result<ScanRequest> {
+        if names.len() != ranges.len() {
+            return Err(Error::Analysis(format!(
+                "give one --range per --poi ({} --poi, {} --range)",
+                names.len(),
+                ranges.len()
+            )));
+        }
+        let mut parameters = Vec::new();
+        for (name, &(lo, hi)) in names.iter().zip(ranges) {
+            if lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Less) {
+                return Err(Error::Analysis(format!(
+                    "--range {lo}:{hi} of '{name}': expected low < high"
+                )));
+            }
+            let index = model
+                .parameter_index(name)
+                .ok_or_else(|| Error::Analysis(format!("--poi: unknown parameter '{name}'")))?;
+            let (blo, bhi) = model.parameters[index].bounds;
+            if lo < blo || hi > bhi {
+                return Err(Error::Analysis(format!(
+                    "--range {lo}:{hi} of '{name}' lies outside its bounds [{blo}, {bhi}]"
+                )));
+            }
+            parameters.push(index);
+        }
+        let points: Vec<usize> = match points {
+            [n] => vec![*n; parameters.len()],
+            many if many.len() == parameters.len() => many.to_vec(),
+            _ => {
+                return Err(Error::Analysis(
+                    "give one --points, or one per --poi".into(),
+                ))
+            }
+        };
+        if points.iter().any(|&n| n < 2) {
+            return Err(Error::Analysis("--points must be at least 2".into()));
+        }
+        fit::scan::check_points(&points)?;
+        Ok(ScanRequest {
+            parameters,
+            ranges: ranges.to_vec(),
+            points,
+            stat_only,
+            levels: CONTOUR_LEVELS_2D.to_vec(),
+        })
+    }
 }
 
-/// [`run_scan`] with a 2-D scan's regions at confidence levels `cls` (in %): their
-/// thresholds t ≤ χ²₂ quantile, contours (`contours`) and the grid points left out for want
-/// of a likelihood (`excluded_points`).
-pub fn run_scan_at_levels(
+/// Runs a 1-D or 2-D profile scan (and its stat-only twin) and returns its report.
+pub fn scan_report(
     like: &Likelihood,
     options: &FitOptions,
     request: &ScanRequest,
-    cls: &[f64],
     progress: bool,
-) -> Result<(Value, Vec<fit::scan::Scan>)> {
+) -> Result<(ScanOutput, Vec<fit::scan::Scan>)> {
     use fit::scan::{linspace, profile_intervals, scan, THRESHOLDS_1D};
-    if let Some(cl) = cls.iter().find(|cl| !(**cl > 0.0 && **cl < 100.0)) {
+    if let Some(cl) = request
+        .levels
+        .iter()
+        .find(|cl| !(**cl > 0.0 && **cl < 100.0))
+    {
         return Err(Error::Analysis(format!(
             "--cl {cl}: a confidence level is a percentage strictly between 0 and 100"
         )));
@@ -436,56 +442,50 @@ pub fn run_scan_at_levels(
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
-        let points: Vec<Value> = result
+        let points: Vec<ScanRow> = result
             .points
             .iter()
-            .map(|p| {
-                let mut row = Map::new();
-                for (name, v) in names.iter().zip(&p.values) {
-                    row.insert(name.to_string(), json!(v));
-                }
-                row.insert("t".into(), json!(p.t));
-                row.insert("nll".into(), json!(p.nll));
-                row.insert("converged".into(), json!(p.converged));
-                row.insert("best_fit".into(), json!(p.best_fit));
-                Value::Object(row)
+            .map(|p| ScanRow {
+                values: names
+                    .iter()
+                    .map(|n| n.to_string())
+                    .zip(p.values.clone())
+                    .collect(),
+                t: p.t,
+                nll: p.nll,
+                converged: p.converged,
+                best_fit: p.best_fit,
             })
             .collect();
-        let mut report = Map::new();
-        report.insert("points".into(), Value::Array(points));
-        report.insert("best_fit_from_scan".into(), json!(result.best_from_scan));
+        let mut report = ScanCurve {
+            points,
+            best_fit_from_scan: result.best_from_scan,
+            intervals: None,
+            open_ends: None,
+            thresholds: None,
+            contours: None,
+            excluded_points: None,
+        };
         if request.parameters.len() == 1 {
-            let (mut intervals, mut open_ends) = (Map::new(), Map::new());
+            let (mut intervals, mut open_ends) = (IndexMap::new(), IndexMap::new());
             for (cl, level) in THRESHOLDS_1D {
                 let mut notes = Vec::new();
                 let found = profile_intervals(like, &result, frozen, level, &mut notes);
                 let ends: Vec<[f64; 2]> = found.iter().map(|i| [i.low, i.high]).collect();
                 let open: Vec<[bool; 2]> =
                     found.iter().map(|i| [i.low_open, i.high_open]).collect();
-                intervals.insert(cl.to_string(), json!(ends));
-                open_ends.insert(cl.to_string(), json!(open));
+                intervals.insert(cl.to_string(), ends);
+                open_ends.insert(cl.to_string(), open);
                 warnings.extend(notes.into_iter().map(|n| format!("{label}, {cl} %: {n}")));
             }
-            report.insert("intervals".into(), Value::Object(intervals));
-            report.insert("open_ends".into(), Value::Object(open_ends));
+            report.intervals = Some(intervals);
+            report.open_ends = Some(open_ends);
         } else {
             warnings.extend(coarse_2d_warnings(&result, &names, label));
-            let levels = contour_levels(cls);
-            report.insert(
-                "thresholds".into(),
-                json!(levels
-                    .iter()
-                    .map(|(cl, t)| (format!("{cl}"), json!(t)))
-                    .collect::<Map<String, Value>>()),
-            );
-            report.insert(
-                "contours".into(),
-                contours_json(&result, (&axes[0], &axes[1]), &levels),
-            );
-            report.insert(
-                "excluded_points".into(),
-                excluded_points_json(&result, &names),
-            );
+            let levels = contour_levels(&request.levels);
+            report.thresholds = Some(levels.iter().map(|(cl, t)| (format!("{cl}"), *t)).collect());
+            report.contours = Some(contours(&result, (&axes[0], &axes[1]), &levels));
+            report.excluded_points = Some(excluded_points(&result, &names));
             let excluded = result
                 .points
                 .iter()
@@ -498,29 +498,41 @@ pub fn run_scan_at_levels(
                 ));
             }
         }
-        reports.push((label.to_string(), report));
+        reports.push(report);
         scans.push(result);
     }
-    let best_fit: Map<String, Value> = request
-        .parameters
-        .iter()
-        .map(|&p| (like.model.parameters[p].name.clone(), json!(best.theta[p])))
-        .collect();
-    let (_, mut main) = reports.remove(0);
-    main.insert("systematics".into(), json!(systematics));
-    if request.parameters.len() == 1 {
-        main.insert("poi".into(), json!(names[0]));
-        main.insert("best_fit".into(), json!(best.theta[request.parameters[0]]));
+    let one = request.parameters.len() == 1;
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let best_fit = if one {
+        ScanBestFit::One(best.theta[request.parameters[0]])
     } else {
-        main.insert("pois".into(), json!(names));
-        main.insert("best_fit".into(), Value::Object(best_fit));
-    }
-    main.insert("best_nll".into(), json!(best.nll));
-    if let Some((_, stat)) = reports.pop() {
-        main.insert("stat_only".into(), Value::Object(stat));
-    }
-    main.insert("warnings".into(), json!(warnings));
-    Ok((Value::Object(main), scans))
+        let values = request.parameters.iter().map(|&p| best.theta[p]);
+        ScanBestFit::ByName(names.iter().cloned().zip(values).collect())
+    };
+    let mut reports = reports.into_iter();
+    let output = ScanOutput {
+        curve: reports.next().expect("the main curve is always scanned"),
+        systematics,
+        poi: one.then(|| names[0].clone()),
+        pois: (!one).then_some(names),
+        best_fit,
+        best_nll: best.nll,
+        stat_only: reports.next(),
+        warnings,
+    };
+    Ok((output, scans))
+}
+
+/// [`scan_report`] as its JSON value, for callers that read the report by key.
+pub fn run_scan(
+    like: &Likelihood,
+    options: &FitOptions,
+    request: &ScanRequest,
+    progress: bool,
+) -> Result<(Value, Vec<fit::scan::Scan>)> {
+    let (output, scans) = scan_report(like, options, request, progress)?;
+    let value = serde_json::to_value(&output).expect("scan reports always serialise");
+    Ok((value, scans))
 }
 
 /// (CL in %, threshold on t) of a 2-D region at each confidence level.
@@ -530,9 +542,12 @@ pub fn contour_levels(cls: &[f64]) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// The contours of a 2-D scan's grid (the best-fit point aside) at each `(cl, threshold)`:
-/// `[{cl, threshold, polylines: [[[x, y], …]], closed: [bool]}]`.
-fn contours_json(scan: &fit::scan::Scan, axes: (&[f64], &[f64]), levels: &[(f64, f64)]) -> Value {
+/// The contours of a 2-D scan's grid (the best-fit point aside) at each `(cl, threshold)`.
+fn contours(
+    scan: &fit::scan::Scan,
+    axes: (&[f64], &[f64]),
+    levels: &[(f64, f64)],
+) -> Vec<ContourOutput> {
     let grid = fit::contour::Grid2 {
         xs: axes.0.to_vec(),
         ys: axes.1.to_vec(),
@@ -543,37 +558,35 @@ fn contours_json(scan: &fit::scan::Scan, axes: (&[f64], &[f64]), levels: &[(f64,
             .map(|p| p.t)
             .collect(),
     };
-    let out: Vec<Value> = levels
+    levels
         .iter()
         .map(|&(cl, threshold)| {
             let lines = fit::contour::contour(&grid, fit::contour::Threshold::Level(threshold));
-            json!({
-                "cl": cl, "threshold": threshold,
-                "polylines": lines.iter().map(|l| &l.points).collect::<Vec<_>>(),
-                "closed": lines.iter().map(|l| l.closed).collect::<Vec<_>>(),
-            })
+            ContourOutput {
+                cl,
+                threshold,
+                polylines: lines.iter().map(|l| l.points.clone()).collect(),
+                closed: lines.iter().map(|l| l.closed).collect(),
+            }
         })
-        .collect();
-    Value::Array(out)
+        .collect()
 }
 
-/// The grid points without a likelihood: `[{<poi>: value, …, reason}]`.
-fn excluded_points_json(scan: &fit::scan::Scan, names: &[&str]) -> Value {
-    let out: Vec<Value> = scan
-        .points
+/// The grid points without a likelihood, with the reason.
+fn excluded_points(scan: &fit::scan::Scan, names: &[&str]) -> Vec<ExcludedPoint> {
+    scan.points
         .iter()
         .filter_map(|p| {
-            let reason = p.excluded.as_ref()?;
-            let mut row: Map<String, Value> = names
-                .iter()
-                .zip(&p.values)
-                .map(|(name, v)| (name.to_string(), json!(v)))
-                .collect();
-            row.insert("reason".into(), json!(reason));
-            Some(Value::Object(row))
+            Some(ExcludedPoint {
+                values: names
+                    .iter()
+                    .map(|n| n.to_string())
+                    .zip(p.values.clone())
+                    .collect(),
+                reason: p.excluded.clone()?,
+            })
         })
-        .collect();
-    Value::Array(out)
+        .collect()
 }
 
 /// Refuses a scan of a parameter named twice or held fixed (by `--fix` or `fixed: true`):

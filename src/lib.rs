@@ -19,6 +19,7 @@ pub mod model;
 pub mod plot;
 pub mod ratio;
 pub mod report;
+pub mod results;
 pub mod validate;
 mod vecmath;
 pub mod workspace;

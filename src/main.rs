@@ -4,10 +4,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use nsbi::analysis::{Analysis, Dataset};
+use nsbi::analysis::{default_cache_dir, Analysis, Dataset};
 use nsbi::data::RatioCache;
 use nsbi::diagnostics;
-use nsbi::fit::FitOptions;
 use nsbi::infer::construction;
 use nsbi::infer::hypotest::{
     check_test, AsymptoticCalculator, Calculator, HypotestResult, SignificanceResult, TestSettings,
@@ -19,6 +18,7 @@ use nsbi::infer::test_toys::{self, TestToyFile, TestToyHeader};
 use nsbi::infer::toyfile::{self, ModelFingerprint, ToyFile, ToyFileHeader};
 use nsbi::infer::toys::ToyPlan;
 use nsbi::ratio;
+use nsbi::results::{FitOutput, ScanBestFit, ScanOutput};
 use nsbi::workspace::Workspace;
 
 /// `println!` that ignores a closed stdout (`nsbi fit W --json f.json | head -1`): the
@@ -752,19 +752,12 @@ fn run_fit(
     let analysis = load_analysis(workspace, cache_dir)?;
     let dataset = dataset_from(&analysis, asimov.as_deref())?;
     let like = analysis.likelihood(&dataset)?;
-    let mut options = FitOptions::new(&like);
-    for (i, v) in analysis.assignments(set_init.as_deref().unwrap_or(""), "--set-init")? {
-        options.init[i] = v;
-    }
-    for (i, v) in analysis.assignments(fix.as_deref().unwrap_or(""), "--fix")? {
-        options.init[i] = v;
-        options.fixed[i] = true;
-    }
+    let options = analysis.fit_options(&like, set_init.as_deref(), fix.as_deref())?;
     let report = nsbi::analysis::fit_with_intervals(&like, &options, minos);
-    let value = report.to_json(&analysis.model);
-    print_fit(&value, &dataset);
+    let output = FitOutput::new(&report, &analysis.model);
+    print_fit(&output, &dataset);
     if let Some(path) = json {
-        nsbi::report::write_json_atomic(&path, &value)?;
+        nsbi::report::write_json_atomic(&path, &serde_json::to_value(&output)?)?;
     }
     if !report.result.converged {
         anyhow::bail!("fit did not converge: {}", report.result.message);
@@ -788,68 +781,40 @@ fn check_hessian(result: &nsbi::fit::FitResult, accept: bool) -> anyhow::Result<
 
 fn run_scan(args: ScanArgs) -> anyhow::Result<()> {
     let workspace = args.workspace.as_path();
-    if args.poi.len() != args.range.len() {
-        anyhow::bail!(
-            "give one --range per --poi ({} --poi, {} --range)",
-            args.poi.len(),
-            args.range.len()
-        );
-    }
     let analysis = load_analysis(workspace, args.cache_dir.clone())?;
-    let mut parameters = Vec::new();
-    let mut ranges = Vec::new();
-    for (name, range) in args.poi.iter().zip(&args.range) {
-        let index = analysis
-            .model
-            .parameter_index(name)
-            .ok_or_else(|| anyhow::anyhow!("--poi: unknown parameter '{name}'"))?;
-        let (lo, hi) = nsbi::fit::scan::parse_range(range)?;
-        let (blo, bhi) = analysis.model.parameters[index].bounds;
-        if lo < blo || hi > bhi {
-            anyhow::bail!("--range {range} of '{name}' lies outside its bounds [{blo}, {bhi}]");
-        }
-        parameters.push(index);
-        ranges.push((lo, hi));
-    }
-    let points: Vec<usize> = match args.points.as_slice() {
-        [n] => vec![*n; parameters.len()],
-        many if many.len() == parameters.len() => many.to_vec(),
-        _ => anyhow::bail!("give one --points, or one per --poi"),
-    };
-    if points.iter().any(|&n| n < 2) {
-        anyhow::bail!("--points must be at least 2");
-    }
-    nsbi::fit::scan::check_points(&points)?;
+    let ranges = args
+        .range
+        .iter()
+        .map(|r| nsbi::fit::scan::parse_range(r))
+        .collect::<nsbi::Result<Vec<_>>>()?;
+    let names: Vec<&str> = args.poi.iter().map(String::as_str).collect();
+    let request = nsbi::analysis::ScanRequest::new(
+        &analysis.model,
+        &names,
+        &ranges,
+        &args.points,
+        args.stat_only,
+    )?;
+    let parameters = request.parameters.clone();
     let dataset = dataset_from(&analysis, args.asimov.as_deref())?;
     let like = analysis.likelihood(&dataset)?;
-    let mut options = FitOptions::new(&like);
-    for (i, v) in analysis.assignments(args.fix.as_deref().unwrap_or(""), "--fix")? {
-        options.init[i] = v;
-        options.fixed[i] = true;
+    let options = analysis.fit_options(&like, None, args.fix.as_deref())?;
+    let mut request = request;
+    if !args.cl.is_empty() {
+        request.levels = args.cl.clone();
     }
-    let request = nsbi::analysis::ScanRequest {
-        parameters: parameters.clone(),
-        ranges,
-        points,
-        stat_only: args.stat_only,
-    };
-    let cls = match args.cl.as_slice() {
-        [] => nsbi::analysis::CONTOUR_LEVELS_2D.to_vec(),
-        given => given.to_vec(),
-    };
-    let (report, scans) =
-        nsbi::analysis::run_scan_at_levels(&like, &options, &request, &cls, true)?;
+    let (report, scans) = nsbi::analysis::scan_report(&like, &options, &request, true)?;
     print_scan(&report);
     let mut outputs = nsbi::report::OutputSet::new();
     if let Some(path) = &args.json {
-        outputs.json(path, &report)?;
+        outputs.json(path, &serde_json::to_value(&report)?)?;
     }
     if let Some(stem) = &args.plot {
         let names: Vec<&str> = args.poi.iter().map(String::as_str).collect();
         if parameters.len() == 1 {
             let curves: Vec<nsbi::plot::Curve> = scans
                 .iter()
-                .zip([(scan_label(&report), false), ("stat-only", true)])
+                .zip([(report.label(), false), ("stat-only", true)])
                 .map(|(s, (label, dashed))| nsbi::plot::Curve {
                     label: label.into(),
                     points: s.points.iter().map(|p| (p.values[0], p.t)).collect(),
@@ -872,8 +837,7 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<()> {
                 .filter(|p| !p.best_fit)
                 .map(|p| (p.values[0], p.values[1], p.t))
                 .collect();
-            let contours: Vec<nsbi::plot::Contour> =
-                serde_json::from_value(report["contours"].clone())?;
+            let contours = report.curve.contours.as_deref().unwrap_or_default();
             let step = |k: usize| {
                 (request.ranges[k].1 - request.ranges[k].0) / (request.points[k] - 1) as f64
             };
@@ -885,7 +849,7 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<()> {
                 &cells,
                 (step(0), step(1)),
                 best,
-                &contours,
+                contours,
             )?;
         }
     }
@@ -904,33 +868,28 @@ fn print_warnings(report: &serde_json::Value) {
     }
 }
 
-/// "stat+syst", or "stat-only" for a model without free nuisance parameters.
-fn scan_label(report: &serde_json::Value) -> &'static str {
-    if report["systematics"].as_bool() == Some(true) {
-        "stat+syst"
-    } else {
-        "stat-only"
-    }
+/// [`format_ends`] of intervals and open-end flags read from a report's JSON.
+fn format_intervals(list: &serde_json::Value, open: &serde_json::Value) -> String {
+    let list: Vec<[f64; 2]> = serde_json::from_value(list.clone()).unwrap_or_default();
+    let open: Vec<[bool; 2]> = serde_json::from_value(open.clone()).unwrap_or_default();
+    format_ends(&list, &open)
 }
 
 /// Intervals as `[lo, hi] ∪ …`, an end on the grid's edge marked open (the set may go on).
-fn format_intervals(list: &serde_json::Value, open: &serde_json::Value) -> String {
-    let end = |x: &serde_json::Value, open: &serde_json::Value| {
-        let x = x.as_f64().unwrap_or(f64::NAN);
-        if open.as_bool() == Some(true) {
+fn format_ends(list: &[[f64; 2]], open: &[[bool; 2]]) -> String {
+    let end = |x: f64, open: bool| {
+        if open {
             format!("{x:.4} (grid edge: open)")
         } else {
             format!("{x:.4}")
         }
     };
     let text: Vec<String> = list
-        .as_array()
-        .into_iter()
-        .flatten()
+        .iter()
         .enumerate()
         .map(|(k, iv)| {
-            let flags = &open[k];
-            format!("[{}, {}]", end(&iv[0], &flags[0]), end(&iv[1], &flags[1]))
+            let flags = open.get(k).copied().unwrap_or_default();
+            format!("[{}, {}]", end(iv[0], flags[0]), end(iv[1], flags[1]))
         })
         .collect();
     if text.is_empty() {
@@ -1168,123 +1127,118 @@ fn print_closure(report: &diagnostics::ClosureReport) {
 }
 
 fn dataset_from(analysis: &Analysis, asimov: Option<&str>) -> anyhow::Result<Dataset> {
-    Ok(match asimov {
-        None => Dataset::Observed,
-        Some(text) => {
-            let mut theta = analysis.model.init();
-            for (i, v) in analysis.assignments(text, "--asimov")? {
-                theta[i] = v;
-            }
-            Dataset::Asimov(theta)
-        }
-    })
+    Ok(analysis.dataset(asimov)?)
 }
 
-fn print_scan(report: &serde_json::Value) {
-    if let Some(poi) = report["poi"].as_str() {
-        println!(
-            "scan of {poi}: best fit {:.6}",
-            report["best_fit"].as_f64().unwrap_or(f64::NAN)
-        );
-        for (label, part) in [
-            (scan_label(report), report),
-            ("stat-only", &report["stat_only"]),
-        ] {
-            if let Some(intervals) = part["intervals"].as_object() {
-                for (cl, list) in intervals {
-                    println!(
-                        "  {label:<10} {cl:>6} % CL (asymptotic): {}",
-                        format_intervals(list, &part["open_ends"][cl])
-                    );
-                }
+fn print_scan(report: &ScanOutput) {
+    if let Some(poi) = &report.poi {
+        let best = match report.best_fit {
+            ScanBestFit::One(x) => x,
+            ScanBestFit::ByName(_) => f64::NAN,
+        };
+        println!("scan of {poi}: best fit {best:.6}");
+        let curves = [(report.label(), Some(&report.curve))];
+        for (label, curve) in curves
+            .into_iter()
+            .chain([("stat-only", report.stat_only.as_ref())])
+        {
+            let Some(curve) = curve else { continue };
+            let (Some(intervals), Some(open_ends)) = (&curve.intervals, &curve.open_ends) else {
+                continue;
+            };
+            for (cl, list) in intervals {
+                let open = open_ends.get(cl).map_or(&[][..], Vec::as_slice);
+                println!(
+                    "  {label:<10} {cl:>6} % CL (asymptotic): {}",
+                    format_ends(list, open)
+                );
             }
         }
     } else {
         println!(
             "2-D scan of {}: best fit {}",
-            report["pois"], report["best_fit"]
+            serde_json::to_string(&report.pois).unwrap_or_default(),
+            serde_json::to_string(&report.best_fit).unwrap_or_default()
         );
         print_contours(report);
     }
-    print_warnings(report);
+    print_result_warnings(&report.warnings);
 }
 
 /// One line per 2-D region: its threshold, polylines and extent on the grid.
-fn print_contours(report: &serde_json::Value) {
-    let label = scan_label(report);
-    for contour in report["contours"].as_array().into_iter().flatten() {
-        let lines = contour["polylines"].as_array().cloned().unwrap_or_default();
-        let closed = contour["closed"].as_array().map_or(0, |c| {
-            c.iter().filter(|b| b.as_bool() == Some(true)).count()
-        });
-        let points: Vec<(f64, f64)> = lines
-            .iter()
-            .flat_map(|l| l.as_array().cloned().unwrap_or_default())
-            .filter_map(|p| Some((p[0].as_f64()?, p[1].as_f64()?)))
-            .collect();
-        let range = |k: usize| {
-            let v = points.iter().map(|p| if k == 0 { p.0 } else { p.1 });
-            let lo = v.clone().fold(f64::INFINITY, f64::min);
-            (lo, v.fold(f64::NEG_INFINITY, f64::max))
+fn print_contours(report: &ScanOutput) {
+    let label = report.label();
+    for contour in report.curve.contours.iter().flatten() {
+        let points = contour.polylines.iter().flatten();
+        let extent = |k: usize| {
+            let lo = points.clone().map(|p| p[k]).fold(f64::INFINITY, f64::min);
+            (
+                lo,
+                points
+                    .clone()
+                    .map(|p| p[k])
+                    .fold(f64::NEG_INFINITY, f64::max),
+            )
         };
-        let ((x0, x1), (y0, y1)) = (range(0), range(1));
+        let ((x0, x1), (y0, y1)) = (extent(0), extent(1));
+        let closed = contour.closed.iter().filter(|&&c| c).count();
         println!(
             "  {label:<10} {:>6} % CL (asymptotic, t ≤ {:.3}): {} polyline(s), {closed} closed; \
              [{x0:.4}, {x1:.4}] × [{y0:.4}, {y1:.4}]",
-            contour["cl"].as_f64().unwrap_or(f64::NAN),
-            contour["threshold"].as_f64().unwrap_or(f64::NAN),
-            lines.len(),
+            contour.cl,
+            contour.threshold,
+            contour.polylines.len(),
         );
     }
-    if let Some(excluded) = report["excluded_points"]
-        .as_array()
+    if let Some(excluded) = report
+        .curve
+        .excluded_points
+        .as_ref()
         .filter(|e| !e.is_empty())
     {
         println!(
             "  {} grid point(s) excluded (no likelihood), e.g. {}",
             excluded.len(),
-            excluded[0]
+            serde_json::to_string(&excluded[0]).unwrap_or_default()
         );
     }
 }
 
-fn print_fit(value: &serde_json::Value, dataset: &Dataset) {
-    let status = &value["status"];
-    if status["hessian"] == "not_positive_definite" {
+fn print_fit(fit: &FitOutput, dataset: &Dataset) {
+    let status = &fit.status;
+    if status.hessian == nsbi::fit::HessianStatus::NotPositiveDefinite.as_str() {
         println!("WARNING: the Hessian is not positive definite: no errors, no correlations");
     }
-    print_bound_and_minos_warnings(value);
+    print_bound_and_minos_warnings(fit);
     println!(
         "fit to {}: {} ({} evaluations, EDM {:.2e})  NLL = {:.6}",
         match dataset {
             Dataset::Observed => "observed data".to_string(),
             Dataset::Asimov(_) => "Asimov data".to_string(),
         },
-        status["message"].as_str().unwrap_or(""),
-        status["n_eval"],
-        status["edm"].as_f64().unwrap_or(f64::NAN),
-        value["nll"].as_f64().unwrap_or(f64::NAN)
+        status.message,
+        status.n_eval,
+        status.edm,
+        fit.nll
     );
-    if let Some(line) = nsbi::likelihood::normalisation::report_line(&value["normalisation"]) {
+    if let Some(line) = nsbi::likelihood::normalisation::report_line(&fit.normalisation) {
         println!("{line}");
     }
-    let binned: Vec<nsbi::analysis::BinnedChannelReport> =
-        serde_json::from_value(value["binned_channels"].clone()).unwrap_or_default();
-    for channel in &binned {
+    for channel in &fit.binned_channels {
         println!("{}", channel.summary());
     }
     println!(
         "{:<20} {:>12} {:>10} {:>10} {:>10}  note",
         "parameter", "value", "error", "-err", "+err"
     );
-    for (name, p) in value["parameters"].as_object().into_iter().flatten() {
-        let note = if p["fixed"].as_bool() == Some(true) {
+    for (name, p) in &fit.parameters {
+        let note = if p.fixed {
             "fixed".to_string()
-        } else if p["at_bound"].as_bool() == Some(true) {
+        } else if p.at_bound {
             "at bound".to_string()
-        } else if let Some(pull) = p["pull"].as_f64() {
+        } else if let Some(pull) = p.pull {
             let pull = format!("pull {pull:+.3}");
-            match p["constraint"].as_f64() {
+            match p.constraint {
                 Some(width) => format!("{pull}, constraint {width:.3}"),
                 None => pull,
             }
@@ -1294,26 +1248,19 @@ fn print_fit(value: &serde_json::Value, dataset: &Dataset) {
         println!(
             "{:<20} {:>12.6} {:>10} {:>10} {:>10}  {note}",
             name,
-            p["value"].as_f64().unwrap_or(f64::NAN),
-            error_cell(&p["error"], 1.0),
-            error_cell(&p["error_low"], -1.0),
-            error_cell(&p["error_high"], 1.0),
+            p.value,
+            error_cell(p.error, 1.0),
+            error_cell(p.error_low, -1.0),
+            error_cell(p.error_high, 1.0),
         );
     }
 }
 
 /// The warnings of a fit that ended on a bound (no error for the parameters there) and of a
 /// MINOS interval with an end not found.
-fn print_bound_and_minos_warnings(value: &serde_json::Value) {
-    let at_bound: Vec<&String> = value["parameters"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter(|(_, p)| p["at_bound"].as_bool() == Some(true))
-        .map(|(name, _)| name)
-        .collect();
-    if !at_bound.is_empty() {
-        let names: Vec<&str> = at_bound.iter().map(|s| s.as_str()).collect();
+fn print_bound_and_minos_warnings(fit: &FitOutput) {
+    let names = fit.at_bound();
+    if !names.is_empty() {
         println!(
             "WARNING: the minimum lies on a bound of {}: not a stationary point there, so no \
              error for {}",
@@ -1321,18 +1268,14 @@ fn print_bound_and_minos_warnings(value: &serde_json::Value) {
             if names.len() == 1 { "it" } else { "them" },
         );
     }
-    for interval in value["minos"].as_array().into_iter().flatten() {
-        for note in interval["notes"].as_array().into_iter().flatten() {
-            println!("WARNING: {}", note.as_str().unwrap_or(""));
-        }
+    for note in fit.minos.iter().flat_map(|interval| &interval.notes) {
+        println!("WARNING: {note}");
     }
 }
 
 /// An error column of `print_fit`: the value times `sign`, or "n/a" where there is none.
-fn error_cell(error: &serde_json::Value, sign: f64) -> String {
-    error
-        .as_f64()
-        .map_or_else(|| "n/a".to_string(), |e| format!("{:.6}", sign * e))
+fn error_cell(error: Option<f64>, sign: f64) -> String {
+    error.map_or_else(|| "n/a".to_string(), |e| format!("{:.6}", sign * e))
 }
 
 /// The toy plan the command-line options ask for, checked against the workspace's parameters.
@@ -2003,15 +1946,7 @@ fn run_significance(args: &SignificanceArgs) -> anyhow::Result<()> {
 }
 
 fn load_analysis(workspace: &Path, cache_dir: Option<PathBuf>) -> anyhow::Result<Analysis> {
-    let ws = Workspace::load(workspace)?;
-    let cache = RatioCache::new(cache_dir.unwrap_or_else(|| default_cache_dir(&ws)));
-    Ok(Analysis::from_workspace(ws, &cache, true)?)
-}
-
-fn default_cache_dir(ws: &Workspace) -> PathBuf {
-    std::env::var_os("NSBI_CACHE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| ws.dir().join(".nsbi-cache"))
+    Ok(Analysis::open(workspace, cache_dir, true)?)
 }
 
 fn print_ratio_table(records: &[ratio::RatioRecord]) {

@@ -84,6 +84,7 @@ fn coarse_grids_give_the_profile_interval_around_the_best_fit() {
             ranges: vec![range],
             points: vec![points],
             stat_only: false,
+            levels: nsbi::analysis::CONTOUR_LEVELS_2D.to_vec(),
         };
         let (report, scans) = run_scan(&like, &options, &request, false).unwrap();
         let found = report["intervals"]["68.27"].as_array().unwrap();
@@ -121,6 +122,7 @@ fn a_coarse_two_parameter_scan_has_its_best_fit_and_warns() {
         ranges: vec![(0.0, 3.0), (-2.0, 2.0)],
         points: vec![4, 3],
         stat_only: false,
+        levels: nsbi::analysis::CONTOUR_LEVELS_2D.to_vec(),
     };
     let (report, scans) = run_scan(&like, &options, &request, false).unwrap();
     let best = scans[0].points.iter().find(|p| p.best_fit).unwrap();
@@ -189,6 +191,7 @@ fn fixed_parameters_stay_fixed_at_every_scan_point() {
         ranges: vec![(-1.0, 1.0)],
         points: vec![3],
         stat_only: false,
+        levels: nsbi::analysis::CONTOUR_LEVELS_2D.to_vec(),
     };
     let (_, scans) = run_scan(&like, &options, &request, false).unwrap();
     assert!(scans[0].points.iter().all(|p| p.theta[0] == 1.5));

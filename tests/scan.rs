@@ -17,6 +17,7 @@ fn scan_interval_matches_the_profile_interval_and_stat_only_is_narrower() {
         ranges: vec![(0.6, 1.4)],
         points: vec![161],
         stat_only: true,
+        levels: nsbi::analysis::CONTOUR_LEVELS_2D.to_vec(),
     };
     let (report, scans) = run_scan(&like, &options, &request, false).unwrap();
     assert_eq!(report["poi"], "mu");

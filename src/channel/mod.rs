@@ -104,7 +104,7 @@ impl ToyKey {
 
 /// A channel at the best fit: what was fitted against what the model expects, per bin (one
 /// bin for a counting channel).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ChannelReport {
     pub channel: String,
     pub observed: Vec<f64>,

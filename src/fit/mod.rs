@@ -78,7 +78,7 @@ pub const DEFAULT_MAX_EVALUATIONS: usize = 5000;
 /// Likelihood evaluations by order. The total alone does not say what a fit cost: at the
 /// target workspace (3·10⁶ MC events, 10 shape systematics) a value takes ~0.12 s, a gradient
 /// ~0.2 s and a Hessian ~0.4 s.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct EvaluationCounts {
     pub value: usize,
     pub gradient: usize,

@@ -190,7 +190,7 @@ fn data_profile<'a>(analysis: &'a Analysis, settings: &TestSettings) -> Result<P
 }
 
 /// One tested value's outcome.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct TestPoint {
     pub value: f64,
     /// The statistic on the data.
@@ -208,7 +208,7 @@ pub struct TestPoint {
 }
 
 /// The binomial errors of a toy calculator's tail probabilities.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, schemars::JsonSchema)]
 pub struct ToyErrors {
     pub clsb: f64,
     pub clb: f64,
@@ -568,7 +568,7 @@ pub fn check_test(analysis: &Analysis, settings: &TestSettings, values: &[f64]) 
 }
 
 /// `nsbi hypotest`'s result.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct HypotestResult {
     pub poi: String,
     pub value: f64,
@@ -590,25 +590,25 @@ pub struct HypotestResult {
 }
 
 /// An observed value with its expected band (−2σ … +2σ).
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, schemars::JsonSchema)]
 pub struct Band {
     pub observed: f64,
     pub expected: [f64; 5],
 }
 
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, schemars::JsonSchema)]
 pub struct PValues {
     pub signal: f64,
     pub background: f64,
 }
 
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, schemars::JsonSchema)]
 pub struct ExpectedTails {
     pub clsb: [f64; 5],
     pub clb: [f64; 5],
 }
 
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, schemars::JsonSchema)]
 pub struct StatisticValues {
     pub observed: f64,
     pub asimov: Option<f64>,
@@ -652,7 +652,7 @@ impl HypotestResult {
 }
 
 /// A discovery test's numbers: q₀, its p-value and the significance Z = Φ⁻¹(1 − p₀).
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, schemars::JsonSchema)]
 pub struct Discovery {
     pub q0: f64,
     pub p0: f64,
@@ -670,7 +670,7 @@ impl Discovery {
 }
 
 /// `nsbi significance`'s result.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct SignificanceResult {
     pub poi: String,
     /// The null hypothesis' POI value (0: no signal).

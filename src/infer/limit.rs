@@ -32,14 +32,14 @@ pub struct LimitSettings {
 }
 
 /// One tested value of the limit's grid.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct LimitScanPoint {
     pub value: f64,
     pub cls: Band,
 }
 
 /// `nsbi limit`'s result.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct LimitResult {
     pub poi: String,
     pub cl: f64,

@@ -31,7 +31,7 @@ use statrs::distribution::{ContinuousCDF, Normal};
 use crate::error::{Error, Result};
 
 /// A profile-likelihood test statistic (see the module's table).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TestStatistic {
     Tmu,
@@ -266,7 +266,7 @@ impl Asymptotic {
 }
 
 /// The tail probabilities of an observed (or expected) statistic.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct TailProbabilities {
     pub clsb: f64,
     pub clb: f64,

@@ -1,5 +1,6 @@
 //! Figures (PNG and SVG) with an embedded font, so no system font libraries are needed.
 
+use crate::results::ContourOutput;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
@@ -163,14 +164,6 @@ where
     root.present().map_err(|e| e.to_string())
 }
 
-/// A region's contour as a 2-D scan's JSON report gives it (`contours`).
-#[derive(Clone, Debug, serde::Deserialize)]
-pub struct Contour {
-    pub cl: f64,
-    pub threshold: f64,
-    pub polylines: Vec<Vec<[f64; 2]>>,
-}
-
 /// A 2-D scan: grid cells shaded by the region of t (inside the first contour's threshold,
 /// inside a later one, outside), grid points without a likelihood (t NaN) in grey, the
 /// contours drawn as lines and the best fit marked; PNG and SVG.
@@ -181,7 +174,7 @@ pub fn scan_2d(
     cells: &[(f64, f64, f64)],
     steps: (f64, f64),
     best: (f64, f64),
-    contours: &[Contour],
+    contours: &[ContourOutput],
 ) -> Result<Vec<PathBuf>> {
     write_png_and_svg(
         outputs,
@@ -215,7 +208,7 @@ fn draw_2d<DB: DrawingBackend>(
     cells: &[(f64, f64, f64)],
     steps: (f64, f64),
     best: (f64, f64),
-    contours: &[Contour],
+    contours: &[ContourOutput],
 ) -> std::result::Result<(), String>
 where
     DB::ErrorType: 'static,
