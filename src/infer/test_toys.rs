@@ -24,11 +24,11 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use hdf5::types::VarLenUnicode;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::construction::{total_toys, MAX_TOYS};
+use super::h5::{self, ToyReader, ToyWriter};
 use super::test_stat::{ProfileRatio, TestStatistic};
 use super::toyfile::ModelFingerprint;
 use super::toys::{nll_at_minimum, shard_range, ToySource, TOY_EDM_TOLERANCE};
@@ -506,51 +506,23 @@ pub struct TestToyFile {
     pub records: Vec<TestToyRecord>,
 }
 
-fn h5_error(path: &Path) -> impl Fn(hdf5::Error) -> Error + '_ {
-    move |e| Error::EventFile {
-        file: path.to_path_buf(),
-        message: e.to_string(),
-    }
-}
-
 /// The `format` of the toy file at `path`, if it is an HDF5 file with nsbi's `plan`.
 pub fn file_format(path: &Path) -> Option<String> {
-    let file = hdf5::File::open(path).ok()?;
-    let plan: VarLenUnicode = file.attr("plan").and_then(|a| a.read_scalar()).ok()?;
-    let value: serde_json::Value = serde_json::from_str(plan.as_str()).ok()?;
+    let plan = ToyReader::open(path).ok()?.plan().ok()?;
+    let value: serde_json::Value = serde_json::from_str(&plan).ok()?;
     value["format"].as_str().map(str::to_string)
 }
 
 impl TestToyFile {
     /// Writes the file atomically (temporary name in the same folder, then rename).
     pub fn write(&self, path: &Path) -> Result<()> {
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
-        crate::report::write_through_temp(path, ".tmp", |tmp| self.write_to(tmp))
+        h5::write_atomically(path, |out| self.write_to(out))
     }
 
-    fn write_to(&self, path: &Path) -> Result<()> {
-        let err = h5_error(path);
-        let file = hdf5::File::create(path).map_err(&err)?;
+    fn write_to(&self, out: &ToyWriter) -> Result<()> {
         let r = &self.records;
-        let floats = |name: &str, values: Vec<f64>| -> Result<()> {
-            file.new_dataset_builder()
-                .with_data(values.as_slice())
-                .create(name)
-                .map(|_| ())
-                .map_err(&err)
-        };
-        let counts = |name: &str, values: Vec<u64>| -> Result<()> {
-            file.new_dataset_builder()
-                .with_data(values.as_slice())
-                .create(name)
-                .map(|_| ())
-                .map_err(&err)
-        };
+        let counts = |name: &str, values: Vec<u64>| out.column(name, &values);
+        let floats = |name: &str, values: Vec<f64>| out.column(name, &values);
         counts(
             "generation",
             r.iter().map(|x| x.generation as u64).collect(),
@@ -563,30 +535,14 @@ impl TestToyFile {
             "converged",
             r.iter().map(|x| u64::from(x.converged)).collect(),
         )?;
-        let plan: VarLenUnicode = serde_json::to_string(&self.header)
-            .expect("header serialises")
-            .parse()
-            .map_err(|_| Error::Analysis("toy file header is not valid text".into()))?;
-        file.new_attr::<VarLenUnicode>()
-            .create("plan")
-            .and_then(|a| a.write_scalar(&plan))
-            .map_err(&err)?;
-        file.flush().map_err(&err)?;
-        Ok(())
+        out.plan(&self.header)
     }
 
     pub fn read(path: &Path) -> Result<TestToyFile> {
-        let err = h5_error(path);
-        let file = hdf5::File::open(path).map_err(&err)?;
-        let not_ours = |message: String| Error::EventFile {
-            file: path.to_path_buf(),
-            message,
-        };
-        let plan: VarLenUnicode = file
-            .attr("plan")
-            .and_then(|a| a.read_scalar())
-            .map_err(|_| not_ours("not an nsbi toy file (no 'plan' attribute)".into()))?;
-        let value: serde_json::Value = serde_json::from_str(plan.as_str())
+        let file = ToyReader::open(path)?;
+        let not_ours = |message: String| file.error(message);
+        let plan = file.plan()?;
+        let value: serde_json::Value = serde_json::from_str(&plan)
             .map_err(|e| not_ours(format!("unreadable 'plan' attribute: {e}")))?;
         let format = value["format"].as_str().unwrap_or("(none)");
         if format != FORMAT {
@@ -609,20 +565,8 @@ impl TestToyFile {
                  was not written by nsbi"
             )));
         }
-        let dataset = |name: &str| {
-            file.dataset(name)
-                .map_err(|e| not_ours(format!("dataset '{name}': {e}")))
-        };
-        let floats = |name: &str| -> Result<Vec<f64>> {
-            dataset(name)?
-                .read_raw::<f64>()
-                .map_err(|e| not_ours(format!("dataset '{name}': {e}")))
-        };
-        let ints = |name: &str| -> Result<Vec<u64>> {
-            dataset(name)?
-                .read_raw::<u64>()
-                .map_err(|e| not_ours(format!("dataset '{name}': {e}")))
-        };
+        let floats = |name: &str| file.column::<f64>(name);
+        let ints = |name: &str| file.column::<u64>(name);
         let (generation, toy_index, tested) =
             (ints("generation")?, ints("toy_index")?, ints("tested")?);
         let (q, poi_hat, converged) = (floats("q")?, floats("poi_hat")?, ints("converged")?);

@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use hdf5::types::VarLenUnicode;
+use super::h5::{self, ToyReader, ToyWriter};
 use serde::{Deserialize, Serialize};
 
 use super::construction::{total_toys, MAX_TOYS};
@@ -206,44 +206,17 @@ pub struct ToyFile {
     pub records: Vec<ToyRecord>,
 }
 
-fn h5_error(path: &Path) -> impl Fn(hdf5::Error) -> Error + '_ {
-    move |e| Error::EventFile {
-        file: path.to_path_buf(),
-        message: e.to_string(),
-    }
-}
-
 impl ToyFile {
     /// Writes the file atomically (temporary name in the same folder, then rename).
     /// The temporary file is removed on every failure.
     pub fn write(&self, path: &Path) -> Result<()> {
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
-        crate::report::write_through_temp(path, ".tmp", |tmp| self.write_to(tmp))
+        h5::write_atomically(path, |out| self.write_to(out))
     }
 
-    fn write_to(&self, path: &Path) -> Result<()> {
-        let err = h5_error(path);
-        let file = hdf5::File::create(path).map_err(&err)?;
+    fn write_to(&self, out: &ToyWriter) -> Result<()> {
         let r = &self.records;
-        let column = |name: &str, values: Vec<f64>| -> Result<()> {
-            file.new_dataset_builder()
-                .with_data(values.as_slice())
-                .create(name)
-                .map(|_| ())
-                .map_err(&err)
-        };
-        let counts = |name: &str, values: Vec<u64>| -> Result<()> {
-            file.new_dataset_builder()
-                .with_data(values.as_slice())
-                .create(name)
-                .map(|_| ())
-                .map_err(&err)
-        };
+        let counts = |name: &str, values: Vec<u64>| out.column(name, &values);
+        let column = |name: &str, values: Vec<f64>| out.column(name, &values);
         counts(
             "grid_index",
             r.iter().map(|x| x.grid_index as u64).collect(),
@@ -271,49 +244,19 @@ impl ToyFile {
         let theta: Vec<f64> = r.iter().flat_map(|x| x.theta_hat.clone()).collect();
         let theta = ndarray::Array2::from_shape_vec((r.len(), n_par), theta)
             .map_err(|e| Error::Analysis(format!("toy records: {e}")))?;
-        file.new_dataset_builder()
+        out.file
+            .new_dataset_builder()
             .with_data(&theta)
             .create("theta_hat")
-            .map_err(&err)?;
-        let plan: VarLenUnicode = serde_json::to_string(&self.header)
-            .expect("header serialises")
-            .parse()
-            .map_err(|_| Error::Analysis("toy file header is not valid text".into()))?;
-        file.new_attr::<VarLenUnicode>()
-            .create("plan")
-            .and_then(|a| a.write_scalar(&plan))
-            .map_err(&err)?;
-        file.flush().map_err(&err)?;
-        Ok(())
+            .map_err(|e| Error::Analysis(format!("toy records: {e}")))?;
+        out.plan(&self.header)
     }
 
     pub fn read(path: &Path) -> Result<ToyFile> {
-        let err = h5_error(path);
-        let file = hdf5::File::open(path).map_err(&err)?;
-        let plan: VarLenUnicode =
-            file.attr("plan")
-                .and_then(|a| a.read_scalar())
-                .map_err(|_| Error::EventFile {
-                    file: path.to_path_buf(),
-                    message: "not an nsbi toy file (no 'plan' attribute)".into(),
-                })?;
-        let header = parse_header(path, plan.as_str())?;
-        let floats = |name: &str| -> Result<Vec<f64>> {
-            file.dataset(name)
-                .and_then(|d| d.read_raw::<f64>())
-                .map_err(|e| Error::EventFile {
-                    file: path.to_path_buf(),
-                    message: format!("dataset '{name}': {e}"),
-                })
-        };
-        let ints = |name: &str| -> Result<Vec<u64>> {
-            file.dataset(name)
-                .and_then(|d| d.read_raw::<u64>())
-                .map_err(|e| Error::EventFile {
-                    file: path.to_path_buf(),
-                    message: format!("dataset '{name}': {e}"),
-                })
-        };
+        let file = ToyReader::open(path)?;
+        let header = parse_header(path, &file.plan()?)?;
+        let floats = |name: &str| file.column::<f64>(name);
+        let ints = |name: &str| file.column::<u64>(name);
         let (grid_index, toy_index) = (ints("grid_index")?, ints("toy_index")?);
         let (mu_true, t, mu_hat) = (floats("mu_true")?, floats("t")?, floats("mu_hat")?);
         let (nll_c, nll_f) = (floats("nll_conditional")?, floats("nll_free")?);
@@ -334,10 +277,9 @@ impl ToyFile {
             n_events.len(),
         ];
         if lengths.iter().any(|&l| l != n) || theta.len() != n * n_par {
-            return Err(Error::EventFile {
-                file: path.to_path_buf(),
-                message: format!("record datasets of different lengths ({n} grid indices)"),
-            });
+            return Err(file.error(format!(
+                "record datasets of different lengths ({n} grid indices)"
+            )));
         }
         let records = (0..n)
             .map(|i| ToyRecord {
