@@ -22,10 +22,11 @@ test: setup
 
 # The Python package (pyproject.toml, python/) built into .venv from the same target/ as the
 # CLI, then its tests against the CLI target/release/nsbi (python/tests, under a minute; the
-# CLI is built only where missing: `make test` has just built it).
+# CLI is built only where missing: `make test` has just built it). maturin is called by name:
+# .venv/bin goes first on PATH.
 python-test: setup
 	test -x target/release/nsbi || $(CARGO) build --release --quiet
-	.venv/bin/pip install -q --disable-pip-version-check --no-build-isolation --no-deps .
+	PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/pip install -q --disable-pip-version-check --no-build-isolation --no-deps .
 	.venv/bin/python -m pytest -q python/tests
 
 bench: setup
