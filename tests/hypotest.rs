@@ -4,30 +4,10 @@
 
 mod common;
 
-use common::{assert_refused, nsbi, nsbi_json, read_json};
+use common::{assert_refused, counting_workspace, nsbi, nsbi_json, read_json};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
 
-/// A one-bin pyhf workspace: signal `s` scaled by mu ∈ [0, 10], background `b` with a 5 %
-/// normsys on it, `observed` events.
-fn counting_workspace(dir: &Path, name: &str, s: f64, b: f64, observed: f64) -> PathBuf {
-    let ws = serde_json::json!({
-        "channels": [{"name": "sr", "samples": [
-            {"name": "signal", "data": [s], "modifiers": [
-                {"name": "mu", "type": "normfactor", "data": null}]},
-            {"name": "background", "data": [b], "modifiers": [
-                {"name": "bkg_norm", "type": "normsys", "data": {"hi": 1.05, "lo": 0.95}}]}
-        ]}],
-        "observations": [{"name": "sr", "data": [observed]}],
-        "measurements": [{"name": "m", "config": {"poi": "mu", "parameters": []}}],
-        "version": "1.0.0"
-    });
-    let path = dir.join(name);
-    std::fs::write(&path, serde_json::to_string_pretty(&ws).unwrap()).unwrap();
-    path
-}
-
-/// Runs a command with `--json` into `dir` and returns the JSON.
+/// The number `v` holds.
 fn f(v: &Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
 }

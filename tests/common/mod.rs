@@ -259,3 +259,22 @@ pub fn import_pyhf(json: &Path, yaml: &Path) -> Output {
         yaml.to_str().unwrap(),
     ])
 }
+
+/// A one-bin pyhf workspace: signal `s` scaled by mu ∈ [0, 10], background `b` with a 5 %
+/// normsys, `observed` events.
+pub fn counting_workspace(dir: &Path, name: &str, s: f64, b: f64, observed: f64) -> PathBuf {
+    let ws = serde_json::json!({
+        "channels": [{"name": "sr", "samples": [
+            {"name": "signal", "data": [s], "modifiers": [
+                {"name": "mu", "type": "normfactor", "data": null}]},
+            {"name": "background", "data": [b], "modifiers": [
+                {"name": "bkg_norm", "type": "normsys", "data": {"hi": 1.05, "lo": 0.95}}]}
+        ]}],
+        "observations": [{"name": "sr", "data": [observed]}],
+        "measurements": [{"name": "m", "config": {"poi": "mu", "parameters": []}}],
+        "version": "1.0.0"
+    });
+    let path = dir.join(name);
+    std::fs::write(&path, serde_json::to_string_pretty(&ws).unwrap()).unwrap();
+    path
+}
