@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use super::construction::{total_toys, MAX_TOYS};
 use super::h5::{self, ToyReader, ToyWriter};
 use super::test_stat::{ProfileRatio, TestStatistic};
-use super::toyfile::ModelFingerprint;
+use super::toyfile::{read_one_run, ModelFingerprint};
 use super::toys::{nll_at_minimum, shard_range, ToySource, TOY_EDM_TOLERANCE};
 use crate::analysis::Analysis;
 use crate::error::{Error, Result};
@@ -602,24 +602,13 @@ impl TestToyFile {
 /// the records by job. The error names missing jobs by the shard that owns them, and files
 /// that do not belong.
 pub fn merge(paths: &[PathBuf]) -> Result<TestToyFile> {
-    let files: Vec<(PathBuf, TestToyFile)> = paths
-        .iter()
-        .map(|p| TestToyFile::read(p).map(|f| (p.clone(), f)))
-        .collect::<Result<_>>()?;
-    let Some((first_path, first)) = files.first() else {
-        return Err(Error::Analysis("no toy files to merge".into()));
-    };
-    for (path, file) in &files[1..] {
-        let differences = first.header.run_differences(&file.header);
-        if !differences.is_empty() {
-            return Err(Error::Analysis(format!(
-                "{} does not belong to the same hypothesis test's toys as {}: {}",
-                path.display(),
-                first_path.display(),
-                differences.join("; ")
-            )));
-        }
-    }
+    let files = read_one_run(
+        paths,
+        TestToyFile::read,
+        "hypothesis test's toys",
+        |a, b| a.header.run_differences(&b.header),
+    )?;
+    let (_, first) = &files[0];
     let plan = &first.header.plan;
     // Slot of (generation g, toy t, tested value k): the generation's block, then the toy's
     // row of its tested values.

@@ -351,28 +351,44 @@ fn check_plan_size(path: &Path, header: &ToyFileHeader) -> Result<()> {
     }
 }
 
-/// Combines the toy files of one construction: checks they come from the same run, that every
-/// (grid, toy) job is present exactly once, and orders the records by job. The error names
-/// missing jobs by the shard that owns them, and files that do not belong.
-pub fn merge(paths: &[PathBuf]) -> Result<ToyFile> {
-    let files: Vec<(PathBuf, ToyFile)> = paths
+/// Reads the toy files `paths` (at least one) with `read`, and refuses any whose run differs
+/// from the first's (`differences`, empty when they agree), naming both files and `what` run
+/// they should share: the first step of both toy formats' merges.
+pub(crate) fn read_one_run<F>(
+    paths: &[PathBuf],
+    read: fn(&Path) -> Result<F>,
+    what: &str,
+    differences: impl Fn(&F, &F) -> Vec<String>,
+) -> Result<Vec<(PathBuf, F)>> {
+    let files: Vec<(PathBuf, F)> = paths
         .iter()
-        .map(|p| ToyFile::read(p).map(|f| (p.clone(), f)))
+        .map(|p| read(p).map(|f| (p.clone(), f)))
         .collect::<Result<_>>()?;
     let Some((first_path, first)) = files.first() else {
         return Err(Error::Analysis("no toy files to merge".into()));
     };
     for (path, file) in &files[1..] {
-        let differences = first.header.run_differences(&file.header);
+        let differences = differences(first, file);
         if !differences.is_empty() {
             return Err(Error::Analysis(format!(
-                "{} does not belong to the same construction as {}: {}",
+                "{} does not belong to the same {what} as {}: {}",
                 path.display(),
                 first_path.display(),
                 differences.join("; ")
             )));
         }
     }
+    Ok(files)
+}
+
+/// Combines the toy files of one construction: checks they come from the same run, that every
+/// (grid, toy) job is present exactly once, and orders the records by job. The error names
+/// missing jobs by the shard that owns them, and files that do not belong.
+pub fn merge(paths: &[PathBuf]) -> Result<ToyFile> {
+    let files = read_one_run(paths, ToyFile::read, "construction", |a, b| {
+        a.header.run_differences(&b.header)
+    })?;
+    let (first_path, first) = &files[0];
     let header = &first.header;
     let n_jobs = header.grid.len() * header.n_toys;
     if n_jobs == 0 {
