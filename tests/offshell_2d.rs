@@ -124,9 +124,9 @@ fn distance_to(p: [f64; 2], line: &[[f64; 2]]) -> f64 {
 fn profile_scan_regions_match_the_closed_form_profile_likelihood() {
     let reference = closed_form();
     let dir = tempfile::tempdir().unwrap();
-    // Steps 0.025 in μ_ggF and 0.05 in μ_EW (μ_EW is measured about half as well).
-    let step = [0.025, 0.05];
-    let v = scan_2d(dir.path(), ["0.7:1.45", "0.25:1.55"], ["31", "27"], &[]);
+    // A 0.025 grid in both POIs around the 95 % region.
+    let step = [0.025, 0.025];
+    let v = scan_2d(dir.path(), ["0.65:1.35", "0.5:1.4"], ["29", "37"], &[]);
     for name in POIS {
         let (engine, exact) = (
             v["best_fit"][name].as_f64().unwrap(),

@@ -14,22 +14,23 @@ EW amplitudes (mass part x angular part, the signal with a constant phase φ_V):
 
     A_VB(x) = a_VB(m) u_VB(c1, c2),   a_VB(m) = K (m/220)^-1.5        harder than gg -> ZZ's ^-2.5
     A_VS(x) = a_VS(m) u_VS(c1, c2) e^{iφ_V},  a_VS(m) = -G_V K (220/m)^0.75
-    u_VB = 1 + 0.5 c1 c2                      (in [0.5, 1.5])
-    u_VS = 1 + 0.8 (c1^2 + c2^2) - 1.2 c1 c2  (in [1, 3.8]: peaks on the anti-diagonal corners)
+    u_VB = 1 - 0.5 c1 c2                      (in [0.5, 1.5])
+    u_VS = 1 + 0.8 (c1^2 + c2^2) + 1.2 c1 c2  (in [1, 3.8]: peaks at the diagonal corners ±(1, 1))
     φ_V  = 1.2
 
 a_VS < 0 and u_VS, u_VB > 0, so the EW interference is destructive everywhere (as the
 unitarity-restoring cancellation between VBF Higgs and EW VV scattering), and it grows with m
-because the signal amplitude falls more slowly than the background's. The ggF signal is
-concentrated at the angular centre and at the top threshold; the EW signal at high m4l and the
-anti-diagonal corners: the two POIs are distinguishable. The EW density is positive for every
+because the signal amplitude falls more slowly than the background's. The ggF signal sits at
+the top threshold, the angular centre and the anti-diagonal corners (|u_S| = 1.8 at ±(1, -1),
+0.8 at ±(1, 1)); the EW signal at high m4l and the diagonal corners: the two POIs are
+distinguishable. The EW density is positive for every
 mu_V >= 0 (|.|^2 >= mu_V |A_VS|^2 sin^2 φ_V), the ggF one likewise (offshell_truth.phase), so
 p(x|mu_g, mu_V) > 0 on the whole quadrant.
 
 L is offshell_truth's (nu_SBI_g = 2000 events at mu_g = 1); K makes nu_SBI_V = 1000 events at
-mu_V = 1; G_V = 0.25 and φ_V = 1.2 give S_V/B_V ~ 0.36, I_V/B_V ~ -0.37. EW mass integrals by the same composite Gauss-Legendre
-quadrature as offshell_truth; the angular integrands are polynomials of degree <= 4 per cosine,
-exact with 8 points.
+mu_V = 1; G_V = 0.25 and φ_V = 1.2 give S_V/B_V ~ 0.36, I_V/B_V ~ -0.37. EW mass integrals by
+the same composite Gauss-Legendre quadrature as offshell_truth; the angular integrands are
+polynomials of degree <= 4 per cosine, exact with 8 points.
 
 Reference hypothesis: p_ref = (1/6) Σ_b p_b over the six normalised basis densities, so every
 ratio r_b = p_b/p_ref lies in [0, 6].
@@ -50,9 +51,9 @@ POIS = ("mu_ggF", "mu_EW")
 VB_POWER = -1.5  # a_VB ∝ (m/220)^VB_POWER
 VS_POWER = 0.75  # a_VS ∝ (220/m)^VS_POWER
 G_EW = 0.25  # EW signal coupling relative to the EW background: S_V/B_V ~ 0.36
-UVB_X = 0.5  # u_VB = 1 + UVB_X c1 c2
+UVB_X = -0.5  # u_VB = 1 + UVB_X c1 c2
 UVS_Q = 0.8  # u_VS = 1 + UVS_Q (c1^2 + c2^2) + UVS_X c1 c2
-UVS_X = -1.2
+UVS_X = 1.2
 PHASE_EW = 1.2  # rad, strong phase of the EW signal amplitude: I_V/B_V ~ -0.37
 NU_SBI_EW_TARGET = 1000.0  # EW events at mu_EW = 1
 # Upper bounds of the EW angular factors on [-1, 1]^2 (self_check verifies them on a grid).
