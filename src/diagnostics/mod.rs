@@ -16,8 +16,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde_json::Value;
-
 use crate::analysis::Analysis;
 use crate::data::{Events, RatioCache};
 use crate::error::{Error, Result};
@@ -226,19 +224,6 @@ pub fn select<'w>(
     Ok(selection)
 }
 
-/// Checks the settings of a diagnostic run: at least two bins, a family-wise threshold in (0, 1).
-pub fn check_settings(bins: usize, p_threshold: f64) -> Result<()> {
-    if bins < 2 {
-        return Err(Error::Analysis("--bins must be at least 2".into()));
-    }
-    if !(p_threshold > 0.0 && p_threshold < 1.0) {
-        return Err(Error::Analysis(format!(
-            "--p-threshold must lie in (0, 1), got {p_threshold}"
-        )));
-    }
-    Ok(())
-}
-
 /// The per-test threshold of a family of `n` tests at family-wise level `p_threshold`.
 pub fn bonferroni(p_threshold: f64, n: usize) -> f64 {
     p_threshold / n.max(1) as f64
@@ -365,10 +350,6 @@ impl CalibrationReport {
     /// The typed result (`calibration.json`).
     pub fn output(&self) -> CalibrationOutput {
         CalibrationOutput::new(self)
-    }
-
-    pub fn to_json(&self) -> Value {
-        serde_json::to_value(self.output()).expect("results always serialise")
     }
 }
 
@@ -497,10 +478,6 @@ impl ClosureReport {
     /// The typed result (`closure.json`).
     pub fn output(&self) -> ClosureOutput {
         ClosureOutput::new(self)
-    }
-
-    pub fn to_json(&self) -> Value {
-        serde_json::to_value(self.output()).expect("results always serialise")
     }
 }
 
