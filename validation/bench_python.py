@@ -5,8 +5,9 @@
    cache, the observed fits and the toys; the CLI's includes its process start);
 2. user-side minimisation: iminuit's MIGRAD on ``Likelihood.nll`` (with ``grad``) against the
    engine's own fit (``Workspace.fit(minos=False)``) on the same observed data, one thread:
-   time per likelihood evaluation of each, best of ``--repeat``; and the per-call cost of
-   ``nll`` and ``grad`` from Python (timeit).
+   time per likelihood evaluation of each, best of ``--repeat``; the per-call cost of ``nll``,
+   ``grad`` and ``hessian`` from Python (timeit, best of 5), and of ``nll`` from Rust
+   (``examples/nll_call.rs``, built with ``cargo build --release --example nll_call``).
 
 Prints one JSON object (the numbers in the README's Python section).
 
@@ -15,6 +16,7 @@ Prints one JSON object (the numbers in the README's Python section).
 
 import argparse
 import json
+import re
 import subprocess
 import tempfile
 import time
@@ -85,15 +87,21 @@ def minimisation(args, workspace, cache):
     calls = m.nfcn + m.ngrad
     theta = like.init
     per_call = {}
-    for name in ["nll", "grad"]:
+    for name, number in [("nll", 2000), ("grad", 2000), ("hessian", 200)]:
         f = getattr(like, name)
-        per_call[name] = min(timeit.repeat(lambda: f(theta), number=2000, repeat=5)) / 2000
+        per_call[name] = min(timeit.repeat(lambda: f(theta), number=number, repeat=5)) / number
+    rust = None
+    if args.nll_call.is_file():
+        done = subprocess.run([str(args.nll_call), str(workspace)], check=True,
+                              capture_output=True, text=True)
+        rust = float(re.search(r"([0-9.]+) µs per call", done.stdout).group(1)) * 1e-6
     return {
         "engine_fit_seconds": engine, "engine_evaluations": counts,
         "engine_seconds_per_evaluation": engine / fit.status["n_eval"],
         "iminuit_seconds": minuit, "iminuit_nfcn": m.nfcn, "iminuit_ngrad": m.ngrad,
         "iminuit_seconds_per_call": minuit / calls,
         "python_nll_call_seconds": per_call["nll"], "python_grad_call_seconds": per_call["grad"],
+        "python_hessian_call_seconds": per_call["hessian"], "rust_nll_call_seconds": rust,
         "mu": {"iminuit": m.values["mu"], "engine": fit.values["mu"]},
     }
 
@@ -104,6 +112,7 @@ def main():
                         default=ROOT / "workspaces/offshell_toy/workspace_exact.yaml")
     parser.add_argument("--nsbi", type=Path, default=ROOT / "target/release/nsbi")
     parser.add_argument("--cache-dir", type=Path, default=ROOT / "target/bench-python-cache")
+    parser.add_argument("--nll-call", type=Path, default=ROOT / "target/release/examples/nll_call")
     parser.add_argument("--toys", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
