@@ -8,6 +8,9 @@ The same engine as the ``nsbi`` command line: results are the CLI's typed result
     fit = ws.fit()
     print(fit.values["mu"], fit.errors["mu"])
     scan = ws.scan("mu", (0.5, 1.5), 41)
+    limit = ws.limit(cl=0.95)
+    toys = ws.toys("0.6:1.4:0.1", 200, "toys.h5", seed=1)
+    neyman = ws.neyman("toys.h5")
     like = ws.likelihood()
     like.nll(like.init), like.grad(like.init), like.hessian(like.init)
 
@@ -267,5 +270,6 @@ def _is_pair(value):
 
 def schemas():
     """The JSON Schema of every output (``fit``, ``scan``, ``hypotest``, ``limit``,
-    ``significance``), by name: the files in the repository's ``schemas/``."""
+    ``significance``, ``calibration``, ``closure``), by name: the files in the repository's
+    ``schemas/``."""
     return {name: json.loads(text) for name, text in _nsbi._schemas()}
