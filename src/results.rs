@@ -299,8 +299,9 @@ impl ScanOutput {
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// Every output with a schema, by its file stem in `schemas/` (`fit`, `scan`, `hypotest`,
-/// `limit`, `significance`), each with its versioned `$id`.
+/// `limit`, `significance`, `calibration`, `closure`), each with its versioned `$id`.
 pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
+    use crate::diagnostics::{CalibrationOutput, ClosureOutput};
     use crate::infer::hypotest::{HypotestResult, SignificanceResult};
     use crate::infer::limit::LimitResult;
     let mut all = vec![
@@ -309,6 +310,8 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
         ("hypotest", schemars::schema_for!(HypotestResult)),
         ("limit", schemars::schema_for!(LimitResult)),
         ("significance", schemars::schema_for!(SignificanceResult)),
+        ("calibration", schemars::schema_for!(CalibrationOutput)),
+        ("closure", schemars::schema_for!(ClosureOutput)),
     ];
     for (name, schema) in &mut all {
         let id = format!("https://nsbi.example/schemas/{name}-v{SCHEMA_VERSION}.json");

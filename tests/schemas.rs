@@ -56,3 +56,35 @@ fn the_fit_schema_requires_the_documented_keys() {
         "{fit}"
     );
 }
+
+/// The diagnostics' schemas (`calibration.json`, `closure.json`) require their top-level keys,
+/// and an empty bin's undefined numbers are allowed to be null (never NaN in the file).
+#[test]
+fn the_diagnostics_schemas_require_their_keys_and_allow_empty_bins() {
+    let schemas: std::collections::HashMap<_, _> = nsbi::results::schemas()
+        .into_iter()
+        .map(|(name, schema)| (name, serde_json::to_value(&schema).unwrap()))
+        .collect();
+    for (name, list) in [("calibration", "ensembles"), ("closure", "tests")] {
+        let schema = &schemas[name];
+        let required = schema["required"].as_array().unwrap();
+        for key in ["settings", "pass", list, "skipped"] {
+            assert!(
+                required.iter().any(|k| k == key),
+                "{name}: {key} in {required:?}"
+            );
+        }
+        assert_eq!(
+            schema["$id"],
+            format!("https://nsbi.example/schemas/{name}-v1.json")
+        );
+    }
+    let bin = &schemas["calibration"]["$defs"]["ReliabilityBinOutput"]["properties"];
+    for key in ["mean_predicted", "observed", "error", "pull"] {
+        assert_eq!(
+            bin[key]["type"],
+            serde_json::json!(["number", "null"]),
+            "{key}"
+        );
+    }
+}

@@ -18,6 +18,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use nsbi::analysis::{self, Analysis};
+use nsbi::diagnostics;
+use nsbi::infer::test_stat::TestStatistic;
+use nsbi::infer::{run, test_run};
 use nsbi::likelihood::{Likelihood as EngineLikelihood, Order};
 use nsbi::results::FitOutput;
 
@@ -235,6 +238,214 @@ impl Workspace {
         to_json(&output)
     }
 
+    /// `nsbi calibrate`'s `calibration.json` as JSON text: the ratio models of `process` (all
+    /// if empty) on held-out events (`NAME=FILE` in `holdout`).
+    #[pyo3(signature = (process, holdout, bins, p_threshold))]
+    fn _calibrate(
+        &self,
+        py: Python<'_>,
+        process: Vec<String>,
+        holdout: Vec<String>,
+        bins: usize,
+        p_threshold: f64,
+    ) -> PyResult<String> {
+        let path = self.path.clone();
+        let output = interruptible(py, &self.pool, move || -> nsbi::Result<_> {
+            diagnostics::check_settings(bins, p_threshold)?;
+            let ws = nsbi::workspace::Workspace::load(&path)?;
+            let holdouts = holdout
+                .iter()
+                .map(|h| diagnostics::Holdout::parse(h))
+                .collect::<nsbi::Result<Vec<_>>>()?;
+            let selection = diagnostics::select(&ws, &process, &holdouts)?;
+            Ok(diagnostics::calibrate(&ws, &selection, bins, p_threshold)?.output())
+        })?
+        .map_err(engine_error)?;
+        to_json(&output)
+    }
+
+    /// `nsbi closure`'s `closure.json` as JSON text: per ratio model (of `process`), and per
+    /// POI value in `mu` against the MC mixture at `mu_ref`.
+    #[pyo3(signature = (process, holdout, bins, p_threshold, mu, mu_ref))]
+    #[allow(clippy::too_many_arguments)]
+    fn _closure(
+        &self,
+        py: Python<'_>,
+        process: Vec<String>,
+        holdout: Vec<String>,
+        bins: usize,
+        p_threshold: f64,
+        mu: Vec<f64>,
+        mu_ref: f64,
+    ) -> PyResult<String> {
+        let (path, cache_dir) = (self.path.clone(), self.cache_dir.clone());
+        let output = interruptible(py, &self.pool, move || -> nsbi::Result<_> {
+            diagnostics::check_settings(bins, p_threshold)?;
+            let ws = nsbi::workspace::Workspace::load(&path)?;
+            let holdouts = holdout
+                .iter()
+                .map(|h| diagnostics::Holdout::parse(h))
+                .collect::<nsbi::Result<Vec<_>>>()?;
+            let dir = cache_dir.unwrap_or_else(|| analysis::default_cache_dir(&ws));
+            let cache = nsbi::data::RatioCache::new(dir);
+            let selection = diagnostics::select(&ws, &process, &holdouts)?;
+            let mut tests = diagnostics::ratio_closures(&ws, &selection, &cache, bins)?;
+            let skipped = selection.skipped;
+            let analysis = Analysis::from_workspace(ws, &cache, false)?;
+            tests.extend(diagnostics::poi_closures(&analysis, &mu, mu_ref, bins)?);
+            let report = diagnostics::ClosureReport {
+                tests,
+                skipped,
+                bins,
+                p_threshold,
+            };
+            Ok(report.output())
+        })?
+        .map_err(engine_error)?;
+        to_json(&output)
+    }
+
+    /// `nsbi hypotest --json` as JSON text.
+    #[pyo3(signature = (value, test_stat, signal, request))]
+    fn _hypotest(
+        &self,
+        py: Python<'_>,
+        value: f64,
+        test_stat: String,
+        signal: f64,
+        request: TestOptions,
+    ) -> PyResult<String> {
+        let (path, cache_dir) = (self.path.clone(), self.cache_dir.clone());
+        let result = interruptible(py, &self.pool, move || -> nsbi::Result<_> {
+            let statistic = test_run::hypotest_statistic(&test_stat)?;
+            let mut analysis = Analysis::open(&path, cache_dir, false)?;
+            test_run::hypotest(&mut analysis, &request.0, statistic, value, signal)
+        })?
+        .map_err(engine_error)?;
+        to_json(&result)
+    }
+
+    /// `nsbi limit --json` as JSON text.
+    #[pyo3(signature = (cl, range, points, test_stat, request))]
+    fn _limit(
+        &self,
+        py: Python<'_>,
+        cl: f64,
+        range: Option<String>,
+        points: usize,
+        test_stat: String,
+        request: TestOptions,
+    ) -> PyResult<String> {
+        let (path, cache_dir) = (self.path.clone(), self.cache_dir.clone());
+        let result = interruptible(py, &self.pool, move || -> nsbi::Result<_> {
+            let statistic = test_run::limit_statistic(&test_stat)?;
+            let mut analysis = Analysis::open(&path, cache_dir, false)?;
+            let scan = test_run::LimitRequest { cl, range, points };
+            test_run::limit(&mut analysis, &request.0, statistic, &scan)
+        })?
+        .map_err(engine_error)?;
+        to_json(&result)
+    }
+
+    /// `nsbi significance --json` as JSON text.
+    #[pyo3(signature = (value, signal, request))]
+    fn _significance(
+        &self,
+        py: Python<'_>,
+        value: f64,
+        signal: f64,
+        request: TestOptions,
+    ) -> PyResult<String> {
+        let (path, cache_dir) = (self.path.clone(), self.cache_dir.clone());
+        let result = interruptible(py, &self.pool, move || -> nsbi::Result<_> {
+            let mut analysis = Analysis::open(&path, cache_dir, false)?;
+            test_run::significance(&mut analysis, &request.0, value, signal)
+        })?
+        .map_err(engine_error)?;
+        to_json(&result)
+    }
+
+    /// `nsbi toys`: makes the toys of the plan (or of `shard` "i/N" of it) and writes them to
+    /// `out` (HDF5, atomically); returns the file's header as JSON text and the toys written.
+    #[pyo3(signature = (mu_grid, toys, seed, out, poi, no_syst, test_stat, shard))]
+    #[allow(clippy::too_many_arguments)]
+    fn _toys(
+        &self,
+        py: Python<'_>,
+        mu_grid: String,
+        toys: usize,
+        seed: u64,
+        out: PathBuf,
+        poi: Option<String>,
+        no_syst: bool,
+        test_stat: String,
+        shard: Option<String>,
+    ) -> PyResult<(String, usize)> {
+        let (path, cache_dir) = (self.path.clone(), self.cache_dir.clone());
+        let file = interruptible(py, &self.pool, move || -> nsbi::Result<_> {
+            let shard = shard
+                .as_deref()
+                .map(nsbi::batch::parse_shard)
+                .transpose()?
+                .unwrap_or((0, 1));
+            let request = run::ToyRequest {
+                poi,
+                grid: mu_grid,
+                n_toys: toys,
+                seed,
+                no_syst,
+                statistic: TestStatistic::parse(&test_stat)?,
+            };
+            let mut analysis = Analysis::open(&path, cache_dir, false)?;
+            let plan = run::toy_plan(&mut analysis, &request)?;
+            let file = run::make_toy_file(&analysis, &plan, &path, shard, &|| {})?;
+            file.write(&out)?;
+            Ok(file)
+        })?
+        .map_err(engine_error)?;
+        Ok((to_json(&file.header)?, file.records.len()))
+    }
+
+    /// `nsbi neyman --json` as JSON text, from the toy files `toys` (paths or patterns).
+    fn _neyman(&self, py: Python<'_>, toys: Vec<String>, cl: Vec<f64>) -> PyResult<String> {
+        let (path, cache_dir) = (self.path.clone(), self.cache_dir.clone());
+        let result = interruptible(py, &self.pool, move || -> nsbi::Result<_> {
+            let merged = nsbi::infer::toyfile::merge(&run::toy_paths(&toys)?)?;
+            let mut analysis = Analysis::open(&path, cache_dir, false)?;
+            let levels = run::confidence_levels(&cl)?;
+            Ok(run::neyman(&mut analysis, &merged, &toys.join(" "), &levels)?.json)
+        })?
+        .map_err(engine_error)?;
+        to_json(&result)
+    }
+
+    /// `nsbi coverage --json` as JSON text.
+    #[pyo3(signature = (toys, mu_true, n, seed, cl))]
+    fn _coverage(
+        &self,
+        py: Python<'_>,
+        toys: Vec<String>,
+        mu_true: f64,
+        n: usize,
+        seed: u64,
+        cl: Vec<f64>,
+    ) -> PyResult<String> {
+        let (path, cache_dir) = (self.path.clone(), self.cache_dir.clone());
+        let result = interruptible(py, &self.pool, move || -> nsbi::Result<_> {
+            let merged = nsbi::infer::toyfile::merge(&run::toy_paths(&toys)?)?;
+            let mut analysis = Analysis::open(&path, cache_dir, false)?;
+            let request = run::CoverageRequest {
+                mu_true,
+                n_toys: n,
+                seed,
+                levels: run::confidence_levels(&cl)?,
+            };
+            run::coverage(&mut analysis, &merged, &toys.join(" "), &request, &|| {})
+        })?
+        .map_err(engine_error)?;
+        to_json(&result)
+    }
+
     /// The likelihood of the observed data, or of the Asimov set at `asimov`
     /// (`name=value,...`).
     #[pyo3(signature = (asimov=None))]
@@ -248,6 +459,26 @@ impl Workspace {
             cell,
             pool: self.pool.clone(),
         })
+    }
+}
+
+/// The options every hypothesis test shares, from Python's `(poi, calculator, toys, seed,
+/// no_syst, toys_from)`.
+struct TestOptions(test_run::TestRequest);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for TestOptions {
+    type Error = PyErr;
+
+    fn extract(ob: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        let (poi, calculator, n_toys, seed, no_syst, toys_from) = ob.extract()?;
+        Ok(TestOptions(test_run::TestRequest {
+            poi,
+            calculator,
+            n_toys,
+            seed,
+            no_syst,
+            toys_from,
+        }))
     }
 }
 

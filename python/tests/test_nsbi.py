@@ -120,7 +120,7 @@ def test_read_toys_reads_what_the_cli_wrote(cli, tmp_path):
         nsbi.read_toys(tmp_path / "missing.h5")
 
 
-def test_every_output_validates_against_its_schema(cli_json):
+def test_every_output_validates_against_its_schema(cli, cli_json, tmp_path):
     jsonschema = pytest.importorskip("jsonschema")
     schemas = {p.name.split(".")[0]: json.loads(p.read_text()) for p in (ROOT / "schemas").glob("*.schema.json")}
     assert schemas == nsbi.schemas()
@@ -135,6 +135,10 @@ def test_every_output_validates_against_its_schema(cli_json):
         "limit": [cli_json("limit", "--points", "5")],
         "significance": [cli_json("significance")],
     }
+    for command, name in [("calibrate", "calibration"), ("closure", "closure")]:
+        done = cli(command, EXAMPLE, "--out", tmp_path / command, "--cache-dir", CACHE)
+        assert done.returncode == 0, done.stderr
+        outputs[name] = [json.loads((tmp_path / command / f"{name}.json").read_text())]
     assert set(outputs) == set(schemas)
     for name, values in outputs.items():
         for value in values:

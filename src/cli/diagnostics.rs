@@ -120,7 +120,10 @@ pub fn run_calibrate(args: &DiagnosticArgs) -> anyhow::Result<bool> {
     let report = diagnostics::calibrate(&ws, &selection, args.bins, args.p_threshold)?;
     print_calibration(&report);
     let mut outputs = nsbi::report::OutputSet::new();
-    outputs.json(&out.join("calibration.json"), &report.to_json())?;
+    outputs.json(
+        &out.join("calibration.json"),
+        &serde_json::to_value(report.output())?,
+    )?;
     for m in &report.models {
         let stem = out.join(format!("calibration_{}", diagnostics::file_stem(&m.label)));
         nsbi::plot::diagnostics::reliability(
@@ -166,7 +169,10 @@ pub fn run_closure(args: &ClosureArgs) -> anyhow::Result<bool> {
     };
     print_closure(&report);
     let mut outputs = nsbi::report::OutputSet::new();
-    outputs.json(&out.join("closure.json"), &report.to_json())?;
+    outputs.json(
+        &out.join("closure.json"),
+        &serde_json::to_value(report.output())?,
+    )?;
     for test in &report.tests {
         let stem = out.join(format!("closure_{}", diagnostics::file_stem(&test.name)));
         nsbi::plot::diagnostics::closure(&mut outputs, &stem, test)?;

@@ -3,14 +3,11 @@
 use std::path::PathBuf;
 
 use nsbi::analysis::Analysis;
-use nsbi::infer::hypotest::{
-    check_test, AsymptoticCalculator, Calculator, HypotestResult, SignificanceResult, TestSettings,
-    ToyCalculator,
-};
-use nsbi::infer::limit::{self, upper_limit, LimitSettings};
-use nsbi::infer::run::toy_paths;
+use nsbi::infer::hypotest::{check_test, Calculator, TestSettings, ToyCalculator};
+use nsbi::infer::limit;
+use nsbi::infer::test_run;
 use nsbi::infer::test_stat::TestStatistic;
-use nsbi::infer::test_toys::{self, TestToyFile, TestToyHeader};
+use nsbi::infer::test_toys::{TestToyFile, TestToyHeader};
 
 use super::{load_analysis, print_warnings, set_threads, shard_or_all, write_result, CacheArgs};
 
@@ -114,8 +111,7 @@ pub fn test_setup(
     statistic: TestStatistic,
     signal: f64,
 ) -> anyhow::Result<(Analysis, TestSettings, Vec<String>)> {
-    set_threads(common.threads)?;
-    let mut analysis = load_analysis(&common.workspace, common.cache.cache_dir.clone())?;
+    let mut analysis = test_analysis(common)?;
     let (settings, warnings) = TestSettings::prepare(
         &mut analysis,
         common.poi.as_deref(),
@@ -124,6 +120,26 @@ pub fn test_setup(
         common.no_syst,
     )?;
     Ok((analysis, settings, warnings))
+}
+
+/// The analysis of a hypothesis test, on the `--threads` pool.
+fn test_analysis(common: &TestArgs) -> anyhow::Result<Analysis> {
+    set_threads(common.threads)?;
+    load_analysis(&common.workspace, common.cache.cache_dir.clone())
+}
+
+impl TestArgs {
+    /// The options as the library's request.
+    fn request(&self) -> test_run::TestRequest {
+        test_run::TestRequest {
+            poi: self.poi.clone(),
+            calculator: self.calculator.clone(),
+            n_toys: self.toys,
+            seed: self.seed,
+            no_syst: self.no_syst,
+            toys_from: self.toys_from.clone(),
+        }
+    }
 }
 
 /// The limit's scan range: --range, or the default from the fit to the data.
@@ -140,34 +156,6 @@ pub fn limit_range(
         calc,
         args.points,
     )?)
-}
-
-/// The calculator `--calculator` names.
-fn calculator<'a>(
-    analysis: &'a Analysis,
-    settings: &TestSettings,
-    common: &TestArgs,
-) -> anyhow::Result<Box<dyn Calculator + 'a>> {
-    if !common.toys_from.is_empty() && common.calculator != "toys" {
-        anyhow::bail!("--toys-from tests with stored toys: give --calculator toys");
-    }
-    Ok(match common.calculator.as_str() {
-        "asymptotic" => Box::new(AsymptoticCalculator::new(analysis, settings)?),
-        "toys" if !common.toys_from.is_empty() => {
-            let files = common.toys_from.join(" ");
-            let merged = test_toys::merge(&toy_paths(&common.toys_from)?)?;
-            Box::new(ToyCalculator::from_file(
-                analysis, settings, merged, &files,
-            )?)
-        }
-        "toys" => Box::new(ToyCalculator::new(
-            analysis,
-            settings,
-            common.toys,
-            common.seed,
-        )?),
-        other => anyhow::bail!("--calculator '{other}' is not known (expected asymptotic or toys)"),
-    })
 }
 
 /// The median, ±1σ and ±2σ of a band (ordered −2σ … +2σ).
@@ -196,24 +184,21 @@ fn poi_value(x: f64) -> String {
 }
 
 pub fn run_hypotest(args: &HypotestArgs) -> anyhow::Result<()> {
-    let statistic = TestStatistic::parse(&args.test_stat)?;
-    if !statistic.is_one_sided() {
-        anyhow::bail!(
-            "--test-stat {statistic}: CLs needs a one-sided statistic (qtilde, qmu, or q0 for \
-             discovery); tmu and tmutilde give two-sided intervals (nsbi scan, nsbi neyman)"
-        );
-    }
-    let (analysis, settings, mut warnings) = test_setup(&args.common, statistic, args.signal)?;
-    check_test(&analysis, &settings, &[args.value])?;
+    let statistic = test_run::hypotest_statistic(&args.test_stat)?;
     if args.common.out.is_some() {
+        let (analysis, settings, _) = test_setup(&args.common, statistic, args.signal)?;
+        check_test(&analysis, &settings, &[args.value])?;
         return write_test_toys(&args.common, &analysis, &settings, |_| Ok(vec![args.value]));
     }
-    let mut calc = calculator(&analysis, &settings, &args.common)?;
-    let point = calc.test(args.value)?;
-    let poi = &analysis.model.parameters[settings.poi].name;
-    let mut result = HypotestResult::new(poi, statistic, calc.as_ref(), point);
-    warnings.append(&mut result.warnings);
-    result.warnings = warnings;
+    let mut analysis = test_analysis(&args.common)?;
+    let result = test_run::hypotest(
+        &mut analysis,
+        &args.common.request(),
+        statistic,
+        args.value,
+        args.signal,
+    )?;
+    let poi = &result.poi;
     println!(
         "{poi} = {} ({statistic}, {}): CLs = {}  CLs+b = {}  CLb = {}",
         result.value,
@@ -237,43 +222,23 @@ pub fn run_hypotest(args: &HypotestArgs) -> anyhow::Result<()> {
 }
 
 pub fn run_limit(args: &LimitArgs) -> anyhow::Result<()> {
-    let statistic = TestStatistic::parse(&args.test_stat)?;
-    if !matches!(statistic, TestStatistic::Qtilde | TestStatistic::Qmu) {
-        anyhow::bail!("--test-stat {statistic}: an upper limit needs qtilde or qmu");
-    }
-    let (analysis, settings, mut warnings) = test_setup(&args.common, statistic, 1.0)?;
+    let statistic = test_run::limit_statistic(&args.test_stat)?;
     if args.common.out.is_some() {
+        let (analysis, settings, _) = test_setup(&args.common, statistic, 1.0)?;
         return write_test_toys(&args.common, &analysis, &settings, |calc| {
             let range = limit_range(args, &analysis, &settings, calc)?;
             check_test(&analysis, &settings, &[range.0, range.1])?;
             Ok(nsbi::fit::scan::linspace(range.0, range.1, args.points))
         });
     }
-    let mut calc = calculator(&analysis, &settings, &args.common)?;
-    let (range, points) = match calc.stored_values() {
-        Some(values) => limit::stored_scan(
-            &values,
-            args.range.as_deref(),
-            args.points,
-            &args.common.toys_from.join(" "),
-        )?,
-        None => (
-            limit_range(args, &analysis, &settings, calc.as_ref())?,
-            args.points,
-        ),
-    };
-    check_test(&analysis, &settings, &[range.0, range.1])?;
-    let limit_settings = LimitSettings {
+    let mut analysis = test_analysis(&args.common)?;
+    let scan = test_run::LimitRequest {
         cl: args.cl,
-        range,
-        background: 0.0,
-        points,
-        root_finding: args.common.calculator == "asymptotic",
+        range: args.range.clone(),
+        points: args.points,
     };
-    let poi = analysis.model.parameters[settings.poi].name.clone();
-    let mut result = upper_limit(calc.as_mut(), &poi, statistic, &limit_settings)?;
-    warnings.append(&mut result.warnings);
-    result.warnings = warnings;
+    let result = test_run::limit(&mut analysis, &args.common.request(), statistic, &scan)?;
+    let poi = result.poi.clone();
     println!(
         "{:.1} % CLs upper limit on {poi} ({statistic}, {}): observed {:.6}",
         100.0 * result.cl,
@@ -306,25 +271,20 @@ pub fn run_limit(args: &LimitArgs) -> anyhow::Result<()> {
 }
 
 pub fn run_significance(args: &SignificanceArgs) -> anyhow::Result<()> {
-    let statistic = TestStatistic::Q0;
-    let (analysis, settings, mut warnings) = test_setup(&args.common, statistic, args.signal)?;
-    check_test(&analysis, &settings, &[args.value, args.signal])?;
-    if args.signal == args.value {
-        anyhow::bail!(
-            "--signal {} equals the null hypothesis' --value: the expected significance needs \
-             a signal hypothesis other than the null",
-            args.signal
-        );
-    }
     if args.common.out.is_some() {
+        let (analysis, settings, _) = test_setup(&args.common, TestStatistic::Q0, args.signal)?;
+        check_test(&analysis, &settings, &[args.value, args.signal])?;
+        test_run::check_signal(args.value, args.signal)?;
         return write_test_toys(&args.common, &analysis, &settings, |_| Ok(vec![args.value]));
     }
-    let mut calc = calculator(&analysis, &settings, &args.common)?;
-    let point = calc.test(args.value)?;
-    let poi = &analysis.model.parameters[settings.poi].name;
-    let mut result = SignificanceResult::new(poi, args.signal, calc.as_ref(), point);
-    warnings.append(&mut result.warnings);
-    result.warnings = warnings;
+    let mut analysis = test_analysis(&args.common)?;
+    let result = test_run::significance(
+        &mut analysis,
+        &args.common.request(),
+        args.value,
+        args.signal,
+    )?;
+    let poi = &result.poi;
     let d = &result.observed;
     println!(
         "{poi} = {} rejected at: q0 = {:.6}, p0 = {:.4e}, Z = {:.4} ({})",

@@ -5,8 +5,6 @@
 //! gives P(class 1 | x) = p₁/(p₁+p₀) = s(x) exactly, so in every bin of s the weighted fraction
 //! of class-1 events must equal the mean predicted s: the reliability curve is the diagonal.
 
-use serde_json::{json, Value};
-
 use super::stats::chi2_p_value;
 
 /// Bins with fewer effective entries than this are shown but left out of χ² and max pull: their
@@ -213,41 +211,6 @@ impl ReliabilityCurve {
             .collect();
         bad.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
         bad.into_iter().map(|(i, _)| i).collect()
-    }
-
-    pub fn to_json(&self) -> Value {
-        let bins: Vec<Value> = self
-            .bins
-            .iter()
-            .map(|b| {
-                json!({
-                    "low": b.low, "high": b.high, "weight": b.weight,
-                    "mean_predicted": finite(b.mean_predicted), "observed": finite(b.observed),
-                    "error": finite(b.error), "effective_entries": b.effective_entries,
-                    "n_numerator": b.n_numerator, "n_denominator": b.n_denominator,
-                    "pull": b.pull, "in_test": b.pull.is_some(),
-                })
-            })
-            .collect();
-        json!({
-            "ece": self.ece,
-            "max_abs_pull": self.max_abs_pull,
-            "max_pull_bin": self.max_pull_bin,
-            "chi2": self.chi2,
-            "ndf": self.ndf,
-            "p_value": self.p_value,
-            "bins_beyond_3_sigma": self.bad_bins(),
-            "bins": bins,
-        })
-    }
-}
-
-/// NaN (an empty bin) as JSON null.
-pub(crate) fn finite(x: f64) -> Value {
-    if x.is_finite() {
-        json!(x)
-    } else {
-        Value::Null
     }
 }
 

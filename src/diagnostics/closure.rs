@@ -6,8 +6,6 @@
 //!    full model against the MC mixture at μ — which checks every ratio and the coefficients
 //!    together, including the negative-weight interference mixture.
 
-use serde_json::{json, Value};
-
 use super::calibration::PULL_TO_REPORT;
 use super::stats::{chi2_p_value, quantile_edges, HistogramComparison};
 use crate::data::Events;
@@ -136,38 +134,6 @@ impl ClosureTest {
             reweighted_total: segments.iter().map(|s| sum(&s.reweighted)).sum(),
             features: compare_features(features, segments, bins),
         }
-    }
-
-    /// The JSON of this test, judged against `per_test_threshold`.
-    pub fn to_json(&self, per_test_threshold: f64) -> Value {
-        let features: Vec<Value> = self
-            .features
-            .iter()
-            .map(|f| {
-                let h = &f.histogram;
-                json!({
-                    "feature": f.feature,
-                    "chi2": f.chi2, "ndf": f.ndf, "chi2_per_ndf": f.chi2 / f.ndf.max(1) as f64,
-                    "p_value": f.p_value, "pass": f.p_value >= per_test_threshold,
-                    "bins_beyond_3_sigma": f.bad_bins().iter().map(|(i, p)| json!({
-                        "bin": i, "low": h.edges[*i], "high": h.edges[i + 1], "pull": p,
-                    })).collect::<Vec<_>>(),
-                    "edges": h.edges,
-                    "target": h.target, "target_error": h.target_error,
-                    "reweighted": h.reweighted, "reweighted_error": h.reweighted_error,
-                    "difference_error": h.difference_error,
-                    "pull": h.pulls(),
-                })
-            })
-            .collect();
-        json!({
-            "name": self.name,
-            "description": self.description,
-            "pass": self.passes(per_test_threshold),
-            "target_total": self.target_total,
-            "reweighted_total": self.reweighted_total,
-            "features": features,
-        })
     }
 
     pub fn passes(&self, per_test_threshold: f64) -> bool {

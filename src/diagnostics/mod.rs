@@ -9,13 +9,12 @@
 
 pub mod calibration;
 pub mod closure;
+pub mod output;
 pub mod stats;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-use serde_json::{json, Value};
 
 use crate::analysis::Analysis;
 use crate::data::{Events, RatioCache};
@@ -28,6 +27,7 @@ use calibration::{
     member_spread_per_bin, reliability_curve, score, ClassScores, ReliabilityCurve, ScoreBins,
 };
 use closure::{ratio_closure, ClosureTest, WeightedSegment};
+pub use output::{CalibrationOutput, ClosureOutput};
 
 /// `NAME=FILE` from the command line: held-out events replacing (or, for a shape variation,
 /// supplying) the workspace's sample `NAME` — `reference`, a process name, or
@@ -246,10 +246,6 @@ pub fn file_stem(label: &str) -> String {
         .collect()
 }
 
-fn sample_json(events: &Events) -> Value {
-    json!({"file": events.file, "n_events": events.len(), "sum_of_weights": events.total_weight()})
-}
-
 // ---------------------------------------------------------------------------------------------
 // Calibration
 // ---------------------------------------------------------------------------------------------
@@ -351,47 +347,9 @@ impl CalibrationReport {
         self.models.iter().all(|m| self.passes(m))
     }
 
-    pub fn to_json(&self) -> Value {
-        let models: Vec<Value> = self
-            .models
-            .iter()
-            .map(|m| {
-                let eces: Vec<f64> = m.members.iter().map(|c| c.ece).collect();
-                let mean = eces.iter().sum::<f64>() / eces.len().max(1) as f64;
-                let std = (eces.iter().map(|e| (e - mean).powi(2)).sum::<f64>()
-                    / (eces.len().max(2) - 1) as f64)
-                    .sqrt();
-                json!({
-                    "ensemble": m.label,
-                    "pass": self.passes(m),
-                    "numerator": sample_json(&m.numerator),
-                    "denominator": sample_json(&m.denominator),
-                    "curve": m.ensemble.to_json(),
-                    "members": m.members.iter().zip(&m.models).map(|(c, path)| {
-                        let mut v = c.to_json();
-                        v["model"] = json!(path);
-                        v
-                    }).collect::<Vec<_>>(),
-                    "member_ece": {"mean": mean, "std": std, "values": eces},
-                    "spread": {
-                        "mean": m.mean_spread,
-                        "per_bin": m.spread_per_bin.iter().map(|&s| calibration::finite(s)).collect::<Vec<_>>(),
-                    },
-                })
-            })
-            .collect();
-        json!({
-            "settings": {
-                "bins": self.bins,
-                "p_threshold": self.p_threshold,
-                "per_test_threshold": self.per_test_threshold(),
-                "min_effective_entries": calibration::MIN_EFFECTIVE_ENTRIES,
-                "class_priors": "balanced (each class weighted to total 1)",
-            },
-            "pass": self.all_pass(),
-            "ensembles": models,
-            "skipped": self.skipped,
-        })
+    /// The typed result (`calibration.json`).
+    pub fn output(&self) -> CalibrationOutput {
+        CalibrationOutput::new(self)
     }
 }
 
@@ -517,20 +475,9 @@ impl ClosureReport {
         self.tests.iter().all(|t| t.passes(threshold))
     }
 
-    pub fn to_json(&self) -> Value {
-        let threshold = self.per_test_threshold();
-        json!({
-            "settings": {
-                "bins": self.bins,
-                "binning": "quantiles of the weighted events, per feature",
-                "p_threshold": self.p_threshold,
-                "per_test_threshold": threshold,
-                "errors": "per bin sqrt(sum (t - u)^2) over events with target weight t and reweighted weight u",
-            },
-            "pass": self.all_pass(),
-            "tests": self.tests.iter().map(|t| t.to_json(threshold)).collect::<Vec<_>>(),
-            "skipped": self.skipped,
-        })
+    /// The typed result (`closure.json`).
+    pub fn output(&self) -> ClosureOutput {
+        ClosureOutput::new(self)
     }
 }
 

@@ -8,6 +8,7 @@ pub mod limit;
 pub mod neyman;
 pub mod resample;
 pub mod run;
+pub mod test_run;
 pub mod test_stat;
 pub mod test_toys;
 pub mod toy_pool;
