@@ -137,6 +137,8 @@ def main():
                          capture_output=True, text=True)
     nsbi = json.loads(out.stdout)
     nsbi_fit = nsbi["fit"]
+    general = nsbi["general"]
+    general_fit = general["fit"]
 
     errors = bestfit[:, 1]
     pull_default = largest_pull(model, bestfit[:, 0], errors, nsbi_fit["parameters"])
@@ -150,8 +152,6 @@ def main():
     # The general path's minimum is the engine's (the same NLL, the same Newton steps).
     general_vs_engine = general["fit"]["nll"] - nsbi_fit["nll"]
     engine_toy = nsbi["toys"]["seconds_per_toy"]
-    general = nsbi["general"]
-    general_fit = general["fit"]
     nsbi_toy = general["toys"]["seconds_per_toy"]
     summary = {
         "workspace": {

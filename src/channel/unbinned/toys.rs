@@ -31,7 +31,7 @@
 //! The argument needs b_i ≥ 0: with NLO generator weights b_i < 0 the weights w'_i are signed
 //! too, and drawing ∝ |w'_i| would sample the |b|-density. Each process's weights are
 //! therefore cell resampled once, before pooling, to non-negative b̃_i with the same sum over
-//! every small cell of the likelihood's feature space ([`super::resample`]); the draw uses
+//! every small cell of the likelihood's feature space ([`crate::infer::resample`]); the draw uses
 //! b̃, the Asimov sets and fits keep the signed b (they are right in expectation as they are).
 //! `tests/negative_weights.rs` checks the toys' mean histograms and fitted μ̂ against the
 //! signed-weight Asimov set.
