@@ -68,9 +68,12 @@ hypotest-fixtures: setup
 	.venv/bin/python validation/pyhf_hypotest_reference.py asymptotic
 	.venv/bin/python validation/pyhf_hypotest_reference.py toys
 
-# Regenerate the example workspace's data and models (deterministic for a given seed).
+# Regenerate the example workspaces' data and models (deterministic for a given seed), and the
+# closed-form fixture of the two-POI off-shell example (seconds).
 fixtures: setup
 	.venv/bin/python validation/make_offshell_toy.py --out workspaces/offshell_toy
+	.venv/bin/python validation/make_offshell2d.py --out workspaces/offshell_2d
+	.venv/bin/python validation/offshell2d_closed_form.py
 
 # Toys end to end against RooFit (opt-in: installs PyPI `root`, ~250 MB, into its own venv
 # target/peers-venv, never the project's .venv). Writes target/roofit/summary.json.

@@ -510,34 +510,9 @@ fn binned_channels_of_a_combined_workspace_export_to_pyhf_with_a_chosen_poi() {
     // pyhf reads it with mu_B as POI, and its -logpdf at nsbi's best fit of the JSON is
     // nsbi's minimum.
     let fit = fit_json(&json, &dir.path().join("fit.json"));
-    let pars: serde_json::Map<String, Value> = fit["parameters"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v["value"].clone()))
-        .collect();
-    let script = "import json, sys, pyhf\n\
-        ws = pyhf.Workspace(json.load(open(sys.argv[1])))\n\
-        m = ws.model(); pars = json.loads(sys.argv[2])\n\
-        x = [pars[n] for n in m.config.par_names]\n\
-        print(json.dumps({'poi': m.config.poi_name, 'nll': float(-m.logpdf(x, ws.data(m))[0])}))";
-    let out = std::process::Command::new(common::python())
-        .args([
-            "-c",
-            script,
-            json.to_str().unwrap(),
-            &Value::Object(pars).to_string(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let pyhf: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(pyhf["poi"], "mu_B");
-    let (nll, pyhf_nll) = (fit["nll"].as_f64().unwrap(), pyhf["nll"].as_f64().unwrap());
+    let (poi, pyhf_nll) = common::pyhf_nll_at_fit(&json, &fit);
+    assert_eq!(poi, "mu_B");
+    let nll = fit["nll"].as_f64().unwrap();
     assert!(
         (nll - pyhf_nll).abs() < 1e-10 * nll.abs(),
         "nsbi {nll} vs pyhf {pyhf_nll}"

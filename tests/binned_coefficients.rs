@@ -495,34 +495,9 @@ fn export_to_pyhf_refuses_coefficients_pyhf_cannot_express() {
         "{modifiers}"
     );
     let fit = fit_json(&plain, &[]);
-    let pars: serde_json::Map<String, Value> = fit["parameters"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v["value"].clone()))
-        .collect();
-    let script = "import json, sys, pyhf\n\
-        ws = pyhf.Workspace(json.load(open(sys.argv[1])))\n\
-        m = ws.model(); pars = json.loads(sys.argv[2])\n\
-        x = [pars[n] for n in m.config.par_names]\n\
-        print(json.dumps({'poi': m.config.poi_name, 'nll': float(-m.logpdf(x, ws.data(m))[0])}))";
-    let python = std::process::Command::new(common::python())
-        .args([
-            "-c",
-            script,
-            out.to_str().unwrap(),
-            &Value::Object(pars).to_string(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        python.status.success(),
-        "{}",
-        String::from_utf8_lossy(&python.stderr)
-    );
-    let pyhf: Value = serde_json::from_slice(&python.stdout).unwrap();
-    assert_eq!(pyhf["poi"], "mu");
-    let (nll, pyhf_nll) = (fit["nll"].as_f64().unwrap(), pyhf["nll"].as_f64().unwrap());
+    let (poi, pyhf_nll) = common::pyhf_nll_at_fit(&out, &fit);
+    assert_eq!(poi, "mu");
+    let nll = fit["nll"].as_f64().unwrap();
     assert!(
         (nll - pyhf_nll).abs() < 1e-10 * nll.abs(),
         "nsbi {nll} vs pyhf {pyhf_nll}"

@@ -42,11 +42,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 import onnx
-import onnxruntime as ort
-from onnx import TensorProto, helper
+from onnx import TensorProto
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import offshell_truth as T  # noqa: E402
+from onnx_toy_models import (ONNX_IR_VERSION, ONNX_OPSET, GraphBuilder, exact_ratio_outputs,  # noqa: E402
+                             session, standardise)
 
 DEFAULT_SEED = 20261123
 N_MC = 100_000  # events per shipped S / SBI / B / ref file
@@ -54,8 +55,6 @@ N_SHAPE = 50_000  # events per shipped B shape-variation file
 N_TRAIN = {"process": 150_000, "shape": 250_000}  # training events per class (not shipped)
 N_MEMBERS = 5
 ENSEMBLES = ("S", "SBI", "B", "B_shape_up", "B_shape_down")
-ONNX_OPSET = 17
-ONNX_IR_VERSION = 8  # readable by every onnxruntime >= 1.10
 
 # MLP configurations. Fixed number of epochs instead of sklearn's early stopping: its criterion
 # is validation *accuracy*, a poor proxy for the quality of s/(1-s) as a density ratio, and very
@@ -134,11 +133,6 @@ def read_events(path):
 # ----------------------------------------------------------------------------------------------
 
 
-def standardise(x32, mean, std):
-    """What the engine feeds the networks: float32((float64(x) - mean) / std)."""
-    return ((x32.astype(np.float64) - mean) / std).astype(np.float32)
-
-
 def train_member(job):
     """Train one MLP on a class-balanced bootstrap of (x1: label 1, x0: label 0), already
     standardised, and return its ONNX bytes. Runs in a worker process."""
@@ -200,32 +194,20 @@ def train_ensembles(seed, training, out_dir, workers):
 # ----------------------------------------------------------------------------------------------
 
 
-class _GraphBuilder:
-    """Tiny helper to write a float64 ONNX graph as a sequence of binary operations."""
-
-    def __init__(self):
-        self.nodes, self.inits, self.n = [], [], 0
-
-    def const(self, value):
-        name = f"c{len(self.inits)}"
-        self.inits.append(helper.make_tensor(name, TensorProto.DOUBLE, [], [float(value)]))
-        return name
-
-    def op(self, op_type, *inputs, out=None, **attrs):
-        self.n += 1
-        out = out or f"t{self.n}"
-        ins = [self.const(i) if isinstance(i, (int, float)) else i for i in inputs]
-        self.nodes.append(helper.make_node(op_type, ins, [out], name=f"n{self.n}_{op_type}", **attrs))
-        return out
-
-    def column(self, x, j):
-        starts, ends, axes = (self._i64(f"s{j}", [j]), self._i64(f"e{j}", [j + 1]), self._i64("axis1", [1]))
-        return self.op("Slice", x, starts, ends, axes)
-
-    def _i64(self, name, values):
-        if not any(t.name == name for t in self.inits):
-            self.inits.append(helper.make_tensor(name, TensorProto.INT64, [len(values)], values))
-        return name
+def ggf_densities(g, m, c1, c2):
+    """Graph nodes of the unnormalised gg -> (H*) -> ZZ densities {S, SBI, B} at float64 (m, c1,
+    c2), in the operation order of `offshell_truth.ratio` (also used by make_offshell2d.py)."""
+    q = g.op("Add", g.op("Mul", c1, c1), g.op("Mul", c2, c2))
+    uB = g.op("Add", 1.0, g.op("Mul", T.UB_Q, q))
+    uS = g.op("Add", g.op("Add", 1.0, g.op("Mul", T.US_Q, q)), g.op("Mul", T.US_X, g.op("Mul", c1, c2)))
+    aB = g.op("Pow", g.op("Div", m, T.M_REF), T.B_POWER)
+    turn_on = g.op("Div", 1.0, g.op("Add", 1.0, g.op("Exp", g.op("Div", g.op("Sub", T.TOP_THRESHOLD, m), T.TOP_WIDTH))))
+    aS = g.op("Mul", g.op("Mul", -T.G_SIGNAL, g.op("Div", T.M_REF, m)), g.op("Add", 1.0, g.op("Mul", T.TOP_ENHANCEMENT, turn_on)))
+    AB, AS = g.op("Mul", aB, uB), g.op("Mul", aS, uS)
+    phase = g.op("Add", T.PHASE_0, g.op("Mul", T.PHASE_TOP, turn_on))
+    I = g.op("Mul", g.op("Mul", 2.0, g.op("Mul", AS, AB)), g.op("Cos", phase))
+    S, B = g.op("Mul", AS, AS), g.op("Mul", AB, AB)
+    return {"S": S, "SBI": g.op("Add", g.op("Add", S, B), I), "B": B}
 
 
 def exact_ratio_model(ratio_name):
@@ -234,7 +216,7 @@ def exact_ratio_model(ratio_name):
     Input `x` float32 [N, 3] raw (not standardised) features; cast to float64 and evaluated with
     the same operation sequence as `offshell_truth.ratio`. Outputs, all float64 [N, 1]: `ratio`,
     `log_ratio`, `logit` (= log_ratio) and `score` = r/(1+r)."""
-    g = _GraphBuilder()
+    g = GraphBuilder()
     X = g.op("Cast", "x", to=TensorProto.DOUBLE)
     m, c1, c2 = (g.column(X, j) for j in range(3))
     if ratio_name in T.SHAPE_VARIATIONS:
@@ -244,46 +226,20 @@ def exact_ratio_model(ratio_name):
         r = g.op("Mul", k, T.SHAPE_NORM[ratio_name], out="ratio")
         what = f"exact per-event shape ratio p_B{'+' if s > 0 else '-'}(x)/p_B(x)"
     else:
-        q = g.op("Add", g.op("Mul", c1, c1), g.op("Mul", c2, c2))
-        uB = g.op("Add", 1.0, g.op("Mul", T.UB_Q, q))
-        uS = g.op("Add", g.op("Add", 1.0, g.op("Mul", T.US_Q, q)), g.op("Mul", T.US_X, g.op("Mul", c1, c2)))
-        aB = g.op("Pow", g.op("Div", m, T.M_REF), T.B_POWER)
-        turn_on = g.op("Div", 1.0, g.op("Add", 1.0, g.op("Exp", g.op("Div", g.op("Sub", T.TOP_THRESHOLD, m), T.TOP_WIDTH))))
-        aS = g.op("Mul", g.op("Mul", -T.G_SIGNAL, g.op("Div", T.M_REF, m)), g.op("Add", 1.0, g.op("Mul", T.TOP_ENHANCEMENT, turn_on)))
-        AB, AS = g.op("Mul", aB, uB), g.op("Mul", aS, uS)
-        phase = g.op("Add", T.PHASE_0, g.op("Mul", T.PHASE_TOP, turn_on))
-        I = g.op("Mul", g.op("Mul", 2.0, g.op("Mul", AS, AB)), g.op("Cos", phase))
-        S, B = g.op("Mul", AS, AS), g.op("Mul", AB, AB)
-        f = {"S": S, "SBI": g.op("Add", g.op("Add", S, B), I), "B": B}
+        f = ggf_densities(g, m, c1, c2)
         ref = g.op("Add", g.op("Add", g.op("Mul", f["S"], T.REF_WEIGHT["S"]), g.op("Mul", f["SBI"], T.REF_WEIGHT["SBI"])),
                    g.op("Mul", f["B"], T.REF_WEIGHT["B"]))
         r = g.op("Div", g.op("Mul", f[ratio_name], T.INV_INTEGRAL[ratio_name]), ref, out="ratio")
         what = f"exact density ratio p_{ratio_name}(x)/p_ref(x), p_ref = (p_S + p_SBI + p_B)/3"
-    g.op("Log", r, out="log_ratio")
-    g.op("Identity", "log_ratio", out="logit")
-    g.op("Div", r, g.op("Add", 1.0, r), out="score")
-    outputs = [helper.make_tensor_value_info(n, TensorProto.DOUBLE, ["N", 1]) for n in ("ratio", "log_ratio", "logit", "score")]
-    graph = helper.make_graph(g.nodes, f"offshell_toy_exact_{ratio_name}",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])], outputs, g.inits)
-    model = helper.make_model(graph, producer_name="nsbi/validation/make_offshell_toy.py",
-                              opset_imports=[helper.make_opsetid("", ONNX_OPSET)])
-    model.ir_version = ONNX_IR_VERSION
-    model.doc_string = (f"offshell_toy {what}. Input 'x' float32 [N,3] raw (m4l [GeV], cos_theta1, cos_theta2), "
-                        "NOT standardised. Outputs float64 [N,1]: ratio, log_ratio, logit (= log_ratio), score = r/(1+r).")
-    onnx.checker.check_model(model, full_check=True)
-    return model
+    return exact_ratio_outputs(
+        g, r, f"offshell_toy_exact_{ratio_name}", 3, "nsbi/validation/make_offshell_toy.py",
+        f"offshell_toy {what}. Input 'x' float32 [N,3] raw (m4l [GeV], cos_theta1, cos_theta2), "
+        "NOT standardised. Outputs float64 [N,1]: ratio, log_ratio, logit (= log_ratio), score = r/(1+r).")
 
 
 # ----------------------------------------------------------------------------------------------
 # Checks
 # ----------------------------------------------------------------------------------------------
-
-
-def _session(path):
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
 def member_ratios(model_dir, x32):
@@ -293,7 +249,7 @@ def member_ratios(model_dir, x32):
     xs = standardise(x32, np.array(st["mean"]), np.array(st["std"]))
     out = []
     for k in range(N_MEMBERS):
-        p = _session(model_dir / f"member_{k}.onnx").run(["probabilities"], {"x": xs})[0]
+        p = session(model_dir / f"member_{k}.onnx").run(["probabilities"], {"x": xs})[0]
         s = p[:, 1].astype(np.float64)
         out.append(s / (1.0 - s))
     return np.array(out)
@@ -303,7 +259,7 @@ def check_exact_models(out_dir, files):
     """Max relative difference between exact.onnx and offshell_truth on every shipped event."""
     worst = {}
     for name in ENSEMBLES:
-        sess = _session(out_dir / "models" / name / "exact.onnx")
+        sess = session(out_dir / "models" / name / "exact.onnx")
         w = 0.0
         for x32 in files.values():
             ratio, log_ratio, logit, score = sess.run(["ratio", "log_ratio", "logit", "score"], {"x": x32})

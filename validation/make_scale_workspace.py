@@ -61,7 +61,8 @@ from onnx import TensorProto, helper
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import offshell_truth as T  # noqa: E402
-from make_offshell_toy import ONNX_IR_VERSION, ONNX_OPSET, _GraphBuilder, exact_ratio_model  # noqa: E402
+from make_offshell_toy import exact_ratio_model  # noqa: E402
+from onnx_toy_models import ONNX_IR_VERSION, ONNX_OPSET, GraphBuilder  # noqa: E402
 
 DEFAULT_SEED = 13
 CHUNK = 500_000  # events per random stream: generation memory does not grow with --events
@@ -207,7 +208,7 @@ def finish_model(g, ratio, graph_name, doc):
 def tilted_background_model(tilt):
     """r_B(x) (1 + b cos θ1), as one graph: the example's B ratio times the tilt."""
     base = exact_ratio_model("B")
-    g = _GraphBuilder()
+    g = GraphBuilder()
     nodes = list(base.graph.node)
     last = next(i for i, n in enumerate(nodes) if n.output[0] == "ratio")
     g.nodes = nodes[:last + 1]  # up to the ratio; its output is renamed to feed the tilt
@@ -222,7 +223,7 @@ def tilted_background_model(tilt):
 
 def shape_model(spec, amplitude, sign, inv_mean):
     """r(x) = (1 + sign·a·tanh((x_f - x0)/w)) · inv_mean, float64."""
-    g = _GraphBuilder()
+    g = GraphBuilder()
     X = g.op("Cast", "x", to=TensorProto.DOUBLE)
     f = g.column(X, spec["column"])
     th = g.op("Tanh", g.op("Div", g.op("Sub", f, spec["x0"]), spec["width"]))

@@ -37,12 +37,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 import onnx
-import onnxruntime as ort
-from onnx import TensorProto, helper
+from onnx import TensorProto
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import smeft_truth as T  # noqa: E402
-from make_offshell_toy import ONNX_IR_VERSION, ONNX_OPSET, _GraphBuilder, standardise  # noqa: E402
+from onnx_toy_models import (ONNX_IR_VERSION, ONNX_OPSET, GraphBuilder, exact_ratio_outputs,  # noqa: E402
+                             session, standardise)
 
 DEFAULT_SEED = 20261202
 C_TRUE = (0.0, 0.0)  # the observed data are SM-like
@@ -133,7 +133,7 @@ def train_ensembles(seed, training, ref, out, workers):
 def exact_ratio_model(name):
     """ONNX graph of r_b = p_b / p_ref in float64 from raw float32 x [N, 2], with the same
     amplitudes as `smeft_truth.amplitudes`. Outputs ratio, log_ratio, logit (= log_ratio), score."""
-    g = _GraphBuilder()
+    g = GraphBuilder()
     X = g.op("Cast", "x", to=TensorProto.DOUBLE)
     x1, x2 = g.column(X, 0), g.column(X, 1)
     root_x2 = g.op("Mul", (2.0 * np.pi) ** -0.25, g.op("Exp", g.op("Div", g.op("Mul", x2, x2), -4.0)))
@@ -162,33 +162,17 @@ def exact_ratio_model(name):
         ref = dens(b) if ref is None else g.op("Add", ref, dens(b))
     ref = g.op("Div", ref, float(len(T.PROCESSES)))
     r = g.op("Div", dens(name), ref, out="ratio")
-    g.op("Log", r, out="log_ratio")
-    g.op("Identity", "log_ratio", out="logit")
-    g.op("Div", r, g.op("Add", 1.0, r), out="score")
-    outputs = [helper.make_tensor_value_info(n, TensorProto.DOUBLE, ["N", 1]) for n in ("ratio", "log_ratio", "logit", "score")]
-    graph = helper.make_graph(g.nodes, f"smeft_toy_exact_{name}",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2])], outputs, g.inits)
-    model = helper.make_model(graph, producer_name="nsbi/validation/make_smeft_toy.py",
-                              opset_imports=[helper.make_opsetid("", ONNX_OPSET)])
-    model.ir_version = ONNX_IR_VERSION
-    model.doc_string = (f"smeft_toy exact density ratio p_{name}(x)/p_ref(x). Input 'x' float32 [N,2] raw (x1, x2). "
-                        "Outputs float64 [N,1]: ratio, log_ratio, logit (= log_ratio), score = r/(1+r).")
-    onnx.checker.check_model(model, full_check=True)
-    return model
-
-
-def _session(path):
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    return exact_ratio_outputs(
+        g, r, f"smeft_toy_exact_{name}", 2, "nsbi/validation/make_smeft_toy.py",
+        f"smeft_toy exact density ratio p_{name}(x)/p_ref(x). Input 'x' float32 [N,2] raw (x1, x2). "
+        "Outputs float64 [N,1]: ratio, log_ratio, logit (= log_ratio), score = r/(1+r).")
 
 
 def check_exact_models(out, files):
     """Max relative difference between exact.onnx and smeft_truth.ratio on every shipped event."""
     worst = {}
     for name in T.PROCESSES:
-        sess = _session(out / "models" / name / "exact.onnx")
+        sess = session(out / "models" / name / "exact.onnx")
         w = 0.0
         for x32 in files.values():
             ratio = sess.run(["ratio"], {"x": x32})[0][:, 0]
@@ -206,7 +190,7 @@ def check_ensemble(out, name, x_ref):
     xs = standardise(x_ref, np.array(st["mean"]), np.array(st["std"]))
     members = []
     for k in range(N_MEMBERS):
-        s = _session(d / f"member_{k}.onnx").run(["probabilities"], {"x": xs})[0][:, 1].astype(np.float64)
+        s = session(d / f"member_{k}.onnx").run(["probabilities"], {"x": xs})[0][:, 1].astype(np.float64)
         members.append(s / (1.0 - s))
     r = np.mean(members, axis=0)
     return {"mean_abs_err_ensemble": float(np.mean(np.abs(r - T.ratio(name, x_ref)))),

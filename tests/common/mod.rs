@@ -278,3 +278,38 @@ pub fn counting_workspace(dir: &Path, name: &str, s: f64, b: f64, observed: f64)
     std::fs::write(&path, serde_json::to_string_pretty(&ws).unwrap()).unwrap();
     path
 }
+
+/// pyhf's POI name and −logpdf of the pyhf JSON `json` at the best fit of an `nsbi fit --json`
+/// output `fit` (parameters by name): the exported likelihood checked by pyhf itself.
+pub fn pyhf_nll_at_fit(json: &Path, fit: &serde_json::Value) -> (String, f64) {
+    let pars: serde_json::Map<String, serde_json::Value> = fit["parameters"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v["value"].clone()))
+        .collect();
+    let script = "import json, sys, pyhf\n\
+        ws = pyhf.Workspace(json.load(open(sys.argv[1])))\n\
+        m = ws.model(); pars = json.loads(sys.argv[2])\n\
+        x = [pars[n] for n in m.config.par_names]\n\
+        print(json.dumps({'poi': m.config.poi_name, 'nll': float(-m.logpdf(x, ws.data(m))[0])}))";
+    let out = Command::new(python())
+        .args([
+            "-c",
+            script,
+            json.to_str().unwrap(),
+            &serde_json::Value::Object(pars).to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pyhf: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    (
+        pyhf["poi"].as_str().unwrap().to_string(),
+        pyhf["nll"].as_f64().unwrap(),
+    )
+}
