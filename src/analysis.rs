@@ -63,7 +63,7 @@ impl Analysis {
     /// pools, [`crate::channel::ChannelKind::prepare_generation`]): a command that fits both
     /// the observed data and Asimov sets or toys does this first, so that the unbinned
     /// normalisation takes its shape inputs from the pools.
-    pub fn pools(&self) -> Result<()> {
+    pub fn prepare_generation(&self) -> Result<()> {
         self.model
             .all_kinds()
             .try_for_each(|kind| kind.prepare_generation())

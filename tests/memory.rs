@@ -114,7 +114,7 @@ fn the_asimov_pool_and_the_normalisation_share_one_copy_of_the_shape_inputs() {
 fn with_the_pools_built_first_the_observed_fit_shares_their_shape_inputs() {
     // What `nsbi toys` does: pools, then the observed fits, then the toys.
     let analysis = example_analysis("workspace_exact.yaml");
-    analysis.pools().unwrap();
+    analysis.prepare_generation().unwrap();
     let observed = analysis.datasets(&Dataset::Observed).unwrap();
     assert_shared(&analysis, &observed[0], 2);
 }
