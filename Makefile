@@ -39,8 +39,9 @@ bench-scale: setup
 	.venv/bin/python validation/bench_scale.py $(BENCH_SCALE_ARGS)
 
 # Binned benchmark against pyhf (issue 14): a pyhf workspace of realistic size
-# (validation/make_pyhf_workspace.py, into target/pyhf-bench/), pyhf (numpy, minuit) and nsbi's
-# binned engine in one run, one core each; summary in target/pyhf-bench/summary.json.
+# (validation/make_pyhf_workspace.py, into target/pyhf-bench/), pyhf (numpy, minuit) and nsbi
+# (through the general likelihood, and the binned engine alone) in one run, one core each;
+# summary in target/pyhf-bench/summary.json.
 # Each pyhf toy is a pyhf fit (about a minute on a busy machine): BENCH_PYHF_TOYS of them.
 BENCH_PYHF_TOYS ?= 2
 bench-pyhf: setup

@@ -48,7 +48,7 @@ fn limit_settings(range_end: f64) -> LimitSettings {
 
 fn bench(c: &mut Criterion) {
     let analysis = common::example_analysis();
-    analysis.pools().expect("pools");
+    analysis.prepare_generation().expect("pools");
     let single = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build()

@@ -155,7 +155,7 @@ fn data(path: &PathBuf) -> ChannelData {
 fn bench(c: &mut Criterion) {
     let path = root().join("target/bench-nll-events.h5");
     let model = model();
-    let like = Likelihood::new(&model, vec![data(&path)]);
+    let like = Likelihood::new(&model, vec![data(&path)]).unwrap();
     let single = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build()

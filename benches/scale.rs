@@ -152,7 +152,7 @@ fn bench(c: &mut Criterion) {
     group.sample_size(10);
     for n in PARAMETERS {
         let model = model(n, 0);
-        let like = Likelihood::new(&model, vec![data(64, 0)]);
+        let like = Likelihood::new(&model, vec![data(64, 0)]).unwrap();
         let theta = point(n, false);
         group.bench_function(format!("fixed_cost_{n}_parameters"), |b| {
             b.iter(|| single.install(|| like.evaluate(&theta, Order::Hessian)))
@@ -161,7 +161,7 @@ fn bench(c: &mut Criterion) {
     for (label, k, mixed) in SHAPES {
         let n = 1 + k;
         let model = model(n, k);
-        let like = Likelihood::new(&model, vec![data(EVENTS, k)]);
+        let like = Likelihood::new(&model, vec![data(EVENTS, k)]).unwrap();
         let theta = point(n, mixed);
         for (order, name) in [(Order::Value, "value"), (Order::Hessian, "hessian")] {
             group.bench_function(format!("events_{label}_{name}"), |b| {

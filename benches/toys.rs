@@ -36,11 +36,11 @@ const MAX_DMU: f64 = 1e-3;
 
 fn write_toys(path: &Path, model: &Model, theta_gen: &[f64], toys: &[Likelihood]) {
     let file = hdf5::File::create(path).unwrap();
-    write_model_inputs(&file, model, &toys[0].channels[0], theta_gen);
+    write_model_inputs(&file, model, &toys[0].unbinned()[0], theta_gen);
     put(&file, "mu_true", &[MU_TRUE]);
     for (t, like) in toys.iter().enumerate() {
         let group = file.create_group(&format!("toy_{t:04}")).unwrap();
-        let channel = &like.channels[0];
+        let channel = &like.unbinned()[0];
         assert!(channel.weights.iter().all(|&w| w == 1.0));
         write_events(&group, channel);
         put(&group, "global_observables", &like.global_observables);
@@ -99,7 +99,7 @@ fn bench(c: &mut Criterion) {
     let toys = draw_all();
     let mean_events = toys
         .iter()
-        .map(|l| l.channels[0].weights.len())
+        .map(|l| l.unbinned()[0].weights.len())
         .sum::<usize>() as f64
         / N_TOYS as f64;
     let path = root().join("target/bench-toys.h5");
@@ -185,7 +185,7 @@ fn bench(c: &mut Criterion) {
             "value": criterion_mean_seconds("toys", "toy_nll_value_1_thread"),
             "gradient": criterion_mean_seconds("toys", "toy_nll_gradient_1_thread"),
             "hessian": criterion_mean_seconds("toys", "toy_nll_hessian_1_thread"),
-            "events": toys[0].channels[0].weights.len()},
+            "events": toys[0].unbinned()[0].weights.len()},
         "iminuit": {"migrad_calls": baseline["calls"], "tolerance": baseline["tol"],
                     "versions": baseline["versions"]},
         "engine_per_toy": fit_work(&toys, &plan, &theta_gen),

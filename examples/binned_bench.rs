@@ -8,15 +8,26 @@
 //! evaluation at the model's inits (`BinnedModel::evaluate_into`, buffers reused); the full
 //! MLE fit of the observed data (`binned::fit`, Hessian errors included) with its Newton
 //! iterations and NLL evaluations; and TOYS toys drawn at the inits
-//! (`BinnedModel::sample_into`, ChaCha8 seeded by SEED) each fitted from the inits. Each time
-//! is the median over repeats. Prints one JSON object with the best fit by parameter name.
+//! (`BinnedModel::sample_into`, ChaCha8 seeded by SEED) each fitted from the inits.
+//!
+//! The same again through the path `nsbi fit` and `nsbi toys` take (`general`): the workspace
+//! loaded as an [`Analysis`], its general [`Likelihood`] over every channel kind
+//! (`Likelihood::evaluate_into`), the fit as `nsbi fit --no-minos` makes it
+//! (`fit_with_intervals`: Newton, Hessian errors), toys from [`ToySource`] (the model's toy
+//! streams, global observables fluctuated) each fitted with the same options from the inits.
+//! Each time is the median over repeats. Prints one JSON object with the best fit by parameter
+//! name.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
+use nsbi::analysis::{fit_with_intervals, Analysis, Dataset};
 use nsbi::binned::fit::fit;
 use nsbi::binned::nll::{NllDerivatives, Order};
 use nsbi::binned::{read_binned_workspace, BinnedData, BinnedModel};
+use nsbi::fit::minimise;
+use nsbi::infer::toys::ToySource;
+use nsbi::likelihood::{Evaluation, Likelihood};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
@@ -46,6 +57,70 @@ fn evaluation_seconds(model: &BinnedModel, x: &[f64], order: Order) -> f64 {
         model
             .evaluate_into(x, &model.observed, order, &mut out)
             .expect("NLL at the inits");
+    })
+}
+
+fn general_evaluation_seconds(like: &Likelihood, x: &[f64], order: Order) -> f64 {
+    let mut out = Evaluation::default();
+    seconds_per_call(|| like.evaluate_into(x, order, &mut out))
+}
+
+/// The general likelihood's side: NLL evaluations, the fit of `nsbi fit --no-minos`, and
+/// `toys` toys from the model's toy source at the inits, each fitted with the fit's options.
+fn general(workspace: &str, toys: usize, seed: u64) -> serde_json::Value {
+    let cache = std::env::temp_dir().join("nsbi-binned-bench-cache");
+    let analysis = Analysis::open(&PathBuf::from(workspace), Some(cache), false).expect("analysis");
+    let like = analysis.likelihood(&Dataset::Observed).expect("likelihood");
+    let options = analysis.fit_options(&like, None, None).expect("options");
+    let init = options.init.clone();
+    let value = general_evaluation_seconds(&like, &init, Order::Value);
+    let gradient = general_evaluation_seconds(&like, &init, Order::Gradient);
+    let hessian = general_evaluation_seconds(&like, &init, Order::Hessian);
+    let best = fit_with_intervals(&like, &options, false).result;
+    let fit_seconds = seconds_per_call(|| {
+        fit_with_intervals(&like, &options, false);
+    });
+    let source = ToySource::asimov(&analysis, &init).expect("toys at the inits");
+    let (mut failed, mut evaluations) = (0, [0usize; 3]);
+    let start = Instant::now();
+    for t in 0..toys {
+        let toy = source.draw(seed, 0, t, true);
+        let fit = minimise(&toy, &options);
+        if !fit.converged {
+            failed += 1;
+        }
+        let counts = fit.evaluations;
+        for (total, n) in
+            evaluations
+                .iter_mut()
+                .zip([counts.value, counts.gradient, counts.hessian])
+        {
+            *total += n;
+        }
+    }
+    let toys_seconds = start.elapsed().as_secs_f64();
+    let per_toy = |n: usize| n as f64 / toys.max(1) as f64;
+    json!({
+        "nll_value_seconds": value,
+        "nll_gradient_seconds": gradient,
+        "nll_hessian_seconds": hessian,
+        "fit": {
+            "seconds": fit_seconds,
+            "converged": best.converged,
+            "iterations": best.iterations,
+            "value_evaluations": best.evaluations.value,
+            "gradient_evaluations": best.evaluations.gradient,
+            "hessian_evaluations": best.evaluations.hessian,
+            "nll": best.nll,
+        },
+        "toys": {
+            "count": toys,
+            "seconds_per_toy": toys_seconds / toys.max(1) as f64,
+            "failed": failed,
+            "mean_value_evaluations": per_toy(evaluations[0]),
+            "mean_gradient_evaluations": per_toy(evaluations[1]),
+            "mean_hessian_evaluations": per_toy(evaluations[2]),
+        },
     })
 }
 
@@ -99,6 +174,8 @@ fn main() {
     }
     let toys_seconds = start.elapsed().as_secs_f64();
 
+    let general = general(workspace, toys, seed);
+
     let report = json!({
         "parameters": model.parameters.len(),
         "bins": model.channels.iter().map(|c| c.n_bins).sum::<usize>(),
@@ -123,6 +200,7 @@ fn main() {
             "failed": failed,
             "mean_iterations": iterations as f64 / (toys - failed).max(1) as f64,
         },
+        "general": general,
     });
     println!("{}", serde_json::to_string_pretty(&report).unwrap());
 }

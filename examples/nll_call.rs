@@ -15,7 +15,7 @@ fn main() -> nsbi::Result<()> {
     let analysis = Analysis::open(path.as_ref(), None, false)?;
     let like = analysis.likelihood(&Dataset::Observed)?;
     let theta = analysis.model.init();
-    let events: usize = like.channels.iter().map(|c| c.weights.len()).sum();
+    let events: usize = like.unbinned().iter().map(|c| c.weights.len()).sum();
     let mut best = f64::INFINITY;
     let mut sum = 0.0;
     // The best of 7 rounds of 20 000 calls: the call's cost without the machine's noise.

@@ -21,6 +21,7 @@ use std::path::PathBuf;
 mod example_model;
 
 use nsbi::analysis::Analysis;
+use nsbi::channel::unbinned::toys::UnbinnedToys;
 use nsbi::data::RatioCache;
 use nsbi::infer::construction::observed_profile;
 use nsbi::infer::toys::{fit_toy, ToyPlan, ToySource};
@@ -55,7 +56,7 @@ fn main() {
 
     let file = hdf5::File::create(out).expect("create the output");
     let model = &analysis.model;
-    let (pool, draw_weights) = source.pool(0);
+    let (pool, draw_weights) = source.kind_toys::<UnbinnedToys>().unwrap().pool(0);
     write_model_inputs(&file, model, pool, &theta_gen);
     put(&file, "mu_true", &[MU_TRUE]);
     put(&file, "expected", &[pool.weights.iter().sum::<f64>()]);
@@ -67,7 +68,7 @@ fn main() {
         let like = source.draw(seed, 0, t, true);
         let record = fit_toy(&like, &plan, &theta_gen, 0, t);
         let group = file.create_group(&format!("toy_{t:04}")).unwrap();
-        write_events(&group, &like.channels[0]);
+        write_events(&group, &like.unbinned()[0]);
         put(&group, "global_observables", &like.global_observables);
         put(&group, "nsbi_t", &[record.t]);
         put(&group, "nsbi_mu_hat", &[record.mu_hat]);

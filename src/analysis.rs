@@ -5,14 +5,12 @@
 use indexmap::IndexMap;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use crate::data::RatioCache;
 use crate::error::{Error, Result};
 use crate::fit::{self, FitOptions, FitResult};
-use crate::likelihood::data::ChannelPool;
-use crate::likelihood::normalisation::ChannelNormalisation;
-use crate::likelihood::{data, ChannelData, Likelihood};
+use crate::likelihood::{ChannelData, Likelihood};
 use crate::model::Model;
 use crate::ratio::{self, ChannelRatios};
 use crate::results::{ContourOutput, ExcludedPoint, ScanBestFit, ScanCurve, ScanOutput, ScanRow};
@@ -21,14 +19,10 @@ use crate::workspace::Workspace;
 /// A workspace with its model and per-event ratios, ready to build likelihoods.
 pub struct Analysis {
     pub workspace: Workspace,
+    /// The model, its unbinned channels attached to `ratios`.
     pub model: Model,
-    pub ratios: Vec<ChannelRatios>,
-    /// Each channel's shape normalisation, built on first use and shared by every dataset
-    /// (it depends on the MC only; its tables are built once per analysis, not per dataset).
-    normalisations: OnceLock<Vec<Arc<ChannelNormalisation>>>,
-    /// Each channel's pooled MC (the Asimov sets' and toys' events), built on first use: a
-    /// command on the observed data never builds it.
-    pools: OnceLock<Vec<ChannelPool>>,
+    /// The unbinned channels' ratios, one per channel.
+    pub ratios: Arc<Vec<ChannelRatios>>,
 }
 
 /// Which events the likelihood is built on.
@@ -55,81 +49,45 @@ impl Analysis {
         cache: &RatioCache,
         show_progress: bool,
     ) -> Result<Analysis> {
-        let model = Model::from_workspace(&workspace)?;
-        let ratios = ratio::prepare_workspace(&workspace, cache, show_progress)?;
+        let mut model = Model::from_workspace(&workspace)?;
+        let ratios = Arc::new(ratio::prepare_workspace(&workspace, cache, show_progress)?);
+        model.channels.attach(Arc::clone(&ratios));
         Ok(Analysis {
             workspace,
             model,
             ratios,
-            normalisations: OnceLock::new(),
-            pools: OnceLock::new(),
         })
     }
 
-    /// Every channel's shape normalisation, built once: on the pools' shape inputs when the
-    /// pools are built ([`ChannelPool::normalisation`], no second copy), otherwise from each
-    /// process's own-MC entries alone ([`data::normalisation`]).
-    pub fn normalisations(&self) -> Result<&[Arc<ChannelNormalisation>]> {
-        if self.normalisations.get().is_none() {
-            let channels = self.model.channels.iter().zip(&self.ratios);
-            let built = match self.pools.get() {
-                Some(pools) => channels
-                    .zip(pools)
-                    .map(|((c, r), pool)| pool.normalisation(c, r).map(Arc::new))
-                    .collect::<Result<Vec<_>>>()?,
-                None => channels
-                    .map(|(c, r)| data::normalisation(c, r).map(Arc::new))
-                    .collect::<Result<Vec<_>>>()?,
-            };
-            let _ = self.normalisations.set(built);
-        }
-        Ok(self.normalisations.get().expect("set above"))
+    /// Builds what every channel kind's Asimov sets and toys are made from (the unbinned
+    /// pools, [`crate::channel::ChannelKind::prepare_generation`]): a command that fits both
+    /// the observed data and Asimov sets or toys does this first, so that the unbinned
+    /// normalisation takes its shape inputs from the pools.
+    pub fn prepare_generation(&self) -> Result<()> {
+        self.model
+            .all_kinds()
+            .try_for_each(|kind| kind.prepare_generation())
     }
 
-    /// Every channel's pooled MC ([`ChannelPool`]), built once. A command that fits both the
-    /// observed data and Asimov sets or toys builds the pools first, so that the normalisation
-    /// takes its shape inputs from them ([`Analysis::normalisations`]).
-    pub fn pools(&self) -> Result<&[ChannelPool]> {
-        if self.pools.get().is_none() {
-            let built = self
-                .model
-                .channels
-                .iter()
-                .zip(&self.ratios)
-                .map(|(c, r)| ChannelPool::new(c, r))
-                .collect::<Result<Vec<_>>>()?;
-            let _ = self.pools.set(built);
-        }
-        Ok(self.pools.get().expect("set above"))
-    }
-
+    /// The unbinned channels' datasets of `dataset`.
     pub fn datasets(&self, dataset: &Dataset) -> Result<Vec<ChannelData>> {
-        let channels = self.model.channels.iter().zip(&self.ratios);
         match dataset {
-            Dataset::Observed => channels
-                .zip(self.normalisations()?.iter().cloned())
-                .map(|((c, r), n)| ChannelData::observed_with(c, r, n))
-                .collect(),
-            Dataset::Asimov(theta) => {
-                let pools = self.pools()?;
-                channels
-                    .zip(pools)
-                    .zip(self.normalisations()?.iter().cloned())
-                    .map(|(((c, r), pool), n)| ChannelData::asimov_on(c, r, pool, theta, n))
-                    .collect()
-            }
+            Dataset::Observed => self.model.channels.observed_sets(),
+            Dataset::Asimov(theta) => self.model.channels.asimov_sets(theta),
         }
     }
 
-    /// The likelihood of `dataset`: observed events and counts, or the Asimov events (the
-    /// weighted MC) and counts (the expected ones) at θ — with the nominal global observables
-    /// for the observed data, the expected ones at θ for an Asimov set.
+    /// The likelihood of `dataset`: every channel kind's observed data, or its Asimov data at
+    /// θ (the unbinned channels' weighted MC, the binned channels' expected counts) — with the
+    /// nominal global observables for the observed data, the expected ones at θ for an Asimov
+    /// set.
     pub fn likelihood(&self, dataset: &Dataset) -> Result<Likelihood<'_>> {
-        let channels = self.datasets(dataset)?;
-        let mut like = match dataset {
-            Dataset::Asimov(theta) => Likelihood::with_asimov(&self.model, channels, theta),
-            Dataset::Observed => Likelihood::new(&self.model, channels),
+        let kinds = self.model.all_kinds();
+        let observed: Result<Vec<_>> = match dataset {
+            Dataset::Observed => kinds.map(|kind| kind.observed()).collect(),
+            Dataset::Asimov(theta) => kinds.map(|kind| kind.asimov(theta)).collect(),
         };
+        let mut like = Likelihood::with_observed(&self.model, observed?);
         if let Dataset::Asimov(theta) = dataset {
             like.set_expected_global_observables(theta);
         }
@@ -283,7 +241,7 @@ pub fn fit_with_intervals(like: &Likelihood, options: &FitOptions, minos: bool) 
         }
     }
     let normalisation =
-        crate::likelihood::normalisation::report(like.model, &like.channels, &result.theta);
+        crate::likelihood::normalisation::report(like.model, like.unbinned(), &result.theta);
     let binned_channels = like.channel_reports(&result.theta);
     FitReport {
         result,

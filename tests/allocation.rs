@@ -49,7 +49,7 @@ fn toy_evaluations_do_not_allocate() {
     let theta = [1.0, 0.2, -0.1];
     let source = ToySource::asimov(&analysis, &theta).unwrap();
     let toy = source.draw(5, 0, 3, true);
-    let n_events = toy.channels[0].weights.len();
+    let n_events = toy.unbinned()[0].weights.len();
     assert!(
         (1000..4096).contains(&n_events),
         "a one-block toy: {n_events}"

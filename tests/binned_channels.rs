@@ -304,7 +304,7 @@ fn toys_draw_binned_counts_around_the_expected_ones_deterministically() {
     .unwrap();
     let a = plain_source.draw(3, 1, 2, false);
     let b = with_cr.draw(3, 1, 2, false);
-    assert_eq!(a.channels[0].weights, b.channels[0].weights);
+    assert_eq!(a.unbinned()[0].weights, b.unbinned()[0].weights);
 }
 
 #[test]

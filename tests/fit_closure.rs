@@ -96,10 +96,10 @@ fn trained_ensembles_recover_mu_on_the_mc_mixture() {
         .model
         .channels
         .iter()
-        .zip(&analysis.ratios)
+        .zip(analysis.ratios.iter())
         .map(|(c, r)| nsbi::likelihood::ChannelData::mc_mixture(c, r, &theta).unwrap())
         .collect();
-    let like = nsbi::likelihood::Likelihood::new(&analysis.model, mixture);
+    let like = nsbi::likelihood::Likelihood::new(&analysis.model, mixture).unwrap();
     let report = fit_with_intervals(&like, &FitOptions::new(&like), false);
     assert!(report.result.converged, "{}", report.result.message);
     let (mu, sigma) = (report.result.theta[0], report.result.error(0));

@@ -45,14 +45,15 @@ fn check_derivatives(like: &Likelihood, theta: &[f64]) {
 fn gradient_and_hessian_match_finite_differences() {
     let analysis = example_analysis("workspace_exact.yaml");
     let (model, ratios) = (&analysis.model, &analysis.ratios);
-    let observed = Likelihood::new(model, data::observed(model, ratios).unwrap());
+    let observed = Likelihood::new(model, data::observed(model, ratios).unwrap()).unwrap();
     for theta in [[1.3, 0.2, -0.4], [0.6, -1.7, 1.4], [2.5, 0.0, 0.5]] {
         check_derivatives(&observed, &theta);
     }
     let asimov = Likelihood::new(
         model,
         data::asimov(model, ratios, &[1.0, 0.0, 0.0]).unwrap(),
-    );
+    )
+    .unwrap();
     check_derivatives(&asimov, &[1.2, 0.3, -0.2]);
 }
 
@@ -147,7 +148,7 @@ fn several_shapes() -> (Model, ChannelData) {
 #[test]
 fn hessian_of_several_shape_systematics_matches_finite_differences() {
     let (model, channel) = several_shapes();
-    let like = Likelihood::new(&model, vec![channel]);
+    let like = Likelihood::new(&model, vec![channel]).unwrap();
     // Inside |α| < 1 (code 4's polynomial) and outside (its exponential).
     for theta in [[1.2, 0.3, -0.4], [0.8, -1.3, 1.6]] {
         check_derivatives(&like, &theta);
@@ -265,7 +266,7 @@ fn many_shapes() -> (Model, ChannelData) {
 #[test]
 fn hessian_of_many_shape_systematics_per_process_matches_finite_differences() {
     let (model, channel) = many_shapes();
-    let like = Likelihood::new(&model, vec![channel]);
+    let like = Likelihood::new(&model, vec![channel]).unwrap();
     // Every α inside |α| < 1 (all one kind per process), some outside (kinds mixed), all
     // outside.
     for alphas in [
@@ -381,7 +382,7 @@ fn normalised_shapes() -> (Model, ChannelData) {
 #[test]
 fn derivatives_with_the_shape_normalisation_match_finite_differences() {
     let (model, channel) = normalised_shapes();
-    let like = Likelihood::new(&model, vec![channel]);
+    let like = Likelihood::new(&model, vec![channel]).unwrap();
     for alphas in [
         [0.3; 4],
         [-0.3; 4],
@@ -402,7 +403,8 @@ fn same_bits_whatever_the_thread_count() {
     let like = Likelihood::new(
         model,
         data::asimov(model, ratios, &[1.0, 0.0, 0.0]).unwrap(),
-    );
+    )
+    .unwrap();
     let theta = [1.37, 0.21, -0.66];
     let run = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new()
@@ -451,7 +453,7 @@ fn asimov_weights_sum_to_the_expected_yield_with_negative_weights() {
 fn negative_density_is_reported_not_logged() {
     let analysis = example_analysis("workspace_exact.yaml");
     let (model, ratios) = (&analysis.model, &analysis.ratios);
-    let like = Likelihood::new(model, data::observed(model, ratios).unwrap());
+    let like = Likelihood::new(model, data::observed(model, ratios).unwrap()).unwrap();
     for mu in [0.0, 1e-12, 1.0, 3.0] {
         let ev = like.evaluate(&[mu, 0.0, 0.0], Order::Gradient);
         assert!(

@@ -46,7 +46,7 @@ fn an_observed_fit_reads_no_entry_of_the_mc_pool() {
         "loading the workspace read ratio entries"
     );
     let like = analysis.likelihood(&Dataset::Observed).unwrap();
-    assert_eq!(like.channels[0].weights.len(), 2023);
+    assert_eq!(like.unbinned()[0].weights.len(), 2023);
     let read = analysis.ratios[0].entries_read();
     let needed = observed_entries(&analysis);
     // Of the 5 ensembles × 5 event files, 7 entries: no process ratio on any MC sample, no
@@ -76,7 +76,7 @@ fn an_observed_fit_reads_no_entry_of_the_mc_pool() {
 /// over the pooled MC) share one allocation, and the normalisation's are exactly the pool's
 /// events of that process's own MC.
 fn assert_shared(analysis: &Analysis, set: &data::ChannelData, c: usize) {
-    let pool = &analysis.pools().unwrap()[0];
+    let pool = &analysis.model.channels.pools().unwrap()[0];
     let norm = &set.normalisation.processes[c];
     assert!(norm.n_shapes() > 0);
     // The same inputs a normalisation built from the own-MC entries alone reads.
@@ -99,7 +99,7 @@ fn the_asimov_pool_and_the_normalisation_share_one_copy_of_the_shape_inputs() {
     assert_eq!(analysis.model.channels[0].processes[b].name, "B");
     assert_shared(&analysis, &sets[0], b);
     for (k, shape) in sets[0].processes[b].shapes.iter().enumerate() {
-        let pooled = &analysis.pools().unwrap()[0].processes[b].shapes[k].variations;
+        let pooled = &analysis.model.channels.pools().unwrap()[0].processes[b].shapes[k].variations;
         assert!(shape.variations.shares_storage(pooled));
     }
     // The stand-alone Asimov set builds its own pool, shared with its own normalisation.
@@ -114,7 +114,7 @@ fn the_asimov_pool_and_the_normalisation_share_one_copy_of_the_shape_inputs() {
 fn with_the_pools_built_first_the_observed_fit_shares_their_shape_inputs() {
     // What `nsbi toys` does: pools, then the observed fits, then the toys.
     let analysis = example_analysis("workspace_exact.yaml");
-    analysis.pools().unwrap();
+    analysis.prepare_generation().unwrap();
     let observed = analysis.datasets(&Dataset::Observed).unwrap();
     assert_shared(&analysis, &observed[0], 2);
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use nsbi::analysis::Analysis;
+use nsbi::channel::unbinned::toys::UnbinnedToys;
 use nsbi::fit::{minimise, FitOptions};
 use nsbi::infer::toys::{fit_toy, ToyPlan, ToySource};
 use nsbi::likelihood::{data, ChannelData, Likelihood};
@@ -173,7 +174,7 @@ fn toys_from_negative_weights_match_the_signed_asimov_set() {
     );
 
     let source = ToySource::asimov(&analysis, &THETA).unwrap();
-    let (pool, draw) = source.pool(0);
+    let (pool, draw) = source.kind_toys::<UnbinnedToys>().unwrap().pool(0);
     let resampled = pool.mc_weights.as_ref().unwrap();
     assert!(resampled.iter().all(|&w| w >= 0.0));
     assert!(draw.iter().all(|&w| w >= 0.0));
@@ -195,7 +196,7 @@ fn toys_from_negative_weights_match_the_signed_asimov_set() {
     let (mut sum, mut sum2) = (vec![0.0; binning.n_bins()], vec![0.0; binning.n_bins()]);
     for t in 0..n_toys {
         let toy = source.draw(17, 0, t, true);
-        let h = binning.histogram(&toy.channels[0], &toy.channels[0].weights);
+        let h = binning.histogram(&toy.unbinned()[0], &toy.unbinned()[0].weights);
         for k in 0..h.len() {
             sum[k] += h[k];
             sum2[k] += h[k] * h[k];
@@ -239,10 +240,17 @@ fn resampled_toys_do_not_depend_on_threads() {
             .unwrap();
         pool.install(|| {
             let source = ToySource::asimov(&analysis, &THETA).unwrap();
-            let resampled = source.pool(0).0.mc_weights.clone().unwrap();
+            let resampled = source
+                .kind_toys::<UnbinnedToys>()
+                .unwrap()
+                .pool(0)
+                .0
+                .mc_weights
+                .clone()
+                .unwrap();
             let ratios: Vec<Vec<f64>> = (0..3)
                 .map(|t| {
-                    source.draw(5, 0, t, true).channels[0].processes[1]
+                    source.draw(5, 0, t, true).unbinned()[0].processes[1]
                         .ratio
                         .clone()
                 })
@@ -271,7 +279,7 @@ fn fits_to_toys_from_negative_weights_are_unbiased() {
     let mu_hat_of = |weights: Vec<f64>| {
         let mut set = signed.clone();
         set.weights = weights;
-        let like = Likelihood::new(&analysis.model, vec![set]);
+        let like = Likelihood::new(&analysis.model, vec![set]).unwrap();
         let mut options = FitOptions::new(&like);
         options.init = THETA.to_vec();
         let fit = minimise(&like, &options);

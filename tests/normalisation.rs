@@ -313,7 +313,7 @@ impl Synthetic {
     /// best fit is `theta` itself).
     fn asimov(&self, theta: &[f64]) -> Likelihood<'_> {
         let sets = data::asimov(&self.model, std::slice::from_ref(&self.ratios), theta).unwrap();
-        let mut like = Likelihood::new(&self.model, sets);
+        let mut like = Likelihood::new(&self.model, sets).unwrap();
         like.global_observables[1..].copy_from_slice(&theta[1..]);
         like
     }
@@ -402,10 +402,10 @@ fn toys_share_one_normalisation() {
     let source = nsbi::infer::toys::ToySource::asimov(&analysis, &[1.0, 0.0, 0.3]).unwrap();
     let (a, b) = (source.draw(1, 0, 0, true), source.draw(1, 0, 1, true));
     assert!(std::sync::Arc::ptr_eq(
-        &a.channels[0].normalisation,
-        &b.channels[0].normalisation
+        &a.unbinned()[0].normalisation,
+        &b.unbinned()[0].normalisation
     ));
-    assert_eq!(a.channels[0].normalisation.processes[2].n_shapes(), 1);
+    assert_eq!(a.unbinned()[0].normalisation.processes[2].n_shapes(), 1);
 }
 
 #[test]

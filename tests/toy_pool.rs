@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use nsbi::channel::unbinned::toys::UnbinnedToys;
 use nsbi::infer::toy_pool::{AliasTable, PoolRows};
 use nsbi::infer::toys::ToySource;
 use nsbi::likelihood::data::ChannelData;
@@ -74,7 +75,7 @@ fn assert_same_events(fast: &ChannelData, slow: &ChannelData) {
 fn pool_rows_select_the_events_column_wise_selection_gives() {
     let analysis = example_analysis("workspace_exact.yaml");
     let source = ToySource::asimov(&analysis, &[1.0, 0.2, -0.4]).unwrap();
-    let (pool, draw) = source.pool(0);
+    let (pool, draw) = source.kind_toys::<UnbinnedToys>().unwrap().pool(0);
     assert_eq!(pool.processes[2].shapes.len(), 1);
     let rows = PoolRows::new(pool);
     let table = AliasTable::new(draw).unwrap();
@@ -92,7 +93,7 @@ fn pool_rows_select_the_events_column_wise_selection_gives() {
 fn rows_are_kept_only_where_they_are_narrow() {
     let analysis = example_analysis("workspace_exact.yaml");
     let source = ToySource::asimov(&analysis, &[1.0, 0.0, 0.0]).unwrap();
-    let (pool, _) = source.pool(0);
+    let (pool, _) = source.kind_toys::<UnbinnedToys>().unwrap().pool(0);
     assert!(PoolRows::worth_keeping(pool));
     // B with ten shape systematics: 2 + 4 × 10 words for B alone, three lines with S and SBI.
     let mut wide = pool.select(&[0, 1, 2]);

@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use nsbi::channel::unbinned::toys::UnbinnedToys;
 use nsbi::fit::{minimise, FitOptions};
 use nsbi::infer::toyfile::ToyFile;
 use nsbi::infer::toys::{fit_toy, nll_at_minimum, toy_fits, ToyPlan, ToySource};
@@ -18,7 +19,7 @@ fn bootstrap_toys_are_unbiased_in_negative_weight_regions() {
     let analysis = example_analysis("workspace_exact.yaml");
     let theta = [0.5, 0.0, 0.0];
     let source = ToySource::asimov(&analysis, &theta).unwrap();
-    let (pool, draw) = source.pool(0);
+    let (pool, draw) = source.kind_toys::<UnbinnedToys>().unwrap().pool(0);
     let edges = [0.0, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, f64::INFINITY];
     let bin = |r: f64| edges.iter().rposition(|&e| r >= e).unwrap();
     let n_bins = edges.len() - 1;
@@ -45,7 +46,7 @@ fn bootstrap_toys_are_unbiased_in_negative_weight_regions() {
     for t in 0..n_toys {
         let toy = source.draw(11, 0, t, true);
         let mut h = vec![0.0; n_bins];
-        for r in &toy.channels[0].processes[0].ratio {
+        for r in &toy.unbinned()[0].processes[0].ratio {
             h[bin(*r)] += 1.0;
         }
         for b in 0..n_bins {

@@ -9,7 +9,9 @@
 use std::any::Any;
 use std::cell::Cell;
 
-use super::{ChannelKind, ChannelReport, Observed, ObservedData, ToyKey};
+use rand_chacha::ChaCha8Rng;
+
+use super::{ChannelKind, ChannelReport, KindToys, Observed, ObservedData, ToyKey};
 use crate::binned::combine::BinnedPart;
 use crate::binned::{BinnedData, BinnedModel, BinnedParameter, Constraint, NllDerivatives};
 use crate::error::{Error, Result};
@@ -78,12 +80,12 @@ fn binned_data(data: &dyn ObservedData) -> &BinnedData {
 }
 
 impl ChannelKind for BinnedPart {
-    fn observed(&self) -> Observed {
-        counts(self.observed.clone())
+    fn observed(&self) -> Result<Observed> {
+        Ok(counts(self.observed.clone()))
     }
 
-    fn asimov(&self, theta: &[f64]) -> Observed {
-        counts(self.expected(theta))
+    fn asimov(&self, theta: &[f64]) -> Result<Observed> {
+        Ok(counts(self.expected(theta)))
     }
 
     /// The Poisson terms Σ_b [λ_b − n_b ln λ_b + ln Γ(n_b + 1)] of every binned channel. Where
@@ -111,9 +113,9 @@ impl ChannelKind for BinnedPart {
         TERMS.set(terms);
     }
 
-    /// An error naming the bin where an expected count at θ_gen is negative or not finite (no
-    /// Poisson distribution has it as its mean).
-    fn check_toy_point(&self, theta_gen: &[f64]) -> Result<()> {
+    /// Toys at θ_gen: refused, naming the bin, where an expected count is negative or not
+    /// finite (no Poisson distribution has it as its mean).
+    fn toys(&self, theta_gen: &[f64]) -> Result<Box<dyn KindToys>> {
         let expected = self.expected(theta_gen);
         for (channel, lambda) in self.model.channels.iter().zip(&expected) {
             if let Some(b) = lambda.iter().position(|l| !(l.is_finite() && *l >= 0.0)) {
@@ -124,19 +126,10 @@ impl ChannelKind for BinnedPart {
                 )));
             }
         }
-        Ok(())
-    }
-
-    /// n_b ~ Poisson(λ_b(θ_gen)), drawn as the binned engine draws them
-    /// ([`crate::binned::BinnedModel::sample_into`]). The placed binned model has no
-    /// constraints: the global observables are the likelihood's, drawn with the toy.
-    fn toy(&self, theta_gen: &[f64], key: ToyKey) -> Observed {
-        let mut rng = key.stream(b"nsbi binned toy stream v1");
-        let mut data = BinnedData::default();
-        self.model
-            .sample_into(theta_gen, &mut rng, &mut data)
-            .expect("the expected counts at θ_gen were checked when the toy source was made");
-        counts(data.counts)
+        Ok(Box::new(BinnedToys {
+            part: self.clone(),
+            theta_gen: theta_gen.to_vec(),
+        }))
     }
 
     fn reports(&self, data: &dyn ObservedData, theta: &[f64]) -> Vec<ChannelReport> {
@@ -178,6 +171,32 @@ impl ChannelKind for BinnedPart {
 
     fn clone_box(&self) -> Box<dyn ChannelKind> {
         Box::new(self.clone())
+    }
+}
+
+/// The binned channels' toys at one generation point.
+struct BinnedToys {
+    part: BinnedPart,
+    theta_gen: Vec<f64>,
+}
+
+impl KindToys for BinnedToys {
+    /// n_b ~ Poisson(λ_b(θ_gen)), drawn as the binned engine draws them
+    /// ([`crate::binned::BinnedModel::sample_into`]) from the kind's own stream. The placed
+    /// binned model has no constraints: the global observables are the likelihood's, drawn
+    /// with the toy.
+    fn draw(&self, key: ToyKey, _shared: &mut ChaCha8Rng) -> Observed {
+        let mut rng = key.stream(b"nsbi binned toy stream v1");
+        let mut data = BinnedData::default();
+        self.part
+            .model
+            .sample_into(&self.theta_gen, &mut rng, &mut data)
+            .expect("the expected counts at θ_gen were checked when the toys were set up");
+        counts(data.counts)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
     }
 }
 

@@ -1,19 +1,21 @@
 //! Channel kinds behind one interface.
 //!
-//! A model's channels come in kinds. The unbinned channels are the engine's own: their events,
-//! ratio models, MC pools and the event sums of `likelihood/` (DESIGN.md §2). Every other kind
-//! — the binned HistFactory channels ([`binned`]) today — is a [`ChannelKind`]: a type that
-//! holds its channels on the model's one parameter vector and says, for the data of its own
-//! type ([`Observed`]), what the likelihood, the fits, the toys, the Asimov sets and the fit
-//! report need. [`crate::model::Model::kinds`] lists them; the likelihood, toys, Asimov sets
-//! and reports iterate over that list without knowing what is in it, so fits, scans, toys,
-//! Neyman, coverage and batch work on any mix of channels.
+//! A model's channels come in kinds: the unbinned channels ([`unbinned`]: events, ratio
+//! models, MC pools and the event sums of `likelihood/`, DESIGN.md §2), the binned HistFactory
+//! channels ([`binned`]), and any other. Each kind is a [`ChannelKind`]: a type that holds its
+//! channels on the model's one parameter vector and says, for the data of its own type
+//! ([`Observed`]), what the likelihood, the fits, the toys, the Asimov sets and the fit report
+//! need. [`crate::model::Model::all_kinds`] lists them (the unbinned kind first); the
+//! likelihood, the datasets of an analysis, the toys and the reports iterate over that list
+//! without knowing what is in it, so fits, scans, toys, Neyman, coverage and batch work on any
+//! mix of channels.
 //!
 //! # Adding a kind
 //!
 //! 1. Write its model type and its data type in a file of this folder, and implement
-//!    [`ChannelKind`] for the model type and [`ObservedData`] for the data type: its NLL terms with their gradient and Hessian, the observed, Asimov and toy data,
-//!    the check of a toy generation point, the per-channel report.
+//!    [`ChannelKind`] for the model type, [`ObservedData`] for the data type and [`KindToys`]
+//!    for its toy generator: its NLL terms with their gradient and Hessian, the observed,
+//!    Asimov and toy data, the per-channel report.
 //! 2. Push it onto [`crate::model::Model::kinds`] where the model is built. Its parameters are
 //!    the model's; its constraint terms are the model's `constraints` (counted once however
 //!    many kinds use a parameter), not its own.
@@ -23,6 +25,7 @@
 //! the schema's tagged `ChannelSpec` and its construction in `Model::from_workspace`.)
 
 pub mod binned;
+pub mod unbinned;
 
 use std::any::Any;
 use std::fmt::Debug;
@@ -38,23 +41,27 @@ use crate::model::Parameter;
 /// Asimov sets and the fit report ask of them.
 pub trait ChannelKind: Send + Sync + Debug {
     /// The data the workspace observed in these channels.
-    fn observed(&self) -> Observed;
+    fn observed(&self) -> Result<Observed>;
 
     /// The Asimov data at θ: each observation at its expected value.
-    fn asimov(&self, theta: &[f64]) -> Observed;
+    fn asimov(&self, theta: &[f64]) -> Result<Observed>;
 
     /// Adds these channels' NLL terms at θ (and their gradient and Hessian, as `order` asks)
     /// for `data` (this kind's, from one of the methods above) to `out`. A point where the
     /// data have no likelihood sets `out.invalid` (the likelihood then returns +∞).
     fn add_nll(&self, data: &dyn ObservedData, theta: &[f64], order: Order, out: &mut Evaluation);
 
-    /// Checks that toys can be drawn at θ_gen: an error naming the channel otherwise.
-    fn check_toy_point(&self, theta_gen: &[f64]) -> Result<()>;
+    /// The generator of these channels' toys at θ_gen (whatever a kind prepares once per
+    /// generation point: the unbinned kind's weighted pools and samplers), or an error naming
+    /// the channel where no toy can be drawn there.
+    fn toys(&self, theta_gen: &[f64]) -> Result<Box<dyn KindToys>>;
 
-    /// Toy `key`'s data at θ_gen, from random streams of this kind's own keyed by `key` (see
-    /// [`ToyKey::stream`]), so that other kinds' toys do not depend on whether it is there.
-    /// θ_gen has passed [`ChannelKind::check_toy_point`].
-    fn toy(&self, theta_gen: &[f64], key: ToyKey) -> Observed;
+    /// Builds what this kind's Asimov sets and toys are made from, before a command also fits
+    /// the observed data (the unbinned pools, whose shape inputs the observed data's
+    /// normalisation then shares). Nothing by default.
+    fn prepare_generation(&self) -> Result<()> {
+        Ok(())
+    }
 
     /// Each channel's observed against expected data at θ, for the fit report.
     fn reports(&self, data: &dyn ObservedData, theta: &[f64]) -> Vec<ChannelReport>;
@@ -81,10 +88,30 @@ impl Clone for Box<dyn ChannelKind> {
 pub trait ObservedData: Send + Sync + Debug {
     /// `self` as `Any` (implement it as `self`), to be downcast to the kind's data type.
     fn as_any(&self) -> &dyn Any;
+
+    /// The number of individual events the data hold (a toy record's `n_events`): none for
+    /// counts per bin, the default.
+    fn n_events(&self) -> usize {
+        0
+    }
 }
 
 /// A kind's data, boxed: the likelihood holds one per kind of the model.
 pub type Observed = Box<dyn ObservedData>;
+
+/// One kind's toys at one generation point ([`ChannelKind::toys`]).
+pub trait KindToys: Send + Sync {
+    /// Toy `key`'s data. A kind draws from random streams of its own keyed by `key` (see
+    /// [`ToyKey::stream`]), so that other kinds' toys do not depend on whether it is there.
+    /// `shared` is the toy's common stream, from which the global observables are drawn after
+    /// every kind's data: only the unbinned kind draws from it (its toys did before there
+    /// were kinds, and a seed keeps giving the toys it gave); a kind that drew from it would
+    /// change every other toy's global observables.
+    fn draw(&self, key: ToyKey, shared: &mut ChaCha8Rng) -> Observed;
+
+    /// `self` as `Any`, for callers that know which kind's toys they hold (tests).
+    fn as_any(&self) -> &dyn Any;
+}
 
 /// Which toy: (seed, grid point, toy). Every random stream of a toy is keyed by it, so a toy is
 /// the same whatever the threads or shards.

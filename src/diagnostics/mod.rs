@@ -405,7 +405,7 @@ pub fn parameter_closure(
     bins: usize,
 ) -> Result<Vec<ClosureTest>> {
     let mut tests = Vec::new();
-    for (channel, ratios) in analysis.model.channels.iter().zip(&analysis.ratios) {
+    for (channel, ratios) in analysis.model.channels.iter().zip(analysis.ratios.iter()) {
         let at_ref = ChannelData::mc_mixture(channel, ratios, reference)?;
         let at_theta = ChannelData::mc_mixture(channel, ratios, theta)?;
         let d_ref = at_ref.model_density(channel, reference);

@@ -134,12 +134,11 @@ pub fn make_toys(
 ) -> Result<Vec<ToyRecord>> {
     let mut records = Vec::with_capacity(jobs.len());
     let mut job = jobs.start;
-    let mut toy_mc = None;
     while job < jobs.end {
         let g = job / plan.n_toys;
         let end = ((g + 1) * plan.n_toys).min(jobs.end);
         let theta_gen = profile.generation_point(g);
-        let source = ToySource::asimov_reusing(analysis, theta_gen, &mut toy_mc)?;
+        let source = ToySource::asimov(analysis, theta_gen)?;
         records.extend(run_toys(plan, &source, job..end, progress));
         job = end;
     }

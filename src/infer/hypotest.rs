@@ -360,8 +360,6 @@ pub struct ToyCalculator<'a> {
     data: Profile<'a>,
     n_toys: usize,
     seed: u64,
-    /// The resampled toy MC weights, made once and reused by every generation point.
-    toy_mc: Option<Vec<Vec<f64>>>,
     /// The toys' free fits, which the other hypothesis' toys share at every tested value.
     free_fits: FreeFits,
     /// Stored toys and the files they were read from: no toys are made.
@@ -385,7 +383,6 @@ impl<'a> ToyCalculator<'a> {
             data: data_profile(analysis, settings)?.independent_starts(),
             n_toys,
             seed,
-            toy_mc: None,
             free_fits: FreeFits::new(),
             stored: None,
             failed_fits: 0,
@@ -430,13 +427,7 @@ impl<'a> ToyCalculator<'a> {
         plan: &TestToyPlan,
         jobs: std::ops::Range<usize>,
     ) -> Result<Vec<TestToyRecord>> {
-        test_toys::make_toys(
-            self.analysis,
-            plan,
-            jobs,
-            &mut self.toy_mc,
-            &mut self.free_fits,
-        )
+        test_toys::make_toys(self.analysis, plan, jobs, &mut self.free_fits)
     }
 
     /// The toys' statistics at `mu`: stored ones, or made now.

@@ -50,9 +50,10 @@ use std::path::PathBuf;
 
 use rayon::prelude::*;
 
-use crate::analysis::Analysis;
 use crate::error::{Error, Result};
 use crate::likelihood::ChannelData;
+use crate::model::Channel;
+use crate::ratio::ChannelRatios;
 use crate::workspace::EventRole;
 
 /// Points in a standardised feature space: `n × dim`, row-major, float32 (the neighbour search
@@ -449,10 +450,7 @@ struct PooledSample {
 }
 
 /// The MC samples of `channel`'s pool ([`ChannelData::asimov`]), in pooling order.
-fn pooled_samples(
-    channel: &crate::model::Channel,
-    ratios: &crate::ratio::ChannelRatios,
-) -> Result<Vec<PooledSample>> {
+fn pooled_samples(channel: &Channel, ratios: &ChannelRatios) -> Result<Vec<PooledSample>> {
     let mut start = 0;
     let mut out = Vec::new();
     for process in &channel.processes {
@@ -505,15 +503,13 @@ pub fn likelihood_features(pool: &ChannelData, range: Range<usize>) -> Features 
 /// resampled when some are negative (unchanged otherwise), normalised within the process as
 /// the pool's `mc_weights` are. `pools` are the channels' Asimov sets at any θ (the features
 /// do not depend on θ).
-pub fn toy_mc_weights(analysis: &Analysis, pools: &[ChannelData]) -> Result<Vec<Vec<f64>>> {
+pub fn toy_mc_weights(
+    channels: &[Channel],
+    ratios: &[ChannelRatios],
+    pools: &[ChannelData],
+) -> Result<Vec<Vec<f64>>> {
     let mut out = Vec::with_capacity(pools.len());
-    for ((channel, ratios), pool) in analysis
-        .model
-        .channels
-        .iter()
-        .zip(&analysis.ratios)
-        .zip(pools)
-    {
+    for ((channel, ratios), pool) in channels.iter().zip(ratios).zip(pools) {
         let samples = pooled_samples(channel, ratios)?;
         if samples.last().map_or(0, |s| s.range.end) != pool.weights.len() {
             return Err(Error::Analysis(format!(

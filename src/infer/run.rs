@@ -66,8 +66,9 @@ pub fn make_toy_file(
     shard: (usize, usize),
     progress: &(dyn Fn() + Sync),
 ) -> Result<ToyFile> {
-    // The toys' pools first: the observed fits' normalisation then shares their shape inputs.
-    analysis.pools()?;
+    // Every kind's toy inputs first (the unbinned pools): the observed fits' normalisation then
+    // shares their shape inputs.
+    analysis.prepare_generation()?;
     let profile = construction::observed_profile(analysis, plan)?;
     let jobs = plan.shard(shard.0, shard.1);
     let records = construction::make_toys(analysis, plan, &profile, jobs, progress)?;

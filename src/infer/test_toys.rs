@@ -249,13 +249,12 @@ fn toy_options(like: &Likelihood, systematics: bool, start: &[f64]) -> FitOption
 }
 
 /// Makes the toys `jobs` (indices into the plan's (generation point, toy) list) and their
-/// statistics at each tested value of their generation point, in job order. `toy_mc` holds the
-/// resampled toy MC weights and `free_fits` the free fits made before (both filled here).
+/// statistics at each tested value of their generation point, in job order. `free_fits` holds the free
+/// fits made before (filled here).
 pub fn make_toys(
     analysis: &Analysis,
     plan: &TestToyPlan,
     jobs: std::ops::Range<usize>,
-    toy_mc: &mut Option<Vec<Vec<f64>>>,
     free_fits: &mut FreeFits,
 ) -> Result<Vec<TestToyRecord>> {
     let pois = plan.poi_indices(analysis)?;
@@ -268,7 +267,7 @@ pub fn make_toys(
         if toys.is_empty() {
             continue;
         }
-        let source = ToySource::asimov_reusing(analysis, &generation.theta, toy_mc)?;
+        let source = ToySource::asimov(analysis, &generation.theta)?;
         let key = stream_key(&generation.poi);
         let known: &FreeFits = free_fits;
         let outcomes: Vec<(FreeFit, Vec<TestToyRecord>)> = toys

@@ -44,7 +44,7 @@ impl ModelFingerprint {
         let hash = |bytes: &[u8]| blake3::hash(bytes).to_hex().to_string();
         let mut ratios = blake3::Hasher::new();
         let mut weights = blake3::Hasher::new();
-        for channel in &analysis.ratios {
+        for channel in analysis.ratios.iter() {
             for ((label, source), key) in &channel.keys {
                 ratios
                     .update(format!("{}|{label}|{source}|{}\n", channel.channel, key.0).as_bytes());

@@ -1,39 +1,7 @@
-//! Pseudo-experiments by bootstrap from the pooled MC (DESIGN.md §4), and their fits.
-//!
-//! # Why the toys are drawn with positive weights
-//!
-//! The Asimov weights of the pooled MC, w_i = ν_c(θ) g_c(x_i|α) b_i (b_i = the MC weight of event
-//! i normalised within its process c), are negative wherever a coefficient f_c(θ) is (the
-//! interference basis). Drawing events with probability ∝ |w_i| and carrying the sign would
-//! give the right mean but toys with signed weights, whose fluctuations are not those of real
-//! data (the variance is Σ|w| instead of Σw) — the test statistic's distribution, which is all a
-//! Neyman construction uses, would come out wrong.
-//!
-//! Instead every pooled event gets the importance weight of the *model* density with respect to
-//! the density the pool was sampled from. The pool with weights b_i samples
-//! Q(x) = Σ_c p_c(x) = p_ref(x) Σ_c r_c(x); the model is ν p(x|θ) = p_ref(x) s(x|θ) with
-//! s = Σ_c ν_c r_c g_c, the per-event density of the likelihood. So
-//!
-//! ```text
-//! w'_i = b_i s(x_i|θ) / Σ_c r_c(x_i)   ≥ 0,      Σ_i w'_i h(x_i) → ∫ ν p(x|θ) h(x) dx
-//! ```
-//!
-//! for any h: the same expectation as the Asimov set (unbiased), every weight non-negative
-//! (s > 0 wherever the model is a density), and toys are unweighted events drawn from the
-//! model the fits use — the parametric bootstrap. N ~ Poisson(ν(θ)), then N events with
-//! replacement with probability w'_i / Σ w' (alias table). `tests/toys.rs` checks that the mean
-//! of per-event histograms over toys equals the Asimov expectation, negative-weight regions
-//! included.
-//!
-//! # Negative generator weights
-//!
-//! The argument needs b_i ≥ 0: with NLO generator weights b_i < 0 the weights w'_i are signed
-//! too, and drawing ∝ |w'_i| would sample the |b|-density. Each process's weights are
-//! therefore cell resampled once, before pooling, to non-negative b̃_i with the same sum over
-//! every small cell of the likelihood's feature space ([`super::resample`]); the draw uses
-//! b̃, the Asimov sets and fits keep the signed b (they are right in expectation as they are).
-//! `tests/negative_weights.rs` checks the toys' mean histograms and fitted μ̂ against the
-//! signed-weight Asimov set.
+//! Pseudo-experiments and their fits. Each channel kind draws its own data
+//! ([`crate::channel::KindToys`]: the unbinned channels by bootstrap from the pooled MC,
+//! DESIGN.md §4, [`crate::channel::unbinned::toys`]; the binned ones Poisson per bin); the
+//! global observables are drawn here.
 //!
 //! # Reproducibility
 //!
@@ -45,14 +13,12 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal, Poisson};
 use rayon::prelude::*;
 
-use super::resample::toy_mc_weights;
 use super::test_stat::TestStatistic;
-use super::toy_pool::{AliasTable, PoolRows};
-use crate::analysis::{Analysis, Dataset};
-use crate::channel::ToyKey;
-use crate::error::{Error, Result};
+use crate::analysis::Analysis;
+use crate::channel::{KindToys, ToyKey};
+use crate::error::Result;
 use crate::fit::{minimise, FitOptions, FitResult};
-use crate::likelihood::{ChannelData, Likelihood};
+use crate::likelihood::Likelihood;
 use crate::model::{ConstraintPdf, Model};
 
 /// What to generate: `n_toys` toys at each value of the POI on `grid`.
@@ -107,98 +73,45 @@ pub struct ToyRecord {
     pub theta_hat: Vec<f64>,
 }
 
-/// The pooled MC of every channel with its toy-drawing weights at one generation point.
+/// Every channel kind's toys at one generation point, and the model's global observables.
 pub struct ToySource<'m> {
     model: &'m Model,
-    pools: Vec<ChannelData>,
-    /// Each pool's events as rows, which the toys are gathered from ([`super::toy_pool`]),
-    /// where a row is narrow ([`PoolRows::worth_keeping`]); else toys gather the pool's columns.
-    rows: Vec<Option<PoolRows>>,
-    samplers: Vec<Option<AliasTable>>,
-    /// The draw weights w'_i of each channel's pool.
-    draw_weights: Vec<Vec<f64>>,
-    /// ν of each channel at the generation point.
-    expected: Vec<f64>,
+    /// One per kind of the model ([`Model::all_kinds`], in order).
+    kinds: Vec<Box<dyn KindToys>>,
     /// Full parameter point of generation (μ_true, α_gen).
     pub theta_gen: Vec<f64>,
 }
 
 impl<'m> ToySource<'m> {
-    /// The toy source of `analysis` at `theta_gen`: its channels' Asimov sets there
-    /// ([`crate::likelihood::data::asimov`]) as pools.
-    /// Negative generator weights are cell resampled first ([`super::resample`]).
+    /// The toy source of `analysis` at `theta_gen` ([`ToySource::new`] on its model).
     pub fn asimov(analysis: &'m Analysis, theta_gen: &[f64]) -> Result<Self> {
-        ToySource::asimov_reusing(analysis, theta_gen, &mut None)
+        ToySource::new(&analysis.model, theta_gen)
     }
 
-    /// [`ToySource::asimov`], with the resampled toy MC weights taken from `toy_mc` (and put
-    /// there when it is empty): they do not depend on the generation point, so a run over a
-    /// grid resamples once.
-    pub fn asimov_reusing(
-        analysis: &'m Analysis,
-        theta_gen: &[f64],
-        toy_mc: &mut Option<Vec<Vec<f64>>>,
-    ) -> Result<Self> {
-        let mut pools = analysis.datasets(&Dataset::Asimov(theta_gen.to_vec()))?;
-        let weights = match toy_mc {
-            Some(w) => w,
-            None => toy_mc.insert(toy_mc_weights(analysis, &pools)?),
-        };
-        for (pool, w) in pools.iter_mut().zip(weights.iter()) {
-            pool.mc_weights = Some(w.clone());
-        }
-        ToySource::new(&analysis.model, pools, theta_gen)
-    }
-
-    /// `pools` are the channels' Asimov sets at `theta_gen` ([`crate::likelihood::data::asimov`]):
-    /// pooled events with the signed weights w_i, and as `mc_weights` the non-negative toy MC
-    /// weights b̃_i ([`super::resample::toy_mc_weights`]).
-    pub fn new(model: &'m Model, pools: Vec<ChannelData>, theta_gen: &[f64]) -> Result<Self> {
-        let mut samplers = Vec::new();
-        let mut draw_weights = Vec::new();
-        let mut expected = Vec::new();
-        for (channel, pool) in model.channels.iter().zip(&pools) {
-            let weights = positive_weights(channel, pool, theta_gen)?;
-            expected.push(pool.weights.iter().sum::<f64>());
-            let total: f64 = weights.iter().sum();
-            samplers.push(if total > 0.0 {
-                Some(AliasTable::new(&weights).ok_or_else(|| {
-                    Error::Analysis(format!(
-                        "channel {}: cannot build the toy sampler: draw weights summing to \
-                         {total} are not finite",
-                        channel.name
-                    ))
-                })?)
-            } else {
-                None
-            });
-            draw_weights.push(weights);
-        }
-        for kind in &model.kinds {
-            kind.check_toy_point(theta_gen)?;
-        }
+    /// The toys of every kind of `model` at `theta_gen` ([`crate::channel::ChannelKind::toys`]):
+    /// an error where some kind cannot draw there.
+    pub fn new(model: &'m Model, theta_gen: &[f64]) -> Result<Self> {
+        let kinds = model
+            .all_kinds()
+            .map(|kind| kind.toys(theta_gen))
+            .collect::<Result<Vec<_>>>()?;
         Ok(ToySource {
             model,
-            rows: pools
-                .iter()
-                .map(|pool| PoolRows::worth_keeping(pool).then(|| PoolRows::new(pool)))
-                .collect(),
-            pools,
-            samplers,
-            draw_weights,
-            expected,
+            kinds,
             theta_gen: theta_gen.to_vec(),
         })
     }
 
-    /// The pooled events of channel `c` (with their signed Asimov weights) and their
-    /// non-negative draw weights w'_i.
-    pub fn pool(&self, c: usize) -> (&ChannelData, &[f64]) {
-        (&self.pools[c], &self.draw_weights[c])
+    /// The toys of the kind whose toys are of type `T` (the unbinned pools:
+    /// [`crate::channel::unbinned::toys::UnbinnedToys`]), where the model has it.
+    pub fn kind_toys<T: 'static>(&self) -> Option<&T> {
+        self.kinds
+            .iter()
+            .find_map(|toys| toys.as_any().downcast_ref::<T>())
     }
 
-    /// Toy `(grid_index, toy_index)` of a run with `seed`: per channel N ~ Poisson(ν) events,
-    /// and global observables a_k ~ N(α_gen,k, 1) when `randomise_constraints`.
+    /// Toy `(grid_index, toy_index)` of a run with `seed`: every kind's data, then global
+    /// observables a_k drawn around their expectation at θ_gen when `randomise_constraints`.
     pub fn draw(
         &self,
         seed: u64,
@@ -207,33 +120,13 @@ impl<'m> ToySource<'m> {
         randomise_constraints: bool,
     ) -> Likelihood<'m> {
         let mut rng = toy_stream(seed, grid_index, toy_index);
-        let mut channels = Vec::with_capacity(self.pools.len());
-        let mut indices = Vec::new();
-        let sources = self.rows.iter().zip(&self.pools);
-        for (((rows, pool), sampler), &nu) in sources.zip(&self.samplers).zip(&self.expected) {
-            let n = match (sampler, Poisson::new(nu)) {
-                (Some(_), Ok(poisson)) => poisson.sample(&mut rng) as usize,
-                _ => 0,
-            };
-            // In drawn order: sorting the indices for a monotonic gather cost more (a quarter
-            // of the generation time) than the gather gained from it.
-            indices.clear();
-            if let Some(s) = sampler {
-                s.draw_into(&mut rng, n, &mut indices);
-            }
-            channels.push(match rows {
-                Some(rows) => rows.select(&indices),
-                None => pool.select(&indices),
-            });
-        }
-        // The other kinds draw from streams of their own, so that the unbinned channels'
-        // toys do not depend on whether they exist.
         let key = ToyKey {
             seed,
             grid_index,
             toy_index,
         };
-        let mut like = Likelihood::with_toy(self.model, channels, &self.theta_gen, key);
+        let observed = self.kinds.iter().map(|k| k.draw(key, &mut rng)).collect();
+        let mut like = Likelihood::with_observed(self.model, observed);
         for term in &self.model.constraints {
             let k = term.parameter;
             let expected = term.expected_auxdata(self.theta_gen[k]);
@@ -266,38 +159,6 @@ pub(crate) fn stream(domain: &[u8], seed: u64, grid_index: usize, toy_index: usi
         hasher.update(&x.to_le_bytes());
     }
     ChaCha8Rng::from_seed(*hasher.finalize().as_bytes())
-}
-
-/// w'_i = b_i s(x_i|θ) / Σ_c r_c(x_i) from the pool's Asimov weights w_i: see the module
-/// documentation. Events where the model density is not positive get weight 0.
-fn positive_weights(
-    channel: &crate::model::Channel,
-    pool: &ChannelData,
-    theta: &[f64],
-) -> Result<Vec<f64>> {
-    let density = pool.model_density(channel, theta);
-    let base = pool.mc_weights.as_ref().ok_or_else(|| {
-        Error::Analysis(format!(
-            "channel {}: toys need the pooled MC's own weights",
-            channel.name
-        ))
-    })?;
-    let mut out = Vec::with_capacity(pool.weights.len());
-    for (i, &b) in base.iter().enumerate() {
-        if b < 0.0 {
-            return Err(Error::Analysis(format!(
-                "channel {}: pooled MC event {i} has a negative toy weight ({b}); the toys \
-                 draw from generator weights resampled to non-negative ones \
-                 (resample::toy_mc_weights)",
-                channel.name
-            )));
-        }
-        let ratio_sum: f64 = pool.processes.iter().map(|p| p.ratio[i]).sum();
-        let s = density[i];
-        let valid = s > 0.0 && s.is_finite() && ratio_sum > 0.0;
-        out.push(if valid { b * s / ratio_sum } else { 0.0 });
-    }
-    Ok(out)
 }
 
 /// Convergence of a toy's fits: MINUIT's default, estimated distance to the minimum (EDM)
@@ -373,7 +234,7 @@ pub fn fit_toy(
         nll_free,
         converged_conditional: conditional.converged,
         converged_free: free.converged,
-        n_events: like.channels.iter().map(|c| c.weights.len()).sum(),
+        n_events: like.observed.iter().map(|data| data.n_events()).sum(),
         theta_hat,
     }
 }

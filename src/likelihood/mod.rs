@@ -26,9 +26,11 @@ use std::cell::Cell;
 
 use rayon::prelude::*;
 
-use crate::channel::{ChannelReport, Observed, ToyKey};
+use crate::channel::unbinned::UnbinnedData;
+use crate::channel::{ChannelReport, Observed};
+use crate::error::Result;
 use crate::model::interpolation::ShapeKernel;
-use crate::model::{Model, YieldTerms};
+use crate::model::{Channel, Model, YieldTerms};
 use events::{event_block, BlockInput, InvalidEvent, Layout};
 use normalisation::{add_normalisation_curvature, normalised_yield, ShapeIntegral};
 
@@ -136,10 +138,9 @@ thread_local! {
 /// A model with its data: what fits minimise.
 pub struct Likelihood<'m> {
     pub model: &'m Model,
-    /// The unbinned channels' events.
-    pub channels: Vec<ChannelData>,
-    /// The data of each of the model's other channel kinds (`model.kinds`, in order): the
-    /// binned channels' counts per bin (their global observables are `global_observables`).
+    /// The data of each of the model's channel kinds ([`Model::all_kinds`], in order): the
+    /// unbinned channels' events, the binned channels' counts per bin, ... (their global
+    /// observables are `global_observables`).
     pub observed: Vec<Observed>,
     /// Global observable a_k of parameter k's constraint term, by parameter (the model's
     /// nominal ones for observed data; randomised in toys; unused for unconstrained ones).
@@ -147,50 +148,30 @@ pub struct Likelihood<'m> {
 }
 
 impl<'m> Likelihood<'m> {
-    /// The likelihood of the unbinned `channels` and the other kinds' observed data.
-    pub fn new(model: &'m Model, channels: Vec<ChannelData>) -> Likelihood<'m> {
-        let observed = model.kinds.iter().map(|kind| kind.observed()).collect();
-        Likelihood::with_observed(model, channels, observed)
+    /// The likelihood of the unbinned channels' datasets `channels` and the other kinds'
+    /// observed data (for models built in code; an analysis makes every kind's data itself).
+    pub fn new(model: &'m Model, channels: Vec<ChannelData>) -> Result<Likelihood<'m>> {
+        let mut observed: Vec<Observed> = vec![Box::new(UnbinnedData { channels })];
+        for kind in &model.kinds {
+            observed.push(kind.observed()?);
+        }
+        Ok(Likelihood::with_observed(model, observed))
     }
 
-    /// The likelihood of the unbinned `channels` and the other kinds' Asimov data at θ, with
-    /// the nominal global observables.
-    pub fn with_asimov(model: &'m Model, channels: Vec<ChannelData>, theta: &[f64]) -> Self {
-        let observed = model.kinds.iter().map(|kind| kind.asimov(theta)).collect();
-        Likelihood::with_observed(model, channels, observed)
-    }
-
-    /// The likelihood of the unbinned `channels` and the other kinds' toy `key` at θ_gen (as
-    /// [`crate::channel::ChannelKind::toy`] draws it), with the nominal global observables.
-    pub fn with_toy(
-        model: &'m Model,
-        channels: Vec<ChannelData>,
-        theta_gen: &[f64],
-        key: ToyKey,
-    ) -> Self {
-        let observed = model
-            .kinds
-            .iter()
-            .map(|kind| kind.toy(theta_gen, key))
-            .collect();
-        Likelihood::with_observed(model, channels, observed)
-    }
-
-    /// The likelihood of the unbinned `channels` and `observed`, one entry per model kind
-    /// (made by that kind), with the nominal global observables.
-    pub fn with_observed(
-        model: &'m Model,
-        channels: Vec<ChannelData>,
-        observed: Vec<Observed>,
-    ) -> Likelihood<'m> {
-        assert_eq!(observed.len(), model.kinds.len(), "data for every kind");
+    /// The likelihood of `observed`, one entry per model kind (made by that kind), with the
+    /// nominal global observables.
+    pub fn with_observed(model: &'m Model, observed: Vec<Observed>) -> Likelihood<'m> {
+        assert_eq!(
+            observed.len(),
+            model.all_kinds().count(),
+            "data for every kind"
+        );
         let mut global_observables = vec![0.0; model.n_parameters()];
         for c in &model.constraints {
             global_observables[c.parameter] = c.auxdata;
         }
         Likelihood {
             model,
-            channels,
             observed,
             global_observables,
         }
@@ -204,9 +185,16 @@ impl<'m> Likelihood<'m> {
             .find_map(|data| data.as_any().downcast_ref::<T>())
     }
 
-    /// Every other-kind channel's observed against expected data at θ (the fit report).
+    /// The unbinned channels' datasets (none where the model has no unbinned channel).
+    pub fn unbinned(&self) -> &[ChannelData] {
+        self.observed_as::<UnbinnedData>()
+            .map_or(&[], |data| data.channels.as_slice())
+    }
+
+    /// Every channel's observed against expected data at θ, from every kind that reports
+    /// per channel (the fit report).
     pub fn channel_reports(&self, theta: &[f64]) -> Vec<ChannelReport> {
-        let kinds = self.model.kinds.iter().zip(&self.observed);
+        let kinds = self.model.all_kinds().zip(&self.observed);
         kinds
             .flat_map(|(kind, data)| kind.reports(data.as_ref(), theta))
             .collect()
@@ -246,12 +234,7 @@ impl<'m> Likelihood<'m> {
         out.nll = 0.0;
         out.invalid = None;
         order.zero_derivatives(n, &mut out.gradient, &mut out.hessian);
-        let mut work = WORKSPACE.take();
-        for (channel, data) in self.model.channels.iter().zip(&self.channels) {
-            channel_nll(channel, data, theta, order, &mut work, out);
-        }
-        WORKSPACE.set(work);
-        for (kind, data) in self.model.kinds.iter().zip(&self.observed) {
+        for (kind, data) in self.model.all_kinds().zip(&self.observed) {
             kind.add_nll(data.as_ref(), theta, order, out);
         }
         for term in &self.model.constraints {
@@ -276,9 +259,26 @@ impl<'m> Likelihood<'m> {
     }
 }
 
+/// Adds the NLL terms of the unbinned `channels` on their datasets `data` (and derivatives,
+/// as `order` asks) to `out`: the unbinned kind's terms
+/// ([`crate::channel::unbinned::UnbinnedChannels`]).
+pub(crate) fn add_unbinned_nll(
+    channels: &[Channel],
+    data: &[ChannelData],
+    theta: &[f64],
+    order: Order,
+    out: &mut Evaluation,
+) {
+    let mut work = WORKSPACE.take();
+    for (channel, data) in channels.iter().zip(data) {
+        channel_nll(channel, data, theta, order, &mut work, out);
+    }
+    WORKSPACE.set(work);
+}
+
 /// Adds one channel's NLL terms (and derivatives, as `order` asks) to `out`.
 fn channel_nll(
-    channel: &crate::model::Channel,
+    channel: &Channel,
     data: &ChannelData,
     theta: &[f64],
     order: Order,

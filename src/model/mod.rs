@@ -5,6 +5,7 @@
 pub mod interpolation;
 
 use crate::binned::combine;
+use crate::channel::unbinned::UnbinnedChannels;
 use crate::channel::ChannelKind;
 use crate::error::{Error, Result};
 use crate::workspace::expr::Expr;
@@ -126,13 +127,14 @@ pub struct Channel {
 }
 
 /// The statistical model of a workspace: one parameter vector shared by every channel, the
-/// unbinned channels (`channels`), the channels of other kinds (`kinds`: the binned ones), and
-/// one constraint term per constrained parameter however many channels use it.
+/// unbinned channels (`channels`, a channel kind), the channels of other kinds (`kinds`: the
+/// binned ones), and one constraint term per constrained parameter however many channels use
+/// it.
 #[derive(Clone, Debug)]
 pub struct Model {
     pub parameters: Vec<Parameter>,
-    /// The unbinned channels.
-    pub channels: Vec<Channel>,
+    /// The unbinned channels: the first of [`Model::all_kinds`].
+    pub channels: UnbinnedChannels,
     /// The other channel kinds ([`crate::channel`]), each with all its channels; the
     /// likelihood's `observed` holds their data in this order.
     pub kinds: Vec<Box<dyn ChannelKind>>,
@@ -199,7 +201,7 @@ impl Model {
             .collect();
         Model {
             parameters,
-            channels,
+            channels: channels.into(),
             kinds: Vec::new(),
             constraints,
         }
@@ -272,7 +274,7 @@ impl Model {
         }
         Ok(Model {
             parameters,
-            channels,
+            channels: channels.into(),
             kinds: binned
                 .into_iter()
                 .map(|b| Box::new(b) as Box<dyn ChannelKind>)
@@ -306,11 +308,17 @@ impl Model {
         self.parameters.iter().any(|p| !p.poi && !p.fixed)
     }
 
+    /// Every channel kind of the model: the unbinned channels, then `kinds`. Likelihoods hold
+    /// one data set per kind, in this order.
+    pub fn all_kinds(&self) -> impl Iterator<Item = &dyn ChannelKind> + '_ {
+        std::iter::once(&self.channels as &dyn ChannelKind)
+            .chain(self.kinds.iter().map(|kind| kind.as_ref()))
+    }
+
     /// The model's channel kind of type `K`, where it has one (the binned channels:
     /// [`crate::binned::combine::BinnedPart`]).
     pub fn kind<K: ChannelKind + 'static>(&self) -> Option<&K> {
-        self.kinds
-            .iter()
+        self.all_kinds()
             .find_map(|kind| kind.as_any().downcast_ref::<K>())
     }
 
@@ -328,20 +336,7 @@ impl Model {
     /// The first process coefficient that is not finite at `theta`, or one of whose first
     /// or second derivatives is not: named by its expression, process and channel.
     pub fn undefined_coefficient(&self, theta: &[f64]) -> Option<String> {
-        let name = |j: usize| self.parameters[j].name.as_str();
-        for channel in &self.channels {
-            for process in &channel.processes {
-                let coefficient = &process.coefficient;
-                if let Some(what) = coefficient.undefined_at(theta, name) {
-                    return Some(format!(
-                        "coefficient '{}' of process {} in channel {} {what}",
-                        coefficient.text, process.name, channel.name
-                    ));
-                }
-            }
-        }
-        self.kinds
-            .iter()
+        self.all_kinds()
             .find_map(|kind| kind.undefined_coefficient(theta, &self.parameters))
     }
 }
