@@ -309,6 +309,10 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
         ("hypotest", schemars::schema_for!(HypotestResult)),
         ("limit", schemars::schema_for!(LimitResult)),
         ("significance", schemars::schema_for!(SignificanceResult)),
+        (
+            "posterior",
+            schemars::schema_for!(crate::bayes::run::PosteriorReport),
+        ),
     ];
     for (name, schema) in &mut all {
         let id = format!("https://nsbi.example/schemas/{name}-v{SCHEMA_VERSION}.json");
