@@ -7,6 +7,7 @@ pub mod hypotest;
 pub mod limit;
 pub mod neyman;
 pub mod resample;
+pub mod run;
 pub mod test_stat;
 pub mod test_toys;
 pub mod toy_pool;
