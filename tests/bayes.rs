@@ -600,7 +600,7 @@ fn moment_pulls(theta: &[Vec<f64>], mean: f64, variance: f64, fourth_central: f6
 /// 8000, all in the far tail), and the draws have the half-normal's mean √(2/π) and variance
 /// 1 − 2/π within Monte-Carlo error.
 #[test]
-fn a_half_normal_is_sampled_without_divergences() {
+fn a_half_normal_is_sampled_in_log_coordinates() {
     let half_normal = Priors {
         names: vec!["sigma".into()],
         priors: vec![Prior::TruncatedNormal {

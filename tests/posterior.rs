@@ -191,6 +191,7 @@ fn outputs_do_not_depend_on_the_thread_count() {
             samples: Some(dir.path().join(format!("{tag}.h5"))),
             json: Some(dir.path().join(format!("{tag}.json"))),
             corner: Some(dir.path().join(format!("{tag}_corner"))),
+            proposal: None,
         };
         write_posterior(&run, &to).unwrap();
         run
@@ -228,6 +229,57 @@ fn outputs_do_not_depend_on_the_thread_count() {
     // Another seed is another run, with another fingerprint.
     let other = run_posterior(&ws, None, &settings(3, 300, 10)).unwrap();
     assert_ne!(other.report.fingerprint, fa);
+}
+
+/// The next round's proposal: 750 points thinned from the draws, 250 from the prior, flagged.
+#[test]
+fn proposal_mixes_thinned_draws_with_the_prior() {
+    use nsbi::bayes::run::{proposal, ProposalRequest};
+    let run = run_posterior(
+        &toy().join("linear_gaussian.yaml"),
+        None,
+        &settings(2, 1000, 5),
+    )
+    .unwrap();
+    let request = ProposalRequest {
+        size: 1000,
+        prior_fraction: 0.25,
+    };
+    let (points, flags) = proposal(&run, &request).unwrap();
+    assert_eq!(points.len(), 1000);
+    assert_eq!(flags.iter().filter(|&&f| f).count(), 250);
+    assert!(points[..750]
+        .iter()
+        .all(|p| run.samples.values.chunks(4).any(|d| d == p.as_slice())));
+    // The prior part has the prior's spread (θ1 ~ N(−1, 2)), wider than the posterior's (0.52).
+    let prior_part: Vec<f64> = points[750..].iter().map(|p| p[1]).collect();
+    let mean = prior_part.iter().sum::<f64>() / 250.0;
+    let sd = (prior_part.iter().map(|t| (t - mean).powi(2)).sum::<f64>() / 249.0).sqrt();
+    assert!(
+        (mean + 1.0).abs() < 4.0 * 2.0 / 250f64.sqrt() && (sd - 2.0).abs() < 0.4,
+        "{mean} {sd}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("proposal.h5");
+    let to = PosteriorOutputs {
+        proposal: Some((path.clone(), request)),
+        ..PosteriorOutputs::default()
+    };
+    write_posterior(&run, &to).unwrap();
+    let file = hdf5::File::open(&path).unwrap();
+    let theta = file.dataset("theta").unwrap().read_dyn::<f64>().unwrap();
+    assert_eq!(theta.shape(), [1000, 4]);
+    assert_eq!(theta[[3, 2]], points[3][2]);
+    let too_many = ProposalRequest {
+        size: 5000,
+        prior_fraction: 0.0,
+    };
+    let err = proposal(&run, &too_many).unwrap_err().to_string();
+    assert!(
+        err.starts_with("proposal: 5000 posterior points asked for, the run has 2000 draws"),
+        "{err}"
+    );
 }
 
 // ---------------------------------------------------------------- errors

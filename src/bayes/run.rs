@@ -40,6 +40,7 @@ pub struct PosteriorReport {
 /// The draws of a run with their summary.
 pub struct PosteriorRun {
     pub names: Vec<String>,
+    pub priors: Priors,
     pub samples: Samples,
     pub report: PosteriorReport,
 }
@@ -78,6 +79,7 @@ pub fn run_posterior(
     };
     Ok(PosteriorRun {
         names,
+        priors: ws.priors.clone(),
         samples,
         report,
     })
@@ -109,11 +111,62 @@ pub fn prior_starts(priors: &Priors, chains: usize, seed: u64) -> Result<Vec<Vec
 /// The stream chain `chain`'s starting point is drawn from: keyed by (seed, chain) like the
 /// sampler's own stream, with a third word so the two never coincide.
 fn start_rng(seed: u64, chain: u64) -> ChaCha8Rng {
+    keyed_stream(seed, chain, 1)
+}
+
+fn keyed_stream(seed: u64, chain: u64, purpose: u64) -> ChaCha8Rng {
     let mut key = [0u8; 32];
     key[..8].copy_from_slice(&seed.to_le_bytes());
     key[8..16].copy_from_slice(&chain.to_le_bytes());
-    key[16..24].copy_from_slice(&1u64.to_le_bytes());
+    key[16..24].copy_from_slice(&purpose.to_le_bytes());
     ChaCha8Rng::from_seed(key)
+}
+
+/// θ points for the next round of simulation and training (sequential NRE/NPE): the
+/// posterior's draws, thinned evenly, mixed with prior draws.
+#[derive(Clone, Debug)]
+pub struct ProposalRequest {
+    /// Points in all.
+    pub size: usize,
+    /// Share of them drawn from the prior (keeps the next round's training set covering it).
+    pub prior_fraction: f64,
+}
+
+/// The proposal's points: rows of θ and whether each came from the prior. The posterior part
+/// takes every k-th of the pooled draws (chains in order), so it is as decorrelated as the run
+/// allows; the prior part is drawn with its own stream keyed by the run's seed.
+pub fn proposal(
+    run: &PosteriorRun,
+    request: &ProposalRequest,
+) -> Result<(Vec<Vec<f64>>, Vec<bool>)> {
+    let f = request.prior_fraction;
+    if !(0.0..=1.0).contains(&f) || request.size == 0 {
+        return Err(Error::Analysis(format!(
+            "proposal: {} points with prior fraction {f}; expected at least one point and 0 ≤ fraction ≤ 1",
+            request.size
+        )));
+    }
+    let from_prior = (request.size as f64 * f).round() as usize;
+    let from_posterior = request.size - from_prior;
+    let total = run.samples.chains * run.samples.draws;
+    if from_posterior > total {
+        return Err(Error::Analysis(format!(
+            "proposal: {from_posterior} posterior points asked for, the run has {total} draws; \
+             raise --draws or --chains, or lower --proposal-size"
+        )));
+    }
+    let mut points: Vec<Vec<f64>> = (0..from_posterior)
+        .map(|k| {
+            let index = k * total / from_posterior.max(1);
+            run.samples
+                .draw(index / run.samples.draws, index % run.samples.draws)
+                .to_vec()
+        })
+        .collect();
+    let mut rng = keyed_stream(run.report.seed, u64::MAX, 2);
+    points.extend((0..from_prior).map(|_| run.priors.sample(&mut rng)));
+    let flags = (0..request.size).map(|i| i >= from_posterior).collect();
+    Ok((points, flags))
 }
 
 /// Where a run's outputs go.
@@ -125,6 +178,8 @@ pub struct PosteriorOutputs {
     pub json: Option<PathBuf>,
     /// Stem of the corner plot (`stem.png`, `stem.svg`).
     pub corner: Option<PathBuf>,
+    /// The next round's proposal points, HDF5, and how to make them.
+    pub proposal: Option<(PathBuf, ProposalRequest)>,
 }
 
 /// Writes the run's outputs all together (staged, then renamed): none is left half-written
@@ -144,8 +199,53 @@ pub fn write_posterior(run: &PosteriorRun, to: &PosteriorOutputs) -> Result<Vec<
         let value = serde_json::to_value(&run.report).expect("the report serialises");
         outputs.json(path, &value)?;
     }
+    if let Some((path, request)) = &to.proposal {
+        let (points, flags) = proposal(run, request)?;
+        let tmp = outputs.stage(path)?;
+        write_proposal(&tmp, &points, &flags, &run.names, &run.report.fingerprint)?;
+    }
     if let Some(stem) = &to.corner {
         crate::plot::corner::corner(&mut outputs, stem, &run.names, &run.samples, None)?;
     }
     outputs.commit()
+}
+
+/// `theta` (points × parameters), `from_prior` (1 where the point is a prior draw), and the
+/// `parameters` names and the run's `fingerprint` as attributes.
+fn write_proposal(
+    path: &Path,
+    points: &[Vec<f64>],
+    flags: &[bool],
+    names: &[String],
+    fingerprint: &str,
+) -> Result<()> {
+    use hdf5::types::VarLenUnicode;
+    let err = |e: hdf5::Error| Error::event_file(path, e.to_string());
+    let file = hdf5::File::create(path).map_err(err)?;
+    let theta = ndarray::Array2::from_shape_vec((points.len(), names.len()), points.concat())
+        .map_err(|e| Error::Analysis(format!("proposal points: {e}")))?;
+    file.new_dataset_builder()
+        .with_data(&theta)
+        .create("theta")
+        .map_err(err)?;
+    let flags: Vec<u8> = flags.iter().map(|&f| u8::from(f)).collect();
+    file.new_dataset_builder()
+        .with_data(flags.as_slice())
+        .create("from_prior")
+        .map_err(err)?;
+    let text = |s: String| {
+        s.parse::<VarLenUnicode>()
+            .map_err(|_| Error::Analysis("attribute is not valid text".into()))
+    };
+    let names = text(serde_json::to_string(names).expect("names serialise"))?;
+    for (key, value) in [
+        ("parameters", names),
+        ("fingerprint", text(fingerprint.to_string())?),
+    ] {
+        file.new_attr::<VarLenUnicode>()
+            .create(key)
+            .and_then(|a| a.write_scalar(&value))
+            .map_err(err)?;
+    }
+    file.flush().map_err(err)
 }

@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-use nsbi::bayes::run::{run_posterior, write_posterior, PosteriorOutputs, PosteriorReport};
+use nsbi::bayes::run::{
+    run_posterior, write_posterior, PosteriorOutputs, PosteriorReport, ProposalRequest,
+};
 use nsbi::bayes::SamplerSettings;
 
 use super::{print_warnings, set_threads};
@@ -42,6 +44,16 @@ pub struct PosteriorArgs {
     /// Corner plot: STEM.png and STEM.svg (1-D and 2-D marginals).
     #[arg(long, value_name = "STEM")]
     plot: Option<PathBuf>,
+    /// Write θ points for the next round of simulation and training (sequential NRE/NPE) to
+    /// this HDF5 file: `theta` (points × parameters) and `from_prior` flags.
+    #[arg(long)]
+    proposal_out: Option<PathBuf>,
+    /// Points in the proposal (default: chains × draws); the posterior part is thinned evenly.
+    #[arg(long)]
+    proposal_size: Option<usize>,
+    /// Share of the proposal drawn from the prior.
+    #[arg(long, default_value = "0")]
+    prior_fraction: f64,
     /// Worker threads (default: all cores); the draws do not depend on it.
     #[arg(long)]
     threads: Option<usize>,
@@ -64,6 +76,18 @@ pub fn run_posterior_command(args: &PosteriorArgs) -> anyhow::Result<()> {
             samples: args.out.clone(),
             json: args.json.clone(),
             corner: args.plot.clone(),
+            proposal: args.proposal_out.clone().map(|path| {
+                let size = args
+                    .proposal_size
+                    .unwrap_or(args.chains * args.draws as usize);
+                (
+                    path,
+                    ProposalRequest {
+                        size,
+                        prior_fraction: args.prior_fraction,
+                    },
+                )
+            }),
         },
     )?;
     print_report(&run.report);
