@@ -437,6 +437,16 @@ posterior:
     let err = error_of(&path, None);
     assert!(err.contains("mixture_nle.onnx: output -"), "{err}");
     assert!(
+        err.starts_with(
+            "posterior sampling, chain 0: the starting point: Logp function returned error: model "
+        ),
+        "{err}"
+    );
+    assert!(
+        !err.contains("Model(") && !err.contains("backtrace"),
+        "{err}"
+    );
+    assert!(
         err.contains("expected a finite ratio > 0 under convention Ratio"),
         "{err}"
     );

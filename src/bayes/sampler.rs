@@ -276,7 +276,7 @@ struct NutsDensity<'a, D> {
 }
 
 /// Why a log density could not be used at a point.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 enum LogpFailure {
     /// Zero density (outside the prior's support) or a non-finite value: the trajectory is
     /// rejected there and counted as divergent, as Stan does.
@@ -285,6 +285,14 @@ enum LogpFailure {
     /// The model itself failed: sampling stops.
     #[error("{0}")]
     Model(String),
+}
+
+/// nuts-rs reports a failed log density with `{:?}`: show the message, not the variant, so a
+/// model's error reads as it was written (file, θ, what was expected).
+impl std::fmt::Debug for LogpFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 impl nuts_rs::LogpError for LogpFailure {
