@@ -1,7 +1,9 @@
 //! Bayesian inference: priors, posterior sampling with NUTS, and convergence diagnostics.
 //!
 //! The posterior is prior × model; the sampler sees it only through [`LogDensity`], which
-//! closed-form densities implement for validation and amortised neural models will implement.
+//! closed-form densities implement for validation and amortised neural models
+//! ([`amortised::AmortisedPosterior`], read from a workspace by [`workspace`]) for real use.
+//! [`run`] is what `nsbi posterior` calls.
 
 pub mod amortised;
 pub mod closed_form;

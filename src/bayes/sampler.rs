@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 
 /// An unnormalised log posterior with its gradient: what the sampler needs of a model.
 ///
-/// Closed-form densities implement it for tests; the amortised (ONNX) models will implement it
+/// Closed-form densities implement it for tests; the amortised (ONNX) models implement it
 /// with one batched network call per gradient. `Sync` because chains share it across threads.
 pub trait LogDensity: Sync {
     /// The number of parameters θ.
