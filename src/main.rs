@@ -40,7 +40,8 @@ nsbi scan workspace.yaml --poi mu --range 0.6:1.5 --points 61 --stat-only --plot
 nsbi toys workspace.yaml --mu-grid 0.6:1.5:0.025 --toys 1000 --seed 1 --out toys.h5\n  \
 nsbi neyman workspace.yaml --toys toys.h5 --json ci.json --plot belt\n  \
 nsbi limit workspace.yaml --cl 0.95 --plot brazil   # CLs upper limit, observed and expected\n  \
-nsbi significance workspace.yaml                    # q0, p0, Z observed and expected"
+nsbi significance workspace.yaml                    # q0, p0, Z observed and expected\n  \
+nsbi posterior posterior.yaml --chains 4 --draws 2000 --out samples.h5 --json summary.json --plot corner"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -122,10 +123,16 @@ enum Command {
     /// Discovery significance: q₀, p₀ and Z = Φ⁻¹(1 − p₀) of the data against the
     /// background-only hypothesis, and the median expected under a signal hypothesis.
     Significance(cli::hypotest::SignificanceArgs),
+    /// Bayesian posterior of a workspace's `posterior:` section — priors × an amortised ONNX
+    /// estimator (nre, nle or npe) given observations — sampled with NUTS (chains in parallel,
+    /// bounded parameters in unconstrained coordinates): draws in HDF5 (--out), a summary with
+    /// means, quantiles, rank-normalised R-hat and bulk/tail ESS (--json), a corner plot
+    /// (--plot), and warnings for R-hat > 1.01, ESS < 400 and divergent transitions.
+    Posterior(cli::posterior::PosteriorArgs),
 }
 
 fn main() -> ExitCode {
-    use cli::{batch, diagnostics, fit, hypotest, neyman, passed, workspace};
+    use cli::{batch, diagnostics, fit, hypotest, neyman, passed, posterior, workspace};
     let outcome: anyhow::Result<(bool, bool)> = match Cli::parse().command {
         Command::Validate { workspace } => workspace::run_validate(&workspace).map(passed),
         Command::Ratios(args) => workspace::run_ratios(&args).map(passed),
@@ -147,6 +154,7 @@ fn main() -> ExitCode {
         Command::Hypotest(args) => hypotest::run_hypotest(&args).map(passed),
         Command::Limit(args) => hypotest::run_limit(&args).map(passed),
         Command::Significance(args) => hypotest::run_significance(&args).map(passed),
+        Command::Posterior(args) => posterior::run_posterior_command(&args).map(passed),
     };
     match outcome {
         Ok((true, _)) | Ok((false, false)) => ExitCode::SUCCESS,

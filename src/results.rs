@@ -312,6 +312,10 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
         ("significance", schemars::schema_for!(SignificanceResult)),
         ("calibration", schemars::schema_for!(CalibrationOutput)),
         ("closure", schemars::schema_for!(ClosureOutput)),
+        (
+            "posterior",
+            schemars::schema_for!(crate::bayes::run::PosteriorReport),
+        ),
     ];
     for (name, schema) in &mut all {
         let id = format!("https://nsbi.example/schemas/{name}-v{SCHEMA_VERSION}.json");

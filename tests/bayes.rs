@@ -577,10 +577,30 @@ fn separated_modes_are_flagged_by_rhat() {
     assert!(warnings[0].starts_with("theta: R-hat = "), "{warnings:?}");
 }
 
-/// A half-normal prior (N(0, 1) truncated to θ ≥ 0) sampled alone: trajectories that cross
-/// θ = 0 meet zero density and are counted as divergent, and the warnings report them.
+/// The draws of one parameter: their mean with its Monte-Carlo error from the bulk ESS, and
+/// the pull of the mean and of the variance against closed forms.
+fn moment_pulls(theta: &[Vec<f64>], mean: f64, variance: f64, fourth_central: f64) -> (f64, f64) {
+    let draws: Vec<f64> = theta.concat();
+    let n = draws.len() as f64;
+    let m = draws.iter().sum::<f64>() / n;
+    let ess = diagnostics::ess_bulk(theta);
+    let mean_pull = (m - mean) / (variance / ess).sqrt();
+    let squares: Vec<Vec<f64>> = theta
+        .iter()
+        .map(|c| c.iter().map(|t| (t - mean) * (t - mean)).collect())
+        .collect();
+    let v = squares.concat().iter().sum::<f64>() / n;
+    let ess_v = diagnostics::ess_bulk(&squares);
+    let var_pull = (v - variance) / ((fourth_central - variance * variance) / ess_v).sqrt();
+    (mean_pull, var_pull)
+}
+
+/// A half-normal prior (N(0, 1) truncated to θ ≥ 0) sampled alone: in θ = eᵘ the sampler never
+/// meets the bound (sampled in θ directly it gave 988 divergences in 2000 draws; now 32 in
+/// 8000, all in the far tail), and the draws have the half-normal's mean √(2/π) and variance
+/// 1 − 2/π within Monte-Carlo error.
 #[test]
-fn the_edge_of_the_support_counts_as_divergences() {
+fn a_half_normal_is_sampled_in_log_coordinates() {
     let half_normal = Priors {
         names: vec!["sigma".into()],
         priors: vec![Prior::TruncatedNormal {
@@ -590,19 +610,125 @@ fn the_edge_of_the_support_counts_as_divergences() {
             high: f64::INFINITY,
         }],
     };
-    let samples = sample(&half_normal, &[vec![0.5], vec![1.5]], &settings(2, 1000, 1)).unwrap();
+    let samples = sample(
+        &half_normal,
+        &[vec![0.5], vec![1.5], vec![0.1], vec![3.0]],
+        &settings(4, 2000, 1),
+    )
+    .unwrap();
     let divergences = samples.total_divergences();
-    eprintln!("half-normal: {divergences} divergences in 2000 draws");
-    assert!(divergences > 0);
-    assert!(samples.values.iter().all(|&t| t >= 0.0));
-    let warnings = diagnostics::warnings(&[], &[], divergences);
-    assert_eq!(warnings.len(), 1);
-    assert!(
-        warnings[0].starts_with(&format!(
-            "{divergences} divergent transitions after warm-up"
-        )),
-        "{warnings:?}"
+    let theta = samples.parameter(0);
+    let d = ParameterDiagnostics::of(&theta);
+    let pi = std::f64::consts::PI;
+    let mean = (2.0 / pi).sqrt();
+    let variance = 1.0 - 2.0 / pi;
+    // E[(θ − m)⁴] of the half-normal from its raw moments E θ^k = 1, √(2/π)·{1, 2} for k = 2, 1, 3; E θ⁴ = 3.
+    let (m1, m2, m3, m4) = (mean, 1.0, 2.0 * mean, 3.0);
+    let fourth = m4 - 4.0 * m3 * m1 + 6.0 * m2 * m1 * m1 - 3.0 * m1.powi(4);
+    let (mean_pull, var_pull) = moment_pulls(&theta, mean, variance, fourth);
+    eprintln!(
+        "half-normal: {divergences} divergences in 8000 draws, {d:?}, pulls mean {mean_pull:.2}, variance {var_pull:.2}"
     );
+    // In u = ln θ the log density −e^{2u}/2 + u curves ever more steeply in the right tail
+    // (θ > 3, 0.3 % of the mass), where a step adapted to the bulk occasionally diverges.
+    assert!(divergences < 40, "{divergences} divergences in 8000 draws");
+    assert!(d.rhat < 1.01, "{d:?}");
+    assert!(samples.values.iter().all(|&t| t >= 0.0));
+    assert!(mean_pull.abs() < 4.5 && var_pull.abs() < 4.5);
+}
+
+/// A uniform prior on [0, 1] times a binomial likelihood with 1 success in 50 trials: the
+/// Beta(2, 50) posterior, piled against θ = 0. In logit coordinates it is sampled without
+/// divergences and with the Beta's mean and variance.
+#[test]
+fn a_posterior_against_a_bound_is_sampled_correctly() {
+    struct Binomial {
+        prior: Prior,
+        successes: f64,
+        failures: f64,
+    }
+    impl nsbi::bayes::LogDensity for Binomial {
+        fn dim(&self) -> usize {
+            1
+        }
+        fn logp_and_grad(&self, theta: &[f64], grad: &mut [f64]) -> nsbi::error::Result<f64> {
+            let t = theta[0];
+            grad[0] = self.successes / t - self.failures / (1.0 - t);
+            Ok(
+                self.prior.log_density(t)
+                    + self.successes * t.ln()
+                    + self.failures * (1.0 - t).ln(),
+            )
+        }
+        fn support(&self) -> Vec<(f64, f64)> {
+            vec![self.prior.support()]
+        }
+    }
+    let density = Binomial {
+        prior: Prior::Uniform {
+            low: 0.0,
+            high: 1.0,
+        },
+        successes: 1.0,
+        failures: 49.0,
+    };
+    let inits = vec![vec![0.5], vec![0.01], vec![0.2], vec![0.9]];
+    let samples = sample(&density, &inits, &settings(4, 2000, 3)).unwrap();
+    let (a, b): (f64, f64) = (2.0, 50.0);
+    let mean = a / (a + b);
+    let variance = a * b / ((a + b) * (a + b) * (a + b + 1.0));
+    // Fourth central moment of a Beta(a, b).
+    let fourth = 3.0 * a * b * (a * b * (a + b - 6.0) + 2.0 * (a + b) * (a + b))
+        / ((a + b).powi(4) * (a + b + 1.0) * (a + b + 2.0) * (a + b + 3.0));
+    let theta = samples.parameter(0);
+    let d = ParameterDiagnostics::of(&theta);
+    let (mean_pull, var_pull) = moment_pulls(&theta, mean, variance, fourth);
+    eprintln!(
+        "Beta(2, 50): {} divergences, {d:?}, pulls mean {mean_pull:.2}, variance {var_pull:.2}",
+        samples.total_divergences()
+    );
+    assert_eq!(samples.total_divergences(), 0);
+    assert!(d.rhat < 1.01, "{d:?}");
+    assert!(samples.values.iter().all(|&t| (0.0..=1.0).contains(&t)));
+    assert!(mean_pull.abs() < 4.5 && var_pull.abs() < 4.5);
+}
+
+/// Each map reaches θ from u and back, and its log-Jacobian is ln |dθ/du| with the stated
+/// derivative (central differences).
+#[test]
+fn transforms_invert_and_have_their_jacobians() {
+    use nsbi::bayes::transform::Transform;
+    for t in [
+        Transform::Identity,
+        Transform::LowerBound(-1.0),
+        Transform::UpperBound(2.0),
+        Transform::Interval(0.0, 1.0),
+        Transform::Interval(-3.0, 5.0),
+    ] {
+        for u in [-6.0, -1.3, 0.0, 0.4, 2.5, 7.0] {
+            let j = t.at(u);
+            let back = t.to_unconstrained(j.theta).unwrap();
+            assert!(
+                (back - u).abs() < 1e-8 * u.abs().max(1.0),
+                "{t:?} at {u}: {back}"
+            );
+            let h = 1e-5;
+            let (lo, hi) = (t.at(u - h), t.at(u + h));
+            let dtheta = (hi.theta - lo.theta) / (2.0 * h);
+            assert!(
+                (j.dtheta_du - dtheta).abs() < 1e-6 * dtheta.abs().max(1e-3),
+                "{t:?}"
+            );
+            assert!(
+                (j.log_jacobian - j.dtheta_du.abs().ln()).abs() < 1e-10,
+                "{t:?}"
+            );
+            let dlog = (hi.log_jacobian - lo.log_jacobian) / (2.0 * h);
+            assert!((j.dlog_jacobian - dlog).abs() < 1e-6, "{t:?}");
+        }
+    }
+    assert_eq!(Transform::Interval(0.0, 1.0).to_unconstrained(1.0), None);
+    assert_eq!(Transform::LowerBound(0.0).to_unconstrained(-0.5), None);
 }
 
 #[test]
@@ -629,11 +755,10 @@ fn bad_starting_points_are_refused() {
     let outside = sample(&uniform, &[vec![2.0]], &settings(1, 10, 1))
         .unwrap_err()
         .to_string();
-    assert!(
-        outside.starts_with("posterior sampling, chain 0: the starting point: "),
-        "{outside}"
+    assert_eq!(
+        outside,
+        "posterior sampling: starting point of chain 0: parameter 0 = 2 is not strictly inside its support [0, 1]"
     );
-    assert!(!outside.contains("backtrace"), "{outside}");
 }
 
 // ---------------------------------------------------------------- outputs
@@ -668,7 +793,7 @@ fn summary_and_hdf5_draws() {
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("samples.h5");
-    write_samples(&path, &samples, &names).unwrap();
+    write_samples(&path, &samples, &names, None).unwrap();
     let file = hdf5::File::open(&path).unwrap();
     let draws = file.dataset("samples").unwrap().read_dyn::<f64>().unwrap();
     assert_eq!(draws.shape(), [2, 500, 5]);
@@ -685,7 +810,7 @@ fn summary_and_hdf5_draws() {
         .collect();
     assert_eq!(left, ["samples.h5"]);
 
-    let err = write_samples(&dir.path().join("x.h5"), &samples, &names[..2]).unwrap_err();
+    let err = write_samples(&dir.path().join("x.h5"), &samples, &names[..2], None).unwrap_err();
     assert!(
         err.to_string()
             .ends_with("2 parameter names for draws of 5 parameters"),

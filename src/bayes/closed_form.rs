@@ -131,4 +131,8 @@ impl LogDensity for MixturePosterior {
         grad[0] = dlogl + self.prior.grad_log_density(theta[0]);
         Ok(log_prior + logl)
     }
+
+    fn support(&self) -> Vec<(f64, f64)> {
+        vec![self.prior.support()]
+    }
 }

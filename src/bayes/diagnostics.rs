@@ -14,7 +14,7 @@ pub const RHAT_LIMIT: f64 = 1.01;
 pub const ESS_LIMIT: f64 = 400.0;
 
 /// The diagnostics of one parameter.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct ParameterDiagnostics {
     /// Rank-normalised split-R̂: the larger of the bulk and the folded (tail) R̂.
     pub rhat: f64,

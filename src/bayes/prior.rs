@@ -194,6 +194,10 @@ impl crate::bayes::sampler::LogDensity for Priors {
     fn logp_and_grad(&self, theta: &[f64], grad: &mut [f64]) -> Result<f64> {
         Ok(self.log_density_and_grad(theta, grad))
     }
+
+    fn support(&self) -> Vec<(f64, f64)> {
+        self.priors.iter().map(Prior::support).collect()
+    }
 }
 
 /// A YAML document holding a `priors:` list.
@@ -235,11 +239,17 @@ pub fn parse_priors(path: &Path, text: &str) -> Result<Priors> {
         file: path.to_path_buf(),
         message: e.to_string(),
     })?;
+    validate_priors(path, &spec.priors)
+}
+
+/// Validates the entries of a `priors:` list read from `path` (named in the errors): every
+/// mistake is reported, each at its line and column.
+pub fn validate_priors(path: &Path, entries: &[PriorSpec]) -> Result<Priors> {
     let locate = Locator { path };
     let mut problems = Vec::new();
     let mut names: Vec<String> = Vec::new();
     let mut priors = Vec::new();
-    for entry in &spec.priors {
+    for entry in entries {
         let name = &entry.parameter.value;
         if names.contains(name) {
             problems.push(locate.at(
@@ -261,19 +271,24 @@ pub fn parse_priors(path: &Path, text: &str) -> Result<Priors> {
 }
 
 /// Turns spans into diagnostics of one file.
-struct Locator<'a> {
-    path: &'a Path,
+pub(crate) struct Locator<'a> {
+    pub(crate) path: &'a Path,
 }
 
 impl Locator<'_> {
-    fn at<T>(&self, value: &Spanned<T>, message: String) -> Diagnostic {
+    /// Where `value` was written; None for a default that was not.
+    pub(crate) fn location<T>(&self, value: &Spanned<T>) -> Option<SourceLocation> {
         let loc = value.referenced;
+        (loc != serde_saphyr::Location::UNKNOWN).then(|| SourceLocation {
+            file: self.path.to_path_buf(),
+            line: loc.line(),
+            column: loc.column(),
+        })
+    }
+
+    pub(crate) fn at<T>(&self, value: &Spanned<T>, message: String) -> Diagnostic {
         Diagnostic {
-            location: (loc != serde_saphyr::Location::UNKNOWN).then(|| SourceLocation {
-                file: self.path.to_path_buf(),
-                line: loc.line(),
-                column: loc.column(),
-            }),
+            location: self.location(value),
             message,
         }
     }

@@ -13,11 +13,12 @@ use nuts_rs::rand::SeedableRng;
 use nuts_rs::{Chain, CpuLogpFunc, CpuMath, CpuMathError, DiagNutsSettings, HasDims, Settings};
 use rayon::prelude::*;
 
+use crate::bayes::transform::Unconstrained;
 use crate::error::{Error, Result};
 
 /// An unnormalised log posterior with its gradient: what the sampler needs of a model.
 ///
-/// Closed-form densities implement it for tests; the amortised (ONNX) models will implement it
+/// Closed-form densities implement it for tests; the amortised (ONNX) models implement it
 /// with one batched network call per gradient. `Sync` because chains share it across threads.
 pub trait LogDensity: Sync {
     /// The number of parameters θ.
@@ -27,6 +28,13 @@ pub trait LogDensity: Sync {
     /// Returns −∞ where the density is zero (outside the prior's support); an `Err` only for
     /// failures that must stop the sampling (a model that cannot be evaluated).
     fn logp_and_grad(&self, theta: &[f64], grad: &mut [f64]) -> Result<f64>;
+
+    /// The interval `[low, high]` of each parameter outside which the density is zero (either
+    /// end may be infinite). The sampler unfolds bounded parameters onto the real line
+    /// ([`crate::bayes::transform`]); the default is unbounded.
+    fn support(&self) -> Vec<(f64, f64)> {
+        vec![(f64::NEG_INFINITY, f64::INFINITY); self.dim()]
+    }
 }
 
 /// How long and how many chains to run.
@@ -90,19 +98,23 @@ impl Samples {
     }
 }
 
-/// Runs `settings.chains` NUTS chains from the given starting points (one per chain).
+/// Runs `settings.chains` NUTS chains from the given starting points (one per chain, strictly
+/// inside the density's support).
 ///
-/// The result depends only on the density, the starting points and the settings — not on how
-/// many threads rayon has.
+/// The chains move in unconstrained coordinates ([`Unconstrained`]); the draws are returned
+/// in the original ones. The result depends only on the density, the starting points and the
+/// settings — not on how many threads rayon has.
 pub fn sample<D: LogDensity>(
     density: &D,
     inits: &[Vec<f64>],
     settings: &SamplerSettings,
 ) -> Result<Samples> {
     check_settings(density, inits, settings)?;
+    let unconstrained = Unconstrained::new(density);
+    let starts = unconstrained_starts(&unconstrained, inits)?;
     let chains: Vec<ChainResult> = (0..settings.chains)
         .into_par_iter()
-        .map(|c| run_chain(density, &inits[c], settings, c as u64))
+        .map(|c| run_chain(&unconstrained, &starts[c], settings, c as u64))
         .collect::<Result<_>>()?;
     let mut values = Vec::with_capacity(settings.chains * settings.draws as usize * density.dim());
     for chain in &chains {
@@ -116,6 +128,34 @@ pub fn sample<D: LogDensity>(
         divergences: chains.iter().map(|c| c.divergences).collect(),
         step_sizes: chains.iter().map(|c| c.step_size).collect(),
     })
+}
+
+/// The starting points in unconstrained coordinates; a point on or outside a bound is refused,
+/// naming the chain and the parameter.
+fn unconstrained_starts<D: LogDensity>(
+    unconstrained: &Unconstrained<D>,
+    inits: &[Vec<f64>],
+) -> Result<Vec<Vec<f64>>> {
+    let support = unconstrained.density.support();
+    inits
+        .iter()
+        .enumerate()
+        .map(|(c, init)| {
+            init.iter()
+                .zip(&unconstrained.transforms)
+                .zip(&support)
+                .enumerate()
+                .map(|(i, ((&theta, t), (low, high)))| {
+                    t.to_unconstrained(theta).ok_or_else(|| {
+                        Error::Analysis(format!(
+                            "posterior sampling: starting point of chain {c}: parameter {i} = {theta} \
+                             is not strictly inside its support [{low}, {high}]"
+                        ))
+                    })
+                })
+                .collect()
+        })
+        .collect()
 }
 
 fn check_settings<D: LogDensity>(
@@ -186,7 +226,7 @@ fn nuts_settings(settings: &SamplerSettings) -> DiagNutsSettings {
 }
 
 fn run_chain<D: LogDensity>(
-    density: &D,
+    density: &Unconstrained<D>,
     init: &[f64],
     settings: &SamplerSettings,
     chain: u64,
@@ -219,7 +259,7 @@ fn run_chain<D: LogDensity>(
         if progress.tuning {
             continue;
         }
-        values.extend_from_slice(&draw);
+        values.extend(density.to_constrained(&draw));
         divergences += u64::from(progress.diverging);
         step_size = progress.step_size;
     }
@@ -236,7 +276,7 @@ struct NutsDensity<'a, D> {
 }
 
 /// Why a log density could not be used at a point.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 enum LogpFailure {
     /// Zero density (outside the prior's support) or a non-finite value: the trajectory is
     /// rejected there and counted as divergent, as Stan does.
@@ -245,6 +285,14 @@ enum LogpFailure {
     /// The model itself failed: sampling stops.
     #[error("{0}")]
     Model(String),
+}
+
+/// nuts-rs reports a failed log density with `{:?}`: show the message, not the variant, so a
+/// model's error reads as it was written (file, θ, what was expected).
+impl std::fmt::Debug for LogpFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 impl nuts_rs::LogpError for LogpFailure {

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use hdf5::types::VarLenUnicode;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::bayes::diagnostics::{self, ParameterDiagnostics};
@@ -11,7 +12,7 @@ use crate::bayes::sampler::Samples;
 use crate::error::{Error, Result};
 
 /// The posterior of one parameter in numbers.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct ParameterSummary {
     pub name: String,
     pub mean: f64,
@@ -23,7 +24,7 @@ pub struct ParameterSummary {
     pub diagnostics: ParameterDiagnostics,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct Quantiles {
     pub q05: f64,
     pub q16: f64,
@@ -34,7 +35,7 @@ pub struct Quantiles {
 
 /// The summary of a whole run: per parameter, the sampler's divergences, and the warnings that
 /// say whether the numbers can be trusted.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct PosteriorSummary {
     pub chains: usize,
     pub draws_per_chain: usize,
@@ -94,9 +95,36 @@ fn sorted_quantile(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// Writes the draws to HDF5 atomically (temporary file beside `path`, then rename):
-/// `samples` (chains × draws × parameters), `divergences` and `step_size` (per chain), and the
-/// parameter names as the JSON list attribute `parameters`.
-pub fn write_samples(path: &Path, samples: &Samples, names: &[String]) -> Result<()> {
+/// `samples` (chains × draws × parameters), `divergences` and `step_size` (per chain), the
+/// parameter names as the JSON list attribute `parameters`, and `fingerprint` (what made the
+/// draws) as an attribute of that name when given.
+pub fn write_samples(
+    path: &Path,
+    samples: &Samples,
+    names: &[String],
+    fingerprint: Option<&str>,
+) -> Result<()> {
+    check_names(path, samples, names)?;
+    crate::report::write_through_temp(path, ".tmp", |tmp| {
+        write_samples_to(tmp, samples, names, fingerprint)
+    })
+}
+
+/// [`write_samples`] into a temporary file of `outputs`, renamed with the command's other
+/// outputs.
+pub fn stage_samples(
+    outputs: &mut crate::report::OutputSet,
+    path: &Path,
+    samples: &Samples,
+    names: &[String],
+    fingerprint: Option<&str>,
+) -> Result<()> {
+    check_names(path, samples, names)?;
+    let tmp = outputs.stage(path)?;
+    write_samples_to(&tmp, samples, names, fingerprint)
+}
+
+fn check_names(path: &Path, samples: &Samples, names: &[String]) -> Result<()> {
     if names.len() != samples.dim {
         return Err(Error::Analysis(format!(
             "{}: {} parameter names for draws of {} parameters",
@@ -105,10 +133,15 @@ pub fn write_samples(path: &Path, samples: &Samples, names: &[String]) -> Result
             samples.dim
         )));
     }
-    crate::report::write_through_temp(path, ".tmp", |tmp| write_samples_to(tmp, samples, names))
+    Ok(())
 }
 
-fn write_samples_to(path: &Path, samples: &Samples, names: &[String]) -> Result<()> {
+fn write_samples_to(
+    path: &Path,
+    samples: &Samples,
+    names: &[String],
+    fingerprint: Option<&str>,
+) -> Result<()> {
     let err = |e: hdf5::Error| Error::event_file(path, e.to_string());
     let file = hdf5::File::create(path).map_err(err)?;
     let draws = ndarray::Array3::from_shape_vec(
@@ -136,5 +169,14 @@ fn write_samples_to(path: &Path, samples: &Samples, names: &[String]) -> Result<
         .create("parameters")
         .and_then(|a| a.write_scalar(&names))
         .map_err(err)?;
+    if let Some(fingerprint) = fingerprint {
+        let value: VarLenUnicode = fingerprint
+            .parse()
+            .map_err(|_| Error::Analysis("fingerprint is not valid text".into()))?;
+        file.new_attr::<VarLenUnicode>()
+            .create("fingerprint")
+            .and_then(|a| a.write_scalar(&value))
+            .map_err(err)?;
+    }
     file.flush().map_err(err)
 }

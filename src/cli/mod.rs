@@ -6,6 +6,7 @@ pub mod diagnostics;
 pub mod fit;
 pub mod hypotest;
 pub mod neyman;
+pub mod posterior;
 pub mod workspace;
 
 use std::path::{Path, PathBuf};

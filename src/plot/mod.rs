@@ -8,6 +8,7 @@ use plotters::prelude::*;
 use plotters::style::FontStyle;
 
 pub mod brazil;
+pub mod corner;
 pub mod diagnostics;
 
 use crate::error::{Error, Result};

@@ -13,6 +13,16 @@ pub fn to_ratio(convention: OutputConvention, y: f64) -> f64 {
     }
 }
 
+/// ln r for raw output `y` under `convention`, without leaving the log scale where the output
+/// is on it (a log ratio of −1000 is a small ratio, not zero).
+pub fn to_log_ratio(convention: OutputConvention, y: f64) -> f64 {
+    match convention {
+        OutputConvention::Score => y.ln() - (-y).ln_1p(),
+        OutputConvention::Logit | OutputConvention::LogRatio => y,
+        OutputConvention::Ratio => y.ln(),
+    }
+}
+
 /// Combines the members' ratios for one event. `scratch` is reused to avoid allocating per
 /// event (the median needs a sorted copy).
 pub fn aggregate(aggregation: Aggregation, ratios: &[f64], scratch: &mut Vec<f64>) -> f64 {
@@ -58,6 +68,20 @@ mod tests {
         assert!((to_ratio(OutputConvention::Logit, r.ln()) - r).abs() < 1e-14);
         assert!((to_ratio(OutputConvention::LogRatio, r.ln()) - r).abs() < 1e-14);
         assert_eq!(to_ratio(OutputConvention::Ratio, r), r);
+        for c in [
+            OutputConvention::Score,
+            OutputConvention::Logit,
+            OutputConvention::LogRatio,
+            OutputConvention::Ratio,
+        ] {
+            let y = match c {
+                OutputConvention::Score => s,
+                OutputConvention::Ratio => r,
+                _ => r.ln(),
+            };
+            assert!((to_log_ratio(c, y) - r.ln()).abs() < 1e-14, "{c:?}");
+        }
+        assert_eq!(to_log_ratio(OutputConvention::LogRatio, -1000.0), -1000.0);
     }
 
     #[test]

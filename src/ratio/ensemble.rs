@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use indicatif::ProgressBar;
 use ort::session::Session;
-use ort::value::{TensorElementType, TensorRef, ValueType};
+use ort::value::{Outlet, TensorElementType, TensorRef, ValueType};
 use rayon::prelude::*;
 use serde::Deserialize;
 
@@ -199,7 +199,7 @@ pub fn inspect_model(
     Ok((session, interface))
 }
 
-fn open_session(path: &Path) -> Result<Session> {
+pub(crate) fn open_session(path: &Path) -> Result<Session> {
     if !path.is_file() {
         return Err(Error::model(path, "model file not found"));
     }
@@ -223,39 +223,72 @@ fn check_interface(
             session.inputs().len()
         )));
     };
+    check_matrix_input(
+        path,
+        input,
+        n_features,
+        &format!("the workspace lists {n_features} features"),
+    )?;
+    let output = check_output(path, session, spec.name.as_deref(), spec.column)?;
+    Ok(ModelInterface {
+        input: input.name().to_string(),
+        output,
+        column: spec.column,
+    })
+}
+
+/// Checks that `input` is a float32 matrix [N, width] with a dynamic first axis; `why` says
+/// where the width comes from, for the message.
+pub(crate) fn check_matrix_input(
+    path: &Path,
+    input: &Outlet,
+    width: usize,
+    why: &str,
+) -> Result<()> {
+    let fail = |message: String| Error::model(path, message);
     match input.dtype() {
         ValueType::Tensor {
             ty: TensorElementType::Float32,
             shape,
             ..
         } => {
-            let width = shape.get(1).copied();
-            if shape.len() != 2 || width.is_some_and(|w| w >= 0 && w as usize != n_features) {
+            let found = shape.get(1).copied();
+            if shape.len() != 2 || found.is_some_and(|w| w >= 0 && w as usize != width) {
                 return Err(fail(format!(
-                    "input '{}' has shape {shape} but the workspace lists {n_features} features: expected [N, {n_features}]",
+                    "input '{}' has shape {shape} but {why}: expected [N, {width}]",
                     input.name()
                 )));
             }
-            // Events are fed in batches of any size, the last one short: a model exported
+            // Rows are fed in batches of any size, the last one short: a model exported
             // with a fixed first axis would fail at the first batch, after the others ran.
             if let Some(batch) = shape.first().copied().filter(|&b| b >= 0) {
                 return Err(fail(format!(
                     "input '{}' has shape {shape}, a fixed batch size {batch}: export the model \
-                     with a dynamic first axis, [N, {n_features}] (e.g. dynamic_axes={{'{}': {{0: 'N'}}}} \
+                     with a dynamic first axis, [N, {width}] (e.g. dynamic_axes={{'{}': {{0: 'N'}}}} \
                      in torch.onnx.export)",
                     input.name(),
                     input.name()
                 )));
             }
+            Ok(())
         }
-        other => {
-            return Err(fail(format!(
-                "input '{}' must be a float32 tensor, found {other:?}",
-                input.name()
-            )));
-        }
+        other => Err(fail(format!(
+            "input '{}' must be a float32 tensor, found {other:?}",
+            input.name()
+        ))),
     }
-    let output = match &spec.name {
+}
+
+/// Checks that the model has the output `name` (default: its first) as a float tensor [N] or
+/// [N, k] with column `column`; returns the output's name.
+pub(crate) fn check_output(
+    path: &Path,
+    session: &Session,
+    name: Option<&str>,
+    column: usize,
+) -> Result<String> {
+    let fail = |message: String| Error::model(path, message);
+    let output = match name {
         Some(name) => session
             .outputs()
             .iter()
@@ -279,11 +312,10 @@ fn check_interface(
             ..
         } => {
             let width = if shape.len() == 2 { shape[1] } else { 1 };
-            if shape.len() > 2 || (width >= 0 && spec.column >= width as usize) {
+            if shape.len() > 2 || (width >= 0 && column >= width as usize) {
                 return Err(fail(format!(
-                    "output '{}' has shape {shape}: column {} does not exist",
+                    "output '{}' has shape {shape}: column {column} does not exist",
                     output.name(),
-                    spec.column
                 )));
             }
         }
@@ -294,11 +326,7 @@ fn check_interface(
             )));
         }
     }
-    Ok(ModelInterface {
-        input: input.name().to_string(),
-        output: output.name().to_string(),
-        column: spec.column,
-    })
+    Ok(output.name().to_string())
 }
 
 impl RatioEnsemble {
@@ -524,21 +552,7 @@ impl RatioEnsemble {
                 ))
             })?;
         let value = &outputs[member.output.as_str()];
-        let raw: Vec<f64> = match value.dtype().tensor_type() {
-            Some(TensorElementType::Float64) => {
-                let (shape, data) = value
-                    .try_extract_tensor::<f64>()
-                    .map_err(|e| fail(e.to_string()))?;
-                select_column(shape, data, member.column, len).map_err(fail)?
-            }
-            _ => {
-                let (shape, data) = value
-                    .try_extract_tensor::<f32>()
-                    .map_err(|e| fail(e.to_string()))?;
-                let wide: Vec<f64> = data.iter().map(|&x| x as f64).collect();
-                select_column(shape, &wide, member.column, len).map_err(fail)?
-            }
-        };
+        let raw = output_column(value, member.column, len).map_err(fail)?;
         for (i, y) in raw.into_iter().enumerate() {
             let r = convention::to_ratio(self.spec.convention, y);
             if !y.is_finite() || !r.is_finite() || r <= 0.0 {
@@ -552,6 +566,29 @@ impl RatioEnsemble {
             out.push(r);
         }
         Ok(())
+    }
+}
+
+/// Column `column` of a float32 or float64 output of `len` rows, widened to f64.
+pub(crate) fn output_column(
+    value: &ort::value::DynValue,
+    column: usize,
+    len: usize,
+) -> std::result::Result<Vec<f64>, String> {
+    match value.dtype().tensor_type() {
+        Some(TensorElementType::Float64) => {
+            let (shape, data) = value
+                .try_extract_tensor::<f64>()
+                .map_err(|e| e.to_string())?;
+            select_column(shape, data, column, len)
+        }
+        _ => {
+            let (shape, data) = value
+                .try_extract_tensor::<f32>()
+                .map_err(|e| e.to_string())?;
+            let wide: Vec<f64> = data.iter().map(|&x| x as f64).collect();
+            select_column(shape, &wide, column, len)
+        }
     }
 }
 
