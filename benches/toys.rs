@@ -78,8 +78,9 @@ fn bench(c: &mut Criterion) {
 
     let source = ToySource::asimov(&analysis, &theta_gen).unwrap();
     let plan = ToyPlan {
-        poi: 0,
-        grid: vec![MU_TRUE],
+        pois: vec![0],
+        profiled: vec![],
+        grid: nsbi::infer::poi_grid::PoiGrid::line(vec![MU_TRUE]),
         n_toys: N_TOYS,
         seed: SEED,
         systematics: true,

@@ -287,8 +287,9 @@ fn fits_to_toys_from_negative_weights_are_unbiased() {
 
     let source = ToySource::asimov(&analysis, &THETA).unwrap();
     let plan = ToyPlan {
-        poi: 0,
-        grid: vec![1.0],
+        pois: vec![0],
+        profiled: vec![],
+        grid: nsbi::infer::poi_grid::PoiGrid::line(vec![1.0]),
         n_toys: 400,
         seed: 23,
         systematics: true,

@@ -9,6 +9,7 @@ use plotters::style::FontStyle;
 
 pub mod brazil;
 pub mod diagnostics;
+pub mod region;
 
 use crate::error::{Error, Result};
 use crate::report::OutputSet;
