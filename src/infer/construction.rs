@@ -102,6 +102,55 @@ pub fn plan_pois(
     Ok((pois, profiled))
 }
 
+/// Where a construction's grid comes from: the command line's three spellings.
+#[derive(Clone, Copy, Debug)]
+pub enum GridSpec<'a> {
+    /// `--poi NAME --mu-grid start:stop:step`: one POI (index), every other POI profiled.
+    MuGrid { poi: usize, text: &'a str },
+    /// `--grid NAME=start:stop:step`, repeated: the product of the axes.
+    Axes(&'a [String]),
+    /// `--points FILE`: a list of points ([`super::poi_grid::read_points`]).
+    Points(&'a std::path::Path),
+}
+
+/// The POIs a grid point fixes, the profiled POIs (`profile`, names) and the grid points a
+/// request names.
+pub fn toy_grid(
+    model: &crate::model::Model,
+    spec: GridSpec,
+    profile: &[String],
+) -> Result<(Vec<usize>, Vec<usize>, super::poi_grid::PoiGrid)> {
+    use super::poi_grid::{parse_axis, read_points, PoiGrid};
+    let (names, grid, profile_the_rest) = match spec {
+        GridSpec::MuGrid { poi, text } => {
+            if !profile.is_empty() {
+                return Err(Error::Analysis(
+                    "--profile goes with --grid or --points: --mu-grid profiles every POI but \
+                     its own"
+                        .into(),
+                ));
+            }
+            let name = model.parameters[poi].name.clone();
+            (vec![name], PoiGrid::line(parse_grid(text)?), true)
+        }
+        GridSpec::Axes(texts) => {
+            let (names, axes): (Vec<String>, Vec<Vec<f64>>) = texts
+                .iter()
+                .map(|t| parse_axis(t))
+                .collect::<Result<Vec<_>>>()?
+                .into_iter()
+                .unzip();
+            (names, PoiGrid::product(axes)?, false)
+        }
+        GridSpec::Points(path) => {
+            let (names, grid) = read_points(path)?;
+            (names, grid, false)
+        }
+    };
+    let (pois, profiled) = plan_pois(model, &names, profile, profile_the_rest)?;
+    Ok((pois, profiled, grid))
+}
+
 /// Fits of the observed data: the unconditional best fit and the conditional fit at every
 /// grid point.
 pub struct ObservedProfile {
