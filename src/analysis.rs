@@ -182,6 +182,32 @@ impl Analysis {
         Ok(options)
     }
 
+    /// The parameter named by `--poi`, or the workspace's first POI.
+    pub fn poi_index(&self, name: Option<&str>) -> Result<usize> {
+        match name {
+            Some(name) => self
+                .model
+                .parameter_index(name)
+                .ok_or_else(|| Error::Analysis(format!("--poi: unknown parameter '{name}'"))),
+            None => {
+                self.model.pois().first().copied().ok_or_else(|| {
+                    Error::Analysis("the workspace declares no POI: give --poi".into())
+                })
+            }
+        }
+    }
+
+    /// The POI takes the bounds of the statistic it is tested with (t̃_μ and q̃_μ keep it ≥ 0)
+    /// before anything is fitted.
+    pub fn use_statistic_bounds(
+        &mut self,
+        poi: usize,
+        statistic: crate::infer::test_stat::TestStatistic,
+    ) {
+        let bounds = &mut self.model.parameters[poi].bounds;
+        *bounds = statistic.poi_bounds(*bounds);
+    }
+
     /// Parses `name=value,name=value` assignments against the model's parameters.
     pub fn assignments(&self, text: &str, what: &str) -> Result<Vec<(usize, f64)>> {
         let mut out = Vec::new();

@@ -13,6 +13,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// `i/N` (0 ≤ i < N): shard i of N of a run, as `--shard` gives it.
+pub fn parse_shard(text: &str) -> Result<(usize, usize)> {
+    let bad = || Error::Analysis(format!("--shard '{text}': expected i/N with 0 ≤ i < N"));
+    let (i, n) = text.split_once('/').ok_or_else(bad)?;
+    let (Ok(i), Ok(n)) = (i.trim().parse::<usize>(), n.trim().parse::<usize>()) else {
+        return Err(bad());
+    };
+    if n == 0 || i >= n {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
 /// Which scheduler the submission is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scheduler {

@@ -547,3 +547,57 @@ pub fn default_output_dir(workspace: &Path) -> PathBuf {
         .join("nsbi-diagnostics")
         .join(stem)
 }
+
+/// Refuses a binning or a family-wise threshold no diagnostics run can use.
+pub fn check_settings(bins: usize, p_threshold: f64) -> Result<()> {
+    if bins < 2 {
+        return Err(Error::Analysis("--bins must be at least 2".into()));
+    }
+    if !(p_threshold > 0.0 && p_threshold < 1.0) {
+        return Err(Error::Analysis(format!(
+            "--p-threshold must lie in (0, 1), got {p_threshold}"
+        )));
+    }
+    Ok(())
+}
+
+/// Per value of the POI in `mu`: the parameter-point closure tests of the MC mixture at
+/// `mu_ref` (other parameters at their `init`) reweighted to it.
+pub fn poi_closures(
+    analysis: &Analysis,
+    mu: &[f64],
+    mu_ref: f64,
+    bins: usize,
+) -> Result<Vec<ClosureTest>> {
+    if mu.is_empty() {
+        return Ok(Vec::new());
+    }
+    let pois = analysis.model.pois();
+    let [poi] = pois.as_slice() else {
+        return Err(Error::Analysis(format!(
+            "--mu needs a model with exactly one POI (this one has {})",
+            pois.len()
+        )));
+    };
+    let name = &analysis.model.parameters[*poi].name;
+    let point = |value: f64| -> Result<Vec<f64>> {
+        let mut theta = analysis.model.init();
+        for (i, v) in analysis.assignments(&format!("{name}={value}"), "--mu")? {
+            theta[i] = v;
+        }
+        Ok(theta)
+    };
+    let reference = point(mu_ref)?;
+    let mut tests = Vec::new();
+    for &value in mu {
+        let label = format!("{name}={value}");
+        tests.extend(parameter_closure(
+            analysis,
+            &reference,
+            &point(value)?,
+            &label,
+            bins,
+        )?);
+    }
+    Ok(tests)
+}

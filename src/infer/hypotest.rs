@@ -30,6 +30,34 @@ pub struct TestSettings {
     pub systematics: bool,
 }
 
+impl TestSettings {
+    /// The settings of a test of `poi` (default: the workspace's first POI) with `statistic`;
+    /// the model takes the statistic's POI bounds. Returns the warnings about those bounds
+    /// (pyhf's: q_μ with a POI bounded at 0).
+    pub fn prepare(
+        analysis: &mut Analysis,
+        poi: Option<&str>,
+        statistic: TestStatistic,
+        signal: f64,
+        no_syst: bool,
+    ) -> Result<(TestSettings, Vec<String>)> {
+        let poi = analysis.poi_index(poi)?;
+        let parameter = &analysis.model.parameters[poi];
+        let warnings = statistic
+            .bounds_warning(&parameter.name, parameter.bounds)
+            .into_iter()
+            .collect();
+        analysis.use_statistic_bounds(poi, statistic);
+        let settings = TestSettings {
+            poi,
+            statistic,
+            signal,
+            systematics: !no_syst && analysis.model.has_free_nuisances(),
+        };
+        Ok((settings, warnings))
+    }
+}
+
 /// One dataset's fits for the statistics: the free fit, made once, and conditional fits at
 /// tested values, each started from the nearest one made so far.
 pub struct Profile<'a> {

@@ -203,3 +203,61 @@ fn bracket(values: &[f64]) -> std::result::Result<usize, bool> {
         .position(|w| w[0] >= 0.0 && w[1] < 0.0)
         .ok_or(true)
 }
+
+/// The limit's scan range: `range` (`low:high`) where given, else from just above the
+/// background hypothesis (0, or the POI's lower bound), where CLs is 1, to μ̂ + 5σ̂ of the fit
+/// to the data (or the POI's upper bound `bounds.1`).
+pub fn scan_range(
+    range: Option<&str>,
+    bounds: (f64, f64),
+    calculator: &dyn Calculator,
+    points: usize,
+) -> Result<(f64, f64)> {
+    if let Some(text) = range {
+        return crate::fit::scan::parse_range(text);
+    }
+    let (lo, hi) = bounds;
+    let start = lo.max(0.0);
+    let end = match calculator.poi_error() {
+        Some(sigma) if sigma > 0.0 => (calculator.poi_hat().max(start) + 5.0 * sigma).min(hi),
+        _ if hi.is_finite() => hi,
+        _ => {
+            return Err(Error::Analysis(
+                "the fit to the data gives no error on the POI and its upper bound is \
+                 infinite: give --range low:high for the limit's scan"
+                    .into(),
+            ))
+        }
+    };
+    // The background hypothesis itself has no CLs: start a quarter step above it.
+    Ok((start + (end - start) / (4 * points.max(1)) as f64, end))
+}
+
+/// The scan of a limit from stored toys (`files`): their tested `values` (an even grid, as
+/// `--out` made it), which `range` and `points`, where given, must reproduce.
+pub fn stored_scan(
+    values: &[f64],
+    range: Option<&str>,
+    points: usize,
+    files: &str,
+) -> Result<((f64, f64), usize)> {
+    use crate::fit::scan::{linspace, parse_range};
+    let stored = (values[0], values[values.len() - 1]);
+    if linspace(stored.0, stored.1, values.len()) != values {
+        return Err(Error::Analysis(format!(
+            "toy file {files} was tested at {values:?}, not at a limit's evenly spaced scan: \
+             make the toys with `nsbi limit … --out`"
+        )));
+    }
+    if let Some(text) = range {
+        let (lo, hi) = parse_range(text)?;
+        let asked = linspace(lo, hi, points);
+        if asked != values {
+            return Err(Error::Analysis(format!(
+                "toy file {files} holds toys at {values:?}, not at the {asked:?} that --range \
+                 {text} --points {points} asks for: give the toys' range and points, or none"
+            )));
+        }
+    }
+    Ok((stored, values.len()))
+}

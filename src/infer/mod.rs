@@ -9,6 +9,7 @@ pub mod neyman;
 pub mod poi_grid;
 pub mod region;
 pub mod resample;
+pub mod run;
 pub mod test_stat;
 pub mod test_toys;
 pub mod toy_pool;

@@ -1,0 +1,296 @@
+//! Diagnostics of the ratio models: `calibrate`, `closure`.
+
+use std::path::PathBuf;
+
+use nsbi::analysis::{default_cache_dir, Analysis};
+use nsbi::data::RatioCache;
+use nsbi::diagnostics;
+use nsbi::workspace::Workspace;
+
+use super::CacheArgs;
+
+pub const CALIBRATE_ABOUT: &str = "Calibration of every ratio model on held-out events.
+
+For the ratio r_c = p_c/p_ref of process c, the numerator class is the process's MC sample and \
+the denominator class the channel's reference sample; for a shape variation r = p_c(x|α=±1)/p_c(x) \
+they are the varied sample (from --holdout) and the nominal process sample. The example \
+workspace's MC samples are statistically independent of the training samples, so they are \
+held-out events; --holdout replaces any of them.
+
+Both classes are weighted to equal totals (balanced priors); then a perfect ratio makes the \
+fraction of numerator events in each bin of s = r/(1+r) equal the mean s in the bin. Errors are \
+sum-of-w² errors of the per-event residuals (binomial for unit weights); bins with fewer than \
+20 effective entries are drawn but left out of the test. Reported per ensemble and per member: \
+ECE (weighted mean |observed - predicted|), max |pull|, χ²/ndf and its p-value, and the \
+members' spread of s.
+
+Writes OUT/calibration.json and OUT/calibration_<model>.png/.svg.";
+
+pub const CLOSURE_ABOUT: &str = "Reweighting closure tests.
+
+1. Per ratio model: the denominator sample (the reference; the nominal process sample for a \
+   shape variation given with --holdout) reweighted event by event by r(x), scaled to the \
+   numerator's total weight, against the numerator (process) sample.
+2. Per --mu value: the weighted MC mixture (the Asimov set) at --mu-ref reweighted by \
+   p(x|μ)/p(x|μ_ref)·ν(μ)/ν(μ_ref) from the full model, against the MC mixture at μ. The \
+   mixture has negative weights where a coefficient is negative (interference).
+
+Per feature: histograms in bins at the quantiles of the weighted events, with the error of \
+target − reweighted in each bin sqrt(Σ (t−u)²) over events with target weight t and \
+reweighted weight u (negative weights and events shared by both histograms included), \
+χ² = Σ pull², ndf = number of filled bins (nothing is fitted: normalisation is tested too).
+
+Writes OUT/closure.json and OUT/closure_<test>.png/.svg.";
+
+/// Options shared by `calibrate` and `closure`.
+#[derive(clap::Args)]
+pub struct DiagnosticArgs {
+    /// The workspace YAML file.
+    workspace: PathBuf,
+    /// Only the ratio models of this process (repeatable; default: all).
+    #[arg(long)]
+    process: Vec<String>,
+    /// Held-out events NAME=FILE (repeatable), NAME being `reference`, a process (e.g. `S`) or
+    /// a shape variation (`B/alpha_shape:up`), optionally prefixed by `CHANNEL/`. The file's
+    /// group and weight column are those of the workspace sample it replaces (for a shape
+    /// variation: of its process's sample).
+    #[arg(long)]
+    holdout: Vec<String>,
+    /// Bins (of s for calibration, per feature for closure).
+    #[arg(long, default_value_t = 20)]
+    bins: usize,
+    /// Family-wise p-value threshold of the run: with N tests (one per reliability curve, or
+    /// per feature histogram) each test fails when its p-value is below p-threshold / N
+    /// (Bonferroni), so a perfect model fails a run with probability at most p-threshold.
+    #[arg(long, default_value_t = 0.01)]
+    p_threshold: f64,
+    /// Output folder for JSON and plots (default: nsbi-diagnostics/<workspace stem> beside the
+    /// workspace).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Exit with status 2 when any test fails (for CI).
+    #[arg(long)]
+    pub strict: bool,
+    #[command(flatten)]
+    cache: CacheArgs,
+}
+
+#[derive(clap::Args)]
+pub struct CalibrateArgs {
+    #[command(flatten)]
+    pub common: DiagnosticArgs,
+}
+
+#[derive(clap::Args)]
+pub struct ClosureArgs {
+    #[command(flatten)]
+    pub common: DiagnosticArgs,
+    /// Values of the POI for the parameter-point test (repeatable; 1.7 as in the ATLAS seeds).
+    #[arg(long, default_values_t = [1.7], allow_hyphen_values = true)]
+    mu: Vec<f64>,
+    /// The POI value of the MC mixture that is reweighted.
+    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
+    mu_ref: f64,
+}
+
+/// The workspace, what to look at, and where the outputs go.
+fn prepare(
+    args: &DiagnosticArgs,
+) -> anyhow::Result<(Workspace, Vec<diagnostics::Holdout>, PathBuf)> {
+    diagnostics::check_settings(args.bins, args.p_threshold)?;
+    let ws = Workspace::load(&args.workspace)?;
+    let holdouts = args
+        .holdout
+        .iter()
+        .map(|h| diagnostics::Holdout::parse(h))
+        .collect::<Result<Vec<_>, _>>()?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| diagnostics::default_output_dir(&args.workspace));
+    std::fs::create_dir_all(&out)
+        .map_err(|e| anyhow::anyhow!("cannot create output folder {}: {e}", out.display()))?;
+    Ok((ws, holdouts, out))
+}
+
+/// `nsbi calibrate`: whether every reliability test passed.
+pub fn run_calibrate(args: &DiagnosticArgs) -> anyhow::Result<bool> {
+    let (ws, holdouts, out) = prepare(args)?;
+    let selection = diagnostics::select(&ws, &args.process, &holdouts)?;
+    let report = diagnostics::calibrate(&ws, &selection, args.bins, args.p_threshold)?;
+    print_calibration(&report);
+    let mut outputs = nsbi::report::OutputSet::new();
+    outputs.json(&out.join("calibration.json"), &report.to_json())?;
+    for m in &report.models {
+        let stem = out.join(format!("calibration_{}", diagnostics::file_stem(&m.label)));
+        nsbi::plot::diagnostics::reliability(
+            &mut outputs,
+            &stem,
+            &m.label,
+            &m.ensemble,
+            &m.members,
+        )?;
+    }
+    for path in outputs.commit()? {
+        println!("wrote {}", path.display());
+    }
+    Ok(report.all_pass())
+}
+
+/// `nsbi closure`: whether every closure test passed.
+pub fn run_closure(args: &ClosureArgs) -> anyhow::Result<bool> {
+    let common = &args.common;
+    let (ws, holdouts, out) = prepare(common)?;
+    let cache = RatioCache::new(
+        common
+            .cache
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| default_cache_dir(&ws)),
+    );
+    let selection = diagnostics::select(&ws, &common.process, &holdouts)?;
+    let mut tests = diagnostics::ratio_closures(&ws, &selection, &cache, common.bins)?;
+    let skipped = selection.skipped;
+    let analysis = Analysis::from_workspace(ws, &cache, true)?;
+    tests.extend(diagnostics::poi_closures(
+        &analysis,
+        &args.mu,
+        args.mu_ref,
+        common.bins,
+    )?);
+    let report = diagnostics::ClosureReport {
+        tests,
+        skipped,
+        bins: common.bins,
+        p_threshold: common.p_threshold,
+    };
+    print_closure(&report);
+    let mut outputs = nsbi::report::OutputSet::new();
+    outputs.json(&out.join("closure.json"), &report.to_json())?;
+    for test in &report.tests {
+        let stem = out.join(format!("closure_{}", diagnostics::file_stem(&test.name)));
+        nsbi::plot::diagnostics::closure(&mut outputs, &stem, test)?;
+    }
+    for path in outputs.commit()? {
+        println!("wrote {}", path.display());
+    }
+    Ok(report.all_pass())
+}
+
+fn verdict(pass: bool) -> &'static str {
+    if pass {
+        "pass"
+    } else {
+        "FAIL"
+    }
+}
+
+fn print_calibration(report: &diagnostics::CalibrationReport) {
+    println!(
+        "{:<28} {:>15} {:>8} {:>12} {:>10} {:>9} {:>17} {:>8}  result",
+        "ratio model",
+        "events num/den",
+        "ECE",
+        "chi2/ndf",
+        "p-value",
+        "max|pull|",
+        "member ECE",
+        "spread"
+    );
+    for m in &report.models {
+        let c = &m.ensemble;
+        let eces: Vec<f64> = m.members.iter().map(|c| c.ece).collect();
+        let (lo, hi) = eces
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), e| {
+                (a.min(*e), b.max(*e))
+            });
+        println!(
+            "{:<28} {:>15} {:>8.4} {:>12} {:>10.3e} {:>9.2} {:>17} {:>8.4}  {}",
+            m.label,
+            format!("{}/{}", m.numerator.len(), m.denominator.len()),
+            c.ece,
+            format!("{:.1}/{}", c.chi2, c.ndf),
+            c.p_value,
+            c.max_abs_pull,
+            format!("{lo:.4}..{hi:.4}"),
+            m.mean_spread,
+            verdict(report.passes(m))
+        );
+        let bad = c.bad_bins();
+        if !bad.is_empty() {
+            let text: Vec<String> = bad
+                .iter()
+                .take(5)
+                .map(|&b| {
+                    let bin = &c.bins[b];
+                    format!(
+                        "s in [{:.2}, {:.2}): observed {:.4} vs predicted {:.4} (pull {:+.1})",
+                        bin.low,
+                        bin.high,
+                        bin.observed,
+                        bin.mean_predicted,
+                        bin.pull.unwrap_or(f64::NAN)
+                    )
+                })
+                .collect();
+            println!("    bins beyond 3σ: {}", text.join("; "));
+        }
+    }
+    for s in &report.skipped {
+        println!("skipped {s}");
+    }
+    println!(
+        "family-wise p threshold {} over {} test(s): each needs p ≥ {:.3e}",
+        report.p_threshold,
+        report.models.len(),
+        report.per_test_threshold()
+    );
+}
+
+fn print_closure(report: &diagnostics::ClosureReport) {
+    let threshold = report.per_test_threshold();
+    println!(
+        "{:<24} {:<14} {:>12} {:>8} {:>10}  result",
+        "closure test", "feature", "chi2/ndf", "ratio", "p-value"
+    );
+    for test in &report.tests {
+        for f in &test.features {
+            println!(
+                "{:<24} {:<14} {:>12} {:>8.2} {:>10.3e}  {}",
+                test.name,
+                f.feature,
+                format!("{:.1}/{}", f.chi2, f.ndf),
+                f.chi2 / f.ndf.max(1) as f64,
+                f.p_value,
+                verdict(f.p_value >= threshold)
+            );
+            let bad = f.bad_bins();
+            if f.p_value < threshold && !bad.is_empty() {
+                let e = &f.histogram.edges;
+                let text: Vec<String> = bad
+                    .iter()
+                    .take(5)
+                    .map(|(b, p)| format!("[{:.4}, {:.4}] pull {p:+.1}", e[*b], e[b + 1]))
+                    .collect();
+                println!("    bins beyond 3σ: {}", text.join("; "));
+            }
+        }
+        println!(
+            "{:<24} {:<14} total target {:.6} vs reweighted {:.6}  → {}",
+            test.name,
+            "(all)",
+            test.target_total,
+            test.reweighted_total,
+            verdict(test.passes(threshold))
+        );
+    }
+    for s in &report.skipped {
+        println!("skipped {s}");
+    }
+    let n: usize = report.tests.iter().map(|t| t.features.len()).sum();
+    println!(
+        "family-wise p threshold {} over {n} feature test(s): each needs p ≥ {threshold:.3e}",
+        report.p_threshold
+    );
+}
