@@ -213,8 +213,8 @@ fn construction_plan(analysis: &mut Analysis, toys: &ToyFile, files: &str) -> Re
 /// What `nsbi neyman` finds: intervals of one POI, or regions of several.
 #[derive(Clone, Debug)]
 pub enum NeymanReport {
-    Intervals(NeymanOutput),
-    Regions(NeymanRegionOutput),
+    Intervals(Box<NeymanOutput>),
+    Regions(Box<NeymanRegionOutput>),
 }
 
 /// The Neyman construction from merged toys (`files` names them in messages): the observed
@@ -232,13 +232,13 @@ pub fn neyman(
     let model = &analysis.model;
     if plan.pois.len() == 1 {
         let output = construction::neyman(header, records, profile.t(), levels, model)?;
-        return Ok(NeymanReport::Intervals(output));
+        return Ok(NeymanReport::Intervals(Box::new(output)));
     }
     let best_fit = plan.pois.iter().map(|&k| profile.free.theta[k]).collect();
     let systematics = header.systematics && model.has_free_nuisances();
     let output =
         region::neyman_regions(header, records, profile.t(), best_fit, levels, systematics)?;
-    Ok(NeymanReport::Regions(output))
+    Ok(NeymanReport::Regions(Box::new(output)))
 }
 
 /// The true point of a coverage check.
