@@ -88,8 +88,9 @@ fn bench(c: &mut Criterion) {
     options.fixed[0] = true;
     let theta_gen = minimise(&observed, &options).theta;
     let plan = ToyPlan {
-        poi: 0,
-        grid: vec![MU_TEST],
+        pois: vec![0],
+        profiled: vec![],
+        grid: nsbi::infer::poi_grid::PoiGrid::line(vec![MU_TEST]),
         n_toys: 2 * N_TOYS,
         seed: SEED,
         systematics: true,

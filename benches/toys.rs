@@ -78,8 +78,9 @@ fn bench(c: &mut Criterion) {
 
     let source = ToySource::asimov(&analysis, &theta_gen).unwrap();
     let plan = ToyPlan {
-        poi: 0,
-        grid: vec![MU_TRUE],
+        pois: vec![0],
+        profiled: vec![],
+        grid: nsbi::infer::poi_grid::PoiGrid::line(vec![MU_TRUE]),
         n_toys: N_TOYS,
         seed: SEED,
         systematics: true,
@@ -120,9 +121,9 @@ fn bench(c: &mut Criterion) {
         let b_mu = baseline["mu_hat"][t].as_f64().unwrap();
         let b_ok = baseline["converged"][t].as_bool().unwrap();
         let e_ok = r.converged_conditional && r.converged_free;
-        let (dt, dmu) = ((r.t - b_t).abs(), (r.mu_hat - b_mu).abs());
+        let (dt, dmu) = ((r.t - b_t).abs(), (r.poi_hat[0] - b_mu).abs());
         let entry = serde_json::json!({
-            "toy": t, "events": r.n_events, "engine": {"t": r.t, "mu_hat": r.mu_hat, "converged": e_ok},
+            "toy": t, "events": r.n_events, "engine": {"t": r.t, "mu_hat": r.poi_hat[0], "converged": e_ok},
             "iminuit": {"t": b_t, "mu_hat": b_mu, "converged": b_ok,
                         "nll_conditional_minus_engine": baseline["nll_conditional"][t].as_f64().unwrap() - r.nll_conditional,
                         "nll_free_minus_engine": baseline["nll_free"][t].as_f64().unwrap() - r.nll_free},

@@ -42,8 +42,9 @@ fn main() {
     let analysis = Analysis::from_workspace(ws, &cache, false).expect("load the analysis");
     check_model(&analysis.model);
     let plan = ToyPlan {
-        poi: 0,
-        grid: vec![MU_TRUE],
+        pois: vec![0],
+        profiled: vec![],
+        grid: nsbi::infer::poi_grid::PoiGrid::line(vec![MU_TRUE]),
         n_toys: n_shared,
         seed,
         systematics: true,
@@ -71,7 +72,7 @@ fn main() {
         write_events(&group, &like.unbinned()[0]);
         put(&group, "global_observables", &like.global_observables);
         put(&group, "nsbi_t", &[record.t]);
-        put(&group, "nsbi_mu_hat", &[record.mu_hat]);
+        put(&group, "nsbi_mu_hat", &record.poi_hat);
         let converged = record.converged_conditional && record.converged_free;
         put(&group, "nsbi_converged", &[f64::from(u8::from(converged))]);
     }

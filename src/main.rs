@@ -99,7 +99,7 @@ enum Command {
     /// shards only read it. With --ratios instead of a toy plan: shard i evaluates its range of
     /// events of every ratio cache entry not complete yet (`nsbi ratios W --shard i/N`), and
     /// the next command reading the cache assembles the parts.
-    Batch(cli::batch::BatchArgs),
+    Batch(Box<cli::batch::BatchArgs>),
     /// Coverage check of a Neyman construction: fresh toys at one of its grid points (another
     /// seed), and the fraction whose confidence interval contains μ_true at each level, with
     /// its binomial error and the construction's own toy-statistics error.

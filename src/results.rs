@@ -299,11 +299,14 @@ impl ScanOutput {
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// Every output with a schema, by its file stem in `schemas/` (`fit`, `scan`, `hypotest`,
-/// `limit`, `significance`, `calibration`, `closure`), each with its versioned `$id`.
+/// `limit`, `significance`, `calibration`, `closure`, `posterior`, `neyman`, `neyman_region`,
+/// `coverage`), each with its versioned `$id`.
 pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
     use crate::diagnostics::{CalibrationOutput, ClosureOutput};
+    use crate::infer::construction::{CoverageOutput, NeymanOutput};
     use crate::infer::hypotest::{HypotestResult, SignificanceResult};
     use crate::infer::limit::LimitResult;
+    use crate::infer::region::NeymanRegionOutput;
     let mut all = vec![
         ("fit", schemars::schema_for!(FitOutput)),
         ("scan", schemars::schema_for!(ScanOutput)),
@@ -316,6 +319,9 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
             "posterior",
             schemars::schema_for!(crate::bayes::run::PosteriorReport),
         ),
+        ("neyman", schemars::schema_for!(NeymanOutput)),
+        ("neyman_region", schemars::schema_for!(NeymanRegionOutput)),
+        ("coverage", schemars::schema_for!(CoverageOutput)),
     ];
     for (name, schema) in &mut all {
         let id = format!("https://nsbi.example/schemas/{name}-v{SCHEMA_VERSION}.json");

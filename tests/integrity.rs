@@ -431,7 +431,8 @@ fn toy_file_claiming_absurd_sizes_is_refused() {
     ] {
         let n_grid = grid.len();
         edit_plan(&toys, |header| {
-            header["grid"] = grid.into();
+            let points: Vec<Vec<f64>> = grid.iter().map(|&v| vec![v]).collect();
+            header["grid"] = serde_json::json!({"points": points, "axes": [grid.clone()]});
             header["n_toys"] = n_toys.into();
         });
         let claim = format!(

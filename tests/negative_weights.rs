@@ -295,15 +295,16 @@ fn fits_to_toys_from_negative_weights_are_unbiased() {
 
     let source = ToySource::asimov(&analysis, &THETA).unwrap();
     let plan = ToyPlan {
-        poi: 0,
-        grid: vec![1.0],
+        pois: vec![0],
+        profiled: vec![],
+        grid: nsbi::infer::poi_grid::PoiGrid::line(vec![1.0]),
         n_toys: 400,
         seed: 23,
         systematics: true,
         statistic: nsbi::infer::test_stat::TestStatistic::Tmu,
     };
     let mu_hat: Vec<f64> = (0..plan.n_toys)
-        .map(|t| fit_toy(&source.draw(plan.seed, 0, t, true), &plan, &THETA, 0, t).mu_hat)
+        .map(|t| fit_toy(&source.draw(plan.seed, 0, t, true), &plan, &THETA, 0, t).poi_hat[0])
         .collect();
     let n = mu_hat.len() as f64;
     let mean = mu_hat.iter().sum::<f64>() / n;

@@ -137,8 +137,9 @@ fn toy_files_without_toys_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let toys = dir.path().join("empty.h5");
     let plan = ToyPlan {
-        poi: 0,
-        grid: vec![],
+        pois: vec![0],
+        profiled: vec![],
+        grid: nsbi::infer::poi_grid::PoiGrid::line(vec![]),
         n_toys: 5,
         seed: 1,
         systematics: true,

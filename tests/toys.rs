@@ -76,8 +76,9 @@ fn bootstrap_toys_are_unbiased_in_negative_weight_regions() {
 /// One grid point, μ = 1, with systematics: the plan of the fit-accuracy tests.
 fn plan_at_mu_one(n_toys: usize, seed: u64) -> ToyPlan {
     ToyPlan {
-        poi: 0,
-        grid: vec![1.0],
+        pois: vec![0],
+        profiled: vec![],
+        grid: nsbi::infer::poi_grid::PoiGrid::line(vec![1.0]),
         n_toys,
         seed,
         systematics: true,

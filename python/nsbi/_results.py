@@ -269,17 +269,21 @@ def _columns(rows):
 
 def read_toys(path):
     """A toy file the CLI wrote (``nsbi toys --out``): ``(header, columns)`` with the header a
-    dict and the records as numpy arrays by column (``theta_hat`` n_toys × n_parameters); a
-    pandas DataFrame in place of the columns when pandas is installed (``theta_hat`` as one
-    column per parameter, ``theta_hat.<name>``)."""
+    dict and the records as numpy arrays by column (``poi_true`` and ``poi_hat`` n_toys × the
+    grid's POIs, ``theta_hat`` n_toys × n_parameters); a pandas DataFrame in place of the
+    columns when pandas is installed (the matrices as one column per parameter,
+    ``poi_true.<name>``, ``poi_hat.<name>``, ``theta_hat.<name>``)."""
     text, columns = _nsbi._read_toys(str(path))
     header = json.loads(text)
     try:
         import pandas as pd
     except ImportError:
         return header, columns
-    frame = {k: v for k, v in columns.items() if k != "theta_hat"}
-    for k, name in enumerate(header["parameters"]):
-        frame[f"theta_hat.{name}"] = columns["theta_hat"][:, k]
+    matrices = {"poi_true": header["pois"], "poi_hat": header["pois"],
+                "theta_hat": header["parameters"]}
+    frame = {k: v for k, v in columns.items() if k not in matrices}
+    for matrix, names in matrices.items():
+        for k, name in enumerate(names):
+            frame[f"{matrix}.{name}"] = columns[matrix][:, k]
     return header, pd.DataFrame(frame)
 

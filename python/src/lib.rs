@@ -390,7 +390,8 @@ impl Workspace {
                 .unwrap_or((0, 1));
             let request = run::ToyRequest {
                 poi,
-                grid: mu_grid,
+                grid: run::GridRequest::MuGrid(mu_grid),
+                profile: Vec::new(),
                 n_toys: toys,
                 seed,
                 no_syst,
@@ -413,10 +414,13 @@ impl Workspace {
             let merged = nsbi::infer::toyfile::merge(&run::toy_paths(&toys)?)?;
             let mut analysis = Analysis::open(&path, cache_dir, false)?;
             let levels = run::confidence_levels(&cl)?;
-            Ok(run::neyman(&mut analysis, &merged, &toys.join(" "), &levels)?.json)
+            run::neyman(&mut analysis, &merged, &toys.join(" "), &levels)
         })?
         .map_err(engine_error)?;
-        to_json(&result)
+        match result {
+            run::NeymanReport::Intervals(intervals) => to_json(&intervals),
+            run::NeymanReport::Regions(regions) => to_json(&regions),
+        }
     }
 
     /// `nsbi coverage --json` as JSON text.
@@ -435,7 +439,7 @@ impl Workspace {
             let merged = nsbi::infer::toyfile::merge(&run::toy_paths(&toys)?)?;
             let mut analysis = Analysis::open(&path, cache_dir, false)?;
             let request = run::CoverageRequest {
-                mu_true,
+                point: run::TruePoint::Mu(mu_true),
                 n_toys: n,
                 seed,
                 levels: run::confidence_levels(&cl)?,
@@ -610,9 +614,7 @@ fn _read_toys<'py>(py: Python<'py>, path: PathBuf) -> PyResult<(String, Bound<'p
     };
     columns.set_item("grid_index", index(|r| r.grid_index).into_pyarray(py))?;
     columns.set_item("toy_index", index(|r| r.toy_index).into_pyarray(py))?;
-    columns.set_item("mu_true", float(|r| r.mu_true).into_pyarray(py))?;
     columns.set_item("t", float(|r| r.t).into_pyarray(py))?;
-    columns.set_item("mu_hat", float(|r| r.mu_hat).into_pyarray(py))?;
     columns.set_item(
         "nll_conditional",
         float(|r| r.nll_conditional).into_pyarray(py),
@@ -627,11 +629,16 @@ fn _read_toys<'py>(py: Python<'py>, path: PathBuf) -> PyResult<(String, Bound<'p
         flag(|r| r.converged_free).into_pyarray(py),
     )?;
     columns.set_item("n_events", index(|r| r.n_events).into_pyarray(py))?;
-    let n = file.header.parameters.len();
-    let theta: Vec<f64> = records.iter().flat_map(|r| r.theta_hat.clone()).collect();
-    let theta = Array2::from_shape_vec((records.len(), n), theta)
-        .map_err(|e| NsbiError::new_err(format!("{}: {e}", path.display())))?;
-    columns.set_item("theta_hat", theta.into_pyarray(py))?;
+    let matrix = |name: &str, width: usize, row: fn(&nsbi::infer::toys::ToyRecord) -> &[f64]| {
+        let values: Vec<f64> = records.iter().flat_map(|r| row(r).to_vec()).collect();
+        let values = Array2::from_shape_vec((records.len(), width), values)
+            .map_err(|e| NsbiError::new_err(format!("{}: {e}", path.display())))?;
+        columns.set_item(name, values.into_pyarray(py))
+    };
+    let n_poi = file.header.pois.len();
+    matrix("poi_true", n_poi, |r| &r.poi_true)?;
+    matrix("poi_hat", n_poi, |r| &r.poi_hat)?;
+    matrix("theta_hat", file.header.parameters.len(), |r| &r.theta_hat)?;
     Ok((header, columns))
 }
 

@@ -106,15 +106,17 @@ def test_read_toys_reads_what_the_cli_wrote(cli, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     header, columns = nsbi.read_toys(path)
-    assert header["grid"] == pytest.approx([0.8, 1.2]) and header["n_toys"] == 3
+    assert header["grid"]["points"] == pytest.approx([[0.8], [1.2]]) and header["n_toys"] == 3
+    assert header["pois"] == ["mu"]
     with h5py.File(path, "r") as f:
-        for name in ["t", "mu_true", "mu_hat", "nll_free", "toy_index"]:
+        for name in ["t", "nll_free", "toy_index"]:
             np.testing.assert_array_equal(np.asarray(columns[name]), f[name][()])
-        theta = f["theta_hat"][()]
-    if hasattr(columns, "columns"):  # a pandas DataFrame
-        np.testing.assert_array_equal(columns["theta_hat.mu"], theta[:, 0])
-    else:
-        np.testing.assert_array_equal(columns["theta_hat"], theta)
+        matrices = {name: f[name][()] for name in ["theta_hat", "poi_true", "poi_hat"]}
+    for name, values in matrices.items():
+        if hasattr(columns, "columns"):  # a pandas DataFrame
+            np.testing.assert_array_equal(columns[f"{name}.mu"], values[:, 0])
+        else:
+            np.testing.assert_array_equal(columns[name], values)
     assert len(columns["t"]) == 6
     with pytest.raises(nsbi.NsbiError, match="missing.h5"):
         nsbi.read_toys(tmp_path / "missing.h5")

@@ -33,7 +33,7 @@ pub struct BatchArgs {
     #[command(flatten)]
     plan: Option<ToyPlanArgs>,
     /// Shard the ratio evaluation (`nsbi ratios`) by event ranges instead of making toys.
-    #[arg(long, conflicts_with_all = ["mu_grid", "toys"])]
+    #[arg(long, conflicts_with_all = ["mu_grid", "grid", "points", "toys"])]
     ratios: bool,
     /// Number of shards (array tasks).
     #[arg(long, global = true, default_value_t = 0)]
@@ -67,7 +67,9 @@ pub fn run_batch(args: &BatchArgs) -> anyhow::Result<()> {
         if args.ratios {
             return run_batch_ratios(args);
         }
-        anyhow::bail!("nsbi batch needs a toy plan (--mu-grid and --toys) or --ratios");
+        anyhow::bail!(
+            "nsbi batch needs a toy plan (--mu-grid, --grid or --points, and --toys) or --ratios"
+        );
     };
     let (ws, cache_dir) = batch_workspace(args)?;
     let mut analysis = Analysis::from_workspace(ws, &RatioCache::new(cache_dir.clone()), true)?;
@@ -84,10 +86,18 @@ pub fn run_batch(args: &BatchArgs) -> anyhow::Result<()> {
     let manifest =
         nsbi::batch::Manifest::new(&std::env::current_exe()?, toys_arguments, args.shards);
     let submission = nsbi::batch::write_submission(&dir, args.scheduler, manifest)?;
+    let pois: Vec<&str> = plan
+        .pois
+        .iter()
+        .map(|&k| analysis.model.parameters[k].name.as_str())
+        .collect();
     println!(
-        "{} shards of {} toys: submission {}, manifest {}",
+        "{} shards of {} toys ({} grid points of {} × {} toys): submission {}, manifest {}",
         args.shards,
         plan.n_jobs(),
+        plan.grid.len(),
+        pois.join(", "),
+        plan.n_toys,
         submission.display(),
         dir.join("manifest.json").display()
     );

@@ -1,22 +1,39 @@
 //! The Neyman construction: `toys`, `merge`, `neyman`, `coverage`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use nsbi::infer::run::{self, CoverageRequest, Merged, ToyRequest};
+use nsbi::infer::construction::NeymanOutput;
+use nsbi::infer::region::NeymanRegionOutput;
+use nsbi::infer::run::{
+    self, CoverageRequest, GridRequest, Merged, NeymanReport, ToyRequest, TruePoint,
+};
 use nsbi::infer::test_stat::TestStatistic;
 use nsbi::infer::toyfile;
 
-use super::{format_ends, load_analysis, set_threads, shard_or_all, CacheArgs};
+use super::{absolute, format_ends, load_analysis, set_threads, shard_or_all, CacheArgs};
 
 /// What toys to make: shared by `nsbi toys` and `nsbi batch`.
 #[derive(clap::Args)]
 pub struct ToyPlanArgs {
-    /// The parameter of interest (default: the workspace's first POI).
+    /// The parameter of interest of --mu-grid (default: the workspace's first POI).
     #[arg(long)]
     poi: Option<String>,
-    /// Grid of true POI values, start:stop:step (inclusive), e.g. 0:3:0.1.
-    #[arg(long, allow_hyphen_values = true)]
-    mu_grid: String,
+    /// Grid of true values of one POI, start:stop:step (inclusive), e.g. 0:3:0.1; every other
+    /// POI is profiled.
+    #[arg(long, allow_hyphen_values = true, conflicts_with_all = ["grid", "points"])]
+    mu_grid: Option<String>,
+    /// One axis of a product grid of POI points, NAME=start:stop:step (repeat it per POI:
+    /// `--grid c1=-1:1:0.1 --grid c2=-1:1:0.1`). A point fixes all its POIs (a joint region).
+    #[arg(long, allow_hyphen_values = true, conflicts_with = "points")]
+    grid: Vec<String>,
+    /// A list of grid points: a file whose first line names the POIs (`c1, c2`) and every
+    /// further line holds one point's values.
+    #[arg(long)]
+    points: Option<PathBuf>,
+    /// A POI the statistic profiles instead of fixing it (repeatable; with --grid or
+    /// --points). POIs neither on the grid nor profiled stay at their initial values.
+    #[arg(long)]
+    profile: Vec<String>,
     /// Toys per grid point.
     #[arg(long)]
     toys: usize,
@@ -36,9 +53,18 @@ pub struct ToyPlanArgs {
 impl ToyPlanArgs {
     /// The library's request for these options.
     pub fn request(&self) -> anyhow::Result<ToyRequest> {
+        let grid = match (&self.mu_grid, &self.points) {
+            (Some(text), _) => GridRequest::MuGrid(text.clone()),
+            (None, Some(path)) => GridRequest::Points(path.clone()),
+            (None, None) if !self.grid.is_empty() => GridRequest::Axes(self.grid.clone()),
+            (None, None) => {
+                anyhow::bail!("give the toys' grid: --mu-grid, --grid NAME=… or --points FILE")
+            }
+        };
         Ok(ToyRequest {
             poi: self.poi.clone(),
-            grid: self.mu_grid.clone(),
+            grid,
+            profile: self.profile.clone(),
             n_toys: self.toys,
             seed: self.seed,
             no_syst: self.no_syst,
@@ -48,14 +74,26 @@ impl ToyPlanArgs {
 
     /// The same options as `nsbi toys` arguments (for the shards of a batch).
     pub fn to_arguments(&self) -> Vec<String> {
-        let mut out = vec![
-            "--mu-grid".to_string(),
-            self.mu_grid.clone(),
+        let mut out = Vec::new();
+        if let Some(text) = &self.mu_grid {
+            out.extend(["--mu-grid".to_string(), text.clone()]);
+        }
+        for axis in &self.grid {
+            out.extend(["--grid".to_string(), axis.clone()]);
+        }
+        if let Some(path) = &self.points {
+            // The shards run from another folder.
+            out.extend(["--points".to_string(), absolute(path).display().to_string()]);
+        }
+        for poi in &self.profile {
+            out.extend(["--profile".to_string(), poi.clone()]);
+        }
+        out.extend([
             "--toys".into(),
             self.toys.to_string(),
             "--seed".into(),
             self.seed.to_string(),
-        ];
+        ]);
         if let Some(poi) = &self.poi {
             out.extend(["--poi".to_string(), poi.clone()]);
         }
@@ -99,7 +137,8 @@ pub struct NeymanArgs {
     /// Write the result as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Belt plot: writes PLOT with .png and .svg extensions.
+    /// Belt plot (one POI) or region plot (two POIs on a product grid): writes PLOT with .png
+    /// and .svg extensions.
     #[arg(long)]
     plot: Option<PathBuf>,
     #[command(flatten)]
@@ -123,9 +162,18 @@ pub struct CoverageArgs {
     /// The construction's toy files (paths or quoted glob patterns).
     #[arg(long, required = true, num_args = 1..)]
     toys: Vec<String>,
-    /// The true POI value: one of the construction's grid points.
+    /// The true POI value of a one-POI construction: one of its grid points.
+    #[arg(
+        long,
+        allow_hyphen_values = true,
+        required_unless_present = "at",
+        conflicts_with = "at"
+    )]
+    mu_true: Option<f64>,
+    /// The true point of a construction of several POIs, `c1=0.2,c2=-0.1`: one of its grid
+    /// points (the joint regions' coverage).
     #[arg(long, allow_hyphen_values = true)]
-    mu_true: f64,
+    at: Option<String>,
     /// Number of coverage toys.
     #[arg(long, default_value_t = 500)]
     n: usize,
@@ -189,61 +237,107 @@ pub fn run_neyman(args: &NeymanArgs) -> anyhow::Result<()> {
     let toys = toyfile::merge(&run::toy_paths(&args.toys)?)?;
     let mut analysis = load_analysis(&args.workspace, args.cache.cache_dir.clone())?;
     let levels = run::confidence_levels(&args.cl)?;
-    let result = run::neyman(&mut analysis, &toys, &args.toys.join(" "), &levels)?;
-    let (json, poi) = (&result.json, &toys.header.poi);
-    for (label, iv) in json["intervals"].as_object().into_iter().flatten() {
-        let text = format_intervals(iv, &json["open_ends"][label]);
-        println!("{label} % Neyman interval(s) of {poi}: {text}");
-    }
-    for (label, iv) in json["asymptotic_intervals"]
-        .as_object()
-        .into_iter()
-        .flatten()
-    {
-        let text = format_intervals(iv, &json["asymptotic_open_ends"][label]);
-        println!("{label} % asymptotic interval(s): {text}");
-    }
-    for warning in json["warnings"].as_array().into_iter().flatten() {
-        eprintln!("warning: {}", warning.as_str().unwrap_or_default());
-    }
     let mut outputs = nsbi::report::OutputSet::new();
-    if let Some(path) = &args.json {
-        outputs.json(path, json)?;
-    }
-    if let Some(stem) = &args.plot {
-        let grid = &toys.header.grid;
-        let points = |v: &[f64]| grid.iter().copied().zip(v.iter().copied()).collect();
-        let mut curves = vec![nsbi::plot::Curve {
-            label: "observed t".into(),
-            points: points(&result.observed_t),
-            dashed: false,
-        }];
-        for (label, c) in &result.critical {
-            curves.push(nsbi::plot::Curve {
-                label: format!("critical value {label} %"),
-                points: points(c),
-                dashed: true,
-            });
+    match run::neyman(&mut analysis, &toys, &args.toys.join(" "), &levels)? {
+        NeymanReport::Intervals(result) => {
+            print_intervals(&result);
+            if let Some(path) = &args.json {
+                outputs.json(path, &serde_json::to_value(&result)?)?;
+            }
+            if let Some(stem) = &args.plot {
+                belt_plot(&mut outputs, stem, &result)?;
+            }
         }
-        let thresholds = nsbi::fit::scan::THRESHOLDS_1D;
-        nsbi::plot::scan_1d(&mut outputs, stem, poi, &curves, &thresholds)?;
+        NeymanReport::Regions(result) => {
+            print_regions(&result);
+            if let Some(path) = &args.json {
+                outputs.json(path, &serde_json::to_value(&result)?)?;
+            }
+            if let Some(stem) = &args.plot {
+                nsbi::plot::region::neyman_2d(&mut outputs, stem, &result)?;
+            }
+        }
     }
     outputs.commit()?;
     Ok(())
 }
 
-/// [`format_ends`] of intervals and open-end flags of the Neyman report.
-fn format_intervals(list: &serde_json::Value, open: &serde_json::Value) -> String {
-    let list: Vec<[f64; 2]> = serde_json::from_value(list.clone()).unwrap_or_default();
-    let open: Vec<[bool; 2]> = serde_json::from_value(open.clone()).unwrap_or_default();
-    format_ends(&list, &open)
+fn print_intervals(result: &NeymanOutput) {
+    for (label, iv) in &result.intervals {
+        let text = format_ends(iv, &result.open_ends[label]);
+        println!("{label} % Neyman interval(s) of {}: {text}", result.poi);
+    }
+    for (label, iv) in &result.asymptotic_intervals {
+        let text = format_ends(iv, &result.asymptotic_open_ends[label]);
+        println!("{label} % asymptotic interval(s): {text}");
+    }
+    for warning in &result.warnings {
+        eprintln!("warning: {warning}");
+    }
+}
+
+/// The observed t and the critical values against the POI, with the χ² thresholds.
+fn belt_plot(
+    outputs: &mut nsbi::report::OutputSet,
+    stem: &Path,
+    result: &NeymanOutput,
+) -> anyhow::Result<()> {
+    let points = |v: &[f64]| result.grid.iter().copied().zip(v.iter().copied()).collect();
+    let mut curves = vec![nsbi::plot::Curve {
+        label: "observed t".into(),
+        points: points(&result.observed_t),
+        dashed: false,
+    }];
+    for (label, c) in &result.critical_values {
+        curves.push(nsbi::plot::Curve {
+            label: format!("critical value {label} %"),
+            points: points(c),
+            dashed: true,
+        });
+    }
+    let thresholds = nsbi::fit::scan::THRESHOLDS_1D;
+    nsbi::plot::scan_1d(outputs, stem, &result.poi, &curves, &thresholds)?;
+    Ok(())
+}
+
+/// Each region's size on the grid, Neyman beside asymptotic, and the warnings.
+fn print_regions(result: &NeymanRegionOutput) {
+    let count = |mask: &[bool]| mask.iter().filter(|&&a| a).count();
+    let n = result.points.len();
+    let best: Vec<String> = result
+        .best_fit
+        .iter()
+        .map(|(name, v)| format!("{name} = {v:.6}"))
+        .collect();
+    println!("best fit: {}", best.join(", "));
+    for (neyman, asymptotic) in result.regions.iter().zip(&result.asymptotic_regions) {
+        println!(
+            "{:.2} % joint region of {}: {} of {n} grid points (toy statistics: {} to {}); \
+             asymptotic (t ≤ {:.3}): {}",
+            neyman.cl,
+            result.pois.join(", "),
+            count(&neyman.accepted),
+            count(&neyman.accepted_narrow),
+            count(&neyman.accepted_wide),
+            asymptotic.threshold,
+            count(&asymptotic.accepted),
+        );
+    }
+    for warning in &result.warnings {
+        eprintln!("warning: {warning}");
+    }
 }
 
 pub fn run_coverage(args: &CoverageArgs) -> anyhow::Result<()> {
     let toys = toyfile::merge(&run::toy_paths(&args.toys)?)?;
     let mut analysis = load_analysis(&args.workspace, args.cache.cache_dir.clone())?;
+    let point = match (&args.at, args.mu_true) {
+        (Some(at), _) => TruePoint::ByName(at.clone()),
+        (None, Some(mu)) => TruePoint::Mu(mu),
+        (None, None) => anyhow::bail!("give the true point: --mu-true or --at"),
+    };
     let request = CoverageRequest {
-        mu_true: args.mu_true,
+        point,
         n_toys: args.n,
         seed: args.seed,
         levels: run::confidence_levels(&args.cl)?,
@@ -252,17 +346,14 @@ pub fn run_coverage(args: &CoverageArgs) -> anyhow::Result<()> {
     let files = args.toys.join(" ");
     let report = run::coverage(&mut analysis, &toys, &files, &request, &|| bar.inc(1))?;
     bar.finish_and_clear();
-    for (label, row) in report["levels"].as_object().into_iter().flatten() {
+    for (label, row) in &report.levels {
         println!(
             "{label} %: coverage {:.4} ± {:.4} (construction ± {:.4}), pull {:.2}",
-            row["coverage"].as_f64().unwrap_or(f64::NAN),
-            row["error"].as_f64().unwrap_or(f64::NAN),
-            row["construction_error"].as_f64().unwrap_or(f64::NAN),
-            row["pull"].as_f64().unwrap_or(f64::NAN),
+            row.coverage, row.error, row.construction_error, row.pull,
         );
     }
     if let Some(path) = &args.json {
-        nsbi::report::write_json_atomic(path, &report)?;
+        nsbi::report::write_json_atomic(path, &serde_json::to_value(&report)?)?;
     }
     Ok(())
 }

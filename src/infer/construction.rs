@@ -2,40 +2,22 @@
 //! grid (which also gives the generation points of the profile construction) and the toys of a
 //! shard.
 
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::Serialize;
+
 use crate::analysis::{Analysis, Dataset};
 use crate::error::{Error, Result};
-use crate::fit::{minimise, FitOptions, FitResult};
+use crate::fit::{minimise, FitResult};
 
+use super::poi_grid::parse_values;
+use super::test_stat::TestStatistic;
 use super::toys::{run_toys, ToyPlan, ToyRecord, ToySource};
 
-/// `start:stop:step` → start, start + step, …, stop (inclusive, to rounding).
+/// `--mu-grid start:stop:step` → start, start + step, …, stop (inclusive, to rounding).
 pub fn parse_grid(text: &str) -> Result<Vec<f64>> {
-    let bad = || Error::Analysis(format!("--mu-grid '{text}': expected start:stop:step"));
-    let parts: Vec<f64> = text
-        .split(':')
-        .map(|p| p.trim().parse::<f64>())
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|_| bad())?;
-    let [start, stop, step] = parts[..] else {
-        return Err(bad());
-    };
-    if !(step > 0.0 && stop >= start && start.is_finite() && stop.is_finite()) {
-        return Err(bad());
-    }
-    // In floating point first: a tiny step gives 10³⁰⁰ points, which no integer holds (n is
-    // never NaN: the ends are finite and the step positive).
-    let n = ((stop - start) / step + 1e-9).floor() + 1.0;
-    if n > MAX_GRID_POINTS as f64 {
-        return Err(Error::Analysis(format!(
-            "--mu-grid '{text}' has {n:.3e} points; at most {MAX_GRID_POINTS} points are \
-             allowed: use a larger step"
-        )));
-    }
-    Ok((0..n as usize).map(|i| start + i as f64 * step).collect())
+    parse_values(&format!("--mu-grid '{text}'"), text)
 }
-
-/// The most grid points a toy construction may have (each point costs a set of toy fits).
-pub const MAX_GRID_POINTS: usize = 1_000_000;
 
 /// The most toys a plan may hold in all (grid points × toys per point): 10⁹ toys are two
 /// billion fits and 100 GB of toy records, beyond any construction; a larger request is a
@@ -55,20 +37,129 @@ pub fn check_toy_count(n_grid: usize, n_toys: usize) -> Result<()> {
         Some(_) => Ok(()),
         None => Err(Error::Analysis(format!(
             "--toys {n_toys} on {n_grid} grid points is more than {MAX_TOYS} toys in all: \
-             ask for fewer toys or a coarser --mu-grid"
+             ask for fewer toys or a coarser grid"
         ))),
     }
 }
 
+/// The POIs of a plan by name: `grid` the POIs a grid point fixes (in the order of its
+/// values), `profile` the POIs the statistic profiles. A POI of the model named by neither is
+/// held at its initial value; `--mu-grid` (`profile_the_rest`) profiles them all, as one-POI
+/// constructions always have.
+pub fn plan_pois(
+    model: &crate::model::Model,
+    grid: &[String],
+    profile: &[String],
+    profile_the_rest: bool,
+) -> Result<(Vec<usize>, Vec<usize>)> {
+    let index = |name: &String, option: &str| {
+        model.parameter_index(name).ok_or_else(|| {
+            Error::Analysis(format!(
+                "{option} {name}: the workspace has no parameter '{name}' (its parameters: {})",
+                model
+                    .parameters
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+    };
+    let pois: Vec<usize> = grid
+        .iter()
+        .map(|n| index(n, "--grid"))
+        .collect::<Result<_>>()?;
+    for (i, k) in pois.iter().enumerate() {
+        if pois[..i].contains(k) {
+            return Err(Error::Analysis(format!(
+                "--grid {}: the grid names this parameter twice",
+                model.parameters[*k].name
+            )));
+        }
+    }
+    let mut profiled = Vec::new();
+    for name in profile {
+        let k = index(name, "--profile")?;
+        if pois.contains(&k) {
+            return Err(Error::Analysis(format!(
+                "--profile {name}: {name} is on the grid; a POI is either fixed by the grid \
+                 point or profiled"
+            )));
+        }
+        if !model.parameters[k].poi {
+            return Err(Error::Analysis(format!(
+                "--profile {name}: {name} is not a POI of the workspace (nuisance parameters \
+                 are always profiled, unless --no-syst)"
+            )));
+        }
+        if !profiled.contains(&k) {
+            profiled.push(k);
+        }
+    }
+    if profile_the_rest {
+        profiled.extend(model.pois().into_iter().filter(|k| !pois.contains(k)));
+    }
+    Ok((pois, profiled))
+}
+
+/// Where a construction's grid comes from: the command line's three spellings.
+#[derive(Clone, Copy, Debug)]
+pub enum GridSpec<'a> {
+    /// `--poi NAME --mu-grid start:stop:step`: one POI (index), every other POI profiled.
+    MuGrid { poi: usize, text: &'a str },
+    /// `--grid NAME=start:stop:step`, repeated: the product of the axes.
+    Axes(&'a [String]),
+    /// `--points FILE`: a list of points ([`super::poi_grid::read_points`]).
+    Points(&'a std::path::Path),
+}
+
+/// The POIs a grid point fixes, the profiled POIs (`profile`, names) and the grid points a
+/// request names.
+pub fn toy_grid(
+    model: &crate::model::Model,
+    spec: GridSpec,
+    profile: &[String],
+) -> Result<(Vec<usize>, Vec<usize>, super::poi_grid::PoiGrid)> {
+    use super::poi_grid::{parse_axis, read_points, PoiGrid};
+    let (names, grid, profile_the_rest) = match spec {
+        GridSpec::MuGrid { poi, text } => {
+            if !profile.is_empty() {
+                return Err(Error::Analysis(
+                    "--profile goes with --grid or --points: --mu-grid profiles every POI but \
+                     its own"
+                        .into(),
+                ));
+            }
+            let name = model.parameters[poi].name.clone();
+            (vec![name], PoiGrid::line(parse_grid(text)?), true)
+        }
+        GridSpec::Axes(texts) => {
+            let (names, axes): (Vec<String>, Vec<Vec<f64>>) = texts
+                .iter()
+                .map(|t| parse_axis(t))
+                .collect::<Result<Vec<_>>>()?
+                .into_iter()
+                .unzip();
+            (names, PoiGrid::product(axes)?, false)
+        }
+        GridSpec::Points(path) => {
+            let (names, grid) = read_points(path)?;
+            (names, grid, false)
+        }
+    };
+    let (pois, profiled) = plan_pois(model, &names, profile, profile_the_rest)?;
+    Ok((pois, profiled, grid))
+}
+
 /// Fits of the observed data: the unconditional best fit and the conditional fit at every
-/// grid value of the POI.
+/// grid point.
 pub struct ObservedProfile {
     pub free: FitResult,
     pub conditional: Vec<FitResult>,
 }
 
 impl ObservedProfile {
-    /// t_obs(μ) = 2(NLL(μ, α̂̂) − NLL(μ̂, α̂)) on the grid.
+    /// t_obs(θ) = 2(NLL(θ, α̂̂) − NLL(θ̂, α̂)) on the grid.
     pub fn t(&self) -> Vec<f64> {
         let best = self
             .conditional
@@ -81,41 +172,51 @@ impl ObservedProfile {
             .collect()
     }
 
-    /// Generation point of grid value g: (μ_g, α̂̂(μ_g)) — the profile construction.
+    /// Generation point of grid point g: (θ_g, α̂̂(θ_g)) — the profile construction.
     pub fn generation_point(&self, g: usize) -> &[f64] {
         &self.conditional[g].theta
     }
 }
 
-/// Fits the observed data at every grid point of `plan`. Without systematics the nuisances
-/// stay at their unconditional best-fit values.
+/// `name = value, …` of the grid's POIs at `point`, for messages.
+pub fn describe_point(model: &crate::model::Model, pois: &[usize], point: &[f64]) -> String {
+    pois.iter()
+        .zip(point)
+        .map(|(&k, v)| format!("{} = {v}", model.parameters[k].name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Fits the observed data at every grid point of `plan`, each conditional fit started where
+/// the previous one ended. Without systematics the nuisances stay at their unconditional
+/// best-fit values (the free fit floats them).
 pub fn observed_profile(analysis: &Analysis, plan: &ToyPlan) -> Result<ObservedProfile> {
     let like = analysis.likelihood(&Dataset::Observed)?;
-    let (lo, hi) = analysis.model.parameters[plan.poi].bounds;
-    if let Some(mu) = plan.grid.iter().find(|&&mu| !(lo..=hi).contains(&mu)) {
-        return Err(Error::Analysis(format!(
-            "--mu-grid value {mu} lies outside the bounds [{lo}, {hi}] of {}",
-            analysis.model.parameters[plan.poi].name
-        )));
-    }
-    let free = minimise(&like, &FitOptions::new(&like));
-    let mut options = FitOptions::new(&like);
-    options.init = free.theta.clone();
-    options.fixed[plan.poi] = true;
-    if !plan.systematics {
-        for (k, p) in analysis.model.parameters.iter().enumerate() {
-            options.fixed[k] |= !p.poi;
+    let model = &analysis.model;
+    for point in &plan.grid.points {
+        for (&k, &value) in plan.pois.iter().zip(point) {
+            let (lo, hi) = model.parameters[k].bounds;
+            if !(lo..=hi).contains(&value) {
+                return Err(Error::Analysis(format!(
+                    "grid value {value} lies outside the bounds [{lo}, {hi}] of {}",
+                    model.parameters[k].name
+                )));
+            }
         }
     }
+    let free = minimise(&like, &plan.fit_options(&like));
+    let mut options = plan.conditional_fit_options(&like);
+    options.init = free.theta.clone();
     let mut conditional = Vec::with_capacity(plan.grid.len());
-    for &mu in &plan.grid {
-        options.init[plan.poi] = mu;
+    for point in &plan.grid.points {
+        for (&k, &value) in plan.pois.iter().zip(point) {
+            options.init[k] = value;
+        }
         let fit = minimise(&like, &options);
         if fit.nll.is_infinite() {
             return Err(Error::Analysis(format!(
-                "the observed data have no likelihood at {} = {mu} (a density ≤ 0); \
-                 restrict --mu-grid",
-                analysis.model.parameters[plan.poi].name
+                "the observed data have no likelihood at {} (a density ≤ 0); restrict the grid",
+                describe_point(model, &plan.pois, point)
             )));
         }
         options.init = fit.theta.clone();
@@ -145,121 +246,206 @@ pub fn make_toys(
     Ok(records)
 }
 
-/// The Neyman construction's result, as the `neyman --json` report.
-pub struct NeymanResult {
-    pub json: serde_json::Value,
-    /// (label, critical values on the grid) per level, for the belt plot.
-    pub critical: Vec<(String, Vec<f64>)>,
+/// `nsbi neyman --json` of a one-POI construction: critical values on the grid with their
+/// range from the toys' finite number, the observed t, and the confidence intervals beside
+/// the asymptotic (Wilks) ones. Levels are keyed by their value in % (`68.27`).
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct NeymanOutput {
+    pub poi: String,
+    pub test_stat: TestStatistic,
+    pub grid: Vec<f64>,
+    /// Toys per grid point.
+    pub n_toys: Vec<usize>,
+    pub seed: u64,
+    pub systematics: bool,
+    #[schemars(with = "IndexMap<String, Vec<Option<f64>>>")]
+    pub critical_values: IndexMap<String, Vec<f64>>,
+    pub critical_value_ranges: IndexMap<String, CriticalRange>,
     pub observed_t: Vec<f64>,
+    pub intervals: IndexMap<String, Vec<[f64; 2]>>,
+    /// Whether each end of each interval stops at the grid's edge short of the POI's bound
+    /// (the set may go on there).
+    pub open_ends: IndexMap<String, Vec<[bool; 2]>>,
+    pub interval_ranges: IndexMap<String, IntervalRange>,
+    pub asymptotic_intervals: IndexMap<String, Vec<[f64; 2]>>,
+    pub asymptotic_open_ends: IndexMap<String, Vec<[bool; 2]>>,
+    pub toy_fits_not_converged: usize,
+    pub warnings: Vec<String>,
 }
 
-/// Critical values at `levels` from the merged toys, the observed curve, and the intervals
-/// (with their range from the toys' finite number), beside the asymptotic (Wilks) ones.
+/// The critical values one binomial standard deviation of rank either side (per grid point).
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct CriticalRange {
+    #[schemars(with = "Vec<Option<f64>>")]
+    pub low: Vec<f64>,
+    #[schemars(with = "Vec<Option<f64>>")]
+    pub high: Vec<f64>,
+}
+
+/// The narrowest and widest intervals the critical values' ranges allow.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct IntervalRange {
+    pub narrow: Vec<[f64; 2]>,
+    pub wide: Vec<[f64; 2]>,
+}
+
+/// A level's key in the outputs: its value in % with two decimals (`68.27`).
+pub fn level_label(level: f64) -> String {
+    format!("{:.2}", 100.0 * level)
+}
+
+/// Critical values at `levels` from the merged toys of a one-POI construction, the observed
+/// curve, and the intervals (with their range from the toys' finite number), beside the
+/// asymptotic (Wilks) ones.
 pub fn neyman(
     header: &super::toyfile::ToyFileHeader,
     records: &[ToyRecord],
     observed_t: Vec<f64>,
     levels: &[f64],
     model: &crate::model::Model,
-) -> Result<NeymanResult> {
+) -> Result<NeymanOutput> {
     use super::neyman::{
         accepted_intervals, coarse_grid_warnings, critical_value, statistics_by_grid,
     };
-    use serde_json::{json, Map, Value};
-    let grid = &header.grid;
+    let [poi_name] = &header.pois[..] else {
+        return Err(Error::Analysis(format!(
+            "the toys' grid has {} POIs ({}); intervals are for one POI, regions for more",
+            header.pois.len(),
+            header.pois.join(", ")
+        )));
+    };
+    let grid: Vec<f64> = header.grid.points.iter().map(|p| p[0]).collect();
+    if grid.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(Error::Analysis(
+            "the toys' grid points of one POI are not in increasing order: intervals need an \
+             ordered grid"
+                .into(),
+        ));
+    }
     let mut warnings = Vec::new();
-    let poi = model.parameter_index(&header.poi).ok_or_else(|| {
+    let poi = model.parameter_index(poi_name).ok_or_else(|| {
         Error::Analysis(format!(
-            "the toys' POI '{}' is not in this workspace",
-            header.poi
+            "the toys' POI '{poi_name}' is not in this workspace"
         ))
     })?;
     let bounds = model.parameters[poi].bounds;
     let edge = |end: Option<&f64>| end.copied().unwrap_or(f64::NAN);
     let edges = (edge(grid.first()), edge(grid.last()));
     let by_grid = statistics_by_grid(records, grid.len());
-    let label = |level: f64| format!("{:.2}", 100.0 * level);
-    let pairs = |iv: Vec<(f64, f64)>| -> Value {
-        json!(iv.iter().map(|(a, b)| [a, b]).collect::<Vec<_>>())
-    };
+    let pairs =
+        |iv: Vec<(f64, f64)>| -> Vec<[f64; 2]> { iv.iter().map(|&(a, b)| [a, b]).collect() };
     // Which ends stop at the grid's edge short of the POI's bound: the set may go on there.
-    let open_ends = |iv: &[(f64, f64)]| -> Value {
-        let ends: Vec<[f64; 2]> = iv.iter().map(|&(a, b)| [a, b]).collect();
-        let found = crate::fit::scan::with_open_ends(&ends, edges, bounds);
-        json!(found
+    let open_ends = |iv: &[[f64; 2]]| -> Vec<[bool; 2]> {
+        crate::fit::scan::with_open_ends(iv, edges, bounds)
             .iter()
             .map(|i| [i.low_open, i.high_open])
-            .collect::<Vec<_>>())
+            .collect()
     };
-    let mut open_json = Map::new();
-    let (mut critical_json, mut ranges_json) = (Map::new(), Map::new());
-    let (mut intervals_json, mut interval_ranges_json) = (Map::new(), Map::new());
-    let mut critical = Vec::new();
+    let mut out = NeymanOutput {
+        poi: poi_name.clone(),
+        test_stat: header.test_stat,
+        grid: grid.clone(),
+        n_toys: by_grid.iter().map(Vec::len).collect(),
+        seed: header.seed,
+        systematics: header.systematics && model.has_free_nuisances(),
+        critical_values: IndexMap::new(),
+        critical_value_ranges: IndexMap::new(),
+        observed_t: observed_t.clone(),
+        intervals: IndexMap::new(),
+        open_ends: IndexMap::new(),
+        interval_ranges: IndexMap::new(),
+        asymptotic_intervals: IndexMap::new(),
+        asymptotic_open_ends: IndexMap::new(),
+        toy_fits_not_converged: not_converged(records),
+        warnings: Vec::new(),
+    };
     for &level in levels {
+        let label = level_label(level);
         let c: Vec<_> = by_grid.iter().map(|t| critical_value(t, level)).collect();
         let values: Vec<f64> = c.iter().map(|c| c.value).collect();
         let low: Vec<f64> = c.iter().map(|c| c.low).collect();
         let high: Vec<f64> = c.iter().map(|c| c.high).collect();
-        critical_json.insert(label(level), json!(values));
-        ranges_json.insert(label(level), json!({"low": low, "high": high}));
-        let accepted = accepted_intervals(grid, &observed_t, &values);
-        let what = format!("{} % Neyman", label(level));
-        warnings.extend(coarse_grid_warnings(grid, &accepted, &what));
-        open_json.insert(label(level), open_ends(&accepted));
-        intervals_json.insert(label(level), pairs(accepted));
+        let accepted = accepted_intervals(&grid, &observed_t, &values);
+        let what = format!("{label} % Neyman");
+        warnings.extend(coarse_grid_warnings(&grid, &accepted, &what));
+        let accepted = pairs(accepted);
+        out.open_ends.insert(label.clone(), open_ends(&accepted));
+        out.intervals.insert(label.clone(), accepted);
         // A larger critical value widens the set: the narrowest and widest intervals the toys'
         // statistics allow.
-        interval_ranges_json.insert(
-            label(level),
-            json!({
-                "narrow": pairs(accepted_intervals(grid, &observed_t, &low)),
-                "wide": pairs(accepted_intervals(grid, &observed_t, &high)),
-            }),
+        out.interval_ranges.insert(
+            label.clone(),
+            IntervalRange {
+                narrow: pairs(accepted_intervals(&grid, &observed_t, &low)),
+                wide: pairs(accepted_intervals(&grid, &observed_t, &high)),
+            },
         );
-        critical.push((label(level), values));
+        out.critical_value_ranges
+            .insert(label.clone(), CriticalRange { low, high });
+        out.critical_values.insert(label, values);
     }
-    let (mut asymptotic, mut asymptotic_open) = (Map::new(), Map::new());
     for (name, threshold) in crate::fit::scan::THRESHOLDS_1D {
         let flat = vec![threshold; grid.len()];
-        let accepted = accepted_intervals(grid, &observed_t, &flat);
+        let accepted = accepted_intervals(&grid, &observed_t, &flat);
         let what = format!("{name} % asymptotic");
-        warnings.extend(coarse_grid_warnings(grid, &accepted, &what));
-        asymptotic_open.insert(name.to_string(), open_ends(&accepted));
-        asymptotic.insert(name.to_string(), pairs(accepted));
+        warnings.extend(coarse_grid_warnings(&grid, &accepted, &what));
+        let accepted = pairs(accepted);
+        out.asymptotic_open_ends
+            .insert(name.to_string(), open_ends(&accepted));
+        out.asymptotic_intervals.insert(name.to_string(), accepted);
     }
-    let n_failed = records
-        .iter()
-        .filter(|r| !(r.converged_conditional && r.converged_free))
-        .count();
-    let json = json!({
-        "poi": header.poi,
-        "test_stat": header.test_stat,
-        "grid": grid,
-        "n_toys": by_grid.iter().map(Vec::len).collect::<Vec<_>>(),
-        "seed": header.seed,
-        "systematics": header.systematics && model.has_free_nuisances(),
-        "critical_values": critical_json,
-        "critical_value_ranges": ranges_json,
-        "observed_t": observed_t,
-        "intervals": intervals_json,
-        "open_ends": open_json,
-        "interval_ranges": interval_ranges_json,
-        "asymptotic_intervals": asymptotic,
-        "asymptotic_open_ends": asymptotic_open,
-        "toy_fits_not_converged": n_failed,
-        "warnings": warnings,
-    });
-    Ok(NeymanResult {
-        json,
-        critical,
-        observed_t,
-    })
+    out.warnings = warnings;
+    Ok(out)
 }
 
-/// Coverage of the construction at one of its grid points: fresh toys at μ_true (a seed other
-/// than the construction's) and the fraction whose interval at each level contains μ_true.
-/// At a grid point the interval {μ : t(μ) ≤ c(μ)} contains μ_true exactly when
-/// t_{μ_true}(toy) ≤ c(μ_true), so each toy needs only its t at μ_true.
+/// The toys whose conditional or free fit did not converge.
+pub fn not_converged(records: &[ToyRecord]) -> usize {
+    records
+        .iter()
+        .filter(|r| !(r.converged_conditional && r.converged_free))
+        .count()
+}
+
+/// `nsbi coverage --json`: the coverage of a construction's confidence sets at one of its
+/// grid points, by confidence level in %.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct CoverageOutput {
+    /// The POI of a one-POI construction.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub poi: Option<String>,
+    /// Its true value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mu_true: Option<f64>,
+    /// The point of a construction of several POIs, by name: its joint regions' coverage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub poi_true: Option<IndexMap<String, f64>>,
+    pub n_toys: usize,
+    pub construction_toys: usize,
+    pub seed: u64,
+    pub systematics: bool,
+    pub levels: IndexMap<String, CoverageLevel>,
+}
+
+/// The coverage at one confidence level.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct CoverageLevel {
+    pub nominal: f64,
+    /// The fraction of fresh toys whose set contains the true point.
+    pub coverage: f64,
+    /// Its binomial standard error.
+    pub error: f64,
+    /// The critical value's own uncertainty, from the construction's finite toys, as an error
+    /// on the coverage.
+    pub construction_error: f64,
+    /// (coverage − nominal) / both errors in quadrature.
+    pub pull: f64,
+    pub critical_value: f64,
+}
+
+/// Coverage of the construction at one of its grid points: fresh toys at the point (a seed
+/// other than the construction's) and the fraction whose set at each level contains it. At a
+/// grid point θ the set {θ' : t(θ') ≤ c(θ')} contains θ exactly when t_θ(toy) ≤ c(θ), so
+/// each toy needs only its t at θ — for an interval of one POI as for a joint region.
 pub fn coverage(
     analysis: &Analysis,
     construction: &super::toyfile::ToyFile,
@@ -268,7 +454,7 @@ pub fn coverage(
     seed: u64,
     levels: &[f64],
     progress: &(dyn Fn() + Sync),
-) -> Result<serde_json::Value> {
+) -> Result<CoverageOutput> {
     use super::neyman::{coverage as covered_fraction, critical_value, statistics_by_grid};
     let header = &construction.header;
     if seed == header.seed {
@@ -276,16 +462,20 @@ pub fn coverage(
             "coverage toys need a seed other than the construction's ({seed})"
         )));
     }
-    let poi = analysis.model.parameter_index(&header.poi).ok_or_else(|| {
-        Error::Analysis(format!(
-            "the toys' POI '{}' is not in this workspace",
-            header.poi
-        ))
-    })?;
-    let mu_true = header.grid[grid_index];
+    let model = &analysis.model;
+    let index = |name: &String| {
+        model.parameter_index(name).ok_or_else(|| {
+            Error::Analysis(format!("the toys' POI '{name}' is not in this workspace"))
+        })
+    };
+    let point = header.grid.points[grid_index].clone();
     let plan = ToyPlan {
-        poi,
-        grid: vec![mu_true],
+        pois: header.pois.iter().map(index).collect::<Result<_>>()?,
+        profiled: header.profiled.iter().map(index).collect::<Result<_>>()?,
+        grid: super::poi_grid::PoiGrid {
+            points: vec![point.clone()],
+            axes: None,
+        },
         n_toys,
         seed,
         systematics: header.systematics,
@@ -295,31 +485,32 @@ pub fn coverage(
     let toys = make_toys(analysis, &plan, &profile, 0..n_toys, progress)?;
     let t: Vec<f64> = toys.iter().map(|r| r.t).collect();
     let construction_t = &statistics_by_grid(&construction.records, header.grid.len())[grid_index];
-    let mut rows = serde_json::Map::new();
+    let mut rows = IndexMap::new();
     for &level in levels {
         let critical = critical_value(construction_t, level);
         let (fraction, error) = covered_fraction(&t, critical.value);
-        // The critical value's own uncertainty, from the construction's finite toys.
         let construction_error = (level * (1.0 - level) / construction_t.len() as f64).sqrt();
         rows.insert(
-            format!("{:.2}", 100.0 * level),
-            serde_json::json!({
-                "nominal": level,
-                "coverage": fraction,
-                "error": error,
-                "construction_error": construction_error,
-                "pull": (fraction - level) / error.hypot(construction_error),
-                "critical_value": critical.value,
-            }),
+            level_label(level),
+            CoverageLevel {
+                nominal: level,
+                coverage: fraction,
+                error,
+                construction_error,
+                pull: (fraction - level) / error.hypot(construction_error),
+                critical_value: critical.value,
+            },
         );
     }
-    Ok(serde_json::json!({
-        "poi": header.poi,
-        "mu_true": mu_true,
-        "n_toys": n_toys,
-        "construction_toys": construction_t.len(),
-        "seed": seed,
-        "systematics": header.systematics && analysis.model.has_free_nuisances(),
-        "levels": rows,
-    }))
+    let one_poi = header.pois.len() == 1;
+    Ok(CoverageOutput {
+        poi: one_poi.then(|| header.pois[0].clone()),
+        mu_true: one_poi.then(|| point[0]),
+        poi_true: (!one_poi).then(|| header.pois.iter().cloned().zip(point).collect()),
+        n_toys,
+        construction_toys: construction_t.len(),
+        seed,
+        systematics: header.systematics && model.has_free_nuisances(),
+        levels: rows,
+    })
 }

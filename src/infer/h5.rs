@@ -55,6 +55,24 @@ impl ToyWriter<'_> {
             .map_err(|e| file_error(self.path, format!("dataset '{name}': {e}")))
     }
 
+    /// A 2-D dataset `name` of `width` columns, one row per item of `rows` (each `width` long).
+    pub fn matrix<'r>(
+        &self,
+        name: &str,
+        width: usize,
+        rows: impl Iterator<Item = &'r [f64]>,
+    ) -> Result<()> {
+        let values: Vec<f64> = rows.flatten().copied().collect();
+        let matrix = ndarray::Array2::from_shape_vec((values.len() / width.max(1), width), values)
+            .map_err(|e| file_error(self.path, format!("dataset '{name}': {e}")))?;
+        self.file
+            .new_dataset_builder()
+            .with_data(&matrix)
+            .create(name)
+            .map(|_| ())
+            .map_err(|e| file_error(self.path, format!("dataset '{name}': {e}")))
+    }
+
     /// The `plan` attribute: `header` as JSON text.
     pub fn plan(&self, header: &impl serde::Serialize) -> Result<()> {
         let plan: VarLenUnicode = serde_json::to_string(header)

@@ -6,6 +6,8 @@ mod h5;
 pub mod hypotest;
 pub mod limit;
 pub mod neyman;
+pub mod poi_grid;
+pub mod region;
 pub mod resample;
 pub mod run;
 pub mod test_run;

@@ -5,7 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::construction::{self, check_toy_count, parse_grid};
+use super::construction::{self, check_toy_count, CoverageOutput, GridSpec, NeymanOutput};
+use super::region::{self, NeymanRegionOutput};
 use super::test_stat::TestStatistic;
 use super::test_toys;
 use super::toyfile::{self, ModelFingerprint, ToyFile, ToyFileHeader};
@@ -13,13 +14,26 @@ use super::toys::ToyPlan;
 use crate::analysis::Analysis;
 use crate::error::{Error, Result};
 
+/// The grid of a toy request, in the command line's three spellings.
+#[derive(Clone, Debug)]
+pub enum GridRequest {
+    /// `--mu-grid start:stop:step` of the request's `poi`: every other POI profiled.
+    MuGrid(String),
+    /// `--grid NAME=start:stop:step`, repeated: the product of the axes.
+    Axes(Vec<String>),
+    /// `--points FILE`: a header line naming the POIs, then a point per line.
+    Points(PathBuf),
+}
+
 /// The toys a user asks for: `nsbi toys` and `nsbi batch` options.
 #[derive(Clone, Debug)]
 pub struct ToyRequest {
-    /// The parameter of interest (default: the workspace's first POI).
+    /// The parameter of interest of a `--mu-grid` (default: the workspace's first POI).
     pub poi: Option<String>,
-    /// Grid of true POI values, `start:stop:step` (inclusive).
-    pub grid: String,
+    pub grid: GridRequest,
+    /// POIs the statistic profiles (`--profile`, with `--grid` or `--points`); the model's
+    /// POIs neither on the grid nor profiled are held at their initial values.
+    pub profile: Vec<String>,
     /// Toys per grid point.
     pub n_toys: usize,
     pub seed: u64,
@@ -30,13 +44,27 @@ pub struct ToyRequest {
 }
 
 /// The plan a request makes on this analysis, checked against the workspace's parameters; the
-/// model takes the statistic's POI bounds (t̃_μ keeps the POI ≥ 0) before anything is fitted.
+/// model takes the statistic's POI bounds (t̃_μ keeps the grid's POIs ≥ 0) before anything is
+/// fitted.
 pub fn toy_plan(analysis: &mut Analysis, request: &ToyRequest) -> Result<ToyPlan> {
-    let poi = analysis.poi_index(request.poi.as_deref())?;
+    if request.poi.is_some() && !matches!(request.grid, GridRequest::MuGrid(_)) {
+        return Err(Error::Analysis(
+            "--poi names the POI of --mu-grid; --grid and --points name their POIs themselves"
+                .into(),
+        ));
+    }
+    let spec = match &request.grid {
+        GridRequest::MuGrid(text) => GridSpec::MuGrid {
+            poi: analysis.poi_index(request.poi.as_deref())?,
+            text,
+        },
+        GridRequest::Axes(axes) => GridSpec::Axes(axes),
+        GridRequest::Points(path) => GridSpec::Points(path),
+    };
     if request.n_toys == 0 {
         return Err(Error::Analysis("--toys must be at least 1".into()));
     }
-    let grid = parse_grid(&request.grid)?;
+    let (pois, profiled, grid) = construction::toy_grid(&analysis.model, spec, &request.profile)?;
     check_toy_count(grid.len(), request.n_toys)?;
     let statistic = request.statistic;
     if statistic.is_one_sided() {
@@ -45,9 +73,12 @@ pub fn toy_plan(analysis: &mut Analysis, request: &ToyRequest) -> Result<ToyPlan
              or tmutilde (one-sided tests: nsbi hypotest, nsbi limit)"
         )));
     }
-    analysis.use_statistic_bounds(poi, statistic);
+    for &poi in &pois {
+        analysis.use_statistic_bounds(poi, statistic);
+    }
     Ok(ToyPlan {
-        poi,
+        pois,
+        profiled,
         grid,
         n_toys: request.n_toys,
         seed: request.seed,
@@ -149,48 +180,82 @@ pub fn confidence_levels(extra: &[f64]) -> Result<Vec<f64>> {
     Ok(levels)
 }
 
-/// The construction's POI in this analysis, which takes the toys' statistic's POI bounds and
-/// must be the model the toys were made from (`files` names them in the refusal).
-fn construction_poi(analysis: &mut Analysis, toys: &ToyFile, files: &str) -> Result<usize> {
+/// The plan the toys of a construction were made with, in this analysis: its POIs take the
+/// toys' statistic's bounds, and the model must be the one the toys were made from (`files`
+/// names them in the refusal).
+fn construction_plan(analysis: &mut Analysis, toys: &ToyFile, files: &str) -> Result<ToyPlan> {
     let header = &toys.header;
-    let poi = analysis.model.parameter_index(&header.poi).ok_or_else(|| {
-        Error::Analysis(format!(
-            "the toys' POI '{}' is not in this workspace",
-            header.poi
-        ))
-    })?;
-    analysis.use_statistic_bounds(poi, header.test_stat);
+    let index = |names: &[String]| -> Result<Vec<usize>> {
+        names
+            .iter()
+            .map(|name| {
+                analysis.model.parameter_index(name).ok_or_else(|| {
+                    Error::Analysis(format!("the toys' POI '{name}' is not in this workspace"))
+                })
+            })
+            .collect()
+    };
+    let (pois, profiled) = (index(&header.pois)?, index(&header.profiled)?);
+    for &poi in &pois {
+        analysis.use_statistic_bounds(poi, header.test_stat);
+    }
     header.require_model(analysis, files)?;
-    Ok(poi)
-}
-
-/// The Neyman construction from merged toys (`files` names them in messages): the observed
-/// t_μ on the toys' grid, critical values at `levels`, and the confidence sets.
-pub fn neyman(
-    analysis: &mut Analysis,
-    toys: &ToyFile,
-    files: &str,
-    levels: &[f64],
-) -> Result<construction::NeymanResult> {
-    let poi = construction_poi(analysis, toys, files)?;
-    let header = &toys.header;
-    let plan = ToyPlan {
-        poi,
+    Ok(ToyPlan {
+        pois,
+        profiled,
         grid: header.grid.clone(),
         n_toys: header.n_toys,
         seed: header.seed,
         systematics: header.systematics,
         statistic: header.test_stat,
-    };
-    let observed = construction::observed_profile(analysis, &plan)?.t();
-    construction::neyman(header, &toys.records, observed, levels, &analysis.model)
+    })
+}
+
+/// What `nsbi neyman` finds: intervals of one POI, or regions of several.
+#[derive(Clone, Debug)]
+pub enum NeymanReport {
+    Intervals(Box<NeymanOutput>),
+    Regions(Box<NeymanRegionOutput>),
+}
+
+/// The Neyman construction from merged toys (`files` names them in messages): the observed
+/// t on the toys' grid, critical values at `levels`, and the confidence sets — intervals for
+/// one POI, regions (grid mask, and contours on a product grid of two) for several.
+pub fn neyman(
+    analysis: &mut Analysis,
+    toys: &ToyFile,
+    files: &str,
+    levels: &[f64],
+) -> Result<NeymanReport> {
+    let plan = construction_plan(analysis, toys, files)?;
+    let (header, records) = (&toys.header, &toys.records);
+    let profile = construction::observed_profile(analysis, &plan)?;
+    let model = &analysis.model;
+    if plan.pois.len() == 1 {
+        let output = construction::neyman(header, records, profile.t(), levels, model)?;
+        return Ok(NeymanReport::Intervals(Box::new(output)));
+    }
+    let best_fit = plan.pois.iter().map(|&k| profile.free.theta[k]).collect();
+    let systematics = header.systematics && model.has_free_nuisances();
+    let output =
+        region::neyman_regions(header, records, profile.t(), best_fit, levels, systematics)?;
+    Ok(NeymanReport::Regions(Box::new(output)))
+}
+
+/// The true point of a coverage check.
+#[derive(Clone, Debug)]
+pub enum TruePoint {
+    /// `--mu-true`: the value of a one-POI construction's POI.
+    Mu(f64),
+    /// `--at c1=0.2,c2=-0.1`: every POI of the construction's grid by name.
+    ByName(String),
 }
 
 /// A coverage check of a construction: fresh toys at one of its grid points.
 #[derive(Clone, Debug)]
 pub struct CoverageRequest {
-    /// The true POI value: one of the construction's grid points.
-    pub mu_true: f64,
+    /// The true point: one of the construction's grid points.
+    pub point: TruePoint,
     pub n_toys: usize,
     /// The coverage toys' seed (another than the construction's).
     pub seed: u64,
@@ -204,17 +269,41 @@ pub fn coverage(
     files: &str,
     request: &CoverageRequest,
     progress: &(dyn Fn() + Sync),
-) -> Result<serde_json::Value> {
-    let (grid, mu_true) = (&toys.header.grid, request.mu_true);
-    let grid_index = grid
-        .iter()
-        .position(|&mu| (mu - mu_true).abs() < 1e-9)
-        .ok_or_else(|| {
-            Error::Analysis(format!(
-                "--mu-true {mu_true} is not a grid point of the construction ({grid:?})"
-            ))
-        })?;
-    construction_poi(analysis, toys, files)?;
+) -> Result<CoverageOutput> {
+    let header = &toys.header;
+    let point = match &request.point {
+        TruePoint::Mu(mu) => {
+            if header.pois.len() != 1 {
+                return Err(Error::Analysis(format!(
+                    "--mu-true is for a construction of one POI; this one has {} ({}): give \
+                     --at {}",
+                    header.pois.len(),
+                    header.pois.join(", "),
+                    header
+                        .pois
+                        .iter()
+                        .map(|p| format!("{p}=…"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )));
+            }
+            vec![*mu]
+        }
+        TruePoint::ByName(text) => true_point(analysis, &header.pois, text)?,
+    };
+    let grid_index = header.grid.index_of(&point).ok_or_else(|| {
+        Error::Analysis(format!(
+            "the true point ({}) is not a grid point of the construction",
+            header
+                .pois
+                .iter()
+                .zip(&point)
+                .map(|(name, v)| format!("{name} = {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })?;
+    construction_plan(analysis, toys, files)?;
     construction::coverage(
         analysis,
         toys,
@@ -224,4 +313,32 @@ pub fn coverage(
         &request.levels,
         progress,
     )
+}
+
+/// The values `text` (`name=value,…`) gives the construction's POIs `pois`, in their order:
+/// each named exactly once, nothing else named.
+fn true_point(analysis: &Analysis, pois: &[String], text: &str) -> Result<Vec<f64>> {
+    let assigned = analysis.assignments(text, "--at")?;
+    let model = &analysis.model;
+    let names: Vec<&str> = assigned
+        .iter()
+        .map(|&(k, _)| model.parameters[k].name.as_str())
+        .collect();
+    if let Some(name) = names.iter().find(|n| !pois.iter().any(|p| p == *n)) {
+        return Err(Error::Analysis(format!(
+            "--at {name}: not a POI of the construction's grid ({})",
+            pois.join(", ")
+        )));
+    }
+    pois.iter()
+        .map(|poi| {
+            let at = names.iter().position(|n| n == poi);
+            at.map(|i| assigned[i].1).ok_or_else(|| {
+                Error::Analysis(format!(
+                    "--at: no value for {poi} (the construction's grid has {})",
+                    pois.join(", ")
+                ))
+            })
+        })
+        .collect()
 }

@@ -1,10 +1,11 @@
 //! Toy files: one HDF5 file per run or shard, and their merge.
 //!
-//! Layout (readable with h5py): a root attribute `plan` holding JSON (format version, POI,
-//! grid, toys per point, seed, systematics, parameter names, workspace, the model fingerprint,
-//! shard `i/N` and the job range it owns), and one 1-D dataset per record field —
-//! `grid_index`, `toy_index`, `mu_true`, `t`, `mu_hat`, `nll_conditional`, `nll_free`,
-//! `converged_conditional`, `converged_free` (0/1), `n_events` — plus `theta_hat`
+//! Layout (readable with h5py): a root attribute `plan` holding JSON (format version, the
+//! grid's POIs and the profiled ones, the grid points (and a product grid's axes), toys per
+//! point, seed, systematics, parameter names, workspace, the model fingerprint, shard `i/N`
+//! and the job range it owns), and one 1-D dataset per record field — `grid_index`,
+//! `toy_index`, `t`, `nll_conditional`, `nll_free`, `converged_conditional`, `converged_free`
+//! (0/1), `n_events` — plus `poi_true` and `poi_hat` (records × grid POIs) and `theta_hat`
 //! (records × parameters).
 //! A file is written under a temporary name and renamed when complete, so a killed job
 //! leaves no file that could pass for finished.
@@ -15,6 +16,7 @@ use super::h5::{self, ToyReader, ToyWriter};
 use serde::{Deserialize, Serialize};
 
 use super::construction::{total_toys, MAX_TOYS};
+use super::poi_grid::PoiGrid;
 use super::test_stat::TestStatistic;
 use super::toys::{shard_range, ToyPlan, ToyRecord};
 use crate::analysis::Analysis;
@@ -22,8 +24,13 @@ use crate::error::{Error, Result};
 
 /// Bump when the header or the datasets change meaning; older files are refused. 3: the shape
 /// systematics are normalised (N_c(α), issue 13), so t of a version-2 file belongs to another
-/// likelihood of the same workspace.
-const FORMAT: &str = "nsbi-toys-4";
+/// likelihood of the same workspace. 5: grid points are POI vectors (`pois`, `points`,
+/// `poi_true`, `poi_hat`); a version-4 file (one POI, `mu_true`) is refused rather than read
+/// as one: its header does not say which other POIs its fits profiled.
+const FORMAT: &str = "nsbi-toys-5";
+
+/// The one-POI format before [`FORMAT`], named in its refusal.
+const FORMAT_ONE_POI: &str = "nsbi-toys-4";
 
 /// What defines the model a toy file was made from, as BLAKE3 hashes. Toys are only
 /// meaningful against the model that made them, so `neyman`, `coverage` and `merge` compare
@@ -83,8 +90,12 @@ pub struct ToyFileHeader {
     pub format: String,
     /// The workspace path as it was given: for people; files are matched by `fingerprint`.
     pub workspace: String,
-    pub poi: String,
-    pub grid: Vec<f64>,
+    /// The POIs a grid point fixes, in the order of its values.
+    pub pois: Vec<String>,
+    /// The POIs the statistic profiles; the model's other POIs were held at their initial
+    /// values.
+    pub profiled: Vec<String>,
+    pub grid: PoiGrid,
     pub n_toys: usize,
     pub seed: u64,
     pub systematics: bool,
@@ -107,10 +118,12 @@ impl ToyFileHeader {
         shard: (usize, usize),
     ) -> ToyFileHeader {
         let range = plan.shard(shard.0, shard.1);
+        let names = |indices: &[usize]| indices.iter().map(|&k| parameters[k].clone()).collect();
         ToyFileHeader {
             format: FORMAT.into(),
             workspace: workspace.display().to_string(),
-            poi: parameters[plan.poi].clone(),
+            pois: names(&plan.pois),
+            profiled: names(&plan.profiled),
             grid: plan.grid.clone(),
             n_toys: plan.n_toys,
             seed: plan.seed,
@@ -128,7 +141,16 @@ impl ToyFileHeader {
     fn run_differences(&self, other: &ToyFileHeader) -> Vec<String> {
         let mut out = Vec::new();
         let settings = [
-            ("POI", self.poi.clone(), other.poi.clone()),
+            (
+                "POIs",
+                format!("{:?}", self.pois),
+                format!("{:?}", other.pois),
+            ),
+            (
+                "profiled POIs",
+                format!("{:?}", self.profiled),
+                format!("{:?}", other.profiled),
+            ),
             (
                 "grid",
                 format!("{:?}", self.grid),
@@ -222,9 +244,7 @@ impl ToyFile {
             r.iter().map(|x| x.grid_index as u64).collect(),
         )?;
         counts("toy_index", r.iter().map(|x| x.toy_index as u64).collect())?;
-        column("mu_true", r.iter().map(|x| x.mu_true).collect())?;
         column("t", r.iter().map(|x| x.t).collect())?;
-        column("mu_hat", r.iter().map(|x| x.mu_hat).collect())?;
         column(
             "nll_conditional",
             r.iter().map(|x| x.nll_conditional).collect(),
@@ -240,15 +260,11 @@ impl ToyFile {
             r.iter().map(|x| flag(x.converged_free)).collect(),
         )?;
         counts("n_events", r.iter().map(|x| x.n_events as u64).collect())?;
+        let n_poi = self.header.pois.len();
+        out.matrix("poi_true", n_poi, r.iter().map(|x| x.poi_true.as_slice()))?;
+        out.matrix("poi_hat", n_poi, r.iter().map(|x| x.poi_hat.as_slice()))?;
         let n_par = self.header.parameters.len();
-        let theta: Vec<f64> = r.iter().flat_map(|x| x.theta_hat.clone()).collect();
-        let theta = ndarray::Array2::from_shape_vec((r.len(), n_par), theta)
-            .map_err(|e| Error::Analysis(format!("toy records: {e}")))?;
-        out.file
-            .new_dataset_builder()
-            .with_data(&theta)
-            .create("theta_hat")
-            .map_err(|e| Error::Analysis(format!("toy records: {e}")))?;
+        out.matrix("theta_hat", n_par, r.iter().map(|x| x.theta_hat.as_slice()))?;
         out.plan(&self.header)
     }
 
@@ -258,42 +274,48 @@ impl ToyFile {
         let floats = |name: &str| file.column::<f64>(name);
         let ints = |name: &str| file.column::<u64>(name);
         let (grid_index, toy_index) = (ints("grid_index")?, ints("toy_index")?);
-        let (mu_true, t, mu_hat) = (floats("mu_true")?, floats("t")?, floats("mu_hat")?);
+        let t = floats("t")?;
         let (nll_c, nll_f) = (floats("nll_conditional")?, floats("nll_free")?);
         let (conv_c, conv_f) = (ints("converged_conditional")?, ints("converged_free")?);
         let n_events = ints("n_events")?;
+        let (poi_true, poi_hat) = (floats("poi_true")?, floats("poi_hat")?);
         let theta = floats("theta_hat")?;
         let n = grid_index.len();
-        let n_par = header.parameters.len();
+        let (n_poi, n_par) = (header.pois.len(), header.parameters.len());
         let lengths = [
             toy_index.len(),
-            mu_true.len(),
             t.len(),
-            mu_hat.len(),
             nll_c.len(),
             nll_f.len(),
             conv_c.len(),
             conv_f.len(),
             n_events.len(),
         ];
-        if lengths.iter().any(|&l| l != n) || theta.len() != n * n_par {
+        if lengths.iter().any(|&l| l != n)
+            || poi_true.len() != n * n_poi
+            || poi_hat.len() != n * n_poi
+            || theta.len() != n * n_par
+        {
             return Err(file.error(format!(
-                "record datasets of different lengths ({n} grid indices)"
+                "record datasets of different lengths ({n} grid indices, {n_poi} POIs, \
+                 {n_par} parameters)"
             )));
         }
+        let row =
+            |values: &[f64], i: usize, width: usize| values[i * width..(i + 1) * width].to_vec();
         let records = (0..n)
             .map(|i| ToyRecord {
                 grid_index: grid_index[i] as usize,
                 toy_index: toy_index[i] as usize,
-                mu_true: mu_true[i],
+                poi_true: row(&poi_true, i, n_poi),
                 t: t[i],
-                mu_hat: mu_hat[i],
+                poi_hat: row(&poi_hat, i, n_poi),
                 nll_conditional: nll_c[i],
                 nll_free: nll_f[i],
                 converged_conditional: conv_c[i] != 0,
                 converged_free: conv_f[i] != 0,
                 n_events: n_events[i] as usize,
-                theta_hat: theta[i * n_par..(i + 1) * n_par].to_vec(),
+                theta_hat: row(&theta, i, n_par),
             })
             .collect();
         Ok(ToyFile { header, records })
@@ -319,6 +341,17 @@ fn parse_header(path: &Path, plan: &str) -> Result<ToyFileHeader> {
             ),
         });
     }
+    if format == FORMAT_ONE_POI {
+        return Err(Error::EventFile {
+            file: path.to_path_buf(),
+            message: format!(
+                "toy file format {format} (one POI) is not read by this nsbi, whose toy files \
+                 ({FORMAT}) record the grid's POI vector and the POIs the fits profiled: make \
+                 the toys again with `nsbi toys` (the same --mu-grid, --toys and --seed give \
+                 the same toys)"
+            ),
+        });
+    }
     if format != FORMAT {
         return Err(Error::EventFile {
             file: path.to_path_buf(),
@@ -330,7 +363,34 @@ fn parse_header(path: &Path, plan: &str) -> Result<ToyFileHeader> {
     }
     let header: ToyFileHeader = serde_json::from_value(value).map_err(unreadable)?;
     check_plan_size(path, &header)?;
+    check_grid_shape(path, &header)?;
     Ok(header)
+}
+
+/// Refuses a header whose grid points do not each hold a value per POI, or whose axes do not
+/// make its points: every later step indexes them by the header's word.
+fn check_grid_shape(path: &Path, header: &ToyFileHeader) -> Result<()> {
+    let n_poi = header.pois.len();
+    let damaged = |what: String| Error::EventFile {
+        file: path.to_path_buf(),
+        message: format!(
+            "the 'plan' attribute's grid {what}: the file is damaged or was not written by \
+             nsbi; make the toys again with `nsbi toys`"
+        ),
+    };
+    if let Some(g) = header.grid.points.iter().position(|p| p.len() != n_poi) {
+        return Err(damaged(format!(
+            "point {g} has {} values for {n_poi} POIs",
+            header.grid.points[g].len()
+        )));
+    }
+    if let Some(axes) = &header.grid.axes {
+        let remade = PoiGrid::product(axes.clone()).ok();
+        if axes.len() != n_poi || remade.as_ref() != Some(&header.grid) {
+            return Err(damaged("points are not the product of its axes".into()));
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a header whose plan holds more than [`MAX_TOYS`] toys (grid points × toys per
@@ -394,7 +454,7 @@ pub fn merge(paths: &[PathBuf]) -> Result<ToyFile> {
     if n_jobs == 0 {
         return Err(Error::Analysis(format!(
             "{}: holds no toys (a grid of {} points, {} toys per point): nothing to build a \
-             construction from; make toys with a non-empty --mu-grid and --toys ≥ 1",
+             construction from; make toys with a non-empty grid and --toys ≥ 1",
             first_path.display(),
             header.grid.len(),
             header.n_toys

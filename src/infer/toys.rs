@@ -13,6 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal, Poisson};
 use rayon::prelude::*;
 
+use super::poi_grid::PoiGrid;
 use super::test_stat::TestStatistic;
 use crate::analysis::Analysis;
 use crate::channel::{KindToys, ToyKey};
@@ -21,11 +22,15 @@ use crate::fit::{minimise, FitOptions, FitResult};
 use crate::likelihood::Likelihood;
 use crate::model::{ConstraintPdf, Model};
 
-/// What to generate: `n_toys` toys at each value of the POI on `grid`.
+/// What to generate: `n_toys` toys at each point of `grid`, a point fixing the POIs `pois`.
 #[derive(Clone, Debug)]
 pub struct ToyPlan {
-    pub poi: usize,
-    pub grid: Vec<f64>,
+    /// The POIs a grid point fixes (indices of model parameters), in the order of its values.
+    pub pois: Vec<usize>,
+    /// POIs profiled by the statistic: free in the conditional fit as in the free one
+    /// (`--profile`). The model's other POIs are held at their initial values in every fit.
+    pub profiled: Vec<usize>,
+    pub grid: PoiGrid,
     pub n_toys: usize,
     pub seed: u64,
     /// Whether nuisance parameters float (false: `--no-syst`, frozen at their generation values
@@ -46,6 +51,41 @@ impl ToyPlan {
     pub fn shard(&self, index: usize, count: usize) -> std::ops::Range<usize> {
         shard_range(self.n_jobs(), index, count)
     }
+
+    /// Options of fits on `like` with the model's POIs that are neither on the grid nor
+    /// profiled held at their initial values (a joint region of the grid's POIs says nothing
+    /// about them): the observed data's free fit.
+    pub fn fit_options(&self, like: &Likelihood) -> FitOptions {
+        let mut options = FitOptions::new(like);
+        for (k, p) in like.model.parameters.iter().enumerate() {
+            if p.poi && !self.pois.contains(&k) && !self.profiled.contains(&k) {
+                options.fixed[k] = true;
+            }
+        }
+        options
+    }
+
+    /// [`ToyPlan::fit_options`] with the nuisance parameters fixed too for a stat-only plan:
+    /// the toys' free fits.
+    pub fn free_fit_options(&self, like: &Likelihood) -> FitOptions {
+        let mut options = self.fit_options(like);
+        if !self.systematics {
+            for (k, p) in like.model.parameters.iter().enumerate() {
+                options.fixed[k] |= !p.poi;
+            }
+        }
+        options
+    }
+
+    /// [`ToyPlan::free_fit_options`] with the grid's POIs fixed too: the conditional fit at
+    /// a point (its values are the caller's to put into `init`).
+    pub fn conditional_fit_options(&self, like: &Likelihood) -> FitOptions {
+        let mut options = self.free_fit_options(like);
+        for &k in &self.pois {
+            options.fixed[k] = true;
+        }
+        options
+    }
 }
 
 /// The jobs of `n_jobs` that shard `index` of `count` owns: a contiguous range of the
@@ -59,10 +99,12 @@ pub fn shard_range(n_jobs: usize, index: usize, count: usize) -> std::ops::Range
 pub struct ToyRecord {
     pub grid_index: usize,
     pub toy_index: usize,
-    pub mu_true: f64,
-    /// t_μ = 2(NLL(μ_true, α̂̂) − NLL(μ̂, α̂)) ≥ 0.
+    /// The grid point's POI values (the plan's `pois`).
+    pub poi_true: Vec<f64>,
+    /// t = 2(NLL(θ_true, α̂̂) − NLL(θ̂, α̂)) ≥ 0, θ the grid's POIs.
     pub t: f64,
-    pub mu_hat: f64,
+    /// The grid's POIs at the unconditional best fit.
+    pub poi_hat: Vec<f64>,
     /// The two fits' NLLs at their minima ([`nll_at_minimum`]).
     pub nll_conditional: f64,
     pub nll_free: f64,
@@ -180,32 +222,27 @@ pub fn nll_at_minimum(fit: &FitResult) -> f64 {
     }
 }
 
-/// The two fits of a toy — conditional at μ_true (`theta_gen`'s POI), then free — with the
-/// toy settings: [`TOY_EDM_TOLERANCE`], nuisances fixed for stat-only plans, each fit free to
-/// end on a gradient-order step (`FitOptions::final_hessian` off), the free fit started from
-/// the conditional one's end and its last evaluation.
+/// The two fits of a toy — conditional at the grid point (`theta_gen`'s POIs), then free —
+/// with the toy settings: [`TOY_EDM_TOLERANCE`], the plan's fixed parameters
+/// ([`ToyPlan::free_fit_options`]), each fit free to end on a gradient-order step
+/// (`FitOptions::final_hessian` off), the free fit started from the conditional one's end and
+/// its last evaluation.
 pub fn toy_fits(like: &Likelihood, plan: &ToyPlan, theta_gen: &[f64]) -> (FitResult, FitResult) {
-    let mut options = FitOptions::new(like);
-    options.init = theta_gen.to_vec();
-    options.edm_tolerance = TOY_EDM_TOLERANCE;
-    options.final_hessian = false;
-    if !plan.systematics {
-        for (k, p) in like.model.parameters.iter().enumerate() {
-            if !p.poi {
-                options.fixed[k] = true;
-            }
-        }
-    }
-    let mut conditional_options = options.clone();
-    conditional_options.fixed[plan.poi] = true;
-    let conditional = minimise(like, &conditional_options);
+    let toy_settings = |mut options: FitOptions| {
+        options.init = theta_gen.to_vec();
+        options.edm_tolerance = TOY_EDM_TOLERANCE;
+        options.final_hessian = false;
+        options
+    };
+    let mut options = toy_settings(plan.free_fit_options(like));
+    let conditional = minimise(like, &toy_settings(plan.conditional_fit_options(like)));
     options.init = conditional.theta.clone();
     options.init_evaluation = Some(conditional.evaluation.clone());
     let free = minimise(like, &options);
     (conditional, free)
 }
 
-/// Fits one toy: conditional at μ_true warm-started from the generation point, then free from
+/// Fits one toy: conditional at the grid point warm-started from the generation point, then free from
 /// where the conditional fit ended.
 pub fn fit_toy(
     like: &Likelihood,
@@ -214,7 +251,6 @@ pub fn fit_toy(
     grid_index: usize,
     toy_index: usize,
 ) -> ToyRecord {
-    let mu_true = plan.grid[grid_index];
     let (conditional, free) = toy_fits(like, plan, theta_gen);
     let (nll_conditional, nll_free) = (nll_at_minimum(&conditional), nll_at_minimum(&free));
     // The free fit can only be better than the conditional one; a worse end is a convergence
@@ -227,9 +263,9 @@ pub fn fit_toy(
     ToyRecord {
         grid_index,
         toy_index,
-        mu_true,
+        poi_true: plan.grid.points[grid_index].clone(),
         t: 2.0 * (nll_conditional - nll_free),
-        mu_hat: theta_hat[plan.poi],
+        poi_hat: plan.pois.iter().map(|&k| theta_hat[k]).collect(),
         nll_conditional,
         nll_free,
         converged_conditional: conditional.converged,

@@ -10,6 +10,7 @@ use plotters::style::FontStyle;
 pub mod brazil;
 pub mod corner;
 pub mod diagnostics;
+pub mod region;
 
 use crate::error::{Error, Result};
 use crate::report::OutputSet;
