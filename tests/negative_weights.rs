@@ -296,7 +296,7 @@ fn fits_to_toys_from_negative_weights_are_unbiased() {
         statistic: nsbi::infer::test_stat::TestStatistic::Tmu,
     };
     let mu_hat: Vec<f64> = (0..plan.n_toys)
-        .map(|t| fit_toy(&source.draw(plan.seed, 0, t, true), &plan, &THETA, 0, t).mu_hat)
+        .map(|t| fit_toy(&source.draw(plan.seed, 0, t, true), &plan, &THETA, 0, t).poi_hat[0])
         .collect();
     let n = mu_hat.len() as f64;
     let mean = mu_hat.iter().sum::<f64>() / n;
