@@ -300,7 +300,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 /// Every output with a schema, by its file stem in `schemas/` (`fit`, `scan`, `hypotest`,
 /// `limit`, `significance`, `calibration`, `closure`, `posterior`, `neyman`, `neyman_region`,
-/// `coverage`), each with its versioned `$id`.
+/// `coverage`, `toys_plan`: a Neyman toy file's `plan` attribute), each with its versioned `$id`.
 pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
     use crate::diagnostics::{CalibrationOutput, ClosureOutput};
     use crate::infer::construction::{CoverageOutput, NeymanOutput};
@@ -322,6 +322,10 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
         ("neyman", schemars::schema_for!(NeymanOutput)),
         ("neyman_region", schemars::schema_for!(NeymanRegionOutput)),
         ("coverage", schemars::schema_for!(CoverageOutput)),
+        (
+            "toys_plan",
+            schemars::schema_for!(crate::infer::toyfile::ToyFileHeader),
+        ),
     ];
     for (name, schema) in &mut all {
         let id = format!("https://nsbi.example/schemas/{name}-v{SCHEMA_VERSION}.json");

@@ -106,7 +106,8 @@ def test_read_toys_reads_what_the_cli_wrote(cli, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     header, columns = nsbi.read_toys(path)
-    assert header["grid"]["points"] == pytest.approx([[0.8], [1.2]]) and header["n_toys"] == 3
+    points = [value for point in header["grid"]["points"] for value in point]
+    assert points == pytest.approx([0.8, 1.2]) and header["n_toys"] == 3
     assert header["pois"] == ["mu"]
     with h5py.File(path, "r") as f:
         for name in ["t", "nll_free", "toy_index"]:
@@ -141,6 +142,7 @@ def test_every_output_validates_against_its_schema(cli, cli_json, tmp_path):
         done = cli(command, EXAMPLE, "--out", tmp_path / command, "--cache-dir", CACHE)
         assert done.returncode == 0, done.stderr
         outputs[name] = [json.loads((tmp_path / command / f"{name}.json").read_text())]
+    outputs.update(construction_outputs(cli, tmp_path))
     assert set(outputs) == set(schemas)
     for name, values in outputs.items():
         for value in values:
@@ -150,6 +152,47 @@ def test_every_output_validates_against_its_schema(cli, cli_json, tmp_path):
     del broken["parameters"]
     with pytest.raises(jsonschema.ValidationError, match="parameters"):
         jsonschema.validate(broken, schemas["fit"])
+
+
+def construction_outputs(cli, tmp_path):
+    """The Neyman, region, coverage, toy-plan and posterior outputs of small runs."""
+    import h5py
+
+    def run(*args):
+        done = cli(*args)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    def read(path):
+        return json.loads(path.read_text())
+
+    toys, smeft_toys = tmp_path / "toys.h5", tmp_path / "smeft_toys.h5"
+    run("toys", EXAMPLE, "--mu-grid", "0.8:1.2:0.2", "--toys", "4", "--seed", "3",
+        "--out", toys, "--cache-dir", CACHE)
+    run("neyman", EXAMPLE, "--toys", toys, "--json", tmp_path / "neyman.json", "--cache-dir", CACHE)
+    run("coverage", EXAMPLE, "--toys", toys, "--mu-true", "1.0", "--n", "4", "--seed", "4",
+        "--json", tmp_path / "coverage.json", "--cache-dir", CACHE)
+    smeft = ROOT / "workspaces" / "smeft_toy" / "workspace_exact.yaml"
+    smeft_cache = tmp_path / "smeft-cache"
+    run("toys", smeft, "--grid", "c1=-0.4:0:0.2", "--grid", "c2=-0.2:0:0.2", "--toys", "3",
+        "--seed", "1", "--out", smeft_toys, "--cache-dir", smeft_cache)
+    run("neyman", smeft, "--toys", smeft_toys, "--json", tmp_path / "region.json",
+        "--cache-dir", smeft_cache)
+    run("posterior", ROOT / "workspaces" / "nre_toy" / "linear_gaussian.yaml", "--chains", "2",
+        "--draws", "20", "--warmup", "20", "--seed", "1", "--out", tmp_path / "draws.h5",
+        "--json", tmp_path / "posterior.json")
+    plans = []
+    for path in (toys, smeft_toys):
+        with h5py.File(path, "r") as f:
+            plan = f.attrs["plan"]
+            plans.append(json.loads(plan.decode() if isinstance(plan, bytes) else plan))
+    return {
+        "neyman": [read(tmp_path / "neyman.json")],
+        "coverage": [read(tmp_path / "coverage.json")],
+        "neyman_region": [read(tmp_path / "region.json")],
+        "posterior": [read(tmp_path / "posterior.json")],
+        "toys_plan": plans,
+    }
 
 
 def test_ctrl_c_interrupts_a_long_call(workspace):

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 pub const MAX_GRID_POINTS: usize = 1_000_000;
 
 /// Points of POI space: `points[g]` holds the values of the grid's POIs at point g.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PoiGrid {
     pub points: Vec<Vec<f64>>,
     /// A product grid's axes, one per POI: `points` runs over them in row-major order (the

@@ -35,7 +35,7 @@ const FORMAT_ONE_POI: &str = "nsbi-toys-4";
 /// What defines the model a toy file was made from, as BLAKE3 hashes. Toys are only
 /// meaningful against the model that made them, so `neyman`, `coverage` and `merge` compare
 /// fingerprints; none of the parts depends on the path the workspace was named by.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ModelFingerprint {
     /// The model the workspace resolves to: parameters (bounds, initial values, constraints),
     /// coefficients, nominal yields, systematics and their interpolation codes.
@@ -85,7 +85,7 @@ impl ModelFingerprint {
 }
 
 /// What a toy file says about how it was made.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ToyFileHeader {
     pub format: String,
     /// The workspace path as it was given: for people; files are matched by `fingerprint`.
