@@ -85,39 +85,7 @@ fn fit_finds_the_closed_form_minimum() {
     let analysis = Analysis::load(&workspace(), &test_cache(), false).unwrap();
     let like = analysis.likelihood(&Dataset::Observed).unwrap();
     let fit = minimise(&like, &FitOptions::new(&like));
-    assert!(fit.converged, "{}", fit.message);
-    for (i, name) in ["mu_ggF", "mu_EW", "alpha_lumi"].iter().enumerate() {
-        let expected = reference[name].as_f64().unwrap();
-        assert!(
-            (fit.theta[i] - expected).abs() < 1e-4,
-            "{name}: engine {} vs closed form {expected}",
-            fit.theta[i]
-        );
-    }
-    let nll = reference["nll"].as_f64().unwrap();
-    assert!(
-        (fit.nll - nll).abs() < 1e-9 * nll.abs(),
-        "{} vs {nll}",
-        fit.nll
-    );
-}
-
-/// Distance from `p` to the polyline through `line`, in the units the points are given in.
-fn distance_to(p: [f64; 2], line: &[[f64; 2]]) -> f64 {
-    line.windows(2)
-        .map(|w| {
-            let (a, b) = (w[0], w[1]);
-            let (dx, dy) = (b[0] - a[0], b[1] - a[1]);
-            let len2 = dx * dx + dy * dy;
-            let s = if len2 > 0.0 {
-                (((p[0] - a[0]) * dx + (p[1] - a[1]) * dy) / len2).clamp(0.0, 1.0)
-            } else {
-                0.0
-            };
-            let (x, y) = (a[0] + s * dx - p[0], a[1] + s * dy - p[1]);
-            (x * x + y * y).sqrt()
-        })
-        .fold(f64::INFINITY, f64::min)
+    common::assert_fit_at_closed_form(&fit, reference, &["mu_ggF", "mu_EW", "alpha_lumi"], 1e-9);
 }
 
 #[test]
@@ -161,11 +129,11 @@ fn profile_scan_regions_match_the_closed_form_profile_likelihood() {
         // point near the engine's contour, within a quarter of a grid step.
         let worst_engine = engine
             .iter()
-            .map(|p| distance_to(*p, &exact_line))
+            .map(|p| common::distance_to_polyline(*p, &exact_line))
             .fold(0.0, f64::max);
         let worst_exact = exact_line
             .iter()
-            .map(|p| distance_to(*p, &engine))
+            .map(|p| common::distance_to_polyline(*p, &engine))
             .fold(0.0, f64::max);
         assert!(
             worst_engine < 0.25 && worst_exact < 0.25,

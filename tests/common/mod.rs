@@ -313,3 +313,46 @@ pub fn pyhf_nll_at_fit(json: &Path, fit: &serde_json::Value) -> (String, f64) {
         pyhf["nll"].as_f64().unwrap(),
     )
 }
+
+/// Distance from `p` to the polyline through `line` (contour comparisons), in the points' units.
+pub fn distance_to_polyline(p: [f64; 2], line: &[[f64; 2]]) -> f64 {
+    line.windows(2)
+        .map(|w| {
+            let (a, b) = (w[0], w[1]);
+            let (dx, dy) = (b[0] - a[0], b[1] - a[1]);
+            let len2 = dx * dx + dy * dy;
+            let s = if len2 > 0.0 {
+                (((p[0] - a[0]) * dx + (p[1] - a[1]) * dy) / len2).clamp(0.0, 1.0)
+            } else {
+                0.0
+            };
+            let (x, y) = (a[0] + s * dx - p[0], a[1] + s * dy - p[1]);
+            (x * x + y * y).sqrt()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// A converged fit at a closed-form minimum: each of `names` (the first parameters, in order)
+/// within 1e-4 of `reference[name]`, and the NLL within `nll_tolerance` relative.
+pub fn assert_fit_at_closed_form(
+    fit: &nsbi::fit::FitResult,
+    reference: &serde_json::Value,
+    names: &[&str],
+    nll_tolerance: f64,
+) {
+    assert!(fit.converged, "{}", fit.message);
+    for (i, name) in names.iter().enumerate() {
+        let expected = reference[name].as_f64().unwrap();
+        assert!(
+            (fit.theta[i] - expected).abs() < 1e-4,
+            "{name}: engine {} vs closed form {expected}",
+            fit.theta[i]
+        );
+    }
+    let nll = reference["nll"].as_f64().unwrap();
+    assert!(
+        (fit.nll - nll).abs() < nll_tolerance * nll.abs(),
+        "{} vs {nll}",
+        fit.nll
+    );
+}
