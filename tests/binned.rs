@@ -316,12 +316,12 @@ fn newton_fit_finds_pyhf_minuit_best_fit() {
             fit.nll
         );
         assert!(
-            worst_par < 1e-3,
+            worst_par < 1e-5,
             "{}: parameters differ by {worst_par}",
             entry["case"]
         );
         assert!(
-            worst_err < 1e-2,
+            worst_err < 1e-5,
             "{}: errors differ by {worst_err}",
             entry["case"]
         );

@@ -127,11 +127,11 @@ fn nsbi_fit_of_an_imported_workspace_finds_pyhf_best_fit() {
             let pyhf_value = mle["pars"][name].as_f64().unwrap();
             let pyhf_error = mle["errors"][name].as_f64().unwrap();
             assert!(
-                (value - pyhf_value).abs() <= 1e-3 * pyhf_error.max(1e-3),
+                (value - pyhf_value).abs() <= 1e-5,
                 "{case}: {name} = {value} vs pyhf {pyhf_value} ± {pyhf_error}"
             );
             assert!(
-                (error - pyhf_error).abs() <= 1e-2 * pyhf_error.max(1e-3),
+                (error - pyhf_error).abs() <= 1e-5 * pyhf_error.max(1e-3),
                 "{case}: σ({name}) = {error} vs pyhf {pyhf_error}"
             );
         }
