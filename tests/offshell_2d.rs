@@ -24,33 +24,7 @@ fn closed_form() -> serde_json::Value {
 
 /// `nsbi scan` of (μ_ggF, μ_EW) over `ranges` with `points` per axis; its JSON report.
 fn scan_2d(dir: &Path, ranges: [&str; 2], points: [&str; 2], extra: &[&str]) -> serde_json::Value {
-    let json = dir.join("scan.json");
-    let ws = workspace();
-    let cache = root().join("target/test-ratio-cache");
-    let mut args = vec![
-        "scan",
-        ws.to_str().unwrap(),
-        "--poi",
-        POIS[0],
-        "--range",
-        ranges[0],
-        "--poi",
-        POIS[1],
-        "--range",
-        ranges[1],
-        "--points",
-        points[0],
-        "--points",
-        points[1],
-        "--json",
-        json.to_str().unwrap(),
-        "--cache-dir",
-        cache.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    let out = nsbi(&args);
-    assert!(out.status.success(), "{}", stderr(&out));
-    read_json(&json)
+    scan_2d_json(dir, &workspace(), POIS, ranges, &points, extra)
 }
 
 #[test]
@@ -66,17 +40,7 @@ fn nll_equals_the_closed_form_at_random_points_of_the_plane() {
         .collect();
     assert_eq!(pois, POIS);
     let like = analysis.likelihood(&Dataset::Observed).unwrap();
-    let points = reference["points"].as_array().unwrap();
-    assert!(points.len() >= 20);
-    for point in points {
-        let theta: Vec<f64> = serde_json::from_value(point["theta"].clone()).unwrap();
-        let expected = point["nll"].as_f64().unwrap();
-        let engine = like.nll(&theta).nll;
-        assert!(
-            (engine - expected).abs() <= 1e-9 * expected.abs(),
-            "NLL at {theta:?}: engine {engine} vs closed form {expected}"
-        );
-    }
+    assert_nll_points(&like, &reference["points"]);
 }
 
 #[test]

@@ -24,13 +24,6 @@ fn analysis(file: &str) -> Analysis {
     Analysis::load(&smeft().join(file), &test_cache(), false).unwrap()
 }
 
-fn cache_dir() -> String {
-    root()
-        .join("target/test-ratio-cache")
-        .to_string_lossy()
-        .into_owned()
-}
-
 /// `nsbi scan` of (c1, c2) on `file`, its JSON report.
 fn scan_2d(
     dir: &Path,
@@ -39,45 +32,14 @@ fn scan_2d(
     points: &str,
     extra: &[&str],
 ) -> serde_json::Value {
-    let json = dir.join("scan.json");
-    let ws = smeft().join(file);
-    let cache = cache_dir();
-    let mut args = vec![
-        "scan",
-        ws.to_str().unwrap(),
-        "--poi",
-        "c1",
-        "--range",
-        ranges[0],
-        "--poi",
-        "c2",
-        "--range",
-        ranges[1],
-        "--points",
-        points,
-        "--json",
-        json.to_str().unwrap(),
-        "--cache-dir",
-        &cache,
-    ];
-    args.extend_from_slice(extra);
-    let out = nsbi(&args);
-    assert!(out.status.success(), "{}", stderr(&out));
-    read_json(&json)
-}
-
-fn assert_nll_points(like: &nsbi::likelihood::Likelihood, points: &serde_json::Value) {
-    let points = points.as_array().unwrap();
-    assert!(points.len() >= 20);
-    for point in points {
-        let theta: Vec<f64> = serde_json::from_value(point["theta"].clone()).unwrap();
-        let expected = point["nll"].as_f64().unwrap();
-        let engine = like.nll(&theta).nll;
-        assert!(
-            (engine - expected).abs() <= 1e-9 * expected.abs(),
-            "NLL at {theta:?}: engine {engine} vs closed form {expected}"
-        );
-    }
+    scan_2d_json(
+        dir,
+        &smeft().join(file),
+        ["c1", "c2"],
+        ranges,
+        &[points],
+        extra,
+    )
 }
 
 #[test]

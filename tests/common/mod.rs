@@ -356,3 +356,54 @@ pub fn assert_fit_at_closed_form(
         fit.nll
     );
 }
+
+/// `nsbi scan` of `pois` over `ranges` on `workspace` (`points`: one count for both, or one per
+/// POI; the tests' shared ratio cache), its JSON report written to `dir`.
+pub fn scan_2d_json(
+    dir: &Path,
+    workspace: &Path,
+    pois: [&str; 2],
+    ranges: [&str; 2],
+    points: &[&str],
+    extra: &[&str],
+) -> serde_json::Value {
+    let json = dir.join("scan.json");
+    let cache = root().join("target/test-ratio-cache");
+    let mut args = vec![
+        "scan",
+        workspace.to_str().unwrap(),
+        "--poi",
+        pois[0],
+        "--range",
+        ranges[0],
+        "--poi",
+        pois[1],
+        "--range",
+        ranges[1],
+    ];
+    for count in points {
+        args.extend(["--points", count]);
+    }
+    args.extend(["--json", json.to_str().unwrap()]);
+    args.extend(["--cache-dir", cache.to_str().unwrap()]);
+    args.extend_from_slice(extra);
+    let out = nsbi(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    read_json(&json)
+}
+
+/// The likelihood at each of a closed-form fixture's `points` (`theta`, `nll`; at least 20)
+/// equals the closed form's NLL to 1e-9 relative.
+pub fn assert_nll_points(like: &nsbi::likelihood::Likelihood, points: &serde_json::Value) {
+    let points = points.as_array().unwrap();
+    assert!(points.len() >= 20);
+    for point in points {
+        let theta: Vec<f64> = serde_json::from_value(point["theta"].clone()).unwrap();
+        let expected = point["nll"].as_f64().unwrap();
+        let engine = like.nll(&theta).nll;
+        assert!(
+            (engine - expected).abs() <= 1e-9 * expected.abs(),
+            "NLL at {theta:?}: engine {engine} vs closed form {expected}"
+        );
+    }
+}
