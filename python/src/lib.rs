@@ -125,6 +125,27 @@ impl Workspace {
         .map_err(engine_error)?;
         Ok(self.analysis.get_or_init(|| loaded).clone())
     }
+
+    /// `work` on an analysis of its own (hypothesis tests and constructions give the POI their
+    /// statistic's bounds, so they cannot share the loaded one; the ratios come from the cache),
+    /// with the GIL released and Ctrl-C honoured.
+    fn on_own_analysis<T: Send + 'static>(
+        &self,
+        py: Python<'_>,
+        work: impl FnOnce(&mut Analysis) -> nsbi::Result<T> + Send + 'static,
+    ) -> PyResult<T> {
+        let (path, cache_dir) = (self.path.clone(), self.cache_dir.clone());
+        interruptible(py, &self.pool, move || {
+            work(&mut Analysis::open(&path, cache_dir, false)?)
+        })?
+        .map_err(engine_error)
+    }
+}
+
+/// The Neyman toy files `toys` (paths or patterns), merged and checked.
+fn merged_toys(toys: &[String]) -> PyResult<nsbi::infer::toyfile::ToyFile> {
+    let paths = run::toy_paths(toys).map_err(engine_error)?;
+    nsbi::infer::toyfile::merge(&paths).map_err(engine_error)
 }
 
 /// The likelihood of the observed data, or of the Asimov set at `asimov`.
@@ -315,14 +336,10 @@ impl Workspace {
         signal: f64,
         request: TestOptions,
     ) -> PyResult<String> {
-        let (path, cache_dir) = (self.path.clone(), self.cache_dir.clone());
-        let result = interruptible(py, &self.pool, move || -> nsbi::Result<_> {
-            let statistic = test_run::hypotest_statistic(&test_stat)?;
-            let mut analysis = Analysis::open(&path, cache_dir, false)?;
-            test_run::hypotest(&mut analysis, &request.0, statistic, value, signal)
-        })?
-        .map_err(engine_error)?;
-        to_json(&result)
+        let statistic = test_run::hypotest_statistic(&test_stat).map_err(engine_error)?;
+        to_json(&self.on_own_analysis(py, move |analysis| {
+            test_run::hypotest(analysis, &request.0, statistic, value, signal)
+        })?)
     }
 
     /// `nsbi limit --json` as JSON text.
@@ -336,15 +353,11 @@ impl Workspace {
         test_stat: String,
         request: TestOptions,
     ) -> PyResult<String> {
-        let (path, cache_dir) = (self.path.clone(), self.cache_dir.clone());
-        let result = interruptible(py, &self.pool, move || -> nsbi::Result<_> {
-            let statistic = test_run::limit_statistic(&test_stat)?;
-            let mut analysis = Analysis::open(&path, cache_dir, false)?;
-            let scan = test_run::LimitRequest { cl, range, points };
-            test_run::limit(&mut analysis, &request.0, statistic, &scan)
-        })?
-        .map_err(engine_error)?;
-        to_json(&result)
+        let statistic = test_run::limit_statistic(&test_stat).map_err(engine_error)?;
+        let scan = test_run::LimitRequest { cl, range, points };
+        to_json(&self.on_own_analysis(py, move |analysis| {
+            test_run::limit(analysis, &request.0, statistic, &scan)
+        })?)
     }
 
     /// `nsbi significance --json` as JSON text.
@@ -356,13 +369,9 @@ impl Workspace {
         signal: f64,
         request: TestOptions,
     ) -> PyResult<String> {
-        let (path, cache_dir) = (self.path.clone(), self.cache_dir.clone());
-        let result = interruptible(py, &self.pool, move || -> nsbi::Result<_> {
-            let mut analysis = Analysis::open(&path, cache_dir, false)?;
-            test_run::significance(&mut analysis, &request.0, value, signal)
-        })?
-        .map_err(engine_error)?;
-        to_json(&result)
+        to_json(&self.on_own_analysis(py, move |analysis| {
+            test_run::significance(analysis, &request.0, value, signal)
+        })?)
     }
 
     /// `nsbi toys`: makes the toys of the plan (or of `shard` "i/N" of it) and writes them to
@@ -381,8 +390,8 @@ impl Workspace {
         test_stat: String,
         shard: Option<String>,
     ) -> PyResult<(String, usize)> {
-        let (path, cache_dir) = (self.path.clone(), self.cache_dir.clone());
-        let file = interruptible(py, &self.pool, move || -> nsbi::Result<_> {
+        let path = self.path.clone();
+        let file = self.on_own_analysis(py, move |analysis| {
             let shard = shard
                 .as_deref()
                 .map(nsbi::batch::parse_shard)
@@ -397,26 +406,22 @@ impl Workspace {
                 no_syst,
                 statistic: TestStatistic::parse(&test_stat)?,
             };
-            let mut analysis = Analysis::open(&path, cache_dir, false)?;
-            let plan = run::toy_plan(&mut analysis, &request)?;
-            let file = run::make_toy_file(&analysis, &plan, &path, shard, &|| {})?;
+            let plan = run::toy_plan(analysis, &request)?;
+            let file = run::make_toy_file(analysis, &plan, &path, shard, &|| {})?;
             file.write(&out)?;
             Ok(file)
-        })?
-        .map_err(engine_error)?;
+        })?;
         Ok((to_json(&file.header)?, file.records.len()))
     }
 
     /// `nsbi neyman --json` as JSON text, from the toy files `toys` (paths or patterns).
     fn _neyman(&self, py: Python<'_>, toys: Vec<String>, cl: Vec<f64>) -> PyResult<String> {
-        let (path, cache_dir) = (self.path.clone(), self.cache_dir.clone());
-        let result = interruptible(py, &self.pool, move || -> nsbi::Result<_> {
-            let merged = nsbi::infer::toyfile::merge(&run::toy_paths(&toys)?)?;
-            let mut analysis = Analysis::open(&path, cache_dir, false)?;
+        // The toys first, as the CLI reads them: a bad file is refused before any fit.
+        let merged = merged_toys(&toys)?;
+        let result = self.on_own_analysis(py, move |analysis| {
             let levels = run::confidence_levels(&cl)?;
-            run::neyman(&mut analysis, &merged, &toys.join(" "), &levels)
-        })?
-        .map_err(engine_error)?;
+            run::neyman(analysis, &merged, &toys.join(" "), &levels)
+        })?;
         match result {
             run::NeymanReport::Intervals(intervals) => to_json(&intervals),
             run::NeymanReport::Regions(regions) => to_json(&regions),
@@ -434,20 +439,16 @@ impl Workspace {
         seed: u64,
         cl: Vec<f64>,
     ) -> PyResult<String> {
-        let (path, cache_dir) = (self.path.clone(), self.cache_dir.clone());
-        let result = interruptible(py, &self.pool, move || -> nsbi::Result<_> {
-            let merged = nsbi::infer::toyfile::merge(&run::toy_paths(&toys)?)?;
-            let mut analysis = Analysis::open(&path, cache_dir, false)?;
+        let merged = merged_toys(&toys)?;
+        to_json(&self.on_own_analysis(py, move |analysis| {
             let request = run::CoverageRequest {
                 point: run::TruePoint::Mu(mu_true),
                 n_toys: n,
                 seed,
                 levels: run::confidence_levels(&cl)?,
             };
-            run::coverage(&mut analysis, &merged, &toys.join(" "), &request, &|| {})
-        })?
-        .map_err(engine_error)?;
-        to_json(&result)
+            run::coverage(analysis, &merged, &toys.join(" "), &request, &|| {})
+        })?)
     }
 
     /// The likelihood of the observed data, or of the Asimov set at `asimov`
