@@ -23,7 +23,6 @@ import json
 import sys
 from pathlib import Path
 
-import h5py
 import numpy as np
 import onnx
 from onnx import TensorProto
@@ -32,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import offshell2d_truth as T  # noqa: E402
 import offshell_truth as G  # noqa: E402
 from make_offshell_toy import ggf_densities  # noqa: E402
+import onnx_toy_models  # noqa: E402
 from onnx_toy_models import GraphBuilder, exact_ratio_outputs, session  # noqa: E402
 
 DEFAULT_SEED = 20261216
@@ -46,18 +46,8 @@ def stream(seed, name):
 
 
 def write_events(path, x, weight, attrs):
-    """Group `events` with float32 m4l, cos_theta1, cos_theta2 and float64 weight, no
-    timestamps (byte-reproducible)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    x32 = np.ascontiguousarray(x, dtype=np.float32)
-    with h5py.File(path, "w") as f:
-        for key, value in attrs.items():
-            f.attrs[key] = value
-        g = f.create_group("events")
-        for j, name in enumerate(T.FEATURES):
-            g.create_dataset(name, data=np.ascontiguousarray(x32[:, j]), track_times=False)
-        g.create_dataset("weight", data=np.full(len(x32), weight, dtype=np.float64), track_times=False)
-    return x32
+    """The example's event file (`onnx_toy_models.write_events` with its features)."""
+    return onnx_toy_models.write_events(path, x, weight, attrs, T.FEATURES)
 
 
 def ew_densities(g, m, c1, c2):

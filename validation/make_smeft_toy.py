@@ -34,13 +34,13 @@ import time
 import warnings
 from pathlib import Path
 
-import h5py
 import numpy as np
 import onnx
 from onnx import TensorProto
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import smeft_truth as T  # noqa: E402
+import onnx_toy_models  # noqa: E402
 from onnx_toy_models import (ONNX_IR_VERSION, ONNX_OPSET, GraphBuilder, exact_ratio_outputs,  # noqa: E402
                              session, standardise)
 
@@ -70,17 +70,8 @@ def member_seed(seed, process, member):
 
 
 def write_events(path, x, weight, attrs):
-    """Group `events` with float32 x1, x2 and float64 weight (byte-reproducible)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    x32 = np.ascontiguousarray(x, dtype=np.float32)
-    with h5py.File(path, "w") as f:
-        for key, value in attrs.items():
-            f.attrs[key] = value
-        g = f.create_group("events")
-        for j, name in enumerate(T.FEATURES):
-            g.create_dataset(name, data=np.ascontiguousarray(x32[:, j]), track_times=False)
-        g.create_dataset("weight", data=np.full(len(x32), weight, dtype=np.float64), track_times=False)
-    return x32
+    """The example's event file (`onnx_toy_models.write_events` with its features)."""
+    return onnx_toy_models.write_events(path, x, weight, attrs, T.FEATURES)
 
 
 def train_member(job):

@@ -2,7 +2,8 @@
 make_offshell2d.py, make_scale_workspace.py): the opset and IR version every shipped model
 uses, a tiny float64 graph builder for the closed-form ("exact") ratio models, the wrapper that
 gives an exact ratio the engine's four outputs, the input standardisation the engine applies to
-trained networks, and a single-threaded onnxruntime session for the generators' self-checks.
+trained networks, a single-threaded onnxruntime session for the generators' self-checks, and
+the writer of their event files.
 
 The exact models are byte-reproducible: node and initialiser names come from a counter, so the
 same sequence of `op` calls gives the same file.
@@ -76,3 +77,20 @@ def session(path):
     so.intra_op_num_threads = 1
     so.inter_op_num_threads = 1
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def write_events(path, x, weight, attrs, features):
+    """Group `events` with one float32 dataset per name in `features` (the columns of x) and a
+    float64 `weight` column, file attributes `attrs`, no timestamps (byte-reproducible)."""
+    import h5py
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    x32 = np.ascontiguousarray(x, dtype=np.float32)
+    with h5py.File(path, "w") as f:
+        for key, value in attrs.items():
+            f.attrs[key] = value
+        g = f.create_group("events")
+        for j, name in enumerate(features):
+            g.create_dataset(name, data=np.ascontiguousarray(x32[:, j]), track_times=False)
+        g.create_dataset("weight", data=np.full(len(x32), weight, dtype=np.float64), track_times=False)
+    return x32
