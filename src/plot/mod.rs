@@ -277,6 +277,21 @@ where
             .label("no likelihood (density ≤ 0)")
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], excluded.filled()));
     }
+    best_fit_and_legend(&mut chart, best, 16)?;
+    root.present().map_err(|e| e.to_string())
+}
+
+/// The best fit's cross on a 2-D chart, then the legend of every labelled series (upper right,
+/// font `font_size`).
+fn best_fit_and_legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<
+        'a,
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+    best: (f64, f64),
+    font_size: u32,
+) -> std::result::Result<(), String> {
     chart
         .draw_series(std::iter::once(Cross::new(best, 8, BLACK.stroke_width(2))))
         .map_err(|e| e.to_string())?
@@ -284,11 +299,11 @@ where
         .legend(|(x, y)| Cross::new((x + 7, y), 6, BLACK.stroke_width(2)));
     chart
         .configure_series_labels()
-        .label_font(("sans-serif", 16))
+        .label_font(("sans-serif", font_size))
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .position(SeriesLabelPosition::UpperRight)
         .draw()
         .map_err(|e| e.to_string())?;
-    root.present().map_err(|e| e.to_string())
+    Ok(())
 }

@@ -146,18 +146,6 @@ where
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 8, y)], style));
     }
     let best = (result.best_fit[0], result.best_fit[1]);
-    chart
-        .draw_series(std::iter::once(Cross::new(best, 8, BLACK.stroke_width(2))))
-        .map_err(|e| e.to_string())?
-        .label("best fit")
-        .legend(|(x, y)| Cross::new((x + 7, y), 6, BLACK.stroke_width(2)));
-    chart
-        .configure_series_labels()
-        .label_font(("sans-serif", 15))
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()
-        .map_err(|e| e.to_string())?;
+    super::best_fit_and_legend(&mut chart, best, 15)?;
     root.present().map_err(|e| e.to_string())
 }
