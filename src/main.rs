@@ -41,7 +41,8 @@ nsbi toys workspace.yaml --mu-grid 0.6:1.5:0.025 --toys 1000 --seed 1 --out toys
 nsbi neyman workspace.yaml --toys toys.h5 --json ci.json --plot belt\n  \
 nsbi limit workspace.yaml --cl 0.95 --plot brazil   # CLs upper limit, observed and expected\n  \
 nsbi significance workspace.yaml                    # q0, p0, Z observed and expected\n  \
-nsbi posterior posterior.yaml --chains 4 --draws 2000 --out samples.h5 --json summary.json --plot corner"
+nsbi posterior posterior.yaml --chains 4 --draws 2000 --out samples.h5 --json summary.json --plot corner\n  \
+nsbi coverage-bayes posterior.yaml --test pairs.h5 --json coverage.json --plot coverage  # TARP and SBC"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -129,6 +130,13 @@ enum Command {
     /// means, quantiles, rank-normalised R-hat and bulk/tail ESS (--json), a corner plot
     /// (--plot), and warnings for R-hat > 1.01, ESS < 400 and divergent transitions.
     Posterior(cli::posterior::PosteriorArgs),
+    /// Calibration of a `posterior:` workspace on held-out simulations (--test F.h5: θ* from
+    /// the prior, x simulated at θ*): NUTS draws for each x (pairs in parallel), then TARP
+    /// (expected coverage against credibility level, bootstrap band, Kolmogorov–Smirnov test)
+    /// and SBC (rank histograms per parameter, χ² test), pass/fail at --threshold; JSON,
+    /// plots, per-pair draws. Shards over pairs for a batch farm (--shard i/N --out, then
+    /// --merge).
+    CoverageBayes(cli::posterior::CoverageBayesArgs),
 }
 
 fn main() -> ExitCode {
@@ -155,6 +163,9 @@ fn main() -> ExitCode {
         Command::Limit(args) => hypotest::run_limit(&args).map(passed),
         Command::Significance(args) => hypotest::run_significance(&args).map(passed),
         Command::Posterior(args) => posterior::run_posterior_command(&args).map(passed),
+        Command::CoverageBayes(args) => {
+            posterior::run_coverage_bayes(&args).map(|pass| (pass, args.strict))
+        }
     };
     match outcome {
         Ok((true, _)) | Ok((false, false)) => ExitCode::SUCCESS,

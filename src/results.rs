@@ -299,7 +299,8 @@ impl ScanOutput {
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// Every output with a schema, by its file stem in `schemas/` (`fit`, `scan`, `hypotest`,
-/// `limit`, `significance`, `calibration`, `closure`, `posterior`, `neyman`, `neyman_region`,
+/// `limit`, `significance`, `calibration`, `closure`, `posterior`, `coverage_bayes`, `neyman`,
+/// `neyman_region`,
 /// `coverage`, `toys_plan`: a Neyman toy file's `plan` attribute), each with its versioned `$id`.
 pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
     use crate::diagnostics::{CalibrationOutput, ClosureOutput};
@@ -318,6 +319,10 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
         (
             "posterior",
             schemars::schema_for!(crate::bayes::run::PosteriorReport),
+        ),
+        (
+            "coverage_bayes",
+            schemars::schema_for!(crate::bayes::coverage::CoverageBayesResult),
         ),
         ("neyman", schemars::schema_for!(NeymanOutput)),
         ("neyman_region", schemars::schema_for!(NeymanRegionOutput)),

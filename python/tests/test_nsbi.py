@@ -155,7 +155,7 @@ def test_every_output_validates_against_its_schema(cli, cli_json, tmp_path):
 
 
 def construction_outputs(cli, tmp_path):
-    """The Neyman, region, coverage, toy-plan and posterior outputs of small runs."""
+    """The Neyman, region, coverage, toy-plan, posterior and coverage-bayes outputs of small runs."""
     import h5py
 
     def run(*args):
@@ -181,6 +181,10 @@ def construction_outputs(cli, tmp_path):
     run("posterior", ROOT / "workspaces" / "nre_toy" / "linear_gaussian.yaml", "--chains", "2",
         "--draws", "20", "--warmup", "20", "--seed", "1", "--out", tmp_path / "draws.h5",
         "--json", tmp_path / "posterior.json")
+    nre_toy = ROOT / "workspaces" / "nre_toy"
+    run("coverage-bayes", nre_toy / "linear_gaussian.yaml", "--test", nre_toy / "data" / "test_pairs.h5",
+        "--pairs", "20", "--chains", "2", "--draws", "20", "--warmup", "20",
+        "--sbc-draws", "19", "--json", tmp_path / "coverage_bayes.json")
     plans = []
     for path in (toys, smeft_toys):
         with h5py.File(path, "r") as f:
@@ -191,6 +195,7 @@ def construction_outputs(cli, tmp_path):
         "coverage": [read(tmp_path / "coverage.json")],
         "neyman_region": [read(tmp_path / "region.json")],
         "posterior": [read(tmp_path / "posterior.json")],
+        "coverage_bayes": [read(tmp_path / "coverage_bayes.json")],
         "toys_plan": plans,
     }
 

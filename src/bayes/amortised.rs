@@ -20,7 +20,7 @@
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use ort::session::{Session, SessionInputValue};
 use ort::value::TensorRef;
@@ -100,7 +100,9 @@ pub struct AmortisedPosterior {
     priors: Priors,
     observed: Observations,
     settings: EstimatorSettings,
-    members: Vec<Member>,
+    /// Shared by the posteriors of other observations ([`Self::with_observations`]): the
+    /// sessions are opened once per run, not once per observation.
+    members: Arc<Vec<Member>>,
 }
 
 impl AmortisedPosterior {
@@ -112,16 +114,7 @@ impl AmortisedPosterior {
         settings: EstimatorSettings,
         models: &[PathBuf],
     ) -> Result<AmortisedPosterior> {
-        if matches!(settings.kind, EstimatorKind::Npe) && observed.rows != 1 {
-            return Err(Error::event_file(
-                &observed.source,
-                format!(
-                    "holds {} observations, but an `npe` estimator gives q(θ|x) for one x; \
-                     expected a single observation (use `nle` or `nre` for several)",
-                    observed.rows
-                ),
-            ));
-        }
+        check_observation_count(&settings, &observed)?;
         let workers = rayon::current_num_threads().max(1);
         let mut members = Vec::with_capacity(models.len());
         for path in models {
@@ -141,7 +134,29 @@ impl AmortisedPosterior {
             priors,
             observed,
             settings,
-            members,
+            members: Arc::new(members),
+        })
+    }
+
+    /// The same priors and networks conditioned on other observations (a coverage test's
+    /// held-out x), of the width the networks were checked against.
+    pub fn with_observations(&self, observed: Observations) -> Result<AmortisedPosterior> {
+        check_observation_count(&self.settings, &observed)?;
+        if observed.width != self.observed.width {
+            return Err(Error::event_file(
+                &observed.source,
+                format!(
+                    "observations of {} values; expected {} (the width the models were \
+                     checked against)",
+                    observed.width, self.observed.width
+                ),
+            ));
+        }
+        Ok(AmortisedPosterior {
+            priors: self.priors.clone(),
+            observed,
+            settings: self.settings.clone(),
+            members: Arc::clone(&self.members),
         })
     }
 
@@ -154,7 +169,7 @@ impl AmortisedPosterior {
     pub fn log_model(&self, thetas: &[Vec<f32>]) -> Result<Vec<f64>> {
         let rows = thetas.len() * self.observed.rows;
         let mut per_member = Vec::with_capacity(self.members.len());
-        for member in &self.members {
+        for member in self.members.iter() {
             per_member.push(self.run_member(member, thetas, rows)?);
         }
         let n_members = self.members.len() as f64;
@@ -304,6 +319,21 @@ impl LogDensity for AmortisedPosterior {
     fn support(&self) -> Vec<(f64, f64)> {
         self.priors.support()
     }
+}
+
+/// An `npe` network gives q(θ|x) for one x: several observations are refused.
+fn check_observation_count(settings: &EstimatorSettings, observed: &Observations) -> Result<()> {
+    if matches!(settings.kind, EstimatorKind::Npe) && observed.rows != 1 {
+        return Err(Error::event_file(
+            &observed.source,
+            format!(
+                "holds {} observations, but an `npe` estimator gives q(θ|x) for one x; \
+                 expected a single observation (use `nle` or `nre` for several)",
+                observed.rows
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Checks a member's inputs (names, float32, widths of x and θ) and output; returns the

@@ -114,7 +114,9 @@ fn start_rng(seed: u64, chain: u64) -> ChaCha8Rng {
     keyed_stream(seed, chain, 1)
 }
 
-fn keyed_stream(seed: u64, chain: u64, purpose: u64) -> ChaCha8Rng {
+/// A ChaCha8 stream keyed by (seed, index, purpose): independent streams for every chain,
+/// coverage pair and use, whatever order threads take them in.
+pub(crate) fn keyed_stream(seed: u64, chain: u64, purpose: u64) -> ChaCha8Rng {
     let mut key = [0u8; 32];
     key[..8].copy_from_slice(&seed.to_le_bytes());
     key[8..16].copy_from_slice(&chain.to_le_bytes());

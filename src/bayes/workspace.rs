@@ -223,18 +223,31 @@ impl PosteriorWorkspace {
     /// observations and `extra` (the sampler settings), hashed.
     pub fn fingerprint(&self, observed: &Observations, extra: &str) -> Result<String> {
         let mut hasher = blake3::Hasher::new();
-        hasher.update(self.text.as_bytes());
-        for model in &self.models {
-            let bytes = std::fs::read(model)
-                .map_err(|e| Error::model(model, format!("cannot read: {e}")))?;
-            hasher.update(blake3::hash(&bytes).as_bytes());
-        }
+        self.hash_model(&mut hasher)?;
         for v in &observed.values {
             hasher.update(&v.to_le_bytes());
         }
         hasher.update(&(observed.width as u64).to_le_bytes());
         hasher.update(extra.as_bytes());
         Ok(hasher.finalize().to_hex().to_string())
+    }
+
+    /// What the posterior of any observation depends on: the workspace text and the model
+    /// bytes, hashed (the fingerprint of a coverage test's shards).
+    pub fn model_fingerprint(&self) -> Result<String> {
+        let mut hasher = blake3::Hasher::new();
+        self.hash_model(&mut hasher)?;
+        Ok(hasher.finalize().to_hex().to_string())
+    }
+
+    fn hash_model(&self, hasher: &mut blake3::Hasher) -> Result<()> {
+        hasher.update(self.text.as_bytes());
+        for model in &self.models {
+            let bytes = std::fs::read(model)
+                .map_err(|e| Error::model(model, format!("cannot read: {e}")))?;
+            hasher.update(blake3::hash(&bytes).as_bytes());
+        }
+        Ok(())
     }
 }
 

@@ -2,7 +2,7 @@
 //! limits, discovery significance), pseudo-experiments and the Neyman construction.
 
 pub mod construction;
-mod h5;
+pub(crate) mod h5;
 pub mod hypotest;
 pub mod limit;
 pub mod neyman;

@@ -9,6 +9,7 @@ use plotters::style::FontStyle;
 
 pub mod brazil;
 pub mod corner;
+pub mod coverage_bayes;
 pub mod diagnostics;
 pub mod region;
 
