@@ -9,7 +9,7 @@ networks see it):
 each with the attribute `parameters` (the priors' names, JSON) and `generator`.
 
 Wrong models (the exact ln r of models/linear_gaussian_nre.onnx, altered in the graph):
-  models/linear_gaussian_nre_overconfident.onnx   3 · ln r: the posterior ∝ p(θ) r³ is too narrow
+  models/linear_gaussian_nre_overconfident.onnx   10 · ln r: the posterior ∝ p(θ) r¹⁰ is √10 too narrow
   models/linear_gaussian_nre_biased.onnx          ln r(x, θ − δ), δ = (0.5, 0, 0, 0): shifted
 with the workspaces linear_gaussian_overconfident.yaml and linear_gaussian_biased.yaml.
 
@@ -33,7 +33,7 @@ from onnx_toy_models import session
 
 SEED = 20261218
 PAIRS, MIXTURE_PAIRS = 200, 100
-OVERCONFIDENCE = 3.0
+OVERCONFIDENCE = 10.0
 BIAS = [0.5, 0.0, 0.0, 0.0]
 
 WORKSPACE = """# {what} (validation/make_nre_test_pairs.py): `nsbi coverage-bayes` must reject it.

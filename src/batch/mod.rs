@@ -6,6 +6,9 @@
 //! it missing. Ratios: shard i runs `nsbi ratios W --cache-dir C --shard i/N`, which writes its
 //! event range of every incomplete cache entry as a part into the cache (atomically, skipping
 //! parts already there); the next command that reads the cache assembles the parts.
+//! Coverage of a posterior: shard i runs `nsbi coverage-bayes … --shard i/N --out
+//! DIR/shard_i.h5` over its range of test pairs; `nsbi coverage-bayes … --merge DIR` checks and
+//! merges the records and runs the tests.
 
 use std::path::{Path, PathBuf};
 
@@ -42,6 +45,10 @@ pub enum Task {
     Toys,
     /// Parts of ratio cache entries, assembled by the next command that reads the cache.
     Ratios,
+    /// Records of `nsbi coverage-bayes` shards `shard_i.h5`, merged and tested by the
+    /// manifest's result command (`nsbi coverage-bayes … --merge DIR`).
+    #[serde(rename = "coverage_bayes")]
+    CoverageBayes,
 }
 
 /// What `nsbi batch` writes beside the submission, and `nsbi merge DIR` reads.
@@ -97,7 +104,7 @@ impl Manifest {
         words.extend(self.toys_arguments.iter().cloned());
         words.push("--shard".into());
         words.push(format!("{i}/{}", self.shards));
-        if self.task == Task::Toys {
+        if self.task != Task::Ratios {
             words.push("--out".into());
             words.push(Manifest::shard_file(dir, i).display().to_string());
         }
@@ -215,6 +222,13 @@ pub fn write_submission(
             "ratios",
             "any command that reads the cache assembles the parts".to_string(),
         ),
+        Task::CoverageBayes => (
+            "coverage-bayes",
+            format!(
+                "then merge and test with\n#   {}",
+                manifest.result_command().unwrap_or_default()
+            ),
+        ),
     };
     let (name, text) = match scheduler {
         Scheduler::Slurm => {
@@ -244,7 +258,7 @@ pub fn write_submission(
             let mut args: Vec<String> = manifest.toys_arguments.clone();
             args.push("--shard".into());
             args.push(format!("$(Process)/{n}"));
-            if manifest.task == Task::Toys {
+            if manifest.task != Task::Ratios {
                 args.push("--out".into());
                 args.push(dir.join("shard_$(Process).h5").display().to_string());
             }

@@ -15,6 +15,7 @@ use super::hypotest::{
     limit_range, test_setup, HypotestArgs, LimitArgs, SignificanceArgs, TestArgs,
 };
 use super::neyman::ToyPlanArgs;
+use super::posterior::CoverageBayesArgs;
 use super::{absolute, CacheArgs};
 
 #[derive(clap::Args)]
@@ -54,6 +55,8 @@ pub enum BatchTest {
     Limit(LimitArgs),
     /// The toys of `nsbi significance` (same options).
     Significance(SignificanceArgs),
+    /// The pairs of `nsbi coverage-bayes` (same options), sharded over the test file.
+    CoverageBayes(Box<CoverageBayesArgs>),
 }
 
 pub fn run_batch(args: &BatchArgs) -> anyhow::Result<()> {
@@ -61,6 +64,9 @@ pub fn run_batch(args: &BatchArgs) -> anyhow::Result<()> {
         anyhow::bail!("--shards must be at least 1");
     }
     if let Some(test) = &args.test {
+        if let BatchTest::CoverageBayes(coverage) = test {
+            return run_batch_coverage_bayes(args, coverage);
+        }
         return run_batch_test(args, test);
     }
     let Some(plan_args) = &args.plan else {
@@ -186,6 +192,9 @@ fn run_batch_test(args: &BatchArgs, test: &BatchTest) -> anyhow::Result<()> {
         BatchTest::Hypotest(a) => ("hypotest", &a.common, a.test_stat.as_str(), a.signal),
         BatchTest::Limit(a) => ("limit", &a.common, a.test_stat.as_str(), 1.0),
         BatchTest::Significance(a) => ("significance", &a.common, "q0", a.signal),
+        BatchTest::CoverageBayes(_) => {
+            unreachable!("run_batch sends it to run_batch_coverage_bayes")
+        }
     };
     if common.calculator != "toys" {
         anyhow::bail!(
@@ -219,6 +228,9 @@ fn run_batch_test(args: &BatchArgs, test: &BatchTest) -> anyhow::Result<()> {
             options.extend(["--value".to_string(), a.value.to_string()]);
             options.extend(["--signal".to_string(), a.signal.to_string()]);
             vec![a.value]
+        }
+        BatchTest::CoverageBayes(_) => {
+            unreachable!("run_batch sends it to run_batch_coverage_bayes")
         }
     };
     check_test(&analysis, &settings, &tested)?;
@@ -259,6 +271,27 @@ fn run_batch_test(args: &BatchArgs, test: &BatchTest) -> anyhow::Result<()> {
         "{} shards of {} {command} toys: submission {}, manifest {}",
         args.shards,
         plan.n_jobs(),
+        submission.display(),
+        dir.join("manifest.json").display()
+    );
+    Ok(())
+}
+
+/// `nsbi batch slurm|condor coverage-bayes WS --test F …`: shard i samples its range of the
+/// test pairs (`--shard i/N --out DIR/shard_i.h5`); the manifest's result command merges them
+/// and runs TARP and SBC. The workspace, the test file and the settings are checked here.
+fn run_batch_coverage_bayes(args: &BatchArgs, coverage: &CoverageBayesArgs) -> anyhow::Result<()> {
+    let dir = absolute(batch_dir(args)?);
+    let pairs = coverage.check_for_batch()?;
+    let (arguments, result) = coverage.batch_arguments(&dir);
+    let mut manifest =
+        nsbi::batch::Manifest::new(&std::env::current_exe()?, arguments, args.shards);
+    manifest.task = nsbi::batch::Task::CoverageBayes;
+    manifest.result_arguments = result;
+    let submission = nsbi::batch::write_submission(&dir, args.scheduler, manifest)?;
+    println!(
+        "{} shards over {pairs} test pairs: submission {}, manifest {}",
+        args.shards,
         submission.display(),
         dir.join("manifest.json").display()
     );

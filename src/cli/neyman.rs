@@ -218,7 +218,15 @@ pub fn run_merge(args: &MergeArgs) -> anyhow::Result<()> {
     for input in &args.inputs {
         // A batch folder: its manifest says which shard files must be there.
         if input.join("manifest.json").is_file() {
-            paths.extend(nsbi::batch::Manifest::read(input)?.shard_files(input)?);
+            let manifest = nsbi::batch::Manifest::read(input)?;
+            if manifest.task == nsbi::batch::Task::CoverageBayes {
+                anyhow::bail!(
+                    "{} holds coverage-bayes shards: merge and test them with\n  {}",
+                    input.display(),
+                    manifest.result_command().unwrap_or_default()
+                );
+            }
+            paths.extend(manifest.shard_files(input)?);
         } else {
             paths.extend(run::toy_paths(&[input.display().to_string()])?);
         }

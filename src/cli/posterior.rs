@@ -4,16 +4,16 @@
 
 use std::path::PathBuf;
 
-use nsbi::bayes::run::{
-    run_posterior, write_posterior, PosteriorOutputs, PosteriorReport, ProposalRequest,
-};
 use nsbi::bayes::coverage::{
     files, stage_outputs, summarise, CoverageBayesResult, CoverageSettings, CoverageSetup,
     References,
 };
+use nsbi::bayes::run::{
+    run_posterior, write_posterior, PosteriorOutputs, PosteriorReport, ProposalRequest,
+};
 use nsbi::bayes::SamplerSettings;
 
-use super::{print_warnings, set_threads};
+use super::{absolute, print_warnings, set_threads};
 
 #[derive(clap::Args)]
 pub struct PosteriorArgs {
@@ -227,6 +227,70 @@ impl CoverageBayesArgs {
             bootstrap: self.bootstrap,
             threshold: self.threshold,
         }
+    }
+}
+
+impl CoverageBayesArgs {
+    /// For `nsbi batch`: refuses options the farm sets itself, and opens the workspace and the
+    /// test file as a shard would; returns the number of pairs.
+    pub fn check_for_batch(&self) -> anyhow::Result<usize> {
+        if self.shard.is_some() || self.out.is_some() || !self.merge.is_empty() {
+            anyhow::bail!("nsbi batch coverage-bayes sets --shard, --out and --merge itself");
+        }
+        let setup = CoverageSetup::open(&self.workspace, &self.test, self.pairs, &self.settings())?;
+        Ok(setup.run.pairs)
+    }
+
+    /// The arguments every shard shares, and those of the merge (JSON and plots into `dir`
+    /// unless --json and --plot say otherwise).
+    pub fn batch_arguments(&self, dir: &std::path::Path) -> (Vec<String>, Vec<String>) {
+        let s = self.settings();
+        let mut shared = vec![
+            "coverage-bayes".to_string(),
+            absolute(&self.workspace).display().to_string(),
+            "--test".into(),
+            absolute(&self.test).display().to_string(),
+        ];
+        if let Some(n) = self.pairs {
+            shared.extend(["--pairs".to_string(), n.to_string()]);
+        }
+        let references = match s.references {
+            References::Prior => "prior",
+            References::Box => "box",
+        };
+        for (flag, value) in [
+            ("--chains", s.chains.to_string()),
+            ("--warmup", s.warmup.to_string()),
+            ("--draws", s.draws.to_string()),
+            ("--seed", s.seed.to_string()),
+            ("--target-accept", s.target_accept.to_string()),
+            ("--references", references.to_string()),
+            ("--sbc-draws", s.sbc_draws.to_string()),
+            ("--sbc-bins", s.sbc_bins.to_string()),
+            ("--tarp-bins", s.tarp_bins.to_string()),
+            ("--bootstrap", s.bootstrap.to_string()),
+            ("--threshold", s.threshold.to_string()),
+        ] {
+            shared.extend([flag.to_string(), value]);
+        }
+        let mut result = shared.clone();
+        let json = self
+            .json
+            .as_deref()
+            .map_or_else(|| dir.join("coverage_bayes.json"), absolute);
+        let plot = self
+            .plot
+            .as_deref()
+            .map_or_else(|| dir.join("coverage"), absolute);
+        result.extend([
+            "--merge".to_string(),
+            dir.display().to_string(),
+            "--json".into(),
+            json.display().to_string(),
+            "--plot".into(),
+            plot.display().to_string(),
+        ]);
+        (shared, result)
     }
 }
 

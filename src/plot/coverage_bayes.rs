@@ -31,7 +31,12 @@ pub fn tarp(
     write_png_and_svg(
         outputs,
         stem,
-        |tmp| draw_tarp(BitMapBackend::new(tmp, (700, 650)).into_drawing_area(), result),
+        |tmp| {
+            draw_tarp(
+                BitMapBackend::new(tmp, (700, 650)).into_drawing_area(),
+                result,
+            )
+        },
         |tmp| draw_tarp(SVGBackend::new(tmp, (700, 650)).into_drawing_area(), result),
     )
 }
@@ -159,7 +164,10 @@ where
     let width = ranks / r.sbc.bins as f64;
     let [low, high] = r.sbc.band_99;
     let top = p.histogram.iter().copied().max().unwrap_or(0).max(high) as f64 * 1.15;
-    let caption = format!("{}: χ² = {:.1}/{}, p = {:.2e}", p.name, p.chi2, p.ndf, p.p_value);
+    let caption = format!(
+        "{}: χ² = {:.1}/{}, p = {:.2e}",
+        p.name, p.chi2, p.ndf, p.p_value
+    );
     let mut chart = ChartBuilder::on(panel)
         .caption(caption, ("sans-serif", 14))
         .margin(8)

@@ -87,9 +87,9 @@ fn write_records(out: &ToyWriter, records: &[PairRecord], dim: usize) -> Result<
 /// Reads a shard file: its header and records, checked for consistent lengths.
 pub fn read_shard(path: &Path) -> Result<(ShardHeader, Vec<PairRecord>)> {
     let file = ToyReader::open(path)?;
-    let plan = file.plan().map_err(|_| {
-        file.error("not an nsbi coverage-bayes shard (no 'plan' attribute)".into())
-    })?;
+    let plan = file
+        .plan()
+        .map_err(|_| file.error("not an nsbi coverage-bayes shard (no 'plan' attribute)".into()))?;
     let value: serde_json::Value = serde_json::from_str(&plan)
         .map_err(|e| file.error(format!("unreadable 'plan' attribute: {e}")))?;
     let format = value["format"].as_str().unwrap_or("(none)");
@@ -135,7 +135,9 @@ pub fn read_shard(path: &Path) -> Result<(ShardHeader, Vec<PairRecord>)> {
 /// the pair found twice, or the shards whose files are missing.
 pub fn merge_shards(run: &CoverageRun, paths: &[PathBuf]) -> Result<Vec<PairRecord>> {
     if paths.is_empty() {
-        return Err(Error::Analysis("no coverage-bayes shard files to merge".into()));
+        return Err(Error::Analysis(
+            "no coverage-bayes shard files to merge".into(),
+        ));
     }
     let mut slots: Vec<Option<PairRecord>> = vec![None; run.pairs];
     let mut count = 1;
@@ -156,7 +158,10 @@ pub fn merge_shards(run: &CoverageRun, paths: &[PathBuf]) -> Result<Vec<PairReco
             let slot = slots.get_mut(r.pair).ok_or_else(|| {
                 Error::event_file(
                     path,
-                    format!("pair {} lies outside the test's {} pairs", r.pair, run.pairs),
+                    format!(
+                        "pair {} lies outside the test's {} pairs",
+                        r.pair, run.pairs
+                    ),
                 )
             })?;
             if slot.replace(r.clone()).is_some() {
@@ -201,11 +206,9 @@ pub fn write_draws(
             .iter()
             .flat_map(|d| d.samples.values.iter().copied())
             .collect();
-        let samples = ndarray::Array4::from_shape_vec(
-            (draws.len(), s.chains, s.draws as usize, dim),
-            values,
-        )
-        .map_err(|e| Error::Analysis(format!("coverage draws: {e}")))?;
+        let samples =
+            ndarray::Array4::from_shape_vec((draws.len(), s.chains, s.draws as usize, dim), values)
+                .map_err(|e| Error::Analysis(format!("coverage draws: {e}")))?;
         out.file
             .new_dataset_builder()
             .with_data(&samples)
@@ -217,7 +220,11 @@ pub fn write_draws(
             .map(|r| setup.pairs.theta_star(r.pair))
             .collect();
         out.matrix("theta_star", dim, theta.into_iter())?;
-        out.matrix("references", dim, draws.iter().map(|d| d.reference.as_slice()))?;
+        out.matrix(
+            "references",
+            dim,
+            draws.iter().map(|d| d.reference.as_slice()),
+        )?;
         out.column("low", &setup.normalisation.low)?;
         out.column("high", &setup.normalisation.high)?;
         let text = |s: String| {

@@ -46,8 +46,7 @@ impl TestPairs {
         if !path.is_file() {
             return Err(fail("test file not found".into()));
         }
-        let file =
-            hdf5::File::open(path).map_err(|e| fail(format!("cannot open as HDF5: {e}")))?;
+        let file = hdf5::File::open(path).map_err(|e| fail(format!("cannot open as HDF5: {e}")))?;
         check_parameter_names(&file, priors).map_err(&fail)?;
         let (theta, theta_shape) = read_dataset(&file, THETA, "[n, len(θ)]").map_err(&fail)?;
         let dim = priors.dim();
@@ -130,7 +129,10 @@ impl TestPairs {
         if n == 0 || n > self.n {
             return Err(Error::event_file(
                 &self.path,
-                format!("--pairs {n}: the file holds {} pairs; expected 1 to {}", self.n, self.n),
+                format!(
+                    "--pairs {n}: the file holds {} pairs; expected 1 to {}",
+                    self.n, self.n
+                ),
             ));
         }
         self.theta.truncate(n * self.dim);
@@ -220,9 +222,8 @@ fn check_parameter_names(file: &hdf5::File, priors: &Priors) -> std::result::Res
     let text: VarLenUnicode = attr
         .read_scalar()
         .map_err(|e| format!("attribute `parameters` cannot be read as text: {e}"))?;
-    let names: Vec<String> = serde_json::from_str(text.as_str()).map_err(|e| {
-        format!("attribute `parameters` is not a JSON list of names ({e}): {text}")
-    })?;
+    let names: Vec<String> = serde_json::from_str(text.as_str())
+        .map_err(|e| format!("attribute `parameters` is not a JSON list of names ({e}): {text}"))?;
     if names != priors.names {
         return Err(format!(
             "attribute `parameters` lists {names:?}; the workspace's priors are {:?} (θ* columns \

@@ -43,12 +43,18 @@ pub fn chi2_uniform(counts: &[u64]) -> (f64, usize, f64) {
 }
 
 /// The central `level` interval of one bin's count under uniform ranks, Binomial(n, 1/bins):
-/// the grey band of the rank histograms.
+/// the grey band of the rank histograms. (The smallest counts whose CDF reaches each tail
+/// probability, found by walking the CDF: statrs's own `inverse_cdf` fails for small n.)
 pub fn count_band(pairs: usize, bins: usize, level: f64) -> (u64, u64) {
     let binomial = statrs::distribution::Binomial::new(1.0 / bins as f64, pairs as u64)
         .expect("a probability in (0, 1] gives a valid binomial");
     let tail = (1.0 - level) / 2.0;
-    (binomial.inverse_cdf(tail), binomial.inverse_cdf(1.0 - tail))
+    let quantile = |p: f64| {
+        (0..=pairs as u64)
+            .find(|&k| binomial.cdf(k) >= p)
+            .unwrap_or(pairs as u64)
+    };
+    (quantile(tail), quantile(1.0 - tail))
 }
 
 #[cfg(test)]
@@ -69,5 +75,12 @@ mod tests {
         let (chi2, ndf, p) = chi2_uniform(&[5, 5, 5, 5]);
         assert_eq!((chi2, ndf), (0.0, 3));
         assert!((p - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_count_band_holds_the_binomial_quantiles() {
+        // scipy.stats.binom(200, 0.1).ppf([0.005, 0.995]) = [10, 32]; binom(12, 0.1): [0, 4].
+        assert_eq!(count_band(200, 10, 0.99), (10, 32));
+        assert_eq!(count_band(12, 10, 0.99), (0, 4));
     }
 }

@@ -180,7 +180,11 @@ mod tests {
             (1.36, 0.049_485_876_755_377_876),
             (2.0, 0.000_670_925_255_779_695_3),
         ] {
-            assert!((kolmogorov_sf(x) - p).abs() < 1e-12, "{x}: {}", kolmogorov_sf(x));
+            assert!(
+                (kolmogorov_sf(x) - p).abs() < 1e-12,
+                "{x}: {}",
+                kolmogorov_sf(x)
+            );
         }
     }
 }
