@@ -113,7 +113,7 @@ impl CoverageSettings {
                 self.sbc_draws
             ));
         }
-        if self.sbc_bins < 2 || (self.sbc_draws + 1) % self.sbc_bins != 0 {
+        if self.sbc_bins < 2 || !(self.sbc_draws + 1).is_multiple_of(self.sbc_bins) {
             return fail(format!(
                 "--sbc-bins {} must be at least 2 and divide --sbc-draws + 1 = {} (each bin \
                  holds the same number of possible ranks)",
