@@ -26,7 +26,8 @@ pub struct BatchArgs {
     scheduler: nsbi::batch::Scheduler,
     /// A hypothesis test whose toy calculator's toys the shards make (instead of a
     /// Neyman construction's toy plan): `nsbi batch slurm hypotest WS --value 1 --calculator
-    /// toys --toys N --shards K --dir DIR`.
+    /// toys --toys N --shards K --dir DIR`; or a posterior's coverage test over its test pairs:
+    /// `nsbi batch slurm coverage-bayes WS --test F.h5 --shards K --dir DIR`.
     #[command(subcommand)]
     test: Option<BatchTest>,
     /// The workspace YAML file.
@@ -46,7 +47,8 @@ pub struct BatchArgs {
     cache: CacheArgs,
 }
 
-/// A hypothesis test whose toys a farm makes (`nsbi batch slurm|condor hypotest|limit|significance`).
+/// A hypothesis test whose toys a farm makes (`nsbi batch slurm|condor hypotest|limit|significance`),
+/// or a posterior's coverage test whose pairs it samples (`… coverage-bayes`).
 #[derive(clap::Subcommand)]
 pub enum BatchTest {
     /// The toys of `nsbi hypotest` (same options).
