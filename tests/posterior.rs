@@ -139,6 +139,25 @@ fn exact_nle_with_two_inputs_gives_the_same_posterior() {
     assert_eq!(run.report.estimator, "nle");
 }
 
+/// The 5-parameter exact NRE of the ESS/s benchmark (validation/bench_posterior.py): its
+/// posterior is truth.json's `linear_gaussian_5d`.
+#[test]
+fn exact_nre_in_five_parameters_gives_the_analytic_posterior() {
+    let run = run_posterior(
+        &toy().join("linear_gaussian_5d.yaml"),
+        None,
+        &settings(4, 1000, 5),
+    )
+    .unwrap();
+    check_converged(&run);
+    let lg = &truth()["linear_gaussian_5d"];
+    let mean: Vec<f64> = serde_json::from_value(lg["posterior_mean"].clone()).unwrap();
+    let cov: Vec<Vec<f64>> = serde_json::from_value(lg["posterior_cov"].clone()).unwrap();
+    assert_eq!(run.samples.dim, 5);
+    let worst = gaussian_pulls(&run.samples, &mean, &cov);
+    eprintln!("exact 5-D NRE: largest deviation {worst:.2} MC errors");
+}
+
 /// The seed-004 mixture from its exact ONNX likelihood and 12 events: E[θ²] and E[|θ|] of the
 /// bimodal posterior equal quadrature's within Monte-Carlo error, both modes visited.
 #[test]
