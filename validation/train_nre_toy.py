@@ -18,14 +18,15 @@ Writes into workspaces/nre_toy:
                                            what `nsbi posterior` finds on trained_nre.yaml)
 
 Deterministic: one simulation bank from SEED, each member its own negative pairing, bootstrap
-and MLP initialisation from SeedSequence(SEED, spawn_key=(member,)), BLAS on one thread. About
-a minute per member on one core.
+and MLP initialisation from SeedSequence(SEED, spawn_key=(member,)), BLAS on one thread: the
+same bytes on a rerun. About 30 CPU seconds per member.
 
 Usage: .venv/bin/python validation/train_nre_toy.py [--out workspaces/nre_toy]
 """
 
 import argparse
 import json
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -36,8 +37,6 @@ import onnx.utils
 from onnx import helper
 from scipy import stats
 from threadpoolctl import threadpool_limits
-
-import sys
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from onnx_toy_models import ONNX_IR_VERSION, ONNX_OPSET, session  # noqa: E402
