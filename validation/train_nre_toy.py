@@ -200,7 +200,6 @@ def linear_gaussian(out, lg):
         "members": N_MEMBERS,
         "mlp": MLP_CONFIG,
         "train_loss": losses,
-        "train_cpu_seconds": round(train_seconds),
         "log_ratio_rms_error_on_joint_pairs": {"ensemble": rms(ens - exact), "members": [rms(m - exact) for m in members]},
         "posterior_by_importance_sampling": moments,
         "mean_minus_analytic_in_analytic_sd": pulls.tolist(),
@@ -256,7 +255,6 @@ def mixture(out, m):
         "members": N_MEMBERS,
         "mlp": MIXTURE_MLP,
         "train_loss": losses,
-        "train_cpu_seconds": round(train_seconds),
         "posterior_by_quadrature": q,
         # Differences in posterior standard deviations of θ² and |θ|.
         "E_theta2_minus_exact_in_sd": (q["E_theta2"] - exact["E_theta2"]) / np.sqrt(exact["Var_theta2"]),
