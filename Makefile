@@ -3,7 +3,7 @@
 WORKSPACE ?= workspaces/offshell_toy/workspace.yaml
 CARGO ?= cargo
 
-.PHONY: setup demo test python-test bench bench-scale bench-roofit bench-pyhf bench-pyhf-jax bench-hypotest hypotest-fixtures fixtures
+.PHONY: setup demo test python-test bench bench-scale bench-roofit bench-pyhf bench-pyhf-jax bench-hypotest bench-posterior hypotest-fixtures fixtures
 
 setup:
 	bash .ci/setup.sh
@@ -103,3 +103,13 @@ bench-roofit:
 	$(PEERS_VENV)/bin/python validation/bench_toys_roofit.py --inputs target/roofit/inputs.h5 \
 		--nsbi target/release/nsbi --workspace workspaces/offshell_toy/workspace_exact.yaml \
 		--toys $(ROOFIT_TOYS) --nsbi-toys $(NSBI_TOYS) --out target/roofit/summary.json
+
+# ESS/s of `nsbi posterior` against numpyro's NUTS on the 5-parameter exact linear-Gaussian NRE,
+# one core (issue 18). jax and numpyro go into the opt-in peers venv, never the default one.
+bench-posterior:
+	$(CARGO) build --release --quiet
+	test -x $(PEERS_VENV)/bin/python || python3 -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -c "import numpyro, arviz, h5py" 2>/dev/null || \
+		$(PEERS_VENV)/bin/pip install -q jax==0.10.2 jaxlib==0.10.2 numpyro==0.22.0 arviz==0.23.4 h5py numpy
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE taskset -c 0 $(PEERS_VENV)/bin/python \
+		validation/bench_posterior.py --nsbi target/release/nsbi --out target/bench_posterior.json
