@@ -3,7 +3,7 @@
 WORKSPACE ?= workspaces/offshell_toy/workspace.yaml
 CARGO ?= cargo
 
-.PHONY: setup demo test python-test bench bench-scale bench-roofit bench-pyhf bench-hypotest hypotest-fixtures fixtures
+.PHONY: setup demo test python-test bench bench-scale bench-roofit bench-pyhf bench-pyhf-jax bench-hypotest bench-posterior hypotest-fixtures fixtures
 
 setup:
 	bash .ci/setup.sh
@@ -47,6 +47,17 @@ BENCH_PYHF_TOYS ?= 2
 bench-pyhf: setup
 	$(CARGO) build --release --quiet --example binned_bench
 	.venv/bin/python validation/bench_pyhf.py --toys $(BENCH_PYHF_TOYS)
+
+# The same against pyhf's jax backend (opt-in: installs jax into $(PEERS_VENV), never the
+# project's .venv); pinned to one core (XLA would use every core); fit times after a first,
+# compiling, fit. target/pyhf-bench/summary_jax.json.
+bench-pyhf-jax: setup
+	$(CARGO) build --release --quiet --example binned_bench
+	test -x $(PEERS_VENV)/bin/python || python3 -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -c "import pyhf, jax, iminuit" 2>/dev/null || \
+		$(PEERS_VENV)/bin/pip install -q pyhf==0.7.6 iminuit jax
+	taskset -c 0 $(PEERS_VENV)/bin/python validation/bench_pyhf.py --backend jax --toys $(BENCH_PYHF_TOYS) \
+		--out target/pyhf-bench/summary_jax.json
 
 # Toy-based hypothesis tests against pyhf's ToyCalculator (issue 15): `nsbi hypotest --calculator
 # toys` and pyhf 0.7.6 on a small model (BENCH_HYPOTEST_TOYS toys per hypothesis, both) and on the
@@ -92,3 +103,13 @@ bench-roofit:
 	$(PEERS_VENV)/bin/python validation/bench_toys_roofit.py --inputs target/roofit/inputs.h5 \
 		--nsbi target/release/nsbi --workspace workspaces/offshell_toy/workspace_exact.yaml \
 		--toys $(ROOFIT_TOYS) --nsbi-toys $(NSBI_TOYS) --out target/roofit/summary.json
+
+# ESS/s of `nsbi posterior` against numpyro's NUTS on the 5-parameter exact linear-Gaussian NRE,
+# one core (issue 18). jax and numpyro go into the opt-in peers venv, never the default one.
+bench-posterior:
+	$(CARGO) build --release --quiet
+	test -x $(PEERS_VENV)/bin/python || python3 -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -c "import numpyro, arviz, h5py" 2>/dev/null || \
+		$(PEERS_VENV)/bin/pip install -q jax==0.10.2 jaxlib==0.10.2 numpyro==0.22.0 arviz==0.23.4 h5py numpy
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE taskset -c 0 $(PEERS_VENV)/bin/python \
+		validation/bench_posterior.py --nsbi target/release/nsbi --out target/bench_posterior.json

@@ -343,6 +343,36 @@ fn binned_modifier_settings_that_disagree_are_refused_with_their_place() {
 }
 
 #[test]
+fn channel_names_and_parameter_use_are_checked_across_kinds() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = control_regions_with(dir.path(), &[("  - name: CR_high", "  - name: SR")]);
+    let run = nsbi(&["validate", ws.to_str().unwrap()]);
+    common::assert_refused(&run, &["channel 'SR' is declared twice"]);
+
+    let free = "  - {name: k_other, init: 1.0, bounds: [0.5, 2.0], constraint: none}\n";
+    let ws = control_regions_with(
+        dir.path(),
+        &[("  - {name: mu_B,", &format!("{free}  - {{name: mu_B,"))],
+    );
+    let run = nsbi(&["validate", ws.to_str().unwrap()]);
+    common::assert_refused(&run, &["k_other", "no coefficient or systematic uses it"]);
+
+    // Used by a binned sample's coefficient only: a parameter like any other.
+    let ws = control_regions_with(
+        dir.path(),
+        &[
+            ("  - {name: mu_B,", &format!("{free}  - {{name: mu_B,")),
+            (
+                "      - name: other\n        yields: [60.0, 50.0, 40.0, 30.0]",
+                "      - name: other\n        coefficient: k_other\n        yields: [60.0, 50.0, 40.0, 30.0]",
+            ),
+        ],
+    );
+    let run = nsbi(&["validate", ws.to_str().unwrap()]);
+    assert!(run.status.success(), "{}", stderr(&run));
+}
+
+#[test]
 fn nsbi_scan_of_an_imported_workspace_equals_pyhf_profile_scan() {
     let path = binned_fixtures().join("scan_reference.json");
     let reference: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();

@@ -3,14 +3,17 @@ run, each on one core (`make bench-pyhf`).
 
     bench_pyhf.py [--workspace target/pyhf-bench/workspace.json]
                   [--nsbi target/release/examples/binned_bench] [--toys 2] [--nsbi-toys 200]
-                  [--out target/pyhf-bench/summary.json]
+                  [--out target/pyhf-bench/summary.json] [--backend numpy|jax]
 
 The workspace is written by `validation/make_pyhf_workspace.py` when missing. pyhf 0.7.6 with
-the numpy backend and the minuit optimizer (iminuit), at its defaults (tolerance 0.1, strategy
+the numpy backend (or jax: `--backend jax`, `make bench-pyhf-jax`) and the minuit optimizer
+(iminuit), at its defaults (tolerance 0.1, strategy
 1 without a gradient, Hesse after Migrad: what `pyhf.infer.mle.fit` does); numpy without
 OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE and with one BLAS thread. Measured:
   - one NLL evaluation (`model.logpdf`); pyhf's numpy backend has no gradient, so Minuit
-    differentiates numerically: its evaluations per fit are reported;
+    differentiates numerically: its evaluations per fit are reported (with jax, Minuit gets
+    jax's gradient, and the times are after a first, compiling, fit: the time that first fit
+    took is reported apart);
   - the full MLE fit of the observed data with uncertainties;
   - toys: `model.make_pdf(init).sample()` then the fit, per toy (sample + fit).
 nsbi's side runs `examples/binned_bench.rs`: the binned engine alone (NLL value, + gradient,
@@ -58,7 +61,6 @@ def seconds_per_call(f, budget=1.0):
 
 
 def pyhf_fit(model, data, init=None):
-    pyhf.set_backend("numpy", pyhf.optimize.minuit_optimizer())
     start = time.perf_counter()
     bestfit, result = pyhf.infer.mle.fit(
         data, model, init_pars=init, return_uncertainties=True, return_result_obj=True
@@ -66,10 +68,10 @@ def pyhf_fit(model, data, init=None):
     return time.perf_counter() - start, bestfit, result
 
 
-def polish(model, data, start):
+def polish(model, logpdf, data, start):
     """Minuit from `start` with a tight tolerance (no Hesse): the minimum to compare with."""
     def twice_nll(x):
-        return -2.0 * float(model.logpdf(np.asarray(x), data)[0])
+        return -2.0 * float(logpdf(pyhf.tensorlib.astensor(x), data)[0])
 
     minuit = iminuit.Minuit(twice_nll, np.asarray(start, dtype=float), name=model.config.par_names)
     minuit.errordef = 1.0
@@ -100,7 +102,9 @@ def main():
     parser.add_argument("--toys", type=int, default=2, help="pyhf toys (each a full fit)")
     parser.add_argument("--nsbi-toys", type=int, default=200)
     parser.add_argument("--out", default=str(ROOT / "target/pyhf-bench/summary.json"))
+    parser.add_argument("--backend", choices=["numpy", "jax"], default="numpy")
     args = parser.parse_args()
+    pyhf.set_backend(args.backend, pyhf.optimize.minuit_optimizer())
 
     if not Path(args.workspace).exists():
         subprocess.run([sys.executable, str(ROOT / "validation/make_pyhf_workspace.py"), args.workspace], check=True)
@@ -111,9 +115,21 @@ def main():
     print(f"workspace: {len(model.config.channels)} channels, {model.config.nmaindata} bins, "
           f"{len(model.config.samples)} samples, {model.config.npars} parameters", flush=True)
 
-    logpdf_seconds = seconds_per_call(lambda: model.logpdf(init, data))
+    tensor_init, tensor_data = pyhf.tensorlib.astensor(init), pyhf.tensorlib.astensor(data)
+    logpdf = model.logpdf
+    if args.backend == "jax":  # pyhf jit-compiles the objective of its fits: time that
+        import jax
+        logpdf = jax.jit(model.logpdf)
+    logpdf_seconds = seconds_per_call(
+        lambda: pyhf.tensorlib.tolist(logpdf(tensor_init, tensor_data)))
     print(f"pyhf logpdf: {logpdf_seconds * 1e3:.3f} ms", flush=True)
-    fit_seconds, bestfit, result = pyhf_fit(model, data)
+    first_fit_seconds, bestfit, result = pyhf_fit(model, data)
+    if args.backend == "jax":  # the first fit compiled: time a second one
+        print(f"pyhf first (compiling) fit: {first_fit_seconds:.2f} s", flush=True)
+        fit_seconds, bestfit, result = pyhf_fit(model, data)
+    else:
+        fit_seconds = first_fit_seconds
+    bestfit = np.asarray(bestfit, dtype=float)
     print(f"pyhf fit: {fit_seconds:.2f} s, {result.nfev} evaluations, valid {result.minuit.valid}", flush=True)
 
     pdf = model.make_pdf(pyhf.tensorlib.astensor(init))
@@ -130,7 +146,7 @@ def main():
     pyhf_toy_seconds = float(np.mean(toy_times)) if toy_times else float("nan")
     print(f"pyhf toys: {pyhf_toy_seconds:.2f} s per toy ({args.toys} toys, {toy_failed} failed)", flush=True)
 
-    polished, polished_valid, polished_edm, polished_calls = polish(model, data, bestfit[:, 0])
+    polished, polished_valid, polished_edm, polished_calls = polish(model, logpdf, tensor_data, bestfit[:, 0])
     print(f"polished minuit fit: valid {polished_valid}, EDM {polished_edm:.2e}, {polished_calls} calls", flush=True)
 
     out = subprocess.run([args.nsbi, args.workspace, str(args.nsbi_toys), "14"], check=True,
@@ -159,9 +175,9 @@ def main():
             "samples": len(model.config.samples), "parameters": model.config.npars,
         },
         "pyhf": {
-            "version": pyhf.__version__, "backend": "numpy", "optimizer": "minuit (iminuit "
+            "version": pyhf.__version__, "backend": args.backend, "optimizer": "minuit (iminuit "
             + iminuit.__version__ + ", tolerance 0.1, strategy 1, Hesse)",
-            "nll_seconds": logpdf_seconds, "fit_seconds": fit_seconds,
+            "nll_seconds": logpdf_seconds, "fit_seconds": fit_seconds, "first_fit_seconds": first_fit_seconds,
             "fit_evaluations": int(result.nfev), "fit_in_nll_evaluations": fit_seconds / logpdf_seconds,
             "fit_nll": pyhf_nll, "toy_seconds": pyhf_toy_seconds, "toys": args.toys, "toys_failed": toy_failed,
         },
@@ -205,9 +221,10 @@ def main():
     w = summary["workspace"]
     g, gf = general, general_fit
     print(f"\n{w['channels']} channels, {w['bins']} bins, {w['samples']} samples, {w['parameters']} parameters; one core each, same run")
-    print(f"{'':34s}{'pyhf (numpy, minuit)':>22s}{'nsbi':>14s}{'ratio':>10s}   (nsbi through the general likelihood)")
+    print(f"{'':34s}{f'pyhf ({args.backend}, minuit)':>22s}{'nsbi':>14s}{'ratio':>10s}   (nsbi through the general likelihood)")
     print(f"{'NLL value':34s}{logpdf_seconds * 1e3:>19.3f} ms{g['nll_value_seconds'] * 1e3:>11.4f} ms{summary['ratios']['nll_value']:>9.0f}×")
-    print(f"{'NLL value + gradient':34s}{'(numerical)':>22s}{g['nll_gradient_seconds'] * 1e3:>11.4f} ms")
+    gradient = "(numerical)" if args.backend == "numpy" else "(autodiff)"
+    print(f"{'NLL value + gradient':34s}{gradient:>22s}{g['nll_gradient_seconds'] * 1e3:>11.4f} ms")
     print(f"{'NLL value + gradient + Hessian':34s}{'(numerical)':>22s}{g['nll_hessian_seconds'] * 1e3:>11.4f} ms")
     print(f"{'full MLE fit (with errors)':34s}{fit_seconds:>20.2f} s{gf['seconds'] * 1e3:>11.2f} ms{summary['ratios']['fit']:>9.0f}×")
     print(f"{'  NLL evaluations per fit':34s}{result.nfev:>22d}{gf['value_evaluations']:>6d} + {gf['gradient_evaluations']} grad + {gf['hessian_evaluations']} Hessian")

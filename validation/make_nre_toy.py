@@ -12,6 +12,10 @@
    (1.22 and 0.71 standard deviations), a N(0, 3) prior and 12 observed events drawn at θ = 0.7:
    a bimodal posterior (θ → −θ symmetry).
      models/mixture_nle.onnx           input z float32 [N, 2] = (x, θ); output log_likelihood
+3. A 5-parameter linear-Gaussian simulator (θ ∈ R⁵, x ∈ R⁶, priors PRIOR_5D) for the ESS/s
+   benchmark validation/bench_posterior.py, from its own random stream:
+     models/linear_gaussian_5d_nre.onnx, models/linear_gaussian_5d_nle.onnx (as in 1.),
+     data/observed_5d.h5 (dataset x), truth.json's `linear_gaussian_5d`.
 
 The models cast their float32 input to float64 and compute in float64. The observed x are
 rounded to float32 before they are written (the networks see float32), and truth.json's
@@ -35,7 +39,9 @@ from scipy import stats
 SEED = 20261202
 ONNX_OPSET = 17
 ONNX_IR_VERSION = 8
-DIM_THETA, DIM_X = 4, 5
+DIM_X = 5
+PRIOR_5D = {"mean": [0.0, 1.0, -0.5, 0.5, 2.0], "sigma": [1.0, 1.5, 0.7, 2.0, 1.2]}
+DIM_X_5D = 6
 MIXTURE = {"alpha": 1.0, "background_sigma": 1.22, "signal_sigma": 0.71, "events": 12,
            "theta_true": 0.7, "prior_sigma": 3.0}
 # The observed events are redrawn until the posterior's valley at θ = 0 is 10-50 % of its peaks:
@@ -89,19 +95,23 @@ class Graph:
         return model
 
 
+def subscript(n):
+    return "".join("₀₁₂₃₄₅₆₇₈₉"[int(d)] for d in str(n))
+
+
 def log_norm(cov):
     """ln of the normal density's constant, −½ ln det(2π Σ)."""
     return -0.5 * np.linalg.slogdet(2 * np.pi * cov)[1]
 
 
-def linear_gaussian_problem(rng):
-    A = rng.normal(size=(DIM_X, DIM_THETA))
-    b = rng.normal(size=DIM_X)
-    noise = np.diag(rng.uniform(0.3, 1.0, size=DIM_X) ** 2)
-    prior_mean = np.array([0.5, -1.0, 0.0, 2.0])
-    prior_sigma = np.array([1.0, 2.0, 0.5, 1.5])
-    theta_true = prior_mean + prior_sigma * rng.normal(size=DIM_THETA)
-    x = A @ theta_true + b + rng.multivariate_normal(np.zeros(DIM_X), noise)
+def linear_gaussian_problem(rng, prior_mean, prior_sigma, dim_x):
+    dim_theta = len(prior_mean)
+    A = rng.normal(size=(dim_x, dim_theta))
+    b = rng.normal(size=dim_x)
+    noise = np.diag(rng.uniform(0.3, 1.0, size=dim_x) ** 2)
+    prior_mean, prior_sigma = np.asarray(prior_mean, dtype=float), np.asarray(prior_sigma, dtype=float)
+    theta_true = prior_mean + prior_sigma * rng.normal(size=dim_theta)
+    x = A @ theta_true + b + rng.multivariate_normal(np.zeros(dim_x), noise)
     x = x.astype(np.float32).astype(np.float64)
     prior_cov = np.diag(prior_sigma ** 2)
     precision = np.linalg.inv(prior_cov) + A.T @ np.linalg.inv(noise) @ A
@@ -111,21 +121,23 @@ def linear_gaussian_problem(rng):
                 theta_true=theta_true, x=x, posterior_mean=mean, posterior_cov=cov)
 
 
-def linear_gaussian_models(p):
+def linear_gaussian_models(p, name="linear_gaussian"):
     A, b, noise = p["A"], p["b"], p["noise"]
+    dim_x, dim_theta = A.shape
     evidence_cov = A @ np.diag(p["prior_sigma"] ** 2) @ A.T + noise
     evidence_mean = A @ p["prior_mean"] + b
 
     g = Graph()
     z = g.op("Cast", "z", to=TensorProto.DOUBLE)
-    x, theta = g.columns(z, 0, DIM_X), g.columns(z, DIM_X, DIM_X + DIM_THETA)
+    x, theta = g.columns(z, 0, dim_x), g.columns(z, dim_x, dim_x + dim_theta)
     mean = g.op("Add", g.op("MatMul", theta, A.T), b)
     log_l = g.gaussian_log_density(x, mean, np.linalg.inv(noise), log_norm(noise))
     log_evidence = g.gaussian_log_density(x, evidence_mean, np.linalg.inv(evidence_cov), log_norm(evidence_cov))
     g.op("Sub", log_l, log_evidence, out="log_ratio")
-    nre = g.model("linear_gaussian_nre", [("z", DIM_X + DIM_THETA)], "log_ratio",
+    nre = g.model(f"{name}_nre", [("z", dim_x + dim_theta)], "log_ratio",
                   "Exact ln r(x, θ) = ln p(x|θ) − ln p(x) of the nre_toy linear-Gaussian simulator. "
-                  "Input z float32 [N, 9] = (x₁..x₅, θ₁..θ₄); output log_ratio float64 [N, 1].")
+                  f"Input z float32 [N, {dim_x + dim_theta}] = (x₁..x{subscript(dim_x)}, θ₁..θ{subscript(dim_theta)}); "
+                  "output log_ratio float64 [N, 1].")
 
     g = Graph()
     x = g.op("Cast", "x", to=TensorProto.DOUBLE)
@@ -133,9 +145,9 @@ def linear_gaussian_models(p):
     mean = g.op("Add", g.op("MatMul", theta, A.T), b)
     g.gaussian_log_density(x, mean, np.linalg.inv(noise), log_norm(noise))
     g.nodes[-1].output[0] = "log_likelihood"
-    nle = g.model("linear_gaussian_nle", [("x", DIM_X), ("theta", DIM_THETA)], "log_likelihood",
-                  "Exact ln p(x|θ) of the nre_toy linear-Gaussian simulator. Inputs x float32 [N, 5], "
-                  "theta float32 [N, 4]; output log_likelihood float64 [N, 1].")
+    nle = g.model(f"{name}_nle", [("x", dim_x), ("theta", dim_theta)], "log_likelihood",
+                  f"Exact ln p(x|θ) of the nre_toy linear-Gaussian simulator. Inputs x float32 [N, {dim_x}], "
+                  f"theta float32 [N, {dim_theta}]; output log_likelihood float64 [N, 1].")
 
     def reference_log_ratio(xs, thetas):
         ll = np.array([stats.multivariate_normal(A @ t + b, noise).logpdf(xi) for xi, t in zip(xs, thetas)])
@@ -195,6 +207,28 @@ def mixture_data(rng):
     return x, moments
 
 
+def check_linear_gaussian(out, name, p, reference, rng):
+    """The written NRE and NLE models against scipy on 200 random points."""
+    dim_x, dim_theta = p["A"].shape
+    xs = (p["x"] + rng.normal(size=(200, dim_x))).astype(np.float32)
+    thetas = (p["prior_mean"] + p["prior_sigma"] * rng.normal(size=(200, dim_theta))).astype(np.float32)
+    ll, lr = reference(xs.astype(np.float64), thetas.astype(np.float64))
+    got_lr = run(out / "models" / f"{name}_nre.onnx", {"z": np.hstack([xs, thetas])}, "log_ratio")
+    got_ll = run(out / "models" / f"{name}_nle.onnx", {"x": xs, "theta": thetas}, "log_likelihood")
+    worst = max(np.abs(got_lr - lr).max(), np.abs(got_ll - ll).max())
+    print(f"{name} models vs scipy on 200 points: max |Δ ln| = {worst:.1e}")
+    assert worst < 1e-9, worst
+
+
+def linear_gaussian_json(p):
+    return {
+        "A": p["A"].tolist(), "b": p["b"].tolist(), "noise_cov": p["noise"].tolist(),
+        "prior_mean": p["prior_mean"].tolist(), "prior_sigma": p["prior_sigma"].tolist(),
+        "theta_true": p["theta_true"].tolist(), "x": p["x"].tolist(),
+        "posterior_mean": p["posterior_mean"].tolist(), "posterior_cov": p["posterior_cov"].tolist(),
+    }
+
+
 def run(path, feeds, output):
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
@@ -210,18 +244,11 @@ def main():
     (out / "data").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(SEED)
 
-    p = linear_gaussian_problem(rng)
+    p = linear_gaussian_problem(rng, [0.5, -1.0, 0.0, 2.0], [1.0, 2.0, 0.5, 1.5], DIM_X)
     nre, nle, reference = linear_gaussian_models(p)
     onnx.save(nre, str(out / "models" / "linear_gaussian_nre.onnx"))
     onnx.save(nle, str(out / "models" / "linear_gaussian_nle.onnx"))
-    xs = (p["x"] + rng.normal(size=(200, DIM_X))).astype(np.float32)
-    thetas = (p["prior_mean"] + p["prior_sigma"] * rng.normal(size=(200, DIM_THETA))).astype(np.float32)
-    ll, lr = reference(xs.astype(np.float64), thetas.astype(np.float64))
-    got_lr = run(out / "models" / "linear_gaussian_nre.onnx", {"z": np.hstack([xs, thetas])}, "log_ratio")
-    got_ll = run(out / "models" / "linear_gaussian_nle.onnx", {"x": xs, "theta": thetas}, "log_likelihood")
-    worst = max(np.abs(got_lr - lr).max(), np.abs(got_ll - ll).max())
-    print(f"linear-Gaussian models vs scipy on 200 points: max |Δ ln| = {worst:.1e}")
-    assert worst < 1e-9, worst
+    check_linear_gaussian(out, "linear_gaussian", p, reference, rng)
 
     mix = mixture_model()
     onnx.save(mix, str(out / "models" / "mixture_nle.onnx"))
@@ -232,23 +259,31 @@ def main():
     print(f"mixture model vs scipy on 200 points: max |Δ ln| = {worst:.1e}")
     assert worst < 1e-9, worst
 
+    # The 5-parameter problem of the ESS/s benchmark (validation/bench_posterior.py), from its
+    # own stream so the models and data above stay as they were.
+    rng5 = np.random.default_rng([SEED, 5])
+    p5 = linear_gaussian_problem(rng5, PRIOR_5D["mean"], PRIOR_5D["sigma"], DIM_X_5D)
+    nre5, nle5, reference5 = linear_gaussian_models(p5, "linear_gaussian_5d")
+    onnx.save(nre5, str(out / "models" / "linear_gaussian_5d_nre.onnx"))
+    onnx.save(nle5, str(out / "models" / "linear_gaussian_5d_nle.onnx"))
+    check_linear_gaussian(out, "linear_gaussian_5d", p5, reference5, rng5)
+    with h5py.File(out / "data" / "observed_5d.h5", "w") as f:
+        f.create_dataset("x", data=p5["x"][None, :])
+
     with h5py.File(out / "data" / "observed.h5", "w") as f:
         f.create_dataset("x", data=p["x"][None, :])
         f.create_dataset("mixture_x", data=mx[:, None])
     truth = {
         "generator": "validation/make_nre_toy.py",
         "seed": SEED,
-        "linear_gaussian": {
-            "A": p["A"].tolist(), "b": p["b"].tolist(), "noise_cov": p["noise"].tolist(),
-            "prior_mean": p["prior_mean"].tolist(), "prior_sigma": p["prior_sigma"].tolist(),
-            "theta_true": p["theta_true"].tolist(), "x": p["x"].tolist(),
-            "posterior_mean": p["posterior_mean"].tolist(), "posterior_cov": p["posterior_cov"].tolist(),
-        },
+        "linear_gaussian": linear_gaussian_json(p),
         "mixture": {**MIXTURE, "x": mx.tolist(), "quadrature": moments},
+        "linear_gaussian_5d": linear_gaussian_json(p5),
     }
     (out / "truth.json").write_text(json.dumps(truth, indent=1) + "\n")
     print("posterior mean", np.round(p["posterior_mean"], 4), "sd", np.round(np.sqrt(np.diag(p["posterior_cov"])), 4))
     print("mixture quadrature", moments)
+    print("5-D posterior mean", np.round(p5["posterior_mean"], 4), "sd", np.round(np.sqrt(np.diag(p5["posterior_cov"])), 4))
 
 
 if __name__ == "__main__":

@@ -15,16 +15,20 @@
 //! 1. Write its model type and its data type in a file of this folder, and implement
 //!    [`ChannelKind`] for the model type, [`ObservedData`] for the data type and [`KindToys`]
 //!    for its toy generator: its NLL terms with their gradient and Hessian, the observed,
-//!    Asimov and toy data, the per-channel report.
-//! 2. Push it onto [`crate::model::Model::kinds`] where the model is built. Its parameters are
-//!    the model's; its constraint terms are the model's `constraints` (counted once however
-//!    many kinds use a parameter), not its own.
+//!    Asimov and toy data, the per-channel report. Its parameters are the model's; its
+//!    constraint terms are the model's `constraints` (counted once however many kinds use a
+//!    parameter), not its own.
+//! 2. To read it from the workspace YAML, add it to [`spec`]: its variant of
+//!    [`spec::ChannelSpec`] with its `type` name, which parameters it uses, and its
+//!    construction in [`spec::KindsOfWorkspace`]. The schema, the workspace checks and
+//!    `Model::from_workspace` go through those and need no change. (A kind built in code
+//!    instead is pushed onto [`crate::model::Model::kinds`].)
 //!
-//! `tests/channel_kind.rs` does exactly this with a one-bin counting channel, outside the
-//! crate, and fits it. (Reading a new kind from the workspace YAML also needs its variant in
-//! the schema's tagged `ChannelSpec` and its construction in `Model::from_workspace`.)
+//! `tests/channel_kind.rs` does step 1 with a one-bin counting channel, outside the crate,
+//! and fits it.
 
 pub mod binned;
+pub mod spec;
 pub mod unbinned;
 
 use std::any::Any;

@@ -337,10 +337,15 @@ impl ProcessNormalisation {
 
     /// The block's events go four at a time, one per lane ([`Quad`]), in sub-blocks of
     /// [`SUB_QUADS`] quads whose factor rows stay in cache. g = Π_k f_k, so with prefix and
-    /// suffix products (no division: a factor may be 0) a derivative costs O(1) and the
-    /// Hessian O(K²) per event. Each sum has one accumulator per lane (event i in lane i mod 4),
-    /// the lanes added in order at the end: the same bits whatever the vector width and the
-    /// thread count.
+    /// suffix products (no division: a factor may be 0) a derivative costs O(1) per event.
+    /// The Hessian's K(K − 1)/2 terms off the diagonal, b Π_{u≠s,t} f_u f'_s f'_t, are
+    /// u_s u_t / (b g) with u_s = b f'_s Π_{u≠s} f_u the gradient's terms: per sub-block a
+    /// product of the rows u and v = u/(b g), summed in registers ([`add_pair_products`]),
+    /// where a product of pairs per event cost four operations and a trip through memory
+    /// per pair. A quad with a lane where b g = 0 but b ≠ 0 (a factor 0) takes the pairs one by
+    /// one instead. Each sum has one accumulator per lane (event i in lane i mod 4), the lanes
+    /// added in order at the end: the same bits whatever the vector width and the thread
+    /// count.
     #[inline(always)]
     fn block_sums_portable(&self, kernels: &[ShapeKernel], block: usize, order: Order) -> Vec<f64> {
         let k = kernels.len();
@@ -351,6 +356,7 @@ impl ProcessNormalisation {
         let (mut value, mut d1, mut d2): (Vec<Quad>, Vec<Quad>, Vec<Quad>) =
             (rows(true), rows(gradient), rows(hessian));
         let (mut prefix, mut suffix) = (vec![[0.0; 4]; k], vec![[0.0; 4]; k]);
+        let (mut pair_u, mut pair_v) = (rows(hessian), rows(hessian));
         let mut acc = vec![[0.0; 4]; 1 + k + k * k];
         for sub in (start..end).step_by(4 * SUB_QUADS) {
             let n_quads = (end - sub).div_ceil(4).min(SUB_QUADS);
@@ -390,16 +396,34 @@ impl ProcessNormalisation {
                     suffix[s] = mul4(suffix[s + 1], at(&value, s + 1));
                 }
                 // b g = prefix · f · suffix (the suffix products carry b).
-                acc[0] = add4(acc[0], mul4(mul4(prefix[k - 1], at(&value, k - 1)), b));
+                let bg = mul4(mul4(prefix[k - 1], at(&value, k - 1)), b);
+                acc[0] = add4(acc[0], bg);
                 for s in 0..k {
                     let term = mul4(mul4(prefix[s], at(&d1, s)), suffix[s]);
                     acc[1 + s] = add4(acc[1 + s], term);
+                    if hessian {
+                        pair_u[s * SUB_QUADS + j] = term;
+                    }
                 }
                 if hessian {
                     let second = &mut acc[1 + k..];
                     for s in 0..k {
                         let diagonal = mul4(mul4(prefix[s], at(&d2, s)), suffix[s]);
                         second[s * k + s] = add4(second[s * k + s], diagonal);
+                    }
+                    // 1/(b g); 0 in lanes without weight (past the end: their u are 0 too).
+                    let inverse: Quad =
+                        std::array::from_fn(|l| if b[l] == 0.0 { 0.0 } else { 1.0 / bg[l] });
+                    if inverse.iter().all(|x| x.is_finite()) {
+                        for s in 0..k {
+                            let row = s * SUB_QUADS + j;
+                            pair_v[row] = mul4(pair_u[row], inverse);
+                        }
+                        continue;
+                    }
+                    for s in 0..k {
+                        pair_u[s * SUB_QUADS + j] = [0.0; 4];
+                        pair_v[s * SUB_QUADS + j] = [0.0; 4];
                         // Π_{u<s} f_u · f'_s · Π_{s<u<t} f_u, extended one factor at a time.
                         let mut left = mul4(prefix[s], at(&d1, s));
                         for t in s + 1..k {
@@ -409,6 +433,9 @@ impl ProcessNormalisation {
                         }
                     }
                 }
+            }
+            if hessian {
+                add_pair_products(&pair_u, &pair_v, k, n_quads, &mut acc[1 + k..]);
             }
         }
         let mut sums: Vec<f64> = acc.iter().map(|a| ((a[0] + a[1]) + a[2]) + a[3]).collect();
@@ -434,6 +461,71 @@ fn mul4(a: Quad, b: Quad) -> Quad {
 #[inline(always)]
 fn add4(a: Quad, b: Quad) -> Quad {
     [a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3]]
+}
+
+/// a · b + c, lane by lane, rounded once.
+#[inline(always)]
+fn fma4(a: Quad, b: Quad, c: Quad) -> Quad {
+    std::array::from_fn(|l| a[l].mul_add(b[l], c[l]))
+}
+
+/// `second[s·k + t]` += Σ_j u_s[j] v_t[j] for every s < t over the first `n_quads` quads of
+/// the rows (row s at `s·SUB_QUADS`), each sum taken in quad order. Rows go in pairs, the
+/// columns beyond them in tiles of up to four: eight sums stay in registers while the rows
+/// stream from cache.
+#[inline(always)]
+fn add_pair_products(u: &[Quad], v: &[Quad], k: usize, n_quads: usize, second: &mut [Quad]) {
+    let rows = Rows { u, v, k, n_quads };
+    let mut s = 0;
+    while s + 1 < k {
+        rows.add_tile::<1, 1>((s, s + 1), second);
+        let mut t = s + 2;
+        while t < k {
+            match k - t {
+                1 => rows.add_tile::<2, 1>((s, t), second),
+                2 => rows.add_tile::<2, 2>((s, t), second),
+                3 => rows.add_tile::<2, 3>((s, t), second),
+                _ => rows.add_tile::<2, 4>((s, t), second),
+            }
+            t += (k - t).min(4);
+        }
+        s += 2;
+    }
+}
+
+/// The rows [`add_pair_products`] multiplies.
+struct Rows<'a> {
+    u: &'a [Quad],
+    v: &'a [Quad],
+    k: usize,
+    n_quads: usize,
+}
+
+impl Rows<'_> {
+    /// The R × C tile of sums at rows s.., columns t.. .
+    #[inline(always)]
+    fn add_tile<const R: usize, const C: usize>(
+        &self,
+        (s, t): (usize, usize),
+        second: &mut [Quad],
+    ) {
+        let (k, n) = (self.k, self.n_quads);
+        let us: [&[Quad]; R] = std::array::from_fn(|r| &self.u[(s + r) * SUB_QUADS..][..n]);
+        let vs: [&[Quad]; C] = std::array::from_fn(|c| &self.v[(t + c) * SUB_QUADS..][..n]);
+        let mut sums: [[Quad; C]; R] =
+            std::array::from_fn(|r| std::array::from_fn(|c| second[(s + r) * k + t + c]));
+        for j in 0..n {
+            for r in 0..R {
+                let x = us[r][j];
+                for c in 0..C {
+                    sums[r][c] = fma4(x, vs[c][j], sums[r][c]);
+                }
+            }
+        }
+        for (r, row) in sums.iter().enumerate() {
+            second[(s + r) * k + t..][..C].copy_from_slice(row);
+        }
+    }
 }
 
 /// Largest |α| the exponential tables cover (the usual ±5 bounds); beyond, the exact pass.

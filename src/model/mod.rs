@@ -5,6 +5,7 @@
 pub mod interpolation;
 
 use crate::binned::combine;
+use crate::channel::spec::KindsOfWorkspace;
 use crate::channel::unbinned::UnbinnedChannels;
 use crate::channel::ChannelKind;
 use crate::error::{Error, Result};
@@ -208,12 +209,10 @@ impl Model {
     }
 
     pub fn from_workspace(ws: &Workspace) -> Result<Model> {
-        let local = crate::binned::combine::local_model(ws)?;
-        let (mut parameters, global_of_local) = global_parameters(ws, local.as_ref())?;
+        let kinds = KindsOfWorkspace::read(ws)?;
+        let (mut parameters, binned_globals) = global_parameters(ws, kinds.binned.as_ref())?;
         let mut constraints = unbinned_constraints(ws, &parameters);
-        let binned = local.map(|local| {
-            crate::channel::binned::place(&local, &global_of_local, &parameters, &mut constraints)
-        });
+        let kinds = kinds.place(&binned_globals, &parameters, &mut constraints);
         constraints.sort_by_key(|c| c.parameter);
         for c in &constraints {
             parameters[c.parameter].constrained = true;
@@ -275,10 +274,7 @@ impl Model {
         Ok(Model {
             parameters,
             channels: channels.into(),
-            kinds: binned
-                .into_iter()
-                .map(|b| Box::new(b) as Box<dyn ChannelKind>)
-                .collect(),
+            kinds,
             constraints,
         })
     }

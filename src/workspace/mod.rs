@@ -233,29 +233,20 @@ impl Workspace {
         let mut channel_names = HashSet::new();
         for channel in &self.spec.channels {
             let name = channel.name();
-            match channel {
-                ChannelSpec::Unbinned(unbinned) => {
-                    if !channel_names.insert(name) {
-                        problems.push(self.diagnostic(
-                            &unbinned.name,
-                            format!("channel '{name}' is declared twice"),
-                        ));
-                    }
-                    problems.extend(self.channel_problems(unbinned, &names));
-                }
-                // Binned channels are checked when their model is built (binned::model), with
-                // pyhf's rules and paths; only their names meet the unbinned ones here.
-                ChannelSpec::Binned(_) => {
-                    if !channel_names.insert(name) {
-                        problems.push(Diagnostic {
-                            location: None,
-                            message: format!(
-                                "{}: channel '{name}' is declared twice",
-                                self.path.display()
-                            ),
-                        });
-                    }
-                }
+            if !channel_names.insert(name) {
+                let message = format!("channel '{name}' is declared twice");
+                problems.push(match channel.spanned_name() {
+                    Some(spanned) => self.diagnostic(spanned, message),
+                    None => Diagnostic {
+                        location: None,
+                        message: format!("{}: {message}", self.path.display()),
+                    },
+                });
+            }
+            // Binned channels are checked when their model is built (binned::model), with
+            // pyhf's rules and paths.
+            if let ChannelSpec::Unbinned(unbinned) = channel {
+                problems.extend(self.channel_problems(unbinned, &names));
             }
         }
         if self.spec.channels.is_empty() {
@@ -486,19 +477,20 @@ impl Workspace {
         problems
     }
 
-    /// The parameters something uses: a coefficient expression or a systematic.
+    /// The parameters something uses: a coefficient expression, a systematic, a modifier.
     fn used_parameters(&self) -> HashSet<&str> {
-        let names = self.parameter_names();
-        let mut used = HashSet::new();
-        for process in self.spec.unbinned_channels().flat_map(|c| &c.processes) {
-            if let Ok(expr) = expr::Expr::parse(&process.coefficient.value, &names) {
-                used.extend(expr.parameters().into_iter().map(|i| names[i]));
-            }
-            used.extend(process.systematics.iter().map(|s| s.name.value.as_str()));
-        }
-        used.extend(self.binned_parameter_names());
-        used.extend(self.binned_coefficient_names());
-        used
+        let mut names = self.parameter_names();
+        names.extend(
+            self.spec
+                .channels
+                .iter()
+                .flat_map(|c| c.declared_parameters()),
+        );
+        self.spec
+            .channels
+            .iter()
+            .flat_map(|c| c.used_parameters(&names))
+            .collect()
     }
 
     /// The listed parameters the binned samples' coefficients name (a coefficient that does

@@ -6,11 +6,12 @@
 
 use std::cell::RefCell;
 
-use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_saphyr::Spanned;
 
 use crate::binned::schema::{BinnedChannelSpec, InterpolationSettings};
+pub use crate::channel::spec::ChannelSpec;
 
 /// A whole workspace file.
 #[derive(Debug, Deserialize)]
@@ -37,7 +38,7 @@ impl WorkspaceSpec {
     pub fn unbinned_channels(&self) -> impl Iterator<Item = &UnbinnedChannelSpec> {
         self.channels.iter().filter_map(|c| match c {
             ChannelSpec::Unbinned(u) => Some(u),
-            ChannelSpec::Binned(_) => None,
+            _ => None,
         })
     }
 
@@ -45,31 +46,10 @@ impl WorkspaceSpec {
     pub fn binned_channels(&self) -> impl Iterator<Item = &BinnedChannelSpec> {
         self.channels.iter().filter_map(|c| match c {
             ChannelSpec::Binned(b) => Some(b),
-            ChannelSpec::Unbinned(_) => None,
+            _ => None,
         })
     }
 }
-
-/// A channel of one kind. The kinds share the workspace's parameters; each has its own fields.
-/// (A workspace holds a handful of channels: the variants' sizes do not matter.)
-#[derive(Debug)]
-#[allow(clippy::large_enum_variant)]
-pub enum ChannelSpec {
-    Unbinned(UnbinnedChannelSpec),
-    Binned(BinnedChannelSpec),
-}
-
-impl ChannelSpec {
-    pub fn name(&self) -> &str {
-        match self {
-            ChannelSpec::Unbinned(c) => &c.name.value,
-            ChannelSpec::Binned(c) => &c.name,
-        }
-    }
-}
-
-/// The channel kinds the YAML may name in `type`.
-pub const CHANNEL_KINDS: [&str; 2] = ["unbinned", "binned"];
 
 thread_local! {
     /// The `type` of each channel, read by a first pass over the file ([`channel_kinds`]):
@@ -143,7 +123,7 @@ fn channels_by_kind<'de, D: Deserializer<'de>>(
     deserializer.deserialize_seq(Channels)
 }
 
-/// One channel, deserialised as `kind`.
+/// One channel, deserialised as `kind` ([`ChannelSpec::deserialize_as`]).
 struct OneChannel {
     kind: Option<String>,
     index: usize,
@@ -152,15 +132,7 @@ struct OneChannel {
 impl<'de> DeserializeSeed<'de> for OneChannel {
     type Value = ChannelSpec;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<ChannelSpec, D::Error> {
-        match self.kind.as_deref().unwrap_or("unbinned") {
-            "unbinned" => UnbinnedChannelSpec::deserialize(d).map(ChannelSpec::Unbinned),
-            "binned" => BinnedChannelSpec::deserialize(d).map(ChannelSpec::Binned),
-            other => Err(de::Error::custom(format!(
-                "channels[{}]: channel type '{other}' is not supported (expected one of: {})",
-                self.index,
-                CHANNEL_KINDS.join(", ")
-            ))),
-        }
+        ChannelSpec::deserialize_as(self.kind.as_deref(), self.index, d)
     }
 }
 
