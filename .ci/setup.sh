@@ -22,7 +22,7 @@ fi
 python_ready() {
     [ -x .venv/bin/python ] && .venv/bin/python - <<'PY' 2>/dev/null
 import importlib.metadata as m, sys
-import onnxruntime, onnx, h5py, numpy, scipy, sklearn, skl2onnx, iminuit, htcondor2, maturin, pytest, jsonschema, arviz
+import onnxruntime, onnx, h5py, numpy, scipy, sklearn, skl2onnx, iminuit, htcondor2, maturin, pytest, jsonschema, arviz, tarp
 sys.exit(0 if m.version("onnxruntime") == "1.31.1" else 1)
 PY
 }
