@@ -16,7 +16,7 @@ use nsbi::infer::poi_grid::PoiGrid;
 use nsbi::infer::run::{self, CoverageRequest, NeymanReport, TruePoint};
 use nsbi::infer::test_stat::TestStatistic;
 use nsbi::infer::toyfile::{self, ToyFile};
-use nsbi::infer::toys::ToyPlan;
+use nsbi::infer::toys::{ToyPlan, ToyRecord};
 
 fn linear_path() -> std::path::PathBuf {
     root().join("workspaces/smeft_toy/workspace_linear.yaml")
@@ -121,9 +121,31 @@ fn points_without_a_density_are_excluded_and_the_rest_is_unchanged() {
         assert_eq!(closed_form.expected(p), None, "{p:?} is a density in the closed form");
     }
 
-    // No toys at excluded points; the others are the toys of the run without them.
-    assert_eq!(all.records, valid.records);
+    // No toys at excluded points; the others are the toys of the run without them, but for the
+    // flag of the free fits that ended where the model is not a density (checked where a plan
+    // has excluded points).
     assert!(all.records.iter().all(|r| r.grid_index < 6));
+    assert_eq!(all.records.len(), valid.records.len());
+    let outside = |r: &ToyRecord| analysis.model.generation_invalid(&r.theta_hat).unwrap().is_some();
+    let mut n_outside = 0;
+    for (a, v) in all.records.iter().zip(&valid.records) {
+        let unflagged = ToyRecord {
+            converged_free: v.converged_free,
+            ..a.clone()
+        };
+        assert_eq!(&unflagged, v);
+        if outside(a) {
+            n_outside += 1;
+            assert!(!a.converged_free, "a fit outside the density is marked failed");
+        } else {
+            assert_eq!(a.converged_free, v.converged_free);
+        }
+    }
+    assert!(n_outside > 0, "the example has fits that end outside the density");
+    eprintln!(
+        "{n_outside} of {} toys' free fits end where the pooled MC has a negative density",
+        all.records.len()
+    );
 
     // Every toy's fits end where its events have a positive density (a step to a point without
     // likelihood is rejected, never taken): finite NLLs.
@@ -131,15 +153,6 @@ fn points_without_a_density_are_excluded_and_the_rest_is_unchanged() {
         .records
         .iter()
         .all(|r| r.nll_conditional.is_finite() && r.nll_free.is_finite()));
-    let outside = all
-        .records
-        .iter()
-        .filter(|r| analysis.model.generation_invalid(&r.theta_hat).unwrap().is_some())
-        .count();
-    eprintln!(
-        "{outside} of {} toys' free fits end where the pooled MC has a negative density",
-        all.records.len()
-    );
 
     // Shards find the same exclusions and merge into the whole run.
     let dir = tempfile::tempdir().unwrap();
@@ -170,6 +183,7 @@ fn points_without_a_density_are_excluded_and_the_rest_is_unchanged() {
         regions(&all, &mut analysis),
     );
     assert_eq!(r_all.excluded_points, *excluded);
+    assert_eq!(r_all.toy_fits_not_converged, r_valid.toy_fits_not_converged + n_outside);
     assert_eq!(r_all.observed_t[..6], r_valid.observed_t[..]);
     assert!(r_all.observed_t[6..].iter().all(|t| t.is_nan()));
     assert_eq!(r_all.n_toys, vec![30, 30, 30, 30, 30, 30, 0, 0, 0]);

@@ -203,7 +203,10 @@ pub fn run_toys(args: &ToysArgs) -> anyhow::Result<()> {
     let toys = run::make_toy_file(&analysis, &plan, &args.workspace, shard, &|| bar.inc(1))?;
     bar.finish_and_clear();
     let header = &toys.header;
-    if let Some(warning) = construction::exclusion_warning(&header.pois, &header.excluded) {
+    let not_converged = construction::not_converged(&toys.records);
+    if let Some(warning) =
+        construction::exclusion_warning(&header.pois, &header.excluded, not_converged)
+    {
         eprintln!("warning: {warning}");
         for e in &header.excluded {
             eprintln!("  {}", e.describe(&header.pois));

@@ -241,8 +241,13 @@ impl ExcludedPoint {
 }
 
 /// The warning that lists a construction's excluded grid points (their reasons are in the
-/// outputs' `excluded_points`).
-pub fn exclusion_warning(pois: &[String], excluded: &[ExcludedPoint]) -> Option<String> {
+/// outputs' `excluded_points`), with the toys' fits `not_converged` (a free fit that ended
+/// where the model is not a density is among them).
+pub fn exclusion_warning(
+    pois: &[String],
+    excluded: &[ExcludedPoint],
+    not_converged: usize,
+) -> Option<String> {
     (!excluded.is_empty()).then(|| {
         let list: Vec<String> = excluded
             .iter()
@@ -257,7 +262,8 @@ pub fn exclusion_warning(pois: &[String], excluded: &[ExcludedPoint]) -> Option<
             .collect();
         format!(
             "{} grid point(s) excluded: the model is not a density there (no toys; in no \
-             confidence set): {}",
+             confidence set): {}; {not_converged} toy fit(s) not converged, among them those \
+             whose free fit ended where the model is not a density",
             excluded.len(),
             list.join(", ")
         )
@@ -411,10 +417,34 @@ pub fn make_toys(
         }
         let theta_gen = profile.generation_point(g);
         let source = ToySource::asimov(analysis, theta_gen)?;
-        records.extend(run_toys(plan, &source, job..end, progress));
+        let mut made = run_toys(plan, &source, job..end, progress);
+        if !profile.excluded.is_empty() {
+            mark_fits_outside_the_density(analysis, &mut made)?;
+        }
+        records.extend(made);
         job = end;
     }
     Ok(records)
+}
+
+/// Marks as failed (`converged_free` false) the toys whose free fit ended where the model is
+/// not a density ([`crate::model::Model::generation_invalid`] at θ̂). A fit never steps to a
+/// point where one of its toy's events has no density (that point has no likelihood and the
+/// step is rejected), but it can end where the density is negative away from the toy's
+/// events, which the fit does not see: its t would be taken against a model that is no
+/// density. Checked where the plan has excluded points — where the model is known to turn
+/// negative in the plane; a pool evaluation per toy would otherwise cost more than its fits.
+fn mark_fits_outside_the_density(analysis: &Analysis, records: &mut [ToyRecord]) -> Result<()> {
+    use rayon::prelude::*;
+    let model = &analysis.model;
+    let outside: Vec<bool> = records
+        .par_iter()
+        .map(|r| Ok(model.generation_invalid(&r.theta_hat)?.is_some()))
+        .collect::<Result<_>>()?;
+    for (record, outside) in records.iter_mut().zip(outside) {
+        record.converged_free &= !outside;
+    }
+    Ok(())
 }
 
 /// `nsbi neyman --json` of a one-POI construction: critical values on the grid with their
@@ -535,7 +565,11 @@ pub fn neyman(
         excluded_points: header.excluded.clone(),
         warnings: Vec::new(),
     };
-    warnings.extend(exclusion_warning(&header.pois, &header.excluded));
+    warnings.extend(exclusion_warning(
+        &header.pois,
+        &header.excluded,
+        not_converged(records),
+    ));
     for &level in levels {
         let label = level_label(level);
         let c: Vec<_> = by_grid.iter().map(|t| critical_value(t, level)).collect();

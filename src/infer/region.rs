@@ -118,9 +118,10 @@ pub fn neyman_regions(
     }
     let by_point = statistics_by_grid(records, n_points);
     let plane = plane(header, &observed_t);
-    let mut warnings: Vec<String> = exclusion_warning(&header.pois, &header.excluded)
-        .into_iter()
-        .collect();
+    let mut warnings: Vec<String> =
+        exclusion_warning(&header.pois, &header.excluded, not_converged(records))
+            .into_iter()
+            .collect();
     let mut regions = Vec::new();
     for &level in levels {
         let label = level_label(level);
