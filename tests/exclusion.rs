@@ -41,8 +41,7 @@ impl ClosedForm {
         ClosedForm {
             points: serde_json::from_value(v["points"].clone()).unwrap(),
             observed_negative: serde_json::from_value(v["observed_negative"].clone()).unwrap(),
-            pool_first_negative: serde_json::from_value(v["pool_first_negative"].clone())
-                .unwrap(),
+            pool_first_negative: serde_json::from_value(v["pool_first_negative"].clone()).unwrap(),
         }
     }
 
@@ -108,17 +107,26 @@ fn points_without_a_density_are_excluded_and_the_rest_is_unchanged() {
     let indices: Vec<usize> = excluded.iter().map(|e| e.grid_index).collect();
     assert_eq!(indices, vec![6, 7, 8]);
     for e in excluded {
-        let (stage, event) = closed_form.expected(&e.point).expect("excluded in the closed form");
+        let (stage, event) = closed_form
+            .expected(&e.point)
+            .expect("excluded in the closed form");
         assert_eq!(e.stage, stage, "{e:?}");
         assert_eq!(e.channel.as_deref(), Some("SR"));
         assert!(e.density.unwrap() < 0.0, "{e:?}");
         if stage == ExclusionStage::Generation {
-            assert_eq!(e.event, event, "the first pooled MC event with a negative density");
+            assert_eq!(
+                e.event, event,
+                "the first pooled MC event with a negative density"
+            );
             assert!(e.reason.contains("pooled MC event"), "{}", e.reason);
         }
     }
     for p in &VALID {
-        assert_eq!(closed_form.expected(p), None, "{p:?} is a density in the closed form");
+        assert_eq!(
+            closed_form.expected(p),
+            None,
+            "{p:?} is a density in the closed form"
+        );
     }
 
     // No toys at excluded points; the others are the toys of the run without them, but for the
@@ -126,7 +134,13 @@ fn points_without_a_density_are_excluded_and_the_rest_is_unchanged() {
     // has excluded points).
     assert!(all.records.iter().all(|r| r.grid_index < 6));
     assert_eq!(all.records.len(), valid.records.len());
-    let outside = |r: &ToyRecord| analysis.model.generation_invalid(&r.theta_hat).unwrap().is_some();
+    let outside = |r: &ToyRecord| {
+        analysis
+            .model
+            .generation_invalid(&r.theta_hat)
+            .unwrap()
+            .is_some()
+    };
     let mut n_outside = 0;
     for (a, v) in all.records.iter().zip(&valid.records) {
         let unflagged = ToyRecord {
@@ -136,12 +150,18 @@ fn points_without_a_density_are_excluded_and_the_rest_is_unchanged() {
         assert_eq!(&unflagged, v);
         if outside(a) {
             n_outside += 1;
-            assert!(!a.converged_free, "a fit outside the density is marked failed");
+            assert!(
+                !a.converged_free,
+                "a fit outside the density is marked failed"
+            );
         } else {
             assert_eq!(a.converged_free, v.converged_free);
         }
     }
-    assert!(n_outside > 0, "the example has fits that end outside the density");
+    assert!(
+        n_outside > 0,
+        "the example has fits that end outside the density"
+    );
     eprintln!(
         "{n_outside} of {} toys' free fits end where the pooled MC has a negative density",
         all.records.len()
@@ -172,18 +192,23 @@ fn points_without_a_density_are_excluded_and_the_rest_is_unchanged() {
 
     // The regions: the excluded points carry no critical value nor observed t and are in no
     // region; the other points' numbers are those of the run without them.
-    let regions = |file: &ToyFile, analysis: &mut Analysis| {
-        match run::neyman(analysis, file, "toys", &[0.6827, 0.9545]).unwrap() {
-            NeymanReport::Regions(r) => r,
-            NeymanReport::Intervals(_) => panic!("two POIs make regions"),
-        }
+    let regions = |file: &ToyFile, analysis: &mut Analysis| match run::neyman(
+        analysis,
+        file,
+        "toys",
+        &[0.6827, 0.9545],
+    )
+    .unwrap()
+    {
+        NeymanReport::Regions(r) => r,
+        NeymanReport::Intervals(_) => panic!("two POIs make regions"),
     };
-    let (r_valid, r_all) = (
-        regions(&valid, &mut analysis),
-        regions(&all, &mut analysis),
-    );
+    let (r_valid, r_all) = (regions(&valid, &mut analysis), regions(&all, &mut analysis));
     assert_eq!(r_all.excluded_points, *excluded);
-    assert_eq!(r_all.toy_fits_not_converged, r_valid.toy_fits_not_converged + n_outside);
+    assert_eq!(
+        r_all.toy_fits_not_converged,
+        r_valid.toy_fits_not_converged + n_outside
+    );
     assert_eq!(r_all.observed_t[..6], r_valid.observed_t[..]);
     assert!(r_all.observed_t[6..].iter().all(|t| t.is_nan()));
     assert_eq!(r_all.n_toys, vec![30, 30, 30, 30, 30, 30, 0, 0, 0]);
@@ -227,17 +252,42 @@ fn the_commands_report_the_excluded_points() {
     let cache = test_cache().dir().to_string_lossy().into_owned();
     let toys = dir.path().join("toys.h5").to_string_lossy().into_owned();
     let out = nsbi(&[
-        "toys", &ws, "--grid", "c1=-1:1:0.5", "--grid", "c2=-1:1.5:0.5", "--toys", "10",
-        "--seed", "2", "--out", &toys, "--cache-dir", &cache,
+        "toys",
+        &ws,
+        "--grid",
+        "c1=-1:1:0.5",
+        "--grid",
+        "c2=-1:1.5:0.5",
+        "--toys",
+        "10",
+        "--seed",
+        "2",
+        "--out",
+        &toys,
+        "--cache-dir",
+        &cache,
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("grid point(s) excluded"), "{err}");
     assert!(err.contains("pooled MC event"), "{err}");
-    let json = dir.path().join("region.json").to_string_lossy().into_owned();
+    let json = dir
+        .path()
+        .join("region.json")
+        .to_string_lossy()
+        .into_owned();
     let plot = dir.path().join("region").to_string_lossy().into_owned();
     let out = nsbi(&[
-        "neyman", &ws, "--toys", &toys, "--json", &json, "--plot", &plot, "--cache-dir", &cache,
+        "neyman",
+        &ws,
+        "--toys",
+        &toys,
+        "--json",
+        &json,
+        "--plot",
+        &plot,
+        "--cache-dir",
+        &cache,
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("grid point(s) excluded"));

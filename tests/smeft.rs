@@ -217,7 +217,14 @@ fn closure_at_points_of_the_plane_matches_the_closed_form() {
         args.extend_from_slice(extra);
         nsbi(&args)
     };
-    let done = run(&["--at", "c1=0.5,c2=-0.3", "--at", "c1=-1,c2=1", "--bins", "10"]);
+    let done = run(&[
+        "--at",
+        "c1=0.5,c2=-0.3",
+        "--at",
+        "c1=-1,c2=1",
+        "--bins",
+        "10",
+    ]);
     assert!(done.status.success(), "{}", stderr(&done));
     let closure = dir.path().join("closure.json");
     let engine = read_json(&closure);
@@ -238,8 +245,14 @@ fn closure_at_points_of_the_plane_matches_the_closed_form() {
             let f = feature["feature"].as_str().unwrap();
             let py = &reference[name][f];
             assert_eq!(feature["ndf"], py["ndf"], "{name} {f}");
-            let (a, b) = (feature["chi2"].as_f64().unwrap(), py["chi2"].as_f64().unwrap());
-            assert!((a - b).abs() <= 1e-6 * b.max(1.0), "{name} {f}: χ² {a} vs {b}");
+            let (a, b) = (
+                feature["chi2"].as_f64().unwrap(),
+                py["chi2"].as_f64().unwrap(),
+            );
+            assert!(
+                (a - b).abs() <= 1e-6 * b.max(1.0),
+                "{name} {f}: χ² {a} vs {b}"
+            );
         }
     }
     assert!(dir.path().join("closure_SR_c1_0p5_c2_-0p3.svg").exists());

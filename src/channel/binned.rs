@@ -199,6 +199,10 @@ struct BinnedToys {
 }
 
 impl KindToys for BinnedToys {
+    fn invalid_at(&self, theta: &[f64]) -> Option<InvalidDensity> {
+        self.part.generation_invalid(theta).ok().flatten()
+    }
+
     /// n_b ~ Poisson(λ_b(θ_gen)), drawn as the binned engine draws them
     /// ([`crate::binned::BinnedModel::sample_into`]) from the kind's own stream. The placed
     /// binned model has no constraints: the global observables are the likelihood's, drawn

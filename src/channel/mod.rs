@@ -117,6 +117,13 @@ pub trait KindToys: Send + Sync {
     /// change every other toy's global observables.
     fn draw(&self, key: ToyKey, shared: &mut ChaCha8Rng) -> Observed;
 
+    /// Where the model these toys are drawn from is not a density at θ (another point than
+    /// the generation point: a toy's best fit), as [`ChannelKind::generation_invalid`] says,
+    /// from what the toys already hold. None by default.
+    fn invalid_at(&self, _theta: &[f64]) -> Option<InvalidDensity> {
+        None
+    }
+
     /// `self` as `Any`, for callers that know which kind's toys they hold (tests).
     fn as_any(&self) -> &dyn Any;
 }

@@ -112,7 +112,9 @@ impl ClosureArgs {
         let bins = self.common.bins;
         if !self.at.is_empty() {
             let reference = self.at_ref.as_deref();
-            return Ok(diagnostics::point_closures(analysis, &self.at, reference, bins)?);
+            return Ok(diagnostics::point_closures(
+                analysis, &self.at, reference, bins,
+            )?);
         }
         let pois = analysis.model.pois().len();
         if self.mu.is_empty() && pois != 1 {
@@ -122,7 +124,11 @@ impl ClosureArgs {
             );
             return Ok(Vec::new());
         }
-        let mu = if self.mu.is_empty() { vec![1.7] } else { self.mu.clone() };
+        let mu = if self.mu.is_empty() {
+            vec![1.7]
+        } else {
+            self.mu.clone()
+        };
         Ok(diagnostics::poi_closures(analysis, &mu, self.mu_ref, bins)?)
     }
 }

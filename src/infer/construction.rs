@@ -375,7 +375,13 @@ pub fn observed_profile(analysis: &Analysis, plan: &ToyPlan) -> Result<ObservedP
         for (&k, &value) in plan.pois.iter().zip(point) {
             init[k] = value;
         }
-        let fit = minimise(&like, &FitOptions { init, ..options.clone() });
+        let fit = minimise(
+            &like,
+            &FitOptions {
+                init,
+                ..options.clone()
+            },
+        );
         if fit.nll.is_infinite() {
             let reason = why_undefined(&like, &fit.theta, &fit.evaluation);
             let invalid = fit.evaluation.invalid.as_ref();
@@ -419,7 +425,7 @@ pub fn make_toys(
         let source = ToySource::asimov(analysis, theta_gen)?;
         let mut made = run_toys(plan, &source, job..end, progress);
         if !profile.excluded.is_empty() {
-            mark_fits_outside_the_density(analysis, &mut made)?;
+            mark_fits_outside_the_density(&source, &mut made);
         }
         records.extend(made);
         job = end;
@@ -433,18 +439,13 @@ pub fn make_toys(
 /// step is rejected), but it can end where the density is negative away from the toy's
 /// events, which the fit does not see: its t would be taken against a model that is no
 /// density. Checked where the plan has excluded points — where the model is known to turn
-/// negative in the plane; a pool evaluation per toy would otherwise cost more than its fits.
-fn mark_fits_outside_the_density(analysis: &Analysis, records: &mut [ToyRecord]) -> Result<()> {
+/// negative in the plane; a pool evaluation per toy (on the pool the toys were drawn from)
+/// would otherwise add to every construction.
+fn mark_fits_outside_the_density(source: &ToySource, records: &mut [ToyRecord]) {
     use rayon::prelude::*;
-    let model = &analysis.model;
-    let outside: Vec<bool> = records
-        .par_iter()
-        .map(|r| Ok(model.generation_invalid(&r.theta_hat)?.is_some()))
-        .collect::<Result<_>>()?;
-    for (record, outside) in records.iter_mut().zip(outside) {
-        record.converged_free &= !outside;
-    }
-    Ok(())
+    records.par_iter_mut().for_each(|record| {
+        record.converged_free &= source.invalid_at(&record.theta_hat).is_none();
+    });
 }
 
 /// `nsbi neyman --json` of a one-POI construction: critical values on the grid with their

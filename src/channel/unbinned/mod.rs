@@ -252,19 +252,18 @@ impl ChannelKind for UnbinnedChannels {
     /// is a density: such events are never drawn.)
     fn generation_invalid(&self, theta_gen: &[f64]) -> Result<Option<InvalidDensity>> {
         let pools = self.asimov_sets(theta_gen)?;
-        for (channel, pool) in self.channels.iter().zip(&pools) {
+        let first = self.channels.iter().zip(&pools).find_map(|(channel, pool)| {
             let density = pool.model_density(channel, theta_gen);
-            if let Some(event) = density.iter().position(|s| !(*s >= 0.0 && s.is_finite())) {
-                return Ok(Some(InvalidDensity {
-                    channel: channel.name.clone(),
-                    event,
-                    density: density[event],
-                    process: None,
-                    bin: false,
-                }));
-            }
-        }
-        Ok(None)
+            let event = density.iter().position(|s| !(*s >= 0.0 && s.is_finite()))?;
+            Some(InvalidDensity {
+                channel: channel.name.clone(),
+                event,
+                density: density[event],
+                process: None,
+                bin: false,
+            })
+        });
+        Ok(first)
     }
 
     fn prepare_generation(&self) -> Result<()> {
