@@ -252,17 +252,21 @@ impl ChannelKind for UnbinnedChannels {
     /// is a density: such events are never drawn.)
     fn generation_invalid(&self, theta_gen: &[f64]) -> Result<Option<InvalidDensity>> {
         let pools = self.asimov_sets(theta_gen)?;
-        let first = self.channels.iter().zip(&pools).find_map(|(channel, pool)| {
-            let density = pool.model_density(channel, theta_gen);
-            let event = density.iter().position(|s| !(*s >= 0.0 && s.is_finite()))?;
-            Some(InvalidDensity {
-                channel: channel.name.clone(),
-                event,
-                density: density[event],
-                process: None,
-                bin: false,
-            })
-        });
+        let first = self
+            .channels
+            .iter()
+            .zip(&pools)
+            .find_map(|(channel, pool)| {
+                let density = pool.model_density(channel, theta_gen);
+                let event = density.iter().position(|s| !(*s >= 0.0 && s.is_finite()))?;
+                Some(InvalidDensity {
+                    channel: channel.name.clone(),
+                    event,
+                    density: density[event],
+                    process: None,
+                    bin: false,
+                })
+            });
         Ok(first)
     }
 
