@@ -201,3 +201,65 @@ fn a_2d_scan_plot_draws_the_contours_and_any_confidence_level() {
     );
     assert!(svg.contains("<polyline"), "no contour line drawn");
 }
+
+/// `nsbi closure --at c1=…,c2=…`: the parameter-point closure of the exact-ratio model at two
+/// points of the plane (the SM mixture reweighted to each) passes, and its χ² per feature is
+/// the closed form's (`validation/smeft_closure_reference.py`, no engine code nor ONNX) in the
+/// engine's bin edges. A model of two POIs takes no `--mu`; without `--at` it gets no point test.
+#[test]
+fn closure_at_points_of_the_plane_matches_the_closed_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = smeft().join("workspace_exact.yaml").display().to_string();
+    let out = dir.path().display().to_string();
+    let cache = test_cache().dir().display().to_string();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["closure", &ws, "--out", &out, "--cache-dir", &cache];
+        args.extend_from_slice(extra);
+        nsbi(&args)
+    };
+    let done = run(&[
+        "--at",
+        "c1=0.5,c2=-0.3",
+        "--at",
+        "c1=-1,c2=1",
+        "--bins",
+        "10",
+    ]);
+    assert!(done.status.success(), "{}", stderr(&done));
+    let closure = dir.path().join("closure.json");
+    let engine = read_json(&closure);
+    let reference: serde_json::Value = serde_json::from_str(&run_validation_script(
+        "smeft_closure_reference.py",
+        &["--closure", closure.to_str().unwrap()],
+    ))
+    .unwrap();
+    for name in ["SR/c1=0.5,c2=-0.3", "SR/c1=-1,c2=1"] {
+        let test = engine["tests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap_or_else(|| panic!("no test {name}"));
+        assert_eq!(test["pass"], true, "{name}");
+        for feature in test["features"].as_array().unwrap() {
+            let f = feature["feature"].as_str().unwrap();
+            let py = &reference[name][f];
+            assert_eq!(feature["ndf"], py["ndf"], "{name} {f}");
+            let (a, b) = (
+                feature["chi2"].as_f64().unwrap(),
+                py["chi2"].as_f64().unwrap(),
+            );
+            assert!(
+                (a - b).abs() <= 1e-6 * b.max(1.0),
+                "{name} {f}: χ² {a} vs {b}"
+            );
+        }
+    }
+    assert!(dir.path().join("closure_SR_c1_0p5_c2_-0p3.svg").exists());
+    let refused = run(&["--mu", "0.5"]);
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("--at"), "{}", stderr(&refused));
+    let none = run(&[]);
+    assert!(none.status.success(), "{}", stderr(&none));
+    assert!(stderr(&none).contains("no parameter-point closure test"));
+}

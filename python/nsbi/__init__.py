@@ -154,14 +154,18 @@ class Workspace:
         return CalibrationResult(json.loads(text))
 
     def closure(self, process=None, holdout=None, bins=20, p_threshold=0.01, mu=(1.7,),
-                mu_ref=1.0):
+                mu_ref=1.0, at=None, at_ref=None):
         """``nsbi closure``: per ratio model (of ``process``), the reference reweighted by r(x)
         against the process sample, and per POI value in ``mu`` the MC mixture at ``mu_ref``
-        reweighted by p(x|μ)/p(x|μ_ref) against the mixture at μ; ``bins`` per feature. A
-        ClosureResult; no plots (``nsbi closure`` draws them)."""
+        reweighted by p(x|μ)/p(x|μ_ref) against the mixture at μ — or, for any number of POIs,
+        per point of ``at`` (``"c1=0.5,c2=-0.3"`` or a list of them) the mixture at ``at_ref``
+        (default: every parameter at its initial value) reweighted to it; ``bins`` per feature.
+        A ClosureResult; no plots (``nsbi closure`` draws them)."""
         mu = [float(m) for m in ([mu] if isinstance(mu, (int, float)) else mu)]
+        at = [] if at is None else ([at] if isinstance(at, str) else list(at))
         text = self._inner._closure(
-            _names(process), _holdouts(holdout), bins, float(p_threshold), mu, float(mu_ref)
+            _names(process), _holdouts(holdout), bins, float(p_threshold), mu, float(mu_ref),
+            at, at_ref
         )
         return ClosureResult(json.loads(text))
 

@@ -286,8 +286,9 @@ impl Workspace {
     }
 
     /// `nsbi closure`'s `closure.json` as JSON text: per ratio model (of `process`), and per
-    /// POI value in `mu` against the MC mixture at `mu_ref`.
-    #[pyo3(signature = (process, holdout, bins, p_threshold, mu, mu_ref))]
+    /// POI value in `mu` against the MC mixture at `mu_ref` — or, where `at` names points
+    /// (`c1=0.5,c2=-0.3`, any number of POIs), per point against the mixture at `at_ref`.
+    #[pyo3(signature = (process, holdout, bins, p_threshold, mu, mu_ref, at, at_ref))]
     #[allow(clippy::too_many_arguments)]
     fn _closure(
         &self,
@@ -298,6 +299,8 @@ impl Workspace {
         p_threshold: f64,
         mu: Vec<f64>,
         mu_ref: f64,
+        at: Vec<String>,
+        at_ref: Option<String>,
     ) -> PyResult<String> {
         let (path, cache_dir) = (self.path.clone(), self.cache_dir.clone());
         let output = interruptible(py, &self.pool, move || -> nsbi::Result<_> {
@@ -313,7 +316,10 @@ impl Workspace {
             let mut tests = diagnostics::ratio_closures(&ws, &selection, &cache, bins)?;
             let skipped = selection.skipped;
             let analysis = Analysis::from_workspace(ws, &cache, false)?;
-            tests.extend(diagnostics::poi_closures(&analysis, &mu, mu_ref, bins)?);
+            tests.extend(match at.is_empty() {
+                true => diagnostics::poi_closures(&analysis, &mu, mu_ref, bins)?,
+                false => diagnostics::point_closures(&analysis, &at, at_ref.as_deref(), bins)?,
+            });
             let report = diagnostics::ClosureReport {
                 tests,
                 skipped,

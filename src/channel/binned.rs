@@ -132,6 +132,24 @@ impl ChannelKind for BinnedPart {
         }))
     }
 
+    /// The first bin whose expected count is negative (or not finite) at θ_gen: no Poisson
+    /// count has that mean.
+    fn generation_invalid(&self, theta_gen: &[f64]) -> Result<Option<InvalidDensity>> {
+        let expected = self.expected(theta_gen);
+        for (channel, lambda) in self.model.channels.iter().zip(&expected) {
+            if let Some(b) = lambda.iter().position(|l| !(l.is_finite() && *l >= 0.0)) {
+                return Ok(Some(InvalidDensity {
+                    channel: channel.name.clone(),
+                    event: b,
+                    density: lambda[b],
+                    process: None,
+                    bin: true,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
     fn reports(&self, data: &dyn ObservedData, theta: &[f64]) -> Vec<ChannelReport> {
         let expected = self.expected(theta);
         self.model
@@ -181,6 +199,10 @@ struct BinnedToys {
 }
 
 impl KindToys for BinnedToys {
+    fn invalid_at(&self, theta: &[f64]) -> Option<InvalidDensity> {
+        self.part.generation_invalid(theta).ok().flatten()
+    }
+
     /// n_b ~ Poisson(λ_b(θ_gen)), drawn as the binned engine draws them
     /// ([`crate::binned::BinnedModel::sample_into`]) from the kind's own stream. The placed
     /// binned model has no constraints: the global observables are the likelihood's, drawn

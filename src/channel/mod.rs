@@ -38,7 +38,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::likelihood::{Evaluation, Order};
+use crate::likelihood::{Evaluation, InvalidDensity, Order};
 use crate::model::Parameter;
 
 /// One kind's channels on the model's parameters: everything the likelihood, the toys, the
@@ -59,6 +59,14 @@ pub trait ChannelKind: Send + Sync + Debug {
     /// generation point: the unbinned kind's weighted pools and samplers), or an error naming
     /// the channel where no toy can be drawn there.
     fn toys(&self, theta_gen: &[f64]) -> Result<Box<dyn KindToys>>;
+
+    /// Where the model these channels generate from is not a density at θ_gen: the first
+    /// pooled MC event of an unbinned channel with a negative per-event density, or bin of a
+    /// binned channel with a negative expected count. A Neyman construction excludes such a
+    /// grid point rather than draw its toys from a truncated model. None by default.
+    fn generation_invalid(&self, _theta_gen: &[f64]) -> Result<Option<InvalidDensity>> {
+        Ok(None)
+    }
 
     /// Builds what this kind's Asimov sets and toys are made from, before a command also fits
     /// the observed data (the unbinned pools, whose shape inputs the observed data's
@@ -112,6 +120,13 @@ pub trait KindToys: Send + Sync {
     /// were kinds, and a seed keeps giving the toys it gave); a kind that drew from it would
     /// change every other toy's global observables.
     fn draw(&self, key: ToyKey, shared: &mut ChaCha8Rng) -> Observed;
+
+    /// Where the model these toys are drawn from is not a density at θ (another point than
+    /// the generation point: a toy's best fit), as [`ChannelKind::generation_invalid`] says,
+    /// from what the toys already hold. None by default.
+    fn invalid_at(&self, _theta: &[f64]) -> Option<InvalidDensity> {
+        None
+    }
 
     /// `self` as `Any`, for callers that know which kind's toys they hold (tests).
     fn as_any(&self) -> &dyn Any;

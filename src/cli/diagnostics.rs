@@ -31,9 +31,11 @@ pub const CLOSURE_ABOUT: &str = "Reweighting closure tests.
 1. Per ratio model: the denominator sample (the reference; the nominal process sample for a \
    shape variation given with --holdout) reweighted event by event by r(x), scaled to the \
    numerator's total weight, against the numerator (process) sample.
-2. Per --mu value: the weighted MC mixture (the Asimov set) at --mu-ref reweighted by \
-   p(x|μ)/p(x|μ_ref)·ν(μ)/ν(μ_ref) from the full model, against the MC mixture at μ. The \
-   mixture has negative weights where a coefficient is negative (interference).
+2. Per --mu value (one POI) or --at point (any number: --at c1=0.5,c2=-0.3): the weighted MC \
+   mixture (the Asimov set) at --mu-ref (default 1) or --at-ref (default: every parameter at \
+   its initial value) \
+   reweighted by p(x|θ)/p(x|θ_ref)·ν(θ)/ν(θ_ref) from the full model, against the MC mixture at \
+   θ. The mixture has negative weights where a coefficient is negative (interference).
 
 Per feature: histograms in bins at the quantiles of the weighted events, with the error of \
 target − reweighted in each bin sqrt(Σ (t−u)²) over events with target weight t and \
@@ -85,12 +87,50 @@ pub struct CalibrateArgs {
 pub struct ClosureArgs {
     #[command(flatten)]
     pub common: DiagnosticArgs,
-    /// Values of the POI for the parameter-point test (repeatable; 1.7 as in the ATLAS seeds).
-    #[arg(long, default_values_t = [1.7], allow_hyphen_values = true)]
+    /// Values of the POI for the parameter-point test of a one-POI model (repeatable;
+    /// default 1.7, as in the ATLAS seeds).
+    #[arg(long, allow_hyphen_values = true, conflicts_with_all = ["at", "at_ref"])]
     mu: Vec<f64>,
-    /// The POI value of the MC mixture that is reweighted.
+    /// The POI value of the MC mixture that is reweighted (with --mu).
     #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
     mu_ref: f64,
+    /// A parameter point for the parameter-point test, any number of POIs: `c1=0.5,c2=-0.3`
+    /// (repeatable; parameters not named at their initial values).
+    #[arg(long, allow_hyphen_values = true)]
+    at: Vec<String>,
+    /// The point of the MC mixture that is reweighted to each --at point, of the same form
+    /// (default: every parameter at its initial value).
+    #[arg(long, allow_hyphen_values = true)]
+    at_ref: Option<String>,
+}
+
+impl ClosureArgs {
+    /// The parameter-point tests asked for: `--at` points for any model; `--mu` values (1.7
+    /// when neither is given) for a one-POI model. A model of several POIs without `--at`
+    /// gets none, and a note says how to ask.
+    fn point_closures(&self, analysis: &Analysis) -> anyhow::Result<Vec<diagnostics::ClosureTest>> {
+        let bins = self.common.bins;
+        if !self.at.is_empty() {
+            let reference = self.at_ref.as_deref();
+            return Ok(diagnostics::point_closures(
+                analysis, &self.at, reference, bins,
+            )?);
+        }
+        let pois = analysis.model.pois().len();
+        if self.mu.is_empty() && pois != 1 {
+            eprintln!(
+                "note: no parameter-point closure test: the model has {pois} POIs; give the \
+                 points with --at NAME=VALUE,…"
+            );
+            return Ok(Vec::new());
+        }
+        let mu = if self.mu.is_empty() {
+            vec![1.7]
+        } else {
+            self.mu.clone()
+        };
+        Ok(diagnostics::poi_closures(analysis, &mu, self.mu_ref, bins)?)
+    }
 }
 
 /// The workspace, what to look at, and where the outputs go.
@@ -155,12 +195,7 @@ pub fn run_closure(args: &ClosureArgs) -> anyhow::Result<bool> {
     let mut tests = diagnostics::ratio_closures(&ws, &selection, &cache, common.bins)?;
     let skipped = selection.skipped;
     let analysis = Analysis::from_workspace(ws, &cache, true)?;
-    tests.extend(diagnostics::poi_closures(
-        &analysis,
-        &args.mu,
-        args.mu_ref,
-        common.bins,
-    )?);
+    tests.extend(args.point_closures(&analysis)?);
     let report = diagnostics::ClosureReport {
         tests,
         skipped,

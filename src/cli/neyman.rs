@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use nsbi::infer::construction::NeymanOutput;
+use nsbi::infer::construction::{self, NeymanOutput};
 use nsbi::infer::region::NeymanRegionOutput;
 use nsbi::infer::run::{
     self, CoverageRequest, GridRequest, Merged, NeymanReport, ToyRequest, TruePoint,
@@ -202,6 +202,16 @@ pub fn run_toys(args: &ToysArgs) -> anyhow::Result<()> {
     );
     let toys = run::make_toy_file(&analysis, &plan, &args.workspace, shard, &|| bar.inc(1))?;
     bar.finish_and_clear();
+    let header = &toys.header;
+    let not_converged = construction::not_converged(&toys.records);
+    if let Some(warning) =
+        construction::exclusion_warning(&header.pois, &header.excluded, not_converged)
+    {
+        eprintln!("warning: {warning}");
+        for e in &header.excluded {
+            eprintln!("  {}", e.describe(&header.pois));
+        }
+    }
     toys.write(&args.out)?;
     println!(
         "{} toys (shard {}/{}) written to {}",

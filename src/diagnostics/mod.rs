@@ -26,7 +26,8 @@ use crate::workspace::{EnsembleRef, Workspace};
 use calibration::{
     member_spread_per_bin, reliability_curve, score, ClassScores, ReliabilityCurve, ScoreBins,
 };
-use closure::{ratio_closure, ClosureTest, WeightedSegment};
+pub use closure::ClosureTest;
+use closure::{ratio_closure, WeightedSegment};
 pub use output::{CalibrationOutput, ClosureOutput};
 
 /// `NAME=FILE` from the command line: held-out events replacing (or, for a shape variation,
@@ -508,6 +509,45 @@ pub fn check_settings(bins: usize, p_threshold: f64) -> Result<()> {
     Ok(())
 }
 
+/// Per parameter point of `at` (`c1=0.5,c2=-0.3`: parameters by name, as `coverage --at`;
+/// every other parameter at its `init`), for a model of any number of POIs: the
+/// parameter-point closure tests of the MC mixture at `reference` (of the same form; `None`:
+/// every parameter at its `init`) reweighted to it. Each test is named by its point
+/// (`SR/c1=0.5,c2=-0.3`).
+pub fn point_closures(
+    analysis: &Analysis,
+    at: &[String],
+    reference: Option<&str>,
+    bins: usize,
+) -> Result<Vec<ClosureTest>> {
+    let point = |text: &str, option: &str| -> Result<(Vec<f64>, String)> {
+        let mut theta = analysis.model.init();
+        let mut label = Vec::new();
+        for (i, v) in analysis.assignments(text, option)? {
+            theta[i] = v;
+            label.push(format!("{}={v}", analysis.model.parameters[i].name));
+        }
+        if label.is_empty() {
+            return Err(Error::Analysis(format!(
+                "{option} '{text}': give the point as name=value,… (e.g. c1=0.5,c2=-0.3)"
+            )));
+        }
+        Ok((theta, label.join(",")))
+    };
+    let reference = match reference {
+        Some(text) => point(text, "--at-ref")?.0,
+        None => analysis.model.init(),
+    };
+    let mut tests = Vec::new();
+    for text in at {
+        let (theta, label) = point(text, "--at")?;
+        tests.extend(parameter_closure(
+            analysis, &reference, &theta, &label, bins,
+        )?);
+    }
+    Ok(tests)
+}
+
 /// Per value of the POI in `mu`: the parameter-point closure tests of the MC mixture at
 /// `mu_ref` (other parameters at their `init`) reweighted to it.
 pub fn poi_closures(
@@ -522,7 +562,8 @@ pub fn poi_closures(
     let pois = analysis.model.pois();
     let [poi] = pois.as_slice() else {
         return Err(Error::Analysis(format!(
-            "--mu needs a model with exactly one POI (this one has {})",
+            "--mu needs a model with exactly one POI (this one has {}): give its points with \
+             --at NAME=VALUE,…",
             pois.len()
         )));
     };

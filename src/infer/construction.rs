@@ -4,11 +4,12 @@
 
 use indexmap::IndexMap;
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::analysis::{Analysis, Dataset};
 use crate::error::{Error, Result};
-use crate::fit::{minimise, FitResult};
+use crate::fit::{minimise, why_undefined, FitOptions, FitResult};
+use crate::likelihood::InvalidDensity;
 
 use super::poi_grid::parse_values;
 use super::test_stat::TestStatistic;
@@ -152,29 +153,188 @@ pub fn toy_grid(
 }
 
 /// Fits of the observed data: the unconditional best fit and the conditional fit at every
-/// grid point.
+/// grid point, and the grid points excluded from the construction.
 pub struct ObservedProfile {
     pub free: FitResult,
     pub conditional: Vec<FitResult>,
+    /// The grid points where the model is not a density (by grid index): no toys are made
+    /// there, and they belong to no confidence set.
+    pub excluded: Vec<ExcludedPoint>,
+}
+
+/// Why a grid point is left out of a construction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ExclusionStage {
+    /// The observed data have no likelihood at the point (for any value of the parameters the
+    /// conditional fit frees): an observed event's density, a process's shape normalisation
+    /// or a bin's expected count is not positive.
+    ObservedData,
+    /// The model the toys would be drawn from is not a density at the generation point: a
+    /// pooled MC event's density or a bin's expected count is negative.
+    Generation,
+}
+
+/// A grid point excluded from a construction because the mixture density is not a density
+/// there — with several POIs the basis weights can make it negative in parts of the plane.
+/// Such a point is reported, never generated at nor fitted through.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ExcludedPoint {
+    pub grid_index: usize,
+    /// The grid's POI values.
+    pub point: Vec<f64>,
+    pub stage: ExclusionStage,
+    /// The channel where the density fails, where one does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// The event (of the observed data, or of the channel's pooled MC for `generation`) or,
+    /// for a binned channel, the bin.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bin: Option<usize>,
+    /// The process (index in its channel) whose shape normalisation is not positive.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process: Option<usize>,
+    /// The density, normalisation or expected count found there (null where not finite).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub density: Option<f64>,
+    /// The same, in words, with every parameter's value.
+    pub reason: String,
+}
+
+impl ExcludedPoint {
+    fn new(
+        grid_index: usize,
+        point: &[f64],
+        stage: ExclusionStage,
+        invalid: Option<&InvalidDensity>,
+        reason: String,
+    ) -> ExcludedPoint {
+        let event = invalid.filter(|i| !i.bin && i.process.is_none());
+        ExcludedPoint {
+            grid_index,
+            point: point.to_vec(),
+            stage,
+            channel: invalid.map(|i| i.channel.clone()),
+            event: event.map(|i| i.event),
+            bin: invalid.filter(|i| i.bin).map(|i| i.event),
+            process: invalid.and_then(|i| i.process),
+            density: invalid.map(|i| i.density).filter(|d| d.is_finite()),
+            reason,
+        }
+    }
+
+    /// `POI = value, …: reason`, for warnings.
+    pub fn describe(&self, pois: &[String]) -> String {
+        let point: Vec<String> = pois
+            .iter()
+            .zip(&self.point)
+            .map(|(name, v)| format!("{name} = {v}"))
+            .collect();
+        let stage = match self.stage {
+            ExclusionStage::ObservedData => "the observed data have no likelihood",
+            ExclusionStage::Generation => "the toys' generation model is not a density",
+        };
+        format!("({}): {stage}: {}", point.join(", "), self.reason)
+    }
+}
+
+/// The warning that lists a construction's excluded grid points (their reasons are in the
+/// outputs' `excluded_points`), with the toys' fits `not_converged` (a free fit that ended
+/// where the model is not a density is among them).
+pub fn exclusion_warning(
+    pois: &[String],
+    excluded: &[ExcludedPoint],
+    not_converged: usize,
+) -> Option<String> {
+    (!excluded.is_empty()).then(|| {
+        let list: Vec<String> = excluded
+            .iter()
+            .map(|e| {
+                let values: Vec<String> = pois
+                    .iter()
+                    .zip(&e.point)
+                    .map(|(name, v)| format!("{name} = {v}"))
+                    .collect();
+                format!("({})", values.join(", "))
+            })
+            .collect();
+        format!(
+            "{} grid point(s) excluded: the model is not a density there (no toys; in no \
+             confidence set): {}; {not_converged} toy fit(s) not converged, among them those \
+             whose free fit ended where the model is not a density",
+            excluded.len(),
+            list.join(", ")
+        )
+    })
+}
+
+/// Whether grid point `g` is among `excluded`.
+pub fn is_excluded(excluded: &[ExcludedPoint], g: usize) -> bool {
+    excluded.iter().any(|e| e.grid_index == g)
 }
 
 impl ObservedProfile {
-    /// t_obs(θ) = 2(NLL(θ, α̂̂) − NLL(θ̂, α̂)) on the grid.
+    /// t_obs(θ) = 2(NLL(θ, α̂̂) − NLL(θ̂, α̂)) on the grid; NaN at the excluded points.
     pub fn t(&self) -> Vec<f64> {
         let best = self
             .conditional
             .iter()
-            .map(|c| c.nll)
+            .enumerate()
+            .filter(|(g, _)| !self.is_excluded(*g))
+            .map(|(_, c)| c.nll)
             .fold(self.free.nll, f64::min);
         self.conditional
             .iter()
-            .map(|c| 2.0 * (c.nll - best))
+            .enumerate()
+            .map(|(g, c)| match self.is_excluded(g) {
+                true => f64::NAN,
+                false => 2.0 * (c.nll - best),
+            })
             .collect()
     }
 
     /// Generation point of grid point g: (θ_g, α̂̂(θ_g)) — the profile construction.
     pub fn generation_point(&self, g: usize) -> &[f64] {
         &self.conditional[g].theta
+    }
+
+    pub fn is_excluded(&self, g: usize) -> bool {
+        is_excluded(&self.excluded, g)
+    }
+
+    /// Excludes, besides the points where the observed data have no likelihood, those whose
+    /// generation point is not a density of the model the toys are drawn from
+    /// ([`crate::model::Model::generation_invalid`]); the excluded points end in grid order.
+    pub fn exclude_generation(&mut self, analysis: &Analysis, plan: &ToyPlan) -> Result<()> {
+        let model = &analysis.model;
+        for (g, point) in plan.grid.points.iter().enumerate() {
+            if self.is_excluded(g) {
+                continue;
+            }
+            let theta = self.generation_point(g);
+            if let Some(invalid) = model.generation_invalid(theta)? {
+                let at = model.describe_point(theta);
+                let reason = match invalid.bin {
+                    true => format!("{invalid} at {at}"),
+                    false => format!(
+                        "per-event density Σ_c ν̃_c r_c g_c = {:.6e} < 0 at pooled MC event {} \
+                         of channel {} at {at}",
+                        invalid.density, invalid.event, invalid.channel
+                    ),
+                };
+                self.excluded.push(ExcludedPoint::new(
+                    g,
+                    point,
+                    ExclusionStage::Generation,
+                    Some(&invalid),
+                    reason,
+                ));
+            }
+        }
+        self.excluded.sort_by_key(|e| e.grid_index);
+        Ok(())
     }
 }
 
@@ -188,8 +348,9 @@ pub fn describe_point(model: &crate::model::Model, pois: &[usize], point: &[f64]
 }
 
 /// Fits the observed data at every grid point of `plan`, each conditional fit started where
-/// the previous one ended. Without systematics the nuisances stay at their unconditional
-/// best-fit values (the free fit floats them).
+/// the previous valid one ended. Without systematics the nuisances stay at their unconditional
+/// best-fit values (the free fit floats them). A point where the observed data have no
+/// likelihood is excluded, with the reason.
 pub fn observed_profile(analysis: &Analysis, plan: &ToyPlan) -> Result<ObservedProfile> {
     let like = analysis.likelihood(&Dataset::Observed)?;
     let model = &analysis.model;
@@ -208,21 +369,39 @@ pub fn observed_profile(analysis: &Analysis, plan: &ToyPlan) -> Result<ObservedP
     let mut options = plan.conditional_fit_options(&like);
     options.init = free.theta.clone();
     let mut conditional = Vec::with_capacity(plan.grid.len());
-    for point in &plan.grid.points {
+    let mut excluded = Vec::new();
+    for (g, point) in plan.grid.points.iter().enumerate() {
+        let mut init = options.init.clone();
         for (&k, &value) in plan.pois.iter().zip(point) {
-            options.init[k] = value;
+            init[k] = value;
         }
-        let fit = minimise(&like, &options);
+        let fit = minimise(
+            &like,
+            &FitOptions {
+                init,
+                ..options.clone()
+            },
+        );
         if fit.nll.is_infinite() {
-            return Err(Error::Analysis(format!(
-                "the observed data have no likelihood at {} (a density ≤ 0); restrict the grid",
-                describe_point(model, &plan.pois, point)
-            )));
+            let reason = why_undefined(&like, &fit.theta, &fit.evaluation);
+            let invalid = fit.evaluation.invalid.as_ref();
+            excluded.push(ExcludedPoint::new(
+                g,
+                point,
+                ExclusionStage::ObservedData,
+                invalid,
+                reason,
+            ));
+        } else {
+            options.init = fit.theta.clone();
         }
-        options.init = fit.theta.clone();
         conditional.push(fit);
     }
-    Ok(ObservedProfile { free, conditional })
+    Ok(ObservedProfile {
+        free,
+        conditional,
+        excluded,
+    })
 }
 
 /// Makes and fits the toys of jobs `jobs` (see [`ToyPlan::shard`]), one grid point at a time.
@@ -238,12 +417,35 @@ pub fn make_toys(
     while job < jobs.end {
         let g = job / plan.n_toys;
         let end = ((g + 1) * plan.n_toys).min(jobs.end);
+        if profile.is_excluded(g) {
+            job = end;
+            continue;
+        }
         let theta_gen = profile.generation_point(g);
         let source = ToySource::asimov(analysis, theta_gen)?;
-        records.extend(run_toys(plan, &source, job..end, progress));
+        let mut made = run_toys(plan, &source, job..end, progress);
+        if !profile.excluded.is_empty() {
+            mark_fits_outside_the_density(&source, &mut made);
+        }
+        records.extend(made);
         job = end;
     }
     Ok(records)
+}
+
+/// Marks as failed (`converged_free` false) the toys whose free fit ended where the model is
+/// not a density ([`crate::model::Model::generation_invalid`] at θ̂). A fit never steps to a
+/// point where one of its toy's events has no density (that point has no likelihood and the
+/// step is rejected), but it can end where the density is negative away from the toy's
+/// events, which the fit does not see: its t would be taken against a model that is no
+/// density. Checked where the plan has excluded points — where the model is known to turn
+/// negative in the plane; a pool evaluation per toy (on the pool the toys were drawn from)
+/// would otherwise add to every construction.
+fn mark_fits_outside_the_density(source: &ToySource, records: &mut [ToyRecord]) {
+    use rayon::prelude::*;
+    records.par_iter_mut().for_each(|record| {
+        record.converged_free &= source.invalid_at(&record.theta_hat).is_none();
+    });
 }
 
 /// `nsbi neyman --json` of a one-POI construction: critical values on the grid with their
@@ -270,6 +472,10 @@ pub struct NeymanOutput {
     pub asymptotic_intervals: IndexMap<String, Vec<[f64; 2]>>,
     pub asymptotic_open_ends: IndexMap<String, Vec<[bool; 2]>>,
     pub toy_fits_not_converged: usize,
+    /// The grid points left out (the model is not a density there): no toys, critical value
+    /// and observed t null, in no interval.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub excluded_points: Vec<ExcludedPoint>,
     pub warnings: Vec<String>,
 }
 
@@ -357,8 +563,14 @@ pub fn neyman(
         asymptotic_intervals: IndexMap::new(),
         asymptotic_open_ends: IndexMap::new(),
         toy_fits_not_converged: not_converged(records),
+        excluded_points: header.excluded.clone(),
         warnings: Vec::new(),
     };
+    warnings.extend(exclusion_warning(
+        &header.pois,
+        &header.excluded,
+        not_converged(records),
+    ));
     for &level in levels {
         let label = level_label(level);
         let c: Vec<_> = by_grid.iter().map(|t| critical_value(t, level)).collect();
@@ -481,7 +693,20 @@ pub fn coverage(
         systematics: header.systematics,
         statistic: header.test_stat,
     };
-    let profile = observed_profile(analysis, &plan)?;
+    if let Some(e) = header.excluded.iter().find(|e| e.grid_index == grid_index) {
+        return Err(Error::Analysis(format!(
+            "the true point is excluded from the construction {}: it has no coverage",
+            e.describe(&header.pois)
+        )));
+    }
+    let mut profile = observed_profile(analysis, &plan)?;
+    profile.exclude_generation(analysis, &plan)?;
+    if let Some(e) = profile.excluded.first() {
+        return Err(Error::Analysis(format!(
+            "no coverage toys at the true point {}",
+            e.describe(&header.pois)
+        )));
+    }
     let toys = make_toys(analysis, &plan, &profile, 0..n_toys, progress)?;
     let t: Vec<f64> = toys.iter().map(|r| r.t).collect();
     let construction_t = &statistics_by_grid(&construction.records, header.grid.len())[grid_index];

@@ -48,12 +48,17 @@ pub fn statistics_by_grid(records: &[ToyRecord], n_grid: usize) -> Vec<Vec<f64>>
 
 /// The parts of the grid where `observed[i] ≤ critical[i]`, as intervals whose ends are
 /// interpolated linearly in (observed − critical) between grid points; an end at the grid's
-/// edge stays there.
+/// edge stays there, and so does one next to an excluded grid point (NaN: nothing is known
+/// between them).
 pub fn accepted_intervals(grid: &[f64], observed: &[f64], critical: &[f64]) -> Vec<(f64, f64)> {
     let d: Vec<f64> = observed.iter().zip(critical).map(|(o, c)| o - c).collect();
     let crossing = |i: usize| {
         let (a, b) = (d[i], d[i + 1]);
-        grid[i] + (grid[i + 1] - grid[i]) * a / (a - b)
+        match (a.is_nan(), b.is_nan()) {
+            (true, _) => grid[i + 1],
+            (_, true) => grid[i],
+            _ => grid[i] + (grid[i + 1] - grid[i]) * a / (a - b),
+        }
     };
     let mut out = Vec::new();
     let mut start: Option<f64> = None;
@@ -79,12 +84,13 @@ const MIN_POINTS_INSIDE: usize = 2;
 
 /// Warnings when the grid is too coarse for the set `intervals` (of `what`, e.g. "68.27 %
 /// Neyman"): no grid point accepted, or an interval resting on fewer than
-/// [`MIN_POINTS_INSIDE`] of them. The toys fix the grid, so a finer one means new toys.
+/// [`MIN_POINTS_INSIDE`] of them. The toys fix the grid, so a finer one means new toys
+/// (by `--mu-grid` or `--grid`: the warning names neither).
 pub fn coarse_grid_warnings(grid: &[f64], intervals: &[(f64, f64)], what: &str) -> Vec<String> {
     if intervals.is_empty() {
         return vec![format!(
             "{what}: no grid point is accepted: the set is empty or lies between grid points; \
-             make toys on a finer --mu-grid"
+             make toys on a finer grid"
         )];
     }
     intervals
@@ -94,7 +100,7 @@ pub fn coarse_grid_warnings(grid: &[f64], intervals: &[(f64, f64)], what: &str) 
             (inside < MIN_POINTS_INSIDE).then(|| {
                 format!(
                     "{what}: the interval [{lo:.4}, {hi:.4}] rests on {inside} grid point(s): \
-                     the grid is too coarse to place its ends; make toys on a finer --mu-grid"
+                     the grid is too coarse to place its ends; make toys on a finer grid"
                 )
             })
         })
@@ -136,6 +142,12 @@ mod tests {
         assert_eq!(iv[0].0, 0.0);
         assert!((iv[0].1 - (1.0 + 0.5 / 1.5)).abs() < 1e-12);
         assert_eq!(iv[1].1, 4.0);
+        // An excluded point (NaN) ends an interval at its neighbour, and one starts after it.
+        let nan = f64::NAN;
+        let iv = accepted_intervals(&grid, &[0.0, 0.5, nan, 0.5, 3.0], &critical);
+        assert_eq!(iv.len(), 2);
+        assert_eq!(iv[0], (0.0, 1.0));
+        assert!(iv[1].0 == 3.0 && (iv[1].1 - (3.0 + 0.5 / 2.5)).abs() < 1e-12);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::construction::{level_label, not_converged};
+use super::construction::{exclusion_warning, level_label, not_converged, ExcludedPoint};
 use super::neyman::{critical_value, statistics_by_grid};
 use super::test_stat::TestStatistic;
 use super::toyfile::ToyFileHeader;
@@ -43,6 +43,10 @@ pub struct NeymanRegionOutput {
     /// The asymptotic region at each level: t_obs ≤ the χ²_k quantile, k = the number of POIs.
     pub asymptotic_regions: Vec<AsymptoticRegion>,
     pub toy_fits_not_converged: usize,
+    /// The grid points left out (the model is not a density there): no toys, critical values
+    /// and observed t null, in no region, and no contour runs through their cells.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub excluded_points: Vec<ExcludedPoint>,
     pub warnings: Vec<String>,
 }
 
@@ -114,7 +118,10 @@ pub fn neyman_regions(
     }
     let by_point = statistics_by_grid(records, n_points);
     let plane = plane(header, &observed_t);
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<String> =
+        exclusion_warning(&header.pois, &header.excluded, not_converged(records))
+            .into_iter()
+            .collect();
     let mut regions = Vec::new();
     for &level in levels {
         let label = level_label(level);
@@ -190,6 +197,7 @@ pub fn neyman_regions(
         regions,
         asymptotic_regions,
         toy_fits_not_converged: not_converged(records),
+        excluded_points: header.excluded.clone(),
         warnings,
     })
 }

@@ -100,7 +100,8 @@ pub fn make_toy_file(
     // Every kind's toy inputs first (the unbinned pools): the observed fits' normalisation then
     // shares their shape inputs.
     analysis.prepare_generation()?;
-    let profile = construction::observed_profile(analysis, plan)?;
+    let mut profile = construction::observed_profile(analysis, plan)?;
+    profile.exclude_generation(analysis, plan)?;
     let jobs = plan.shard(shard.0, shard.1);
     let records = construction::make_toys(analysis, plan, &profile, jobs, progress)?;
     let names = analysis
@@ -109,13 +110,14 @@ pub fn make_toy_file(
         .iter()
         .map(|p| p.name.clone())
         .collect();
-    let header = ToyFileHeader::new(
+    let mut header = ToyFileHeader::new(
         workspace,
         plan,
         names,
         ModelFingerprint::of(analysis),
         shard,
     );
+    header.excluded = profile.excluded;
     Ok(ToyFile { header, records })
 }
 
@@ -231,14 +233,28 @@ pub fn neyman(
     let (header, records) = (&toys.header, &toys.records);
     let profile = construction::observed_profile(analysis, &plan)?;
     let model = &analysis.model;
+    // The toys' excluded points (the generation model's too, which the observed fits do not
+    // see) belong to no set.
+    let mut observed_t = profile.t();
+    for e in &header.excluded {
+        observed_t[e.grid_index] = f64::NAN;
+    }
+    if let Some(g) = (0..observed_t.len())
+        .find(|&g| profile.is_excluded(g) && !construction::is_excluded(&header.excluded, g))
+    {
+        return Err(Error::Analysis(format!(
+            "the toy files {files} hold toys at grid point {g}, where the observed data have no \
+             likelihood: they were made from other data; make the toys again"
+        )));
+    }
     if plan.pois.len() == 1 {
-        let output = construction::neyman(header, records, profile.t(), levels, model)?;
+        let output = construction::neyman(header, records, observed_t, levels, model)?;
         return Ok(NeymanReport::Intervals(Box::new(output)));
     }
     let best_fit = plan.pois.iter().map(|&k| profile.free.theta[k]).collect();
     let systematics = header.systematics && model.has_free_nuisances();
     let output =
-        region::neyman_regions(header, records, profile.t(), best_fit, levels, systematics)?;
+        region::neyman_regions(header, records, observed_t, best_fit, levels, systematics)?;
     Ok(NeymanReport::Regions(Box::new(output)))
 }
 

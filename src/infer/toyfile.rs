@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use super::h5::{self, ToyReader, ToyWriter};
 use serde::{Deserialize, Serialize};
 
-use super::construction::{total_toys, MAX_TOYS};
+use super::construction::{is_excluded, total_toys, ExcludedPoint, MAX_TOYS};
 use super::poi_grid::PoiGrid;
 use super::test_stat::TestStatistic;
 use super::toys::{shard_range, ToyPlan, ToyRecord};
@@ -105,8 +105,13 @@ pub struct ToyFileHeader {
     pub fingerprint: ModelFingerprint,
     /// (index, count) of the shard; (0, 1) for a whole run or a merged file.
     pub shard: (usize, usize),
-    /// The (grid, toy) job indices the file holds: `jobs.0..jobs.1`.
+    /// The (grid, toy) job indices the file holds: `jobs.0..jobs.1`, less those of the
+    /// excluded grid points.
     pub jobs: (usize, usize),
+    /// The grid points where the model is not a density: no toys were made there (every
+    /// shard finds the same ones).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded: Vec<ExcludedPoint>,
 }
 
 impl ToyFileHeader {
@@ -133,6 +138,7 @@ impl ToyFileHeader {
             fingerprint,
             shard,
             jobs: (range.start, range.end),
+            excluded: Vec::new(),
         }
     }
 
@@ -173,6 +179,9 @@ impl ToyFileHeader {
                 other.test_stat.to_string(),
             ),
         ];
+        if self.excluded != other.excluded {
+            out.push("excluded grid points differ".into());
+        }
         for (name, a, b) in settings {
             if a != b {
                 out.push(format!("generation settings differ: {name} {a} vs {b}"));
@@ -471,6 +480,14 @@ pub fn merge(paths: &[PathBuf]) -> Result<ToyFile> {
                     r.toy_index
                 )));
             }
+            if is_excluded(&header.excluded, r.grid_index) {
+                return Err(Error::Analysis(format!(
+                    "{}: record (grid {}, toy {}) at a grid point the plan excludes",
+                    path.display(),
+                    r.grid_index,
+                    r.toy_index
+                )));
+            }
             let job = r.grid_index * header.n_toys + r.toy_index;
             if slots[job].replace(r.clone()).is_some() {
                 return Err(Error::Analysis(format!(
@@ -482,7 +499,11 @@ pub fn merge(paths: &[PathBuf]) -> Result<ToyFile> {
             }
         }
     }
-    let missing: Vec<usize> = (0..n_jobs).filter(|&j| slots[j].is_none()).collect();
+    let expected = |j: &usize| !is_excluded(&header.excluded, j / header.n_toys);
+    let missing: Vec<usize> = (0..n_jobs)
+        .filter(expected)
+        .filter(|&j| slots[j].is_none())
+        .collect();
     if !missing.is_empty() {
         let count = header.shard.1;
         let shards: Vec<String> = (0..count)

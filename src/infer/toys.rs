@@ -144,6 +144,12 @@ impl<'m> ToySource<'m> {
         })
     }
 
+    /// Where the model the toys are drawn from is not a density at `theta`
+    /// ([`KindToys::invalid_at`], kind by kind).
+    pub fn invalid_at(&self, theta: &[f64]) -> Option<crate::likelihood::InvalidDensity> {
+        self.kinds.iter().find_map(|kind| kind.invalid_at(theta))
+    }
+
     /// The toys of the kind whose toys are of type `T` (the unbinned pools:
     /// [`crate::channel::unbinned::toys::UnbinnedToys`]), where the model has it.
     pub fn kind_toys<T: 'static>(&self) -> Option<&T> {

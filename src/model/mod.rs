@@ -335,6 +335,20 @@ impl Model {
         self.all_kinds()
             .find_map(|kind| kind.undefined_coefficient(theta, &self.parameters))
     }
+
+    /// The first place, over every channel kind, where the model toys are drawn from is not
+    /// a density at `theta_gen` ([`ChannelKind::generation_invalid`]).
+    pub fn generation_invalid(
+        &self,
+        theta_gen: &[f64],
+    ) -> crate::error::Result<Option<crate::likelihood::InvalidDensity>> {
+        for kind in self.all_kinds() {
+            if let Some(invalid) = kind.generation_invalid(theta_gen)? {
+                return Ok(Some(invalid));
+            }
+        }
+        Ok(None)
+    }
 }
 
 /// The model's parameters: the workspace's `parameters` in order (per-bin sets of binned

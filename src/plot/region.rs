@@ -1,7 +1,8 @@
 //! The plot of a 2-D Neyman construction: grid cells shaded by the Neyman regions, the cells
 //! whose membership the toys' finite statistics leave open (the band between the regions with
 //! the low and the high critical values), the Neyman contours (solid) beside the asymptotic
-//! ones (dashed), and the best fit.
+//! ones (dashed), the best fit, and the excluded grid points (grey: the model is not a
+//! density there).
 
 use std::path::{Path, PathBuf};
 
@@ -92,6 +93,15 @@ where
             Some(Rectangle::new(cell(p), shades[region.min(1)].filled()))
         }))
         .map_err(|e| e.to_string())?;
+    if !result.excluded_points.is_empty() {
+        let grey = RGBColor(190, 190, 190);
+        let excluded = result.excluded_points.iter();
+        chart
+            .draw_series(excluded.map(|e| Rectangle::new(cell(&e.point), grey.filled())))
+            .map_err(|e| e.to_string())?
+            .label("excluded: the model is not a density")
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], grey.filled()));
+    }
     let band = RGBColor(250, 170, 60).mix(0.5);
     let open = |g: usize| {
         result

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::infer::resample::toy_mc_weights;
 use crate::likelihood::data::{self, ChannelPool};
 use crate::likelihood::normalisation::ChannelNormalisation;
-use crate::likelihood::{add_unbinned_nll, ChannelData, Evaluation, Order};
+use crate::likelihood::{add_unbinned_nll, ChannelData, Evaluation, InvalidDensity, Order};
 use crate::model::{Channel, Parameter};
 use crate::ratio::ChannelRatios;
 use toys::UnbinnedToys;
@@ -244,6 +244,30 @@ impl ChannelKind for UnbinnedChannels {
             pools,
             theta_gen,
         )?))
+    }
+
+    /// The first pooled MC event whose density s(x|θ) = Σ_c ν̃_c r_c g_c is negative (or not
+    /// finite) at θ_gen: the pool samples the whole feature space the model covers, so the
+    /// model is a density there exactly when it is at every pooled event. (A zero density
+    /// is a density: such events are never drawn.)
+    fn generation_invalid(&self, theta_gen: &[f64]) -> Result<Option<InvalidDensity>> {
+        let pools = self.asimov_sets(theta_gen)?;
+        let first = self
+            .channels
+            .iter()
+            .zip(&pools)
+            .find_map(|(channel, pool)| {
+                let density = pool.model_density(channel, theta_gen);
+                let event = density.iter().position(|s| !(*s >= 0.0 && s.is_finite()))?;
+                Some(InvalidDensity {
+                    channel: channel.name.clone(),
+                    event,
+                    density: density[event],
+                    process: None,
+                    bin: false,
+                })
+            });
+        Ok(first)
     }
 
     fn prepare_generation(&self) -> Result<()> {

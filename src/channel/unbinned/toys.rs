@@ -49,12 +49,13 @@ use super::UnbinnedData;
 use crate::channel::{KindToys, Observed, ToyKey};
 use crate::error::{Error, Result};
 use crate::infer::toy_pool::{AliasTable, PoolRows};
-use crate::likelihood::ChannelData;
+use crate::likelihood::{ChannelData, InvalidDensity};
 use crate::model::Channel;
 
 /// The unbinned channels' pooled MC with their toy-drawing weights at one generation point.
 #[derive(Default)]
 pub struct UnbinnedToys {
+    channels: Vec<Channel>,
     pools: Vec<ChannelData>,
     /// Each pool's events as rows, which the toys are gathered from
     /// ([`crate::infer::toy_pool`]), where a row is narrow ([`PoolRows::worth_keeping`]);
@@ -94,6 +95,7 @@ impl UnbinnedToys {
             draw_weights.push(weights);
         }
         Ok(UnbinnedToys {
+            channels: channels.to_vec(),
             rows: pools
                 .iter()
                 .map(|pool| PoolRows::worth_keeping(pool).then(|| PoolRows::new(pool)))
@@ -136,6 +138,23 @@ impl KindToys for UnbinnedToys {
             });
         }
         Box::new(UnbinnedData { channels })
+    }
+
+    /// The first pooled event whose density is negative (or not finite) at θ.
+    fn invalid_at(&self, theta: &[f64]) -> Option<InvalidDensity> {
+        for (channel, pool) in self.channels.iter().zip(&self.pools) {
+            let density = pool.model_density(channel, theta);
+            if let Some(event) = density.iter().position(|s| !(*s >= 0.0 && s.is_finite())) {
+                return Some(InvalidDensity {
+                    channel: channel.name.clone(),
+                    event,
+                    density: density[event],
+                    process: None,
+                    bin: false,
+                });
+            }
+        }
+        None
     }
 
     fn as_any(&self) -> &dyn Any {
