@@ -396,7 +396,10 @@ pub struct SbcResult {
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct FlaggedPair {
     pub pair: usize,
+    /// null where undefined (a chain that never moved): such a pair is flagged.
+    #[schemars(with = "Option<f64>")]
     pub rhat: f64,
+    #[schemars(with = "Option<f64>")]
     pub ess_bulk: f64,
     pub divergences: u64,
 }
@@ -404,9 +407,11 @@ pub struct FlaggedPair {
 /// The sampler's health over all pairs.
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct SamplingDiagnostics {
-    /// The largest R̂ of any pair and parameter.
+    /// The largest R̂ of any pair and parameter (null where no pair's is defined).
+    #[schemars(with = "Option<f64>")]
     pub rhat_max: f64,
-    /// The smallest bulk ESS of any pair and parameter.
+    /// The smallest bulk ESS of any pair and parameter (null where no pair's is defined).
+    #[schemars(with = "Option<f64>")]
     pub ess_bulk_min: f64,
     /// Divergent transitions after warm-up, all pairs.
     pub divergences: u64,
