@@ -474,7 +474,7 @@ pub struct NeymanOutput {
     pub toy_fits_not_converged: usize,
     /// The grid points left out (the model is not a density there): no toys, critical value
     /// and observed t null, in no interval.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub excluded_points: Vec<ExcludedPoint>,
     pub warnings: Vec<String>,
 }

@@ -45,7 +45,7 @@ pub struct NeymanRegionOutput {
     pub toy_fits_not_converged: usize,
     /// The grid points left out (the model is not a density there): no toys, critical values
     /// and observed t null, in no region, and no contour runs through their cells.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub excluded_points: Vec<ExcludedPoint>,
     pub warnings: Vec<String>,
 }
