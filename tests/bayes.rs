@@ -1,6 +1,8 @@
 //! Bayesian inference (issue 18): priors, NUTS sampling of closed-form posteriors, and the
 //! convergence diagnostics against arviz.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use nsbi::bayes::closed_form::{GaussianPosterior, MixturePosterior};
@@ -533,29 +535,18 @@ fn nuts_reproduces_the_bimodal_mixture_posterior() {
     );
     assert!(d.rhat < 1.01, "{d:?}");
     assert_eq!(samples.total_divergences(), 0);
-    let draws: Vec<f64> = theta.concat();
-    let positive = draws.iter().filter(|&&t| t > 0.0).count() as f64 / draws.len() as f64;
-    assert!(
-        (positive - 0.5).abs() < 0.1,
-        "share of draws with θ > 0: {positive}"
-    );
-    for (label, f, exact, var) in [
-        ("E[θ²]", (|t: f64| t * t) as fn(f64) -> f64, m2, var2),
-        ("E[|θ|]", |t: f64| t.abs(), m_abs, var_abs),
-    ] {
-        let series: Vec<Vec<f64>> = theta
-            .iter()
-            .map(|c| c.iter().map(|&t| f(t)).collect())
-            .collect();
-        let ess = diagnostics::ess_bulk(&series);
-        let estimate = series.concat().iter().sum::<f64>() / draws.len() as f64;
-        let pull = (estimate - exact) / (var / ess).sqrt();
+    let moments = common::mixture_moments(&theta);
+    for (m, exact, var) in [(&moments[0], m2, var2), (&moments[1], m_abs, var_abs)] {
+        let pull = (m.estimate - exact) / (var / m.ess).sqrt();
         eprintln!(
-            "{label}: {estimate:.4} vs quadrature {exact:.4} ({pull:.2} MC errors, ESS {ess:.0})"
+            "{}: {:.4} vs quadrature {exact:.4} ({pull:.2} MC errors, ESS {:.0})",
+            m.label, m.estimate, m.ess
         );
         assert!(
             pull.abs() < 4.5,
-            "{label}: {estimate} vs {exact} ({pull:.2} MC errors)"
+            "{}: {} vs {exact} ({pull:.2} MC errors)",
+            m.label,
+            m.estimate
         );
     }
 }

@@ -3,9 +3,10 @@
 //! analytic posterior of the linear-Gaussian simulator (`truth.json`), and against the same
 //! ensemble's posterior moments by importance sampling (`models/trained_nre/training.json`).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
-use nsbi::bayes::diagnostics;
 use nsbi::bayes::run::{run_posterior, PosteriorRun};
 use nsbi::bayes::{SamplerSettings, Samples};
 
@@ -208,47 +209,32 @@ fn trained_mixture_posterior_matches_quadrature() {
     let run = run(&toy().join("mixture_trained.yaml"), 3000);
     assert_eq!(run.report.observations, 12);
     assert!(run.report.summary.parameters[0].diagnostics.rhat < 1.01);
-    let theta = run.samples.parameter(0);
-    let draws = theta.concat();
-    let positive = draws.iter().filter(|&&t| t > 0.0).count() as f64 / draws.len() as f64;
-    assert!(
-        (positive - 0.5).abs() < 0.1,
-        "share of draws with θ > 0: {positive}"
-    );
+    let moments = common::mixture_moments(&run.samples.parameter(0));
     let truth = read_json(&toy().join("truth.json"));
     let exact = &truth["mixture"]["quadrature"];
     let training = read_json(&toy().join("models/trained_mixture_nre/training.json"));
     let ensemble = &training["posterior_by_quadrature"];
-    for (label, f, key, var) in [
-        (
-            "E[θ²]",
-            (|t: f64| t * t) as fn(f64) -> f64,
-            "E_theta2",
-            "Var_theta2",
-        ),
-        ("E[|θ|]", |t: f64| t.abs(), "E_abs_theta", "Var_abs_theta"),
-    ] {
-        let series: Vec<Vec<f64>> = theta
-            .iter()
-            .map(|c| c.iter().map(|&t| f(t)).collect())
-            .collect();
-        let ess = diagnostics::ess_bulk(&series);
-        let estimate = series.concat().iter().sum::<f64>() / draws.len() as f64;
-        let sd = exact[var].as_f64().unwrap().sqrt();
+    for (m, key) in moments.iter().zip(["theta2", "abs_theta"]) {
+        let sd = exact[format!("Var_{key}")].as_f64().unwrap().sqrt();
         let (exact, own) = (
-            exact[key].as_f64().unwrap(),
-            ensemble[key].as_f64().unwrap(),
+            exact[format!("E_{key}")].as_f64().unwrap(),
+            ensemble[format!("E_{key}")].as_f64().unwrap(),
         );
-        let pull = (estimate - own) / (sd / ess.sqrt());
+        let pull = (m.estimate - own) / (sd / m.ess.sqrt());
         eprintln!(
-            "trained mixture {label}: {estimate:.4}; ensemble by quadrature {own:.4} ({pull:.2} MC \
-             errors, ESS {ess:.0}); exact {exact:.4} ({:.3} sd)",
-            (estimate - exact) / sd
+            "trained mixture {}: {:.4}; ensemble by quadrature {own:.4} ({pull:.2} MC errors, \
+             ESS {:.0}); exact {exact:.4} ({:.3} sd)",
+            m.label,
+            m.estimate,
+            m.ess,
+            (m.estimate - exact) / sd
         );
-        assert!(pull.abs() < 4.5, "{label}: {estimate} vs {own}");
+        assert!(pull.abs() < 4.5, "{}: {} vs {own}", m.label, m.estimate);
         assert!(
-            (estimate - exact).abs() < 0.15 * sd,
-            "{label}: {estimate} vs {exact}"
+            (m.estimate - exact).abs() < 0.15 * sd,
+            "{}: {} vs {exact}",
+            m.label,
+            m.estimate
         );
     }
 }

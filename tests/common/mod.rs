@@ -407,3 +407,36 @@ pub fn assert_nll_points(like: &nsbi::likelihood::Likelihood, points: &serde_jso
         );
     }
 }
+
+/// A moment of the seed-004 mixture's posterior estimated from NUTS draws.
+pub struct MixtureMoment {
+    /// `E[θ²]` or `E[|θ|]`.
+    pub label: &'static str,
+    pub estimate: f64,
+    /// The bulk ESS of the function's draws: its Monte-Carlo error is √(Var/ESS).
+    pub ess: f64,
+}
+
+/// E[θ²] and E[|θ|] from the draws of θ (chains × draws) of the bimodal seed-004 posterior
+/// (symmetric in θ ↔ −θ), after checking that both modes were visited (a share of θ > 0 within
+/// 0.1 of ½).
+pub fn mixture_moments(theta: &[Vec<f64>]) -> [MixtureMoment; 2] {
+    let draws = theta.concat();
+    let positive = draws.iter().filter(|&&t| t > 0.0).count() as f64 / draws.len() as f64;
+    assert!(
+        (positive - 0.5).abs() < 0.1,
+        "share of draws with θ > 0: {positive}"
+    );
+    let moment = |label, f: fn(f64) -> f64| {
+        let series: Vec<Vec<f64>> = theta
+            .iter()
+            .map(|c| c.iter().map(|&t| f(t)).collect())
+            .collect();
+        MixtureMoment {
+            label,
+            estimate: series.concat().iter().sum::<f64>() / draws.len() as f64,
+            ess: nsbi::bayes::diagnostics::ess_bulk(&series),
+        }
+    };
+    [moment("E[θ²]", |t| t * t), moment("E[|θ|]", f64::abs)]
+}
