@@ -313,3 +313,39 @@ fn the_commands_report_the_excluded_points() {
     let svg = std::fs::read_to_string(dir.path().join("region.svg")).unwrap();
     assert!(svg.contains("excluded: the model is not a density"));
 }
+
+/// Outside a Neyman construction (hypothesis-test toys, any generation point a caller picks),
+/// toys at a point where a pooled MC event has a negative density are refused, naming the event
+/// the closed form names — never drawn from the positive events alone, which would be toys of
+/// another model.
+#[test]
+fn toys_where_the_pool_has_a_negative_density_are_refused() {
+    use nsbi::channel::ChannelKind;
+    let analysis = linear();
+    let closed = ClosedForm::compute();
+    let (point, event) = (0..closed.points.len())
+        .filter(|&g| !closed.observed_negative[g])
+        .find_map(|g| closed.pool_first_negative[g].map(|e| (closed.points[g], e)))
+        .expect("a grid point negative at a pooled event only");
+    let model = &analysis.model;
+    let mut theta = model.init();
+    for (name, value) in ["c1", "c2"].iter().zip(point) {
+        theta[model.parameter_index(name).unwrap()] = value;
+    }
+    let error = match model.channels.toys(&theta) {
+        Ok(_) => panic!("toys drawn at {point:?}, where pooled event {event} is negative"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        error.contains(&format!("pooled MC event {event} ")) && error.contains("not a density"),
+        "{error}"
+    );
+    let positive = (0..closed.points.len())
+        .find(|&g| !closed.observed_negative[g] && closed.pool_first_negative[g].is_none())
+        .map(|g| closed.points[g])
+        .unwrap();
+    for (name, value) in ["c1", "c2"].iter().zip(positive) {
+        theta[model.parameter_index(name).unwrap()] = value;
+    }
+    assert!(model.channels.toys(&theta).is_ok(), "{positive:?}");
+}

@@ -163,7 +163,9 @@ impl KindToys for UnbinnedToys {
 }
 
 /// w'_i = b_i s(x_i|θ) / Σ_c r_c(x_i) from the pool's Asimov weights w_i: see the module
-/// documentation. Events where the model density is not positive get weight 0.
+/// documentation. Events of density 0 get weight 0; a negative or non-finite density is an
+/// error (the model is not a density at θ: drawing without those events would be a toy of
+/// another model).
 fn positive_weights(channel: &Channel, pool: &ChannelData, theta: &[f64]) -> Result<Vec<f64>> {
     let density = pool.model_density(channel, theta);
     let base = pool.mc_weights.as_ref().ok_or_else(|| {
@@ -182,10 +184,22 @@ fn positive_weights(channel: &Channel, pool: &ChannelData, theta: &[f64]) -> Res
                 channel.name
             )));
         }
-        let ratio_sum: f64 = pool.processes.iter().map(|p| p.ratio[i]).sum();
         let s = density[i];
-        let valid = s > 0.0 && s.is_finite() && ratio_sum > 0.0;
-        out.push(if valid { b * s / ratio_sum } else { 0.0 });
+        if !(s >= 0.0 && s.is_finite()) {
+            return Err(Error::Analysis(format!(
+                "channel {}: the model density Σ_c ν̃_c r_c g_c is {s:e} at pooled MC event {i} \
+                 at the toys' generation point: the model is not a density there, so no toy \
+                 can be drawn from it (a Neyman construction excludes such grid points; \
+                 generate where the model is positive)",
+                channel.name
+            )));
+        }
+        let ratio_sum: f64 = pool.processes.iter().map(|p| p.ratio[i]).sum();
+        out.push(if s > 0.0 && ratio_sum > 0.0 {
+            b * s / ratio_sum
+        } else {
+            0.0
+        });
     }
     Ok(out)
 }
