@@ -411,57 +411,53 @@ fn bad_test_files_are_refused_with_their_location() {
         all.extend(needles);
         assert_refused(&out, &all);
     };
-    let no_x = bad_file(d, "no_x.h5", Some((&theta, &[3, 4])), None);
-    refused(&no_x, &["no dataset `x`", "found: theta"]);
-    let wide_theta = bad_file(
-        d,
-        "wide_theta.h5",
-        Some((&theta, &[4, 3])),
-        Some((&x, &[3, 5])),
-    );
-    refused(
-        &wide_theta,
-        &["dataset `theta` has shape [4, 3]", "expected [n, 4]"],
-    );
-    let short_x = bad_file(
-        d,
-        "short_x.h5",
-        Some((&theta, &[3, 4])),
-        Some((&x[..10], &[2, 5])),
-    );
-    refused(&short_x, &["dataset `x` has shape [2, 5]", "3 pairs"]);
     let x6: Vec<f64> = (0..18).map(|k| k as f64).collect();
-    let wide_x = bad_file(
-        d,
-        "wide_x.h5",
-        Some((&theta, &[3, 4])),
-        Some((&x6, &[3, 6])),
-    );
-    refused(
-        &wide_x,
-        &["6 values per observation", "observed.h5", "have 5"],
-    );
     let mut nan_x = x.clone();
     nan_x[12] = f64::NAN;
-    let nan = bad_file(
-        d,
-        "nan_x.h5",
-        Some((&theta, &[3, 4])),
-        Some((&nan_x, &[3, 5])),
-    );
-    refused(
-        &nan,
-        &["dataset `x`, pair 2", "value 2 of observation 0 is NaN"],
-    );
     let mut inf_theta = theta.clone();
     inf_theta[5] = f64::INFINITY;
-    let inf = bad_file(
-        d,
-        "inf_theta.h5",
-        Some((&inf_theta, &[3, 4])),
-        Some((&x, &[3, 5])),
-    );
-    refused(&inf, &["dataset `theta`, pair 1", "theta1 = inf"]);
+    type Dataset<'a> = Option<(&'a [f64], &'a [usize])>;
+    let cases: [(&str, Dataset, Dataset, &[&str]); 6] = [
+        (
+            "no_x.h5",
+            Some((&theta, &[3, 4])),
+            None,
+            &["no dataset `x`", "found: theta"],
+        ),
+        (
+            "wide_theta.h5",
+            Some((&theta, &[4, 3])),
+            Some((&x, &[3, 5])),
+            &["dataset `theta` has shape [4, 3]", "expected [n, 4]"],
+        ),
+        (
+            "short_x.h5",
+            Some((&theta, &[3, 4])),
+            Some((&x[..10], &[2, 5])),
+            &["dataset `x` has shape [2, 5]", "3 pairs"],
+        ),
+        (
+            "wide_x.h5",
+            Some((&theta, &[3, 4])),
+            Some((&x6, &[3, 6])),
+            &["6 values per observation", "observed.h5", "have 5"],
+        ),
+        (
+            "nan_x.h5",
+            Some((&theta, &[3, 4])),
+            Some((&nan_x, &[3, 5])),
+            &["dataset `x`, pair 2", "value 2 of observation 0 is NaN"],
+        ),
+        (
+            "inf_theta.h5",
+            Some((&inf_theta, &[3, 4])),
+            Some((&x, &[3, 5])),
+            &["dataset `theta`, pair 1", "theta1 = inf"],
+        ),
+    ];
+    for (name, theta, x, needles) in cases {
+        refused(&bad_file(d, name, theta, x), needles);
+    }
     refused(
         &d.join("absent.h5").display().to_string(),
         &["test file not found"],
