@@ -230,7 +230,10 @@ pub use crate::channel::ChannelReport as BinnedChannelReport;
 
 /// Fits `like` from `options` and profiles every free POI.
 pub fn fit_with_intervals(like: &Likelihood, options: &FitOptions, minos: bool) -> FitReport {
-    let result = fit::minimise(like, options);
+    let mut result = fit::minimise(like, options);
+    if result.converged {
+        refuse_minimum_without_density(like, &mut result);
+    }
     let mut intervals = Vec::new();
     if minos && result.converged {
         for poi in like.model.pois() {
@@ -248,6 +251,20 @@ pub fn fit_with_intervals(like: &Likelihood, options: &FitOptions, minos: bool) 
         intervals,
         normalisation,
         binned_channels,
+    }
+}
+
+/// A minimum where the model is not a density (some pooled MC event of an unbinned channel
+/// with a negative density, or a negative expected count) is not a success, even though the
+/// data's own events have a likelihood there: the fit is marked not converged, saying where.
+/// (Where the check itself cannot be made — a pool that toys could not use — the fit stands.)
+fn refuse_minimum_without_density(like: &Likelihood, result: &mut fit::FitResult) {
+    if let Ok(Some(invalid)) = like.model.generation_invalid(&result.theta) {
+        result.converged = false;
+        result.message.push_str(&format!(
+            "; the model is not a density at this minimum (over the pooled MC or the bins: \
+             {invalid}): restrict the parameters' bounds to where it is one"
+        ));
     }
 }
 

@@ -349,3 +349,43 @@ fn toys_where_the_pool_has_a_negative_density_are_refused() {
     }
     assert!(model.channels.toys(&theta).is_ok(), "{positive:?}");
 }
+
+/// A fit whose minimum is where the model is not a density over the pooled MC (the data's own
+/// events still have a likelihood there) is not a success: `nsbi fit` fails, its JSON says not
+/// converged and names the event the closed form names; the free fit, inside the allowed region, converges.
+#[test]
+fn a_minimum_where_the_model_is_not_a_density_is_not_converged() {
+    let closed = ClosedForm::compute();
+    let (point, event) = (0..closed.points.len())
+        .filter(|&g| !closed.observed_negative[g])
+        .find_map(|g| closed.pool_first_negative[g].map(|e| (closed.points[g], e)))
+        .unwrap();
+    let ws = linear_path().display().to_string();
+    let fix = format!("c1={},c2={}", point[0], point[1]);
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("fit.json");
+    let out = nsbi(&[
+        "fit",
+        &ws,
+        "--fix",
+        &fix,
+        "--no-minos",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_refused(
+        &out,
+        &["fit did not converge", "not a density at this minimum"],
+    );
+    let fit = read_json(&json);
+    let status = &fit["status"];
+    let message = status["message"].as_str().unwrap();
+    assert_eq!(status["converged"], false, "{message}");
+    assert!(
+        message.contains("not a density at this minimum")
+            && message.contains(&format!("at event {event} of channel")),
+        "{message}"
+    );
+    let free = nsbi_json(&["fit", &ws, "--no-minos"]);
+    assert_eq!(free["status"]["verdict"], "converged", "{}", free["status"]);
+}
