@@ -5,10 +5,11 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use common::sampler_settings as settings;
 use nsbi::bayes::closed_form::{GaussianPosterior, MixturePosterior};
 use nsbi::bayes::diagnostics::{self, ParameterDiagnostics};
 use nsbi::bayes::prior::{parse_priors, Prior, Priors};
-use nsbi::bayes::{sample, SamplerSettings, Samples};
+use nsbi::bayes::{sample, Samples};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use statrs::distribution::{Continuous, ContinuousCDF, Normal, Uniform};
@@ -355,16 +356,6 @@ fn spread_inits(chains: usize, dim: usize, seed: u64) -> Vec<Vec<f64>> {
     (0..chains)
         .map(|_| (0..dim).map(|_| rng.random_range(-3.0..3.0)).collect())
         .collect()
-}
-
-fn settings(chains: usize, draws: u64, seed: u64) -> SamplerSettings {
-    SamplerSettings {
-        chains,
-        warmup: 1000,
-        draws,
-        seed,
-        ..SamplerSettings::default()
-    }
 }
 
 /// Posterior mean of each parameter and covariance of each pair from the draws.

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use common::sampler_settings as settings;
 use nsbi::bayes::diagnostics::{self, ParameterDiagnostics};
 use nsbi::bayes::run::{run_posterior, write_posterior, PosteriorOutputs, PosteriorRun};
 use nsbi::bayes::{SamplerSettings, Samples};
@@ -14,16 +15,6 @@ fn toy() -> PathBuf {
 
 fn truth() -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(toy().join("truth.json")).unwrap()).unwrap()
-}
-
-fn settings(chains: usize, draws: u64, seed: u64) -> SamplerSettings {
-    SamplerSettings {
-        chains,
-        warmup: 1000,
-        draws,
-        seed,
-        ..SamplerSettings::default()
-    }
 }
 
 fn run_in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {

@@ -272,12 +272,7 @@ impl Workspace {
     ) -> PyResult<String> {
         let path = self.path.clone();
         let output = interruptible(py, &self.pool, move || -> nsbi::Result<_> {
-            diagnostics::check_settings(bins, p_threshold)?;
-            let ws = nsbi::workspace::Workspace::load(&path)?;
-            let holdouts = holdout
-                .iter()
-                .map(|h| diagnostics::Holdout::parse(h))
-                .collect::<nsbi::Result<Vec<_>>>()?;
+            let (ws, holdouts) = diagnostics::open(&path, bins, p_threshold, &holdout)?;
             let selection = diagnostics::select(&ws, &process, &holdouts)?;
             Ok(diagnostics::calibrate(&ws, &selection, bins, p_threshold)?.output())
         })?
@@ -304,12 +299,7 @@ impl Workspace {
     ) -> PyResult<String> {
         let (path, cache_dir) = (self.path.clone(), self.cache_dir.clone());
         let output = interruptible(py, &self.pool, move || -> nsbi::Result<_> {
-            diagnostics::check_settings(bins, p_threshold)?;
-            let ws = nsbi::workspace::Workspace::load(&path)?;
-            let holdouts = holdout
-                .iter()
-                .map(|h| diagnostics::Holdout::parse(h))
-                .collect::<nsbi::Result<Vec<_>>>()?;
+            let (ws, holdouts) = diagnostics::open(&path, bins, p_threshold, &holdout)?;
             let dir = cache_dir.unwrap_or_else(|| analysis::default_cache_dir(&ws));
             let cache = nsbi::data::RatioCache::new(dir);
             let selection = diagnostics::select(&ws, &process, &holdouts)?;

@@ -137,13 +137,8 @@ impl ClosureArgs {
 fn prepare(
     args: &DiagnosticArgs,
 ) -> anyhow::Result<(Workspace, Vec<diagnostics::Holdout>, PathBuf)> {
-    diagnostics::check_settings(args.bins, args.p_threshold)?;
-    let ws = Workspace::load(&args.workspace)?;
-    let holdouts = args
-        .holdout
-        .iter()
-        .map(|h| diagnostics::Holdout::parse(h))
-        .collect::<Result<Vec<_>, _>>()?;
+    let (ws, holdouts) =
+        diagnostics::open(&args.workspace, args.bins, args.p_threshold, &args.holdout)?;
     let out = args
         .out
         .clone()

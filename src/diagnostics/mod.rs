@@ -497,6 +497,24 @@ pub fn default_output_dir(workspace: &Path) -> PathBuf {
 }
 
 /// Refuses a binning or a family-wise threshold no diagnostics run can use.
+/// The workspace a diagnostics command looks at, with the held-out samples `holdouts`
+/// (`PROCESS:FILE:GROUP` each) parsed, after checking `bins` and `p_threshold`: what
+/// `nsbi calibrate`, `nsbi closure` and their Python calls start from.
+pub fn open(
+    path: &std::path::Path,
+    bins: usize,
+    p_threshold: f64,
+    holdouts: &[String],
+) -> Result<(Workspace, Vec<Holdout>)> {
+    check_settings(bins, p_threshold)?;
+    let ws = Workspace::load(path)?;
+    let holdouts = holdouts
+        .iter()
+        .map(|h| Holdout::parse(h))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((ws, holdouts))
+}
+
 pub fn check_settings(bins: usize, p_threshold: f64) -> Result<()> {
     if bins < 2 {
         return Err(Error::Analysis("--bins must be at least 2".into()));

@@ -440,3 +440,14 @@ pub fn mixture_moments(theta: &[Vec<f64>]) -> [MixtureMoment; 2] {
     };
     [moment("E[θ²]", |t| t * t), moment("E[|θ|]", f64::abs)]
 }
+
+/// NUTS settings of the posterior tests: `chains` × `draws` after 1 000 warm-up steps.
+pub fn sampler_settings(chains: usize, draws: u64, seed: u64) -> nsbi::bayes::SamplerSettings {
+    nsbi::bayes::SamplerSettings {
+        chains,
+        warmup: 1000,
+        draws,
+        seed,
+        ..nsbi::bayes::SamplerSettings::default()
+    }
+}
